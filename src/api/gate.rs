@@ -1,0 +1,169 @@
+//! Gates: the checks made at every checkpoint.
+
+use kube::KubeSchema;
+use kube::core::Duration;
+use serde::{Deserialize, Serialize};
+
+/// A check made at every checkpoint. It passes while `min <= value <= max` (both optional,
+/// inclusive); no data is never a pass. Set exactly one provider.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.alerts) ? 1 : 0) + (has(self.ofrep) ? 1 : 0) + (has(self.http) ? 1 : 0) == 1")
+    .message("gate must set exactly one of prometheus, alerts, ofrep and http"))]
+#[x_kube(validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max")
+    .message("min must not be greater than max"))]
+pub struct Gate {
+    /// Name of the gate, unique within the rollout; it names the gate in status and events.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("name must not be empty"))]
+    #[schemars(length(max = 63))]
+    pub name: String,
+    /// A PromQL instant query; its single value is the gate's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusGate>,
+    /// The number of firing alerts that match; `max` defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertsGate>,
+    /// A flag-determinism probe over OFREP; the value is the number of violations and `max`
+    /// defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ofrep: Option<OfrepGate>,
+    /// A number or boolean read from a JSON HTTP answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpGate>,
+    /// Lowest passing value (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Highest passing value (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Failing checkpoints in a row that trigger a rollback (default 1).
+    #[serde(default = "default_failure_limit")]
+    #[x_kube(validation = Rule::new("self >= 1").message("failureLimit must be at least 1"))]
+    pub failure_limit: u32,
+}
+
+/// The one provider a valid [`Gate`] holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Provider<'a> {
+    /// A PromQL query.
+    Prometheus(&'a PrometheusGate),
+    /// Firing alerts.
+    Alerts(&'a AlertsGate),
+    /// An OFREP determinism probe.
+    Ofrep(&'a OfrepGate),
+    /// An HTTP JSON check.
+    Http(&'a HttpGate),
+}
+
+impl Gate {
+    /// The gate's provider, or `None` when not exactly one is set.
+    pub fn provider(&self) -> Option<Provider<'_>> {
+        match (&self.prometheus, &self.alerts, &self.ofrep, &self.http) {
+            (Some(p), None, None, None) => Some(Provider::Prometheus(p)),
+            (None, Some(a), None, None) => Some(Provider::Alerts(a)),
+            (None, None, Some(o), None) => Some(Provider::Ofrep(o)),
+            (None, None, None, Some(h)) => Some(Provider::Http(h)),
+            _ => None,
+        }
+    }
+
+    /// The bounds the gate's value is held to: its own `min`/`max`, with `max` defaulting to 0
+    /// for the counting providers (alerts and ofrep) when neither bound is given.
+    pub fn bounds(&self) -> (Option<f64>, Option<f64>) {
+        let counts = self.alerts.is_some() || self.ofrep.is_some();
+        if counts && self.min.is_none() && self.max.is_none() {
+            (None, Some(0.0))
+        } else {
+            (self.min, self.max)
+        }
+    }
+}
+
+/// A PromQL instant query whose single value is the gate's value.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusGate {
+    /// Base URL of the Prometheus HTTP API; defaults to the controller's `--prometheus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The PromQL query; it must return a scalar or a vector with exactly one sample.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("query must not be empty"))]
+    pub query: String,
+    /// Time allowed for the query, as a Go duration (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+/// Counts firing alerts from Prometheus' `ALERTS` series.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertsGate {
+    /// Base URL of the Prometheus HTTP API; defaults to the controller's `--prometheus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// PromQL label matchers that select the alerts, for example `severity="critical"`.
+    #[serde(default)]
+    pub matchers: Vec<String>,
+    /// Alert names that never count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+}
+
+/// Probes flag evaluation over the OpenFeature Remote Evaluation Protocol for determinism.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepGate {
+    /// Base URL of the OFREP service, for example `http://flagd:8016`.
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')")
+        .message("address must start with http:// or https://"))]
+    pub address: String,
+    /// Number of targeting keys probed at every checkpoint (default 1000).
+    #[serde(default = "default_sample")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100000").message("sample must be between 1 and 100000"))]
+    pub sample: u32,
+    /// The flag to evaluate; defaults to the flagd target's flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag: Option<String>,
+}
+
+/// HTTP method of an HTTP check.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum HttpMethod {
+    /// GET the URL.
+    #[default]
+    #[serde(rename = "GET")]
+    Get,
+    /// POST the body to the URL.
+    #[serde(rename = "POST")]
+    Post,
+}
+
+/// A number or boolean read from a JSON HTTP answer with a JSONPath expression.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpGate {
+    /// URL to call.
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')")
+        .message("url must start with http:// or https://"))]
+    pub url: String,
+    /// HTTP method (default GET).
+    #[serde(default)]
+    pub method: HttpMethod,
+    /// Body sent with POST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// RFC 9535 JSONPath to the number or boolean in the answer, for example `$.errorRate`.
+    #[x_kube(validation = Rule::new("self.startsWith('$')").message("jsonPath must start with $"))]
+    pub json_path: String,
+    /// Time allowed for the request, as a Go duration (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+fn default_failure_limit() -> u32 {
+    1
+}
+
+fn default_sample() -> u32 {
+    1000
+}

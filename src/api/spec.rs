@@ -1,0 +1,130 @@
+//! The desired state: target, stages, analysis, rollback and drift policy.
+
+use kube::core::Duration;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::gate::Gate;
+use super::status::RolloutStatus;
+use super::target::Target;
+
+/// A plan that rolls a change out to users in stages, checking gates at every checkpoint.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "rollgate.dev",
+    version = "v1alpha1",
+    kind = "Rollout",
+    namespaced,
+    status = "RolloutStatus",
+    shortname = "rgo",
+    category = "rollgate",
+    cel,
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Stage", type_ = "integer", json_path = ".status.stage"),
+    printcolumn(name = "Percent", type_ = "integer", json_path = ".status.percent"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Message", type_ = "string", json_path = ".status.message", priority = 0)
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Where the rollout writes each stage's percentage. Exactly one kind of target.
+    pub target: Target,
+    /// The stages, in order: each raises exposure to its percent and holds it at least for its
+    /// duration. Percents must be strictly increasing.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("stages must not be empty"))]
+    #[x_kube(validation = Rule::new("self.all(i, i == 0 || self[i-1].percent < self[i].percent)")
+        .message("stage percents must be strictly increasing"))]
+    #[schemars(length(max = 100))]
+    pub stages: Vec<Stage>,
+    /// How and how often the gates are checked.
+    #[serde(default)]
+    pub analysis: Analysis,
+    /// Where a rollback leaves the target.
+    #[serde(default)]
+    pub rollback: RollbackSpec,
+    /// What to do when the target's live percent differs from what the rollout last wrote.
+    #[serde(default)]
+    pub on_drift: DriftPolicy,
+    /// Hold the rollout: checkpoints go on and a failing gate still rolls back, but nothing
+    /// advances until this is false again.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// One step of exposure.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Stage {
+    /// Share of users that get the change during this stage, 0 to 100.
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("percent must be between 0 and 100"))]
+    pub percent: u8,
+    /// Minimum time at this stage before it may advance (bake time), as a Go duration such as
+    /// `2h` or `90m`. Defaults to 0s: advance at the first passing checkpoint.
+    #[serde(default = "zero_duration")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('0s')").message("duration must not be negative"))]
+    pub duration: Duration,
+}
+
+/// How and how often the gates are checked.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.gates.all(g, self.gates.exists_one(h, h.name == g.name))")
+    .message("gate names must be unique"))]
+pub struct Analysis {
+    /// Time between checkpoints within a stage, as a Go duration (default 1m). The cadence
+    /// restarts when the stage changes.
+    #[serde(default = "default_interval")]
+    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("interval must be positive"))]
+    pub interval: Duration,
+    /// Checkpoints in a row without usable data from a gate (no data or a provider error)
+    /// before the rollout pauses (default 3).
+    #[serde(default = "default_error_limit")]
+    #[x_kube(validation = Rule::new("self >= 1").message("errorLimit must be at least 1"))]
+    pub error_limit: u32,
+    /// The checks made at every checkpoint.
+    #[serde(default)]
+    #[schemars(length(max = 32))]
+    pub gates: Vec<Gate>,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Self {
+            interval: default_interval(),
+            error_limit: default_error_limit(),
+            gates: Vec::new(),
+        }
+    }
+}
+
+/// Where a rollback leaves the target.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackSpec {
+    /// The percent written to the target on rollback (default 0).
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("percent must be between 0 and 100"))]
+    pub percent: u8,
+}
+
+/// What the controller does when the target's live percent differs from the one it wrote.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DriftPolicy {
+    /// Write the expected percent back and keep going.
+    #[default]
+    Revert,
+    /// Leave the target alone and pause the rollout until someone resumes it.
+    Pause,
+}
+
+fn zero_duration() -> Duration {
+    std::time::Duration::ZERO.into()
+}
+
+fn default_interval() -> Duration {
+    std::time::Duration::from_secs(60).into()
+}
+
+fn default_error_limit() -> u32 {
+    3
+}

@@ -1,0 +1,288 @@
+//! The observed state: the evidence trail the engine keeps on the object.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How many entries `status.history` keeps; older ones are dropped first.
+pub const HISTORY_LIMIT: usize = 20;
+
+/// Where a rollout stands.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Moving through the stages.
+    Progressing,
+    /// Held for a human: checkpoints go on and a failing gate still rolls back.
+    Paused,
+    /// Every stage passed; the target keeps the last stage's percent.
+    Succeeded,
+    /// A gate failed or someone aborted; the target holds the rollback percent.
+    RolledBack,
+    /// The spec is invalid; nothing was written.
+    Failed,
+}
+
+impl Phase {
+    /// Whether the rollout has ended (Succeeded, RolledBack or Failed).
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::RolledBack | Phase::Failed)
+    }
+
+    /// The phase's name as it appears in status and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Progressing => "Progressing",
+            Phase::Paused => "Paused",
+            Phase::Succeeded => "Succeeded",
+            Phase::RolledBack => "RolledBack",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+/// A gate's verdict at one checkpoint.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum GateVerdict {
+    /// A value within the bounds.
+    Pass,
+    /// A value outside the bounds.
+    Fail,
+    /// No data: an empty result or NaN. Never a pass.
+    Inconclusive,
+    /// The provider failed: unreachable, timed out or a bad answer.
+    Error,
+}
+
+impl GateVerdict {
+    /// The verdict's word as it appears in status and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateVerdict::Pass => "pass",
+            GateVerdict::Fail => "fail",
+            GateVerdict::Inconclusive => "inconclusive",
+            GateVerdict::Error => "error",
+        }
+    }
+}
+
+/// A checkpoint's verdict over all its gates.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckpointVerdict {
+    /// Every gate passed.
+    Pass,
+    /// Not every gate passed, and no rollback followed.
+    Warn,
+    /// The checkpoint triggered a rollback.
+    Fail,
+}
+
+impl CheckpointVerdict {
+    /// The verdict's word as it appears in status and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckpointVerdict::Pass => "pass",
+            CheckpointVerdict::Warn => "warn",
+            CheckpointVerdict::Fail => "fail",
+        }
+    }
+}
+
+/// What a checkpoint saw, as recorded in status.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    /// When the checkpoint was taken.
+    pub at: Time,
+    /// The stage index at the checkpoint.
+    pub stage: u32,
+    /// The percent at the checkpoint.
+    pub percent: u8,
+    /// The checkpoint's verdict.
+    pub verdict: CheckpointVerdict,
+}
+
+/// Per-gate counters and the last observation.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GateStatus {
+    /// The gate's name.
+    pub name: String,
+    /// Consecutive failing checkpoints (reset by a pass).
+    #[serde(default)]
+    pub failures: u32,
+    /// Consecutive checkpoints without usable data (reset by a pass or a fail).
+    #[serde(default)]
+    pub misses: u32,
+    /// Verdict at the last checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verdict: Option<GateVerdict>,
+    /// Value at the last checkpoint, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_value: Option<f64>,
+    /// The provider's error at the last checkpoint, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<String>,
+}
+
+/// The kind of a history entry.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryKind {
+    /// The rollout started at stage 0.
+    Start,
+    /// A checkpoint that changed nothing.
+    Checkpoint,
+    /// Moved to the next stage.
+    Advance,
+    /// Paused.
+    Pause,
+    /// Resumed.
+    Resume,
+    /// The target's live percent differed from the expected one.
+    Drift,
+    /// Rolled back.
+    Rollback,
+    /// Completed the last stage.
+    Complete,
+    /// The spec was invalid.
+    Invalid,
+}
+
+impl HistoryKind {
+    /// The event word used in output (`start`, `advance`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryKind::Start => "start",
+            HistoryKind::Checkpoint => "checkpoint",
+            HistoryKind::Advance => "advance",
+            HistoryKind::Pause => "pause",
+            HistoryKind::Resume => "resume",
+            HistoryKind::Drift => "drift",
+            HistoryKind::Rollback => "rollback",
+            HistoryKind::Complete => "complete",
+            HistoryKind::Invalid => "invalid",
+        }
+    }
+}
+
+/// One entry of the evidence trail.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// When it happened.
+    pub at: Time,
+    /// What happened.
+    pub kind: HistoryKind,
+    /// The stage index after it happened.
+    pub stage: u32,
+    /// The expected percent after it happened.
+    pub percent: u8,
+    /// A checkpoint's verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<CheckpointVerdict>,
+    /// Why, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The observed state of a rollout: what the controller last wrote and why.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// Progressing, Paused, Succeeded, RolledBack or Failed; absent before the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Index of the current stage.
+    #[serde(default)]
+    pub stage: u32,
+    /// The percent the controller last wrote to the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
+    /// When the rollout started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When the current stage started; checkpoints fall at this time plus whole intervals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_started_at: Option<Time>,
+    /// When the next checkpoint is due; absent once the rollout has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_checkpoint_at: Option<Time>,
+    /// The last checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checkpoint: Option<Checkpoint>,
+    /// Why the rollout is where it is, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Per-gate counters and last observations, in the order of `spec.analysis.gates`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateStatus>,
+    /// The live percent seen on the target while paused by drift; the expected percent is
+    /// written back on resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drifted_percent: Option<u8>,
+    /// Whether the current pause comes from `spec.paused` (cleared when the spec unpauses).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused_by_spec: bool,
+    /// The latest checkpoints and transitions, oldest first, at most 20.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// kstatus conditions: Ready, Reconciling and Stalled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+impl RolloutStatus {
+    /// Appends a history entry, dropping the oldest beyond [`HISTORY_LIMIT`].
+    pub fn record(&mut self, entry: HistoryEntry) {
+        if self.history.len() >= HISTORY_LIMIT {
+            let excess = self.history.len() + 1 - HISTORY_LIMIT;
+            self.history.drain(..excess);
+        }
+        self.history.push(entry);
+    }
+
+    /// Sets the kstatus conditions (`Ready`, `Reconciling`, `Stalled`) from the phase,
+    /// keeping each condition's `lastTransitionTime` while its status does not change.
+    pub fn update_conditions(&mut self, now: Timestamp) {
+        let phase = self.phase;
+        let message = self.message.clone().unwrap_or_default();
+        let (ready, reconciling, stalled, reason) = match phase {
+            None => ("False", "True", "False", "Pending"),
+            Some(Phase::Progressing) => ("False", "True", "False", "Progressing"),
+            Some(Phase::Paused) => ("False", "False", "False", "Paused"),
+            Some(Phase::Succeeded) => ("True", "False", "False", "Succeeded"),
+            Some(Phase::RolledBack) => ("False", "False", "True", "RolledBack"),
+            Some(Phase::Failed) => ("False", "False", "True", "InvalidSpec"),
+        };
+        let generation = self.observed_generation;
+        for (kind, status) in [
+            ("Ready", ready),
+            ("Reconciling", reconciling),
+            ("Stalled", stalled),
+        ] {
+            let wanted = Condition {
+                type_: kind.to_owned(),
+                status: status.to_owned(),
+                reason: reason.to_owned(),
+                message: message.clone(),
+                observed_generation: generation,
+                last_transition_time: Time(now),
+            };
+            match self.conditions.iter_mut().find(|c| c.type_ == kind) {
+                Some(existing) if existing.status == wanted.status => {
+                    existing.reason = wanted.reason;
+                    existing.message = wanted.message;
+                    existing.observed_generation = wanted.observed_generation;
+                }
+                Some(existing) => *existing = wanted,
+                None => self.conditions.push(wanted),
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Where the rollout writes its percentage.
+
+use kube::KubeSchema;
+use kube::core::Duration;
+use serde::{Deserialize, Serialize};
+
+/// Where the rollout writes each stage's percentage. Set exactly one of `flagd`, `configMap`
+/// and `webhook`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.flagd) ? 1 : 0) + (has(self.configMap) ? 1 : 0) + (has(self.webhook) ? 1 : 0) == 1")
+    .message("target must set exactly one of flagd, configMap and webhook"))]
+pub struct Target {
+    /// A flag in an OpenFeature flagd flag definition: its fractional split is set to the
+    /// stage's percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flagd: Option<FlagdTarget>,
+    /// A plain ConfigMap key that holds the percent as a decimal number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapTarget>,
+    /// An HTTP endpoint (a SaaS or database-backed flag store) that receives the percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookTarget>,
+}
+
+/// The one kind of target a valid [`Target`] holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TargetKind<'a> {
+    /// A flag in a flagd definition.
+    Flagd(&'a FlagdTarget),
+    /// A ConfigMap key.
+    ConfigMap(&'a ConfigMapTarget),
+    /// An HTTP webhook.
+    Webhook(&'a WebhookTarget),
+}
+
+impl Target {
+    /// The kind of target, or `None` when not exactly one is set.
+    pub fn kind(&self) -> Option<TargetKind<'_>> {
+        match (&self.flagd, &self.config_map, &self.webhook) {
+            (Some(f), None, None) => Some(TargetKind::Flagd(f)),
+            (None, Some(c), None) => Some(TargetKind::ConfigMap(c)),
+            (None, None, Some(w)) => Some(TargetKind::Webhook(w)),
+            _ => None,
+        }
+    }
+
+    /// The flag this target rolls out, when the target names one.
+    pub fn flag_name(&self) -> Option<&str> {
+        self.flagd.as_ref().map(|f| f.flag.as_str())
+    }
+}
+
+/// A flag in an OpenFeature flagd flag definition.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.configMap) != has(self.featureFlag)")
+    .message("flagd target must set exactly one of configMap and featureFlag"))]
+pub struct FlagdTarget {
+    /// Name of the ConfigMap that holds the flag definition (same namespace as the Rollout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<String>,
+    /// Name of an OpenFeature Operator `core.openfeature.dev` FeatureFlag that holds the flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_flag: Option<String>,
+    /// Key inside the ConfigMap that holds the flagd JSON (default `flags.flagd.json`).
+    #[serde(default = "default_flagd_key")]
+    pub key: String,
+    /// The flag's key in the definition.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("flag must not be empty"))]
+    pub flag: String,
+    /// Variant served to the users inside the rollout's percentage (default `on`).
+    #[serde(default = "default_on_variant")]
+    pub on_variant: String,
+    /// Variant served to everyone else (default `off`).
+    #[serde(default = "default_off_variant")]
+    pub off_variant: String,
+    /// Targeting keys that always get the on variant, whatever the percent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowlist: Vec<String>,
+}
+
+/// A plain ConfigMap key holding the percent.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapTarget {
+    /// Name of the ConfigMap (same namespace as the Rollout).
+    #[x_kube(validation = Rule::new("size(self) > 0").message("name must not be empty"))]
+    pub name: String,
+    /// Key that holds the percent as a decimal number.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("key must not be empty"))]
+    pub key: String,
+}
+
+/// An HTTP endpoint that reads and writes the percent.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookTarget {
+    /// URL that answers GET with `{"percent": N}` and accepts PUT of the same body.
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')")
+        .message("url must start with http:// or https://"))]
+    pub url: String,
+    /// Name of a Secret (same namespace) whose keys are sent as request headers, for example
+    /// `Authorization`. Secrets are referenced, never inlined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers_secret: Option<String>,
+    /// Time allowed for one request, as a Go duration (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+fn default_flagd_key() -> String {
+    "flags.flagd.json".to_owned()
+}
+
+fn default_on_variant() -> String {
+    "on".to_owned()
+}
+
+fn default_off_variant() -> String {
+    "off".to_owned()
+}

@@ -1,0 +1,35 @@
+//! Subcommands of the `rollgate` binary.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Progressive delivery for feature flags: stages, gates, evidence.
+#[derive(Parser, Debug)]
+#[command(name = "rollgate", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the Rollout CustomResourceDefinition as YAML.
+    Crd,
+}
+
+/// Runs the parsed command and returns the process' exit status.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Crd => match rollgate::api::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rollgate crd: cannot render the CRD: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,0 +1,5 @@
+//! rollgate: progressive delivery for feature flags and configuration, as a Kubernetes
+//! controller. The [`engine`] decides; everything else observes, writes and reports.
+
+pub mod api;
+pub mod engine;
