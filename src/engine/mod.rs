@@ -1,5 +1,14 @@
-//! The decision engine: pure, no I/O, no clock.
+//! The decision engine: pure, no I/O, no clock. Given the spec, the status, the time and what
+//! was observed, [`decide`] updates the status and says what to write and tell. The
+//! controller, `simulate` and `backtest` are thin shells around it.
 
+mod decide;
+mod input;
 mod observation;
+mod outcome;
+mod schedule;
 
+pub use decide::{checkpoint_due, decide};
+pub use input::{Inputs, ManualAction};
 pub use observation::{Observation, judge};
+pub use outcome::{CheckpointReport, DriftAction, Outcome, Transition, TransitionKind};

@@ -1,0 +1,86 @@
+//! What the engine is given besides the spec and the status.
+
+use k8s_openapi::jiff::Timestamp;
+
+use super::Observation;
+
+/// A person's command (DESIGN §4 rule 7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManualAction {
+    /// Hold: nothing advances; checkpoints go on and rollback stays armed.
+    Pause,
+    /// Go on after a pause; resets every gate's `misses`.
+    Resume,
+    /// Advance now (or complete at the last stage) whatever the bake time; leaves Paused.
+    Promote,
+    /// Roll back now.
+    Abort,
+    /// Start a RolledBack rollout again from stage 0.
+    Retry,
+}
+
+impl ManualAction {
+    /// The action's word, as in scenarios and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManualAction::Pause => "pause",
+            ManualAction::Resume => "resume",
+            ManualAction::Promote => "promote",
+            ManualAction::Abort => "abort",
+            ManualAction::Retry => "retry",
+        }
+    }
+}
+
+/// Everything the engine may be told at one instant. Fields left `None` mean "nothing new".
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    /// The current time; the engine has no clock of its own.
+    pub now: Timestamp,
+    /// `metadata.generation` of the spec being decided on.
+    pub generation: Option<i64>,
+    /// A person's command, applied before any checkpoint at the same instant.
+    pub action: Option<ManualAction>,
+    /// The percent read from the target right now, for drift detection.
+    pub live_percent: Option<u8>,
+    /// One observation per gate, in the order of `spec.analysis.gates`, gathered because
+    /// [`checkpoint_due`](super::checkpoint_due) said so. A missing entry counts as an error.
+    pub observations: Option<&'a [Observation]>,
+}
+
+impl<'a> Inputs<'a> {
+    /// Inputs that carry nothing but the time.
+    pub fn at(now: Timestamp) -> Self {
+        Self {
+            now,
+            generation: None,
+            action: None,
+            live_percent: None,
+            observations: None,
+        }
+    }
+
+    /// These inputs with a manual action.
+    pub fn with_action(mut self, action: ManualAction) -> Self {
+        self.action = Some(action);
+        self
+    }
+
+    /// These inputs with the target's live percent.
+    pub fn with_live_percent(mut self, percent: u8) -> Self {
+        self.live_percent = Some(percent);
+        self
+    }
+
+    /// These inputs with the gates' observations for a checkpoint.
+    pub fn with_observations(mut self, observations: &'a [Observation]) -> Self {
+        self.observations = Some(observations);
+        self
+    }
+
+    /// These inputs for a spec generation.
+    pub fn with_generation(mut self, generation: Option<i64>) -> Self {
+        self.generation = generation;
+        self
+    }
+}
