@@ -4,3 +4,4 @@
 pub mod api;
 pub mod engine;
 pub mod gates;
+pub mod sim;

@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod output;
+mod simulate;
+
 /// Progressive delivery for feature flags: stages, gates, evidence.
 #[derive(Parser, Debug)]
 #[command(name = "rollgate", version, about)]
@@ -16,11 +19,14 @@ pub struct Cli {
 enum Command {
     /// Print the Rollout CustomResourceDefinition as YAML.
     Crd,
+    /// Run a plan on a virtual clock against a scenario of gate values and events.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Runs the parsed command and returns the process' exit status.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Simulate(args) => simulate::simulate(args),
         Command::Crd => match rollgate::api::crd_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");

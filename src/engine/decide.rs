@@ -352,7 +352,10 @@ impl Decider<'_> {
                 Some(s) if std::time::Duration::from(s.duration).is_zero() => {
                     "all gates passed".to_owned()
                 }
-                Some(s) => format!("all gates passed and the bake time of {} ended", s.duration),
+                Some(s) => format!(
+                    "all gates passed and the bake time of {} ended",
+                    super::schedule::compact(s.duration.into())
+                ),
                 None => "all gates passed".to_owned(),
             };
             self.advance(reason);

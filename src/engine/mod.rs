@@ -12,3 +12,4 @@ pub use decide::{checkpoint_due, decide};
 pub use input::{Inputs, ManualAction};
 pub use observation::{Observation, judge};
 pub use outcome::{CheckpointReport, DriftAction, Outcome, Transition, TransitionKind};
+pub use schedule::compact;

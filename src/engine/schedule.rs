@@ -36,6 +36,30 @@ pub(crate) fn baked(stage_start: Timestamp, duration: Duration, now: Timestamp) 
     add(stage_start, duration).is_some_and(|end| now >= end)
 }
 
+/// A duration the way people write it: `2h`, `1h30m`, `3d4h`, `90ms`, `0s`.
+pub fn compact(d: std::time::Duration) -> String {
+    let total = d.as_secs();
+    let (days, rest) = (total / 86_400, total % 86_400);
+    let (hours, rest) = (rest / 3600, rest % 3600);
+    let (minutes, seconds) = (rest / 60, rest % 60);
+    let mut text = String::new();
+    for (n, unit) in [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")] {
+        if n > 0 {
+            text.push_str(&n.to_string());
+            text.push_str(unit);
+        }
+    }
+    let millis = d.subsec_millis();
+    if millis > 0 {
+        text.push_str(&millis.to_string());
+        text.push_str("ms");
+    }
+    if text.is_empty() {
+        text.push_str("0s");
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +90,15 @@ mod tests {
             None
         );
         assert!(!baked(Timestamp::MAX, secs(60), Timestamp::MAX));
+    }
+
+    #[test]
+    fn compact_reads_like_a_person_wrote_it() {
+        assert_eq!(compact(std::time::Duration::from_secs(7200)), "2h");
+        assert_eq!(compact(std::time::Duration::from_secs(5400)), "1h30m");
+        assert_eq!(compact(std::time::Duration::from_secs(97_200)), "1d3h");
+        assert_eq!(compact(std::time::Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(compact(std::time::Duration::ZERO), "0s");
     }
 
     #[test]

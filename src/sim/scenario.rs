@@ -1,0 +1,262 @@
+//! The scenario file of `rollgate simulate`: gate values over time and what people and the
+//! outside world do (DESIGN §5).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::core::Duration;
+use serde::Deserialize;
+
+use super::load::{LoadError, load_yaml};
+use crate::api::RolloutSpec;
+use crate::engine::{ManualAction, Observation};
+
+/// Simulated time is capped at 30 days unless the scenario says otherwise.
+const DEFAULT_UNTIL: SignedDuration = SignedDuration::from_hours(30 * 24);
+
+/// The scenario file as written.
+#[derive(Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct ScenarioFile {
+    #[serde(default)]
+    start: Option<String>,
+    #[serde(default)]
+    until: Option<Duration>,
+    #[serde(default)]
+    gates: BTreeMap<String, Vec<PointFile>>,
+    #[serde(default)]
+    events: Vec<EventFile>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct PointFile {
+    at: Duration,
+    #[serde(default)]
+    value: Option<f64>,
+    #[serde(default)]
+    nodata: Option<bool>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct EventFile {
+    at: Duration,
+    action: ActionWord,
+    #[serde(default)]
+    percent: Option<u8>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum ActionWord {
+    Pause,
+    Resume,
+    Promote,
+    Abort,
+    Drift,
+}
+
+/// Something that happens at an offset from the start.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScenarioAction {
+    /// A person's command.
+    Manual(ManualAction),
+    /// Someone sets the target to this percent behind the rollout's back.
+    Drift(u8),
+}
+
+/// A scheduled action.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenarioEvent {
+    /// Offset from the start.
+    pub at: SignedDuration,
+    /// What happens.
+    pub action: ScenarioAction,
+}
+
+/// One gate's values over time: each entry holds until the next one; before the first entry
+/// the gate has no data.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Series {
+    points: Vec<(SignedDuration, Observation)>,
+}
+
+impl Series {
+    /// A series from (offset, observation) entries in increasing order of offset.
+    pub fn new(points: Vec<(SignedDuration, Observation)>) -> Self {
+        Self { points }
+    }
+
+    /// The observation in force at `offset`: no data before the first entry.
+    pub fn at(&self, offset: SignedDuration) -> &Observation {
+        let index = self.points.partition_point(|(at, _)| *at <= offset);
+        match index.checked_sub(1) {
+            Some(i) => &self.points[i].1,
+            None => &Observation::NoData,
+        }
+    }
+}
+
+/// A validated scenario, with one series per gate of the plan, in the plan's gate order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// When the simulated rollout starts.
+    pub start: Timestamp,
+    /// How long simulated time may run.
+    pub until: SignedDuration,
+    /// One series per gate of the plan, in `spec.analysis.gates` order.
+    pub series: Vec<Series>,
+    /// Scheduled actions, ordered by offset (file order among equal offsets).
+    pub events: Vec<ScenarioEvent>,
+}
+
+/// Reads a scenario file and checks it against the plan.
+pub fn load_scenario(file: &Path, spec: &RolloutSpec) -> Result<Scenario, LoadError> {
+    let raw: ScenarioFile = load_yaml(file)?;
+    from_file(raw, spec).map_err(|problems| LoadError::many(file, problems))
+}
+
+/// Parses scenario YAML text and checks it against the plan; `file` names it in messages.
+pub fn parse_scenario(file: &Path, text: &str, spec: &RolloutSpec) -> Result<Scenario, LoadError> {
+    let raw: ScenarioFile = super::load::parse_yaml(file, text)?;
+    from_file(raw, spec).map_err(|problems| LoadError::many(file, problems))
+}
+
+fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<String>> {
+    let mut problems = Vec::new();
+    let start = match raw.start.as_deref() {
+        None => Timestamp::UNIX_EPOCH,
+        Some(text) => text.parse::<Timestamp>().unwrap_or_else(|e| {
+            problems.push(format!(
+                "start: {text:?} is not an RFC 3339 time such as 2026-02-01T19:18:00Z ({e})"
+            ));
+            Timestamp::UNIX_EPOCH
+        }),
+    };
+    let until = match raw.until {
+        None => DEFAULT_UNTIL,
+        Some(d) => offset(d, "until", &mut problems),
+    };
+
+    let gate_names: Vec<&str> = spec
+        .analysis
+        .gates
+        .iter()
+        .map(|g| g.name.as_str())
+        .collect();
+    for name in raw.gates.keys() {
+        if !gate_names.contains(&name.as_str()) {
+            problems.push(format!(
+                "gates.{name}: the plan has no gate named {name:?} (its gates: {})",
+                gate_names.join(", ")
+            ));
+        }
+    }
+    let mut series = Vec::with_capacity(gate_names.len());
+    for name in &gate_names {
+        match raw.gates.get(*name) {
+            None => {
+                problems.push(format!(
+                    "gates: no series for the plan's gate {name:?}; every gate needs one"
+                ));
+                series.push(Series::default());
+            }
+            Some(points) => series.push(parse_series(name, points, &mut problems)),
+        }
+    }
+
+    let mut events = Vec::with_capacity(raw.events.len());
+    for (i, event) in raw.events.iter().enumerate() {
+        let at = offset(event.at, &format!("events[{i}].at"), &mut problems);
+        let action = match (event.action, event.percent) {
+            (ActionWord::Drift, Some(p)) if p <= 100 => ScenarioAction::Drift(p),
+            (ActionWord::Drift, Some(p)) => {
+                problems.push(format!("events[{i}].percent: {p} is not between 0 and 100"));
+                continue;
+            }
+            (ActionWord::Drift, None) => {
+                problems.push(format!(
+                    "events[{i}]: a drift needs the percent found on the target (percent: N)"
+                ));
+                continue;
+            }
+            (_, Some(_)) => {
+                problems.push(format!("events[{i}].percent: only a drift takes a percent"));
+                continue;
+            }
+            (ActionWord::Pause, None) => ScenarioAction::Manual(ManualAction::Pause),
+            (ActionWord::Resume, None) => ScenarioAction::Manual(ManualAction::Resume),
+            (ActionWord::Promote, None) => ScenarioAction::Manual(ManualAction::Promote),
+            (ActionWord::Abort, None) => ScenarioAction::Manual(ManualAction::Abort),
+        };
+        events.push(ScenarioEvent { at, action });
+    }
+    events.sort_by_key(|e| e.at);
+
+    if problems.is_empty() {
+        Ok(Scenario {
+            start,
+            until,
+            series,
+            events,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+fn parse_series(name: &str, points: &[PointFile], problems: &mut Vec<String>) -> Series {
+    let mut parsed: Vec<(SignedDuration, Observation)> = Vec::with_capacity(points.len());
+    for (i, point) in points.iter().enumerate() {
+        let field = format!("gates.{name}[{i}]");
+        let at = offset(point.at, &format!("{field}.at"), problems);
+        if let Some((previous, _)) = parsed.last()
+            && at <= *previous
+        {
+            problems.push(format!(
+                "{field}.at: entries must be in increasing order of time ({} does not follow {})",
+                point.at,
+                Duration::from(previous.unsigned_abs())
+            ));
+        }
+        let observation = match (point.value, point.nodata, &point.error) {
+            (Some(v), None, None) => Observation::Value(v),
+            (None, Some(true), None) => Observation::NoData,
+            (None, None, Some(message)) => Observation::Error(message.clone()),
+            (None, Some(false), None) => {
+                problems.push(format!(
+                    "{field}.nodata: only `nodata: true` means anything; give a value instead"
+                ));
+                continue;
+            }
+            _ => {
+                problems.push(format!(
+                    "{field}: give exactly one of value, nodata: true and error"
+                ));
+                continue;
+            }
+        };
+        parsed.push((at, observation));
+    }
+    Series::new(parsed)
+}
+
+fn offset(d: Duration, field: &str, problems: &mut Vec<String>) -> SignedDuration {
+    if d.is_negative() {
+        problems.push(format!(
+            "{field}: {d} is negative; offsets count from the start"
+        ));
+        return SignedDuration::ZERO;
+    }
+    match SignedDuration::try_from(std::time::Duration::from(d)) {
+        Ok(offset) => offset,
+        Err(_) => {
+            problems.push(format!("{field}: {d} is too long"));
+            SignedDuration::ZERO
+        }
+    }
+}
