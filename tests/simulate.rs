@@ -1,0 +1,564 @@
+//! `rollgate simulate` end to end: the examples, the JSON contract of DESIGN §5, `--expect`,
+//! and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn example_plan() -> PathBuf {
+    root().join("examples/passenger-favorites-matching.yaml")
+}
+
+fn scenario(name: &str) -> PathBuf {
+    root()
+        .join("examples/scenarios")
+        .join(format!("{name}.yaml"))
+}
+
+fn rollgate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(args)
+        .output()
+        .expect("the rollgate binary runs")
+}
+
+fn simulate_json(plan: &Path, scenario: &Path) -> Vec<Value> {
+    let out = rollgate(&[
+        "simulate",
+        plan.to_str().unwrap(),
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "simulate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
+        .collect()
+}
+
+/// Writes a plan and a scenario to a temporary directory and simulates them.
+fn simulate_texts(plan: &str, scenario: &str) -> Vec<Value> {
+    let dir = tempdir();
+    let plan_path = dir.join("plan.yaml");
+    let scenario_path = dir.join("scenario.yaml");
+    std::fs::write(&plan_path, plan).unwrap();
+    std::fs::write(&scenario_path, scenario).unwrap();
+    simulate_json(&plan_path, &scenario_path)
+}
+
+fn tempdir() -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "rollgate-simulate-test-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The events as compact strings: `"advance@2h:1:5"` style, for whole-timeline assertions.
+fn words(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            let event = e["event"].as_str().unwrap();
+            match event {
+                "checkpoint" => format!("checkpoint:{}", e["verdict"].as_str().unwrap()),
+                "drift" => format!(
+                    "drift:{}->{}:{}",
+                    e["expected"],
+                    e["actual"],
+                    e["action"].as_str().unwrap()
+                ),
+                "summary" => format!("summary:{}:{}", e["phase"].as_str().unwrap(), e["percent"]),
+                other => format!("{other}:{}", e["percent"]),
+            }
+        })
+        .collect()
+}
+
+fn at(event: &Value) -> &str {
+    event["at"].as_str().unwrap()
+}
+
+#[test]
+fn healthy_example_succeeds_at_ten_percent_after_eight_hours() {
+    let events = simulate_json(&example_plan(), &scenario("healthy"));
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["phase"], "Succeeded");
+    assert_eq!(summary["stage"], 2);
+    assert_eq!(summary["percent"], 10);
+    assert_eq!(at(summary), "2026-02-02T03:18:00Z");
+    let advances: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "advance")
+        .map(|e| (at(e).to_owned(), e["percent"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        advances,
+        [
+            ("2026-02-01T21:18:00Z".to_owned(), 5),
+            ("2026-02-01T23:18:00Z".to_owned(), 10)
+        ]
+    );
+    let checkpoints = events.iter().filter(|e| e["event"] == "checkpoint").count();
+    assert_eq!(checkpoints, 8, "one checkpoint an hour for 8 hours");
+}
+
+#[test]
+fn every_event_has_exactly_the_contract_fields() {
+    for name in [
+        "healthy",
+        "one-spike",
+        "two-breaches",
+        "critical-alert",
+        "determinism-failure",
+        "prometheus-outage",
+        "unauthorised-drift",
+    ] {
+        for event in simulate_json(&example_plan(), &scenario(name)) {
+            let object = event.as_object().unwrap();
+            let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+            keys.sort_unstable();
+            let expected: &[&str] = match object["event"].as_str().unwrap() {
+                "start" | "resume" | "complete" => &["at", "event", "percent", "stage"],
+                "advance" | "pause" | "rollback" => &["at", "event", "percent", "reason", "stage"],
+                "checkpoint" => &["at", "event", "gates", "percent", "stage", "verdict"],
+                "drift" => &["action", "actual", "at", "event", "expected"],
+                "summary" => &["at", "event", "percent", "phase", "stage"],
+                other => panic!("{name}: unknown event {other}"),
+            };
+            assert_eq!(keys, expected, "{name}: {event}");
+            assert!(at(&event).ends_with('Z'), "{name}: times are UTC: {event}");
+            if let Some(gates) = object.get("gates") {
+                for gate in gates.as_array().unwrap() {
+                    let verdict = gate["verdict"].as_str().unwrap();
+                    assert!(["pass", "fail", "inconclusive", "error"].contains(&verdict));
+                    assert_eq!(
+                        gate.get("value").is_some(),
+                        verdict == "pass" || verdict == "fail",
+                        "{name}: {gate}"
+                    );
+                    assert_eq!(
+                        gate.get("message").is_some(),
+                        verdict == "error",
+                        "{name}: {gate}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn examples_end_as_their_comments_say() {
+    let expectations = [
+        ("healthy", "Succeeded", 10),
+        ("one-spike", "Succeeded", 10),
+        ("two-breaches", "RolledBack", 0),
+        ("critical-alert", "RolledBack", 0),
+        ("determinism-failure", "RolledBack", 0),
+        ("prometheus-outage", "Paused", 5),
+        ("unauthorised-drift", "Succeeded", 10),
+    ];
+    for (name, phase, percent) in expectations {
+        let events = simulate_json(&example_plan(), &scenario(name));
+        let summary = events.last().unwrap();
+        assert_eq!(summary["phase"], phase, "{name}");
+        assert_eq!(summary["percent"], percent, "{name}");
+    }
+}
+
+#[test]
+fn two_breaches_in_a_row_roll_back_with_the_contract_reason() {
+    let events = simulate_json(&example_plan(), &scenario("two-breaches"));
+    let rollback = events.iter().find(|e| e["event"] == "rollback").unwrap();
+    assert_eq!(
+        rollback["reason"],
+        "gate error-rate failed 2 checkpoints in a row"
+    );
+    assert_eq!(rollback["stage"], 1);
+    assert_eq!(rollback["percent"], 0);
+    let position = events
+        .iter()
+        .position(|e| e["event"] == "rollback")
+        .unwrap();
+    let checkpoint = &events[position - 1];
+    assert_eq!(
+        checkpoint["event"], "checkpoint",
+        "the checkpoint precedes its decision"
+    );
+    assert_eq!(checkpoint["verdict"], "fail");
+    assert_eq!(at(checkpoint), at(rollback));
+    assert_eq!(checkpoint["gates"][0]["value"], 0.03);
+}
+
+#[test]
+fn unauthorised_drift_is_reverted_at_the_instant_it_happens() {
+    let events = simulate_json(&example_plan(), &scenario("unauthorised-drift"));
+    let drift = events.iter().find(|e| e["event"] == "drift").unwrap();
+    assert_eq!(at(drift), "2026-02-01T20:48:00Z");
+    assert_eq!(drift["expected"], 1);
+    assert_eq!(drift["actual"], 3);
+    assert_eq!(drift["action"], "reverted");
+}
+
+#[test]
+fn outage_pauses_after_error_limit_and_never_advances() {
+    let events = simulate_json(&example_plan(), &scenario("prometheus-outage"));
+    let pause = events.iter().position(|e| e["event"] == "pause").unwrap();
+    assert_eq!(
+        events[pause]["reason"],
+        "gate error-rate had no usable data for 3 checkpoints in a row"
+    );
+    assert!(events[pause..].iter().all(|e| e["event"] != "advance"));
+    let errored = &events[pause - 1]["gates"][0];
+    assert_eq!(errored["verdict"], "error");
+    assert_eq!(errored["message"], "connection refused");
+}
+
+const SMALL_PLAN: &str = r#"
+apiVersion: rollgate.dev/v1alpha1
+kind: Rollout
+metadata: {name: small}
+spec:
+  target: {configMap: {name: cm, key: percent}}
+  stages:
+    - {percent: 20, duration: 30m}
+    - {percent: 50, duration: 30m}
+  analysis:
+    interval: 10m
+    errorLimit: 2
+    gates:
+      - {name: ratio, prometheus: {query: x}, min: 0.5, max: 2, failureLimit: 3}
+  onDrift: Pause
+"#;
+
+#[test]
+fn same_instant_events_keep_file_order_and_transitions_print_only_on_change() {
+    let events = simulate_texts(
+        SMALL_PLAN,
+        r#"
+until: 3h
+gates:
+  ratio: [{at: 0s, value: 1}]
+events:
+  - {at: 5m, action: resume}
+  - {at: 5m, action: pause}
+  - {at: 5m, action: pause}
+  - {at: 15m, action: resume}
+  - {at: 15m, action: resume}
+"#,
+    );
+    assert_eq!(
+        words(&events),
+        [
+            "start:20",
+            "pause:20",
+            "checkpoint:pass",
+            "resume:20",
+            "checkpoint:pass",
+            "checkpoint:pass",
+            "advance:50",
+            "checkpoint:pass",
+            "checkpoint:pass",
+            "checkpoint:pass",
+            "complete:50",
+            "summary:Succeeded:50",
+        ]
+    );
+}
+
+#[test]
+fn drift_with_pause_prints_drift_then_pause_and_resume_rewrites() {
+    let events = simulate_texts(
+        SMALL_PLAN,
+        r#"
+until: 2h
+gates:
+  ratio: [{at: 0s, value: 1}]
+events:
+  - {at: 12m, action: drift, percent: 35}
+  - {at: 13m, action: drift, percent: 35}
+  - {at: 25m, action: resume}
+  - {at: 26m, action: drift, percent: 20}
+"#,
+    );
+    let w = words(&events);
+    assert_eq!(
+        &w[..6],
+        [
+            "start:20",
+            "checkpoint:pass",
+            "drift:20->35:paused",
+            "pause:20",
+            "checkpoint:pass",
+            "resume:20"
+        ]
+    );
+    assert!(!w.iter().any(|e| e == "drift:20->20:reverted"));
+    // After the resume the target is back at 20%, so a drift "to 20" changes nothing.
+    assert_eq!(w.iter().filter(|e| e.starts_with("drift")).count(), 1);
+    assert_eq!(w.last().unwrap(), "summary:Succeeded:50");
+}
+
+#[test]
+fn values_before_the_first_entry_are_no_data_and_nan_is_inconclusive() {
+    let events = simulate_texts(
+        SMALL_PLAN,
+        r#"
+until: 1h
+gates:
+  ratio:
+    - {at: 15m, value: .nan}
+"#,
+    );
+    let checkpoints: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "checkpoint")
+        .collect();
+    assert_eq!(checkpoints[0]["gates"][0]["verdict"], "inconclusive");
+    assert!(checkpoints[0]["gates"][0].get("value").is_none());
+    assert_eq!(checkpoints[1]["gates"][0]["verdict"], "inconclusive");
+    let pause = events.iter().find(|e| e["event"] == "pause").unwrap();
+    assert_eq!(
+        at(pause),
+        "1970-01-01T00:20:00Z",
+        "errorLimit 2 at the second checkpoint"
+    );
+    assert_eq!(events.last().unwrap()["phase"], "Paused");
+    assert_eq!(
+        at(events.last().unwrap()),
+        "1970-01-01T01:00:00Z",
+        "a capped run ends at until"
+    );
+}
+
+#[test]
+fn infinite_values_fail_and_print_as_prometheus_writes_them() {
+    let events = simulate_texts(
+        SMALL_PLAN,
+        "until: 1h\ngates:\n  ratio: [{at: 0s, value: .inf}]\n",
+    );
+    let checkpoint = events.iter().find(|e| e["event"] == "checkpoint").unwrap();
+    assert_eq!(checkpoint["gates"][0]["verdict"], "fail");
+    assert_eq!(checkpoint["gates"][0]["value"], "+Inf");
+}
+
+#[test]
+fn promote_and_abort_from_a_scenario() {
+    let events = simulate_texts(
+        SMALL_PLAN,
+        r#"
+gates:
+  ratio: [{at: 0s, value: 1}]
+events:
+  - {at: 1m, action: promote}
+  - {at: 2m, action: abort}
+"#,
+    );
+    assert_eq!(
+        words(&events),
+        [
+            "start:20",
+            "advance:50",
+            "rollback:0",
+            "summary:RolledBack:0"
+        ]
+    );
+    assert_eq!(events[1]["reason"], "promoted by user");
+    assert_eq!(events[2]["reason"], "aborted by user");
+    assert_eq!(at(&events[3]), "1970-01-01T00:02:00Z");
+}
+
+#[test]
+fn expect_sets_the_exit_status() {
+    let plan = example_plan();
+    let run = |scenario_name: &str, phase: &str| {
+        rollgate(&[
+            "simulate",
+            plan.to_str().unwrap(),
+            "--scenario",
+            scenario(scenario_name).to_str().unwrap(),
+            "--expect",
+            phase,
+        ])
+    };
+    assert_eq!(run("healthy", "Succeeded").status.code(), Some(0));
+    let wrong = run("healthy", "RolledBack");
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr)
+            .contains("expected phase RolledBack, ended Succeeded")
+    );
+    assert_eq!(run("two-breaches", "RolledBack").status.code(), Some(0));
+    assert_eq!(run("prometheus-outage", "Paused").status.code(), Some(0));
+}
+
+#[test]
+fn text_output_is_a_readable_timeline() {
+    let out = rollgate(&[
+        "simulate",
+        example_plan().to_str().unwrap(),
+        "--scenario",
+        scenario("healthy").to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("+0s") && lines[0].contains("start") && lines[0].contains("1%"));
+    assert!(text.contains("error-rate=0.002 pass"));
+    assert!(text.contains("all gates passed and the bake time of 2h ended"));
+    let last = lines.last().unwrap();
+    assert!(
+        last.contains("+8h") && last.contains("Succeeded") && last.contains("10%"),
+        "{last}"
+    );
+}
+
+fn bad_input(plan: &str, scenario_text: &str) -> String {
+    let dir = tempdir();
+    let plan_path = dir.join("plan.yaml");
+    let scenario_path = dir.join("scenario.yaml");
+    std::fs::write(&plan_path, plan).unwrap();
+    std::fs::write(&scenario_path, scenario_text).unwrap();
+    let out = rollgate(&[
+        "simulate",
+        plan_path.to_str().unwrap(),
+        "--scenario",
+        scenario_path.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "bad input exits 2");
+    assert!(out.stdout.is_empty(), "never a partial run");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+const GOOD_SCENARIO: &str = "gates:\n  ratio: [{at: 0s, value: 1}]\n";
+
+#[test]
+fn a_misspelt_field_is_reported_by_path() {
+    let plan = SMALL_PLAN.replace("failureLimit", "failureLimt");
+    let err = bad_input(&plan, GOOD_SCENARIO);
+    assert!(err.contains("plan.yaml"), "{err}");
+    assert!(err.contains("spec.analysis.gates[0].failureLimt"), "{err}");
+    let err = bad_input(SMALL_PLAN, "gates:\n  ratio: [{at: 0s, vale: 1}]\n");
+    assert!(
+        err.contains("scenario.yaml") && err.contains("gates.ratio[0].vale"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_yaml_names_file_line_and_column() {
+    let err = bad_input("spec: [\n", GOOD_SCENARIO);
+    assert!(err.contains("plan.yaml") && err.contains("line 1"), "{err}");
+    let err = bad_input(SMALL_PLAN, "gates:\n  ratio: [{at: 0s, value: abc}]\n");
+    assert!(
+        err.contains("scenario.yaml") && err.contains("line 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn broken_plan_rules_are_named() {
+    let err = bad_input(
+        &SMALL_PLAN.replace("percent: 50", "percent: 20"),
+        GOOD_SCENARIO,
+    );
+    assert!(
+        err.contains("spec.stages[1].percent") && err.contains("strictly increasing"),
+        "{err}"
+    );
+    let err = bad_input(
+        &SMALL_PLAN.replace("min: 0.5, max: 2", "min: 3, max: 2"),
+        GOOD_SCENARIO,
+    );
+    assert!(err.contains("spec.analysis.gates[0].min"), "{err}");
+    let err = bad_input(
+        &SMALL_PLAN.replace("interval: 10m", "interval: ten minutes"),
+        GOOD_SCENARIO,
+    );
+    assert!(err.contains("line") && err.contains("ten minutes"), "{err}");
+    let err = bad_input(
+        &SMALL_PLAN.replace("kind: Rollout", "kind: Deployment"),
+        GOOD_SCENARIO,
+    );
+    assert!(err.contains("kind") && err.contains("Deployment"), "{err}");
+}
+
+#[test]
+fn scenario_problems_are_named() {
+    let err = bad_input(SMALL_PLAN, "gates: {}\n");
+    assert!(
+        err.contains("no series for the plan's gate \"ratio\""),
+        "{err}"
+    );
+    let err = bad_input(SMALL_PLAN, "gates:\n  ratio: []\n  other: []\n");
+    assert!(err.contains("gates.other"), "{err}");
+    let err = bad_input(
+        SMALL_PLAN,
+        "gates:\n  ratio: [{at: 1h, value: 1}, {at: 30m, value: 2}]\n",
+    );
+    assert!(
+        err.contains("gates.ratio[1].at") && err.contains("increasing"),
+        "{err}"
+    );
+    let err = bad_input(
+        SMALL_PLAN,
+        "gates:\n  ratio: [{at: 0s, value: 1, error: x}]\n",
+    );
+    assert!(
+        err.contains("gates.ratio[0]") && err.contains("exactly one"),
+        "{err}"
+    );
+    let err = bad_input(
+        SMALL_PLAN,
+        "gates:\n  ratio: []\nevents: [{at: 1h, action: drift}]\n",
+    );
+    assert!(
+        err.contains("events[0]") && err.contains("percent"),
+        "{err}"
+    );
+    let err = bad_input(
+        SMALL_PLAN,
+        "gates:\n  ratio: []\nevents: [{at: 1h, action: explode}]\n",
+    );
+    assert!(err.contains("explode"), "{err}");
+    let err = bad_input(SMALL_PLAN, "start: yesterday\ngates:\n  ratio: []\n");
+    assert!(err.contains("start") && err.contains("RFC 3339"), "{err}");
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let out = rollgate(&[
+        "simulate",
+        "/nonexistent/plan.yaml",
+        "--scenario",
+        "/nonexistent/s.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/plan.yaml") && err.contains("cannot read"),
+        "{err}"
+    );
+}
