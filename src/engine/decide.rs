@@ -187,7 +187,7 @@ impl Decider<'_> {
     }
 
     fn check_drift(&mut self, live: u8) {
-        if !self.phase().is_some_and(|p| !p.is_terminal()) {
+        if self.phase().is_none_or(Phase::is_terminal) {
             return;
         }
         let Some(expected) = self.status.percent else {
