@@ -27,7 +27,9 @@ pub struct Gate {
     /// defaults to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ofrep: Option<OfrepGate>,
-    /// A number or boolean read from a JSON HTTP answer.
+    /// A number or boolean read from a JSON HTTP answer: `true` is 1 and `false` is 0. With
+    /// neither `min` nor `max` the value must be at least 1, so a boolean passes only when
+    /// `true`; give bounds to hold a number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpGate>,
     /// Lowest passing value (inclusive).
@@ -68,11 +70,16 @@ impl Gate {
     }
 
     /// The bounds the gate's value is held to: its own `min`/`max`, with `max` defaulting to 0
-    /// for the counting providers (alerts and ofrep) when neither bound is given.
+    /// for the counting providers (alerts and ofrep; DESIGN §3 "max defaults to 0", whether or
+    /// not `min` is given) and `min` defaulting to 1 for HTTP checks when neither bound is
+    /// given (so a boolean answer passes only when `true`).
     pub fn bounds(&self) -> (Option<f64>, Option<f64>) {
         let counts = self.alerts.is_some() || self.ofrep.is_some();
-        if counts && self.min.is_none() && self.max.is_none() {
-            (None, Some(0.0))
+        let unbounded = self.min.is_none() && self.max.is_none();
+        if counts {
+            (self.min, self.max.or(Some(0.0)))
+        } else if self.http.is_some() && unbounded {
+            (Some(1.0), None)
         } else {
             (self.min, self.max)
         }
@@ -124,10 +131,48 @@ pub struct OfrepGate {
     /// The flag to evaluate; defaults to the flagd target's flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flag: Option<String>,
+    /// Variant that means a key has the flag. When unset, a key has the flag when the answer's
+    /// value is `true` or its variant is `on`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_variant: Option<String>,
+    /// The flagd `fractional` bucketing every evaluator must use. When set, each sampled key's
+    /// expected answer is computed locally (the flag's rule being the one rollgate's flagd
+    /// target writes: `fractional` over the targeting key with weights `[on, percent]` then
+    /// `[off, 100 - percent]`) and every disagreement counts as a violation, which catches
+    /// replicas running evaluators of different versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucketing: Option<FlagdBucketing>,
+    /// Time allowed for each evaluation, as a Go duration (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+/// The flagd `fractional` bucketing every evaluator of the flag must use, named as the
+/// flagd-testbed names them: `v1` (flagd up to v0.14), `v2` (flagd v0.15 and later, high
+/// precision) or `v3` (CBOR-encoded input). When set, each sampled key's expected answer is
+/// computed locally and every disagreement counts as a violation.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagdBucketing {
+    /// Legacy: MurmurHash3 (x86, 32-bit, seed 0) of the string `flagKey + targetingKey`,
+    /// bucket `abs(int32(hash)) / MaxInt32 * 100` against percentage ranges (flagd up to
+    /// v0.14).
+    #[serde(rename = "v1")]
+    V1,
+    /// High precision: the same hash as v1, bucket `(uint32(hash) * totalWeight) >> 32`
+    /// against the integer weights (flagd v0.15 and later).
+    #[serde(rename = "v2")]
+    V2,
+    /// CBOR: the v2 bucket over the hash of the deterministic CBOR encoding of
+    /// `[flagKey, targetingKey]` (flagd's accepted "non-string fractional" design, for example
+    /// the Python `openfeature-flagd-core` 2.x evaluator).
+    #[serde(rename = "v3")]
+    V3,
 }
 
 /// HTTP method of an HTTP check.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
 pub enum HttpMethod {
     /// GET the URL.
     #[default]

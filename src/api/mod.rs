@@ -8,7 +8,9 @@ mod target;
 mod validate;
 
 pub use crd::crd_yaml;
-pub use gate::{AlertsGate, Gate, HttpGate, HttpMethod, OfrepGate, PrometheusGate, Provider};
+pub use gate::{
+    AlertsGate, FlagdBucketing, Gate, HttpGate, HttpMethod, OfrepGate, PrometheusGate, Provider,
+};
 pub use spec::{Analysis, DriftPolicy, RollbackSpec, Rollout, RolloutSpec, Stage};
 pub use status::{
     Checkpoint, CheckpointVerdict, GateStatus, GateVerdict, HistoryEntry, HistoryKind, Phase,

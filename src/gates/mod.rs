@@ -2,6 +2,16 @@
 //! at an instant — a value, no data, or an error that tells an operator what to fix. They never
 //! decide; the engine does.
 
+pub mod cbor;
+pub mod flagd_bucketing;
+pub mod http;
+pub mod http_util;
+pub mod ofrep;
+pub mod ofrep_checks;
+pub mod ofrep_client;
+pub mod ofrep_memory;
+pub mod ofrep_sample;
+
 use k8s_openapi::jiff::Timestamp;
 
 /// What a provider may know about the rollout it observes for.

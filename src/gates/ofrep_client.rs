@@ -1,0 +1,226 @@
+//! One OFREP single-flag evaluation: `POST {address}/ofrep/v1/evaluate/flags/{flag}` with
+//! `{"context": {"targetingKey": key}}`.
+
+use std::time::Duration;
+
+use reqwest::{Url, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::http_util::{BodyError, describe, excerpt, read_capped};
+
+/// Largest evaluation answer read; a flag's value is small.
+const ANSWER_CAP: usize = 64 * 1024;
+
+/// What the service answered for one key: the parts a user would see.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    /// The variant served, when the service names it.
+    pub variant: Option<String>,
+    /// The value served; absent when the service defers to the code default.
+    pub value: Option<Value>,
+}
+
+impl Answer {
+    /// Whether the answer gives the flag: the variant equals `on_variant` when one is given,
+    /// otherwise the value is `true` or the variant is `on`.
+    pub fn has_flag(&self, on_variant: Option<&str>) -> bool {
+        match on_variant {
+            Some(on) => self.variant.as_deref() == Some(on),
+            None => self.value == Some(Value::Bool(true)) || self.variant.as_deref() == Some("on"),
+        }
+    }
+}
+
+/// Why an evaluation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OfrepError {
+    /// The address and flag do not make a URL.
+    #[error("address {address:?} is not a usable URL: {reason}")]
+    Address {
+        /// The gate's address.
+        address: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request did not get an answer (refused, reset, DNS, TLS, timeout).
+    #[error("POST {url} failed: {reason} (is the OFREP service up and the address right?)")]
+    Transport {
+        /// The URL called.
+        url: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// The request took longer than the gate's timeout.
+    #[error("POST {url} timed out after {timeout:?}")]
+    Timeout {
+        /// The URL called.
+        url: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The service answered with an error status.
+    #[error("POST {url} answered HTTP {status}{detail}")]
+    Status {
+        /// The URL called.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The OFREP error code and details, or an excerpt of the body.
+        detail: String,
+    },
+    /// The answer is not an OFREP evaluation.
+    #[error("POST {url} answered something that is not an OFREP evaluation: {reason}")]
+    BadAnswer {
+        /// The URL called.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The OFREP evaluation success and failure bodies, leniently.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Body {
+    #[serde(default)]
+    variant: Option<String>,
+    #[serde(default)]
+    value: Option<Value>,
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    error_details: Option<String>,
+}
+
+/// Calls one OFREP service for one flag.
+#[derive(Clone, Debug)]
+pub struct OfrepClient {
+    http: reqwest::Client,
+    url: Url,
+    timeout: Duration,
+}
+
+impl OfrepClient {
+    /// A client for `flag` at the service `address` (its base URL).
+    pub fn new(
+        http: reqwest::Client,
+        address: &str,
+        flag: &str,
+        timeout: Duration,
+    ) -> Result<Self, OfrepError> {
+        let bad = |reason: &str| OfrepError::Address {
+            address: address.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut url = Url::parse(address).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("the scheme must be http or https"));
+        }
+        url.path_segments_mut()
+            .map_err(|()| bad("it cannot be a base URL"))?
+            .pop_if_empty()
+            .extend(["ofrep", "v1", "evaluate", "flags", flag]);
+        Ok(Self { http, url, timeout })
+    }
+
+    /// The URL evaluations are posted to.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// Evaluates the flag for one targeting key. Every call opens its own connection
+    /// (`Connection: close`), so the calls spread over every replica behind a Service.
+    pub async fn evaluate(&self, targeting_key: &str) -> Result<Answer, OfrepError> {
+        let url = self.url.to_string();
+        let request = self
+            .http
+            .post(self.url.clone())
+            .header(header::CONNECTION, "close")
+            .header(header::ACCEPT, "application/json")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(json!({"context": {"targetingKey": targeting_key}}).to_string())
+            .timeout(self.timeout)
+            .send();
+        let timed_out = || OfrepError::Timeout {
+            url: url.clone(),
+            timeout: self.timeout,
+        };
+        let response = match tokio::time::timeout(self.timeout, request).await {
+            Err(_) => return Err(timed_out()),
+            Ok(Err(e)) if e.is_timeout() => return Err(timed_out()),
+            Ok(Err(e)) => {
+                return Err(OfrepError::Transport {
+                    url,
+                    reason: describe(&e),
+                });
+            }
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        let bytes = match tokio::time::timeout(self.timeout, read_capped(response, ANSWER_CAP))
+            .await
+        {
+            Err(_) => return Err(timed_out()),
+            Ok(Err(e @ BodyError::TooLarge { .. })) => {
+                return Err(OfrepError::BadAnswer {
+                    url,
+                    reason: e.to_string(),
+                });
+            }
+            Ok(Err(BodyError::Read(reason))) => return Err(OfrepError::Transport { url, reason }),
+            Ok(Ok(bytes)) => bytes,
+        };
+        let parsed = serde_json::from_slice::<Body>(&bytes);
+        if !status.is_success() {
+            let detail = match parsed {
+                Ok(Body {
+                    error_code: Some(code),
+                    error_details,
+                    ..
+                }) => {
+                    format!(
+                        ": {code}{}",
+                        error_details.map(|d| format!(" ({d})")).unwrap_or_default()
+                    )
+                }
+                _ if bytes.is_empty() => String::new(),
+                _ => format!(": {}", excerpt(&String::from_utf8_lossy(&bytes), 200)),
+            };
+            return Err(OfrepError::Status {
+                url,
+                status: status.as_u16(),
+                detail,
+            });
+        }
+        let body = parsed.map_err(|e| OfrepError::BadAnswer {
+            url: url.clone(),
+            reason: format!(
+                "{e}; the answer starts {:?}",
+                excerpt(&String::from_utf8_lossy(&bytes), 80)
+            ),
+        })?;
+        if let Some(code) = body.error_code {
+            return Err(OfrepError::Status {
+                url,
+                status: status.as_u16(),
+                detail: format!(
+                    ": {code}{}",
+                    body.error_details
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default()
+                ),
+            });
+        }
+        if body.variant.is_none() && body.value.is_none() {
+            return Err(OfrepError::BadAnswer {
+                url,
+                reason: "it has neither a value nor a variant".to_string(),
+            });
+        }
+        Ok(Answer {
+            variant: body.variant,
+            value: body.value,
+        })
+    }
+}
