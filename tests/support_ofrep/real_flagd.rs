@@ -2,7 +2,7 @@
 //! loopback, run by `flagd_ofrep_server.py`. Absent, a test skips with a loud message when run
 //! by hand and fails under CI (`CI=true`), so CI cannot pass by skipping it.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -44,7 +44,8 @@ pub fn start(definition: &Value) -> Option<RealFlagd> {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{message}");
         }
-        eprintln!("\n!!!! SKIPPED: {message} !!!!\n");
+        // Straight to stderr, past the test harness' capture, so a skip is seen.
+        let _ = writeln!(std::io::stderr(), "\n!!!! SKIPPED: {message} !!!!\n");
         return None;
     }
     let dir = tempfile::tempdir().expect("temp dir");
