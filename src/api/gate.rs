@@ -1,8 +1,13 @@
 //! Gates: the checks made at every checkpoint.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::LocalObjectReference;
 use kube::KubeSchema;
 use kube::core::Duration;
 use serde::{Deserialize, Serialize};
+
+use super::duration::{DURATION_FORMAT_RULE, DURATION_POSITIVE_RULE};
 
 /// A check made at every checkpoint. It passes while `min <= value <= max` (both optional,
 /// inclusive); no data is never a pass. Set exactly one provider.
@@ -12,6 +17,8 @@ use serde::{Deserialize, Serialize};
     .message("gate must set exactly one of prometheus, alerts, ofrep and http"))]
 #[x_kube(validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max")
     .message("min must not be greater than max"))]
+#[x_kube(validation = Rule::new("!has(self.min) || has(self.max) || !(has(self.alerts) || has(self.ofrep)) || self.min <= 0.0")
+    .message("min must not be greater than max, which defaults to 0 for alerts and ofrep"))]
 pub struct Gate {
     /// Name of the gate, unique within the rollout; it names the gate in status and events.
     #[x_kube(validation = Rule::new("size(self) > 0").message("name must not be empty"))]
@@ -89,16 +96,53 @@ impl Gate {
 /// A PromQL instant query whose single value is the gate's value.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.sampleQuery) == has(self.minSample)")
+    .message("sampleQuery and minSample must be set together"))]
 pub struct PrometheusGate {
     /// Base URL of the Prometheus HTTP API; defaults to the controller's `--prometheus`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')")
+        .message("address must start with http:// or https://"))]
     pub address: Option<String>,
-    /// The PromQL query; it must return a scalar or a vector with exactly one sample.
-    #[x_kube(validation = Rule::new("size(self) > 0").message("query must not be empty"))]
+    /// The PromQL query; it must return a scalar or a vector with exactly one sample (an empty
+    /// answer or NaN is no data). `{{rollout}}`, `{{namespace}}`, `{{flag}}`, `{{percent}}` and
+    /// `{{stage}}` are replaced by the rollout's name, namespace, flag, current percent and stage
+    /// index; any other `{{...}}` is an error.
+    #[x_kube(validation = Rule::new("size(self.trim()) > 0").message("query must not be empty"))]
     pub query: String,
-    /// Time allowed for the query, as a Go duration (default 10s).
+    /// A second query counting the traffic behind `query`, for example
+    /// `sum(increase(http_requests_total{job="backend"}[1h]))`; while its value is below
+    /// `minSample` the gate has no data, so a handful of requests never passes. Same variables
+    /// as `query`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_query: Option<String>,
+    /// The least value of `sampleQuery` that makes `query` count; set both or neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_sample: Option<f64>,
+    /// Time allowed for the query, as a Go duration (default 10s).
+    #[serde(
+        default,
+        deserialize_with = "super::duration::deserialize_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
+        .message("timeout must be a Go duration such as 10s"))]
+    #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
     pub timeout: Option<Duration>,
+    /// A Secret in the rollout's namespace holding credentials: `token` (bearer token), or
+    /// `username` and `password` (basic auth); `ca.crt` (PEM CA bundle that signs Prometheus'
+    /// certificate); and `header.<Name>` keys, each sent as the header `<Name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<LocalObjectReference>,
+    /// Extra HTTP headers sent with every query, for example `X-Scope-OrgID: tenant-a` for
+    /// Mimir, Cortex or Thanos; put secret values in `secretRef` instead.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Accept any TLS certificate from Prometheus. Only for tests; prefer `ca.crt` in
+    /// `secretRef`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub insecure_skip_verify: bool,
 }
 
 /// Counts firing alerts from Prometheus' `ALERTS` series.
@@ -107,13 +151,40 @@ pub struct PrometheusGate {
 pub struct AlertsGate {
     /// Base URL of the Prometheus HTTP API; defaults to the controller's `--prometheus`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')")
+        .message("address must start with http:// or https://"))]
     pub address: Option<String>,
-    /// PromQL label matchers that select the alerts, for example `severity="critical"`.
+    /// PromQL label matchers that select the alerts, each `label op "value"` with op one of
+    /// `=`, `!=`, `=~`, `!~`, for example `severity="critical"`. None counts every firing alert.
     #[serde(default)]
     pub matchers: Vec<String>,
     /// Alert names that never count.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<String>,
+    /// Time allowed for the query, as a Go duration (default 10s).
+    #[serde(
+        default,
+        deserialize_with = "super::duration::deserialize_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
+        .message("timeout must be a Go duration such as 10s"))]
+    #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
+    pub timeout: Option<Duration>,
+    /// A Secret in the rollout's namespace holding credentials: `token` (bearer token), or
+    /// `username` and `password` (basic auth); `ca.crt` (PEM CA bundle that signs Prometheus'
+    /// certificate); and `header.<Name>` keys, each sent as the header `<Name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<LocalObjectReference>,
+    /// Extra HTTP headers sent with every query, for example `X-Scope-OrgID: tenant-a` for
+    /// Mimir, Cortex or Thanos; put secret values in `secretRef` instead.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Accept any TLS certificate from Prometheus. Only for tests; prefer `ca.crt` in
+    /// `secretRef`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub insecure_skip_verify: bool,
 }
 
 /// Probes flag evaluation over the OpenFeature Remote Evaluation Protocol for determinism.
@@ -143,7 +214,15 @@ pub struct OfrepGate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucketing: Option<FlagdBucketing>,
     /// Time allowed for each evaluation, as a Go duration (default 10s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "super::duration::deserialize_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
+        .message("timeout must be a Go duration such as 10s"))]
+    #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
     pub timeout: Option<Duration>,
 }
 
@@ -201,7 +280,15 @@ pub struct HttpGate {
     #[x_kube(validation = Rule::new("self.startsWith('$')").message("jsonPath must start with $"))]
     pub json_path: String,
     /// Time allowed for the request, as a Go duration (default 10s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "super::duration::deserialize_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
+        .message("timeout must be a Go duration such as 10s"))]
+    #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
     pub timeout: Option<Duration>,
 }
 
@@ -211,4 +298,140 @@ fn default_failure_limit() -> u32 {
 
 fn default_sample() -> u32 {
     1000
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate() -> Gate {
+        Gate {
+            name: "g".to_owned(),
+            failure_limit: 1,
+            ..Gate::default()
+        }
+    }
+
+    fn prometheus() -> Gate {
+        Gate {
+            prometheus: Some(PrometheusGate {
+                query: "up".to_owned(),
+                ..PrometheusGate::default()
+            }),
+            ..gate()
+        }
+    }
+
+    fn alerts() -> Gate {
+        Gate {
+            alerts: Some(AlertsGate::default()),
+            ..gate()
+        }
+    }
+
+    fn ofrep() -> Gate {
+        Gate {
+            ofrep: Some(OfrepGate {
+                address: "http://flagd:8016".to_owned(),
+                sample: 10,
+                ..OfrepGate::default()
+            }),
+            ..gate()
+        }
+    }
+
+    fn http() -> Gate {
+        Gate {
+            http: Some(HttpGate {
+                url: "http://status".to_owned(),
+                json_path: "$.ok".to_owned(),
+                ..HttpGate::default()
+            }),
+            ..gate()
+        }
+    }
+
+    #[test]
+    fn counting_providers_default_max_to_zero() {
+        assert_eq!(alerts().bounds(), (None, Some(0.0)));
+        assert_eq!(ofrep().bounds(), (None, Some(0.0)));
+    }
+
+    #[test]
+    fn http_defaults_min_to_one() {
+        assert_eq!(http().bounds(), (Some(1.0), None));
+    }
+
+    #[test]
+    fn prometheus_has_no_default_bounds() {
+        assert_eq!(prometheus().bounds(), (None, None));
+    }
+
+    #[test]
+    fn counting_providers_keep_max_at_zero_when_only_min_is_given() {
+        for make in [alerts, ofrep] {
+            let only_min = Gate {
+                min: Some(0.0),
+                ..make()
+            };
+            assert_eq!(only_min.bounds(), (Some(0.0), Some(0.0)));
+        }
+    }
+
+    #[test]
+    fn any_given_bound_replaces_the_defaults() {
+        for make in [prometheus, http] {
+            let only_min = Gate {
+                min: Some(2.0),
+                ..make()
+            };
+            assert_eq!(only_min.bounds(), (Some(2.0), None));
+        }
+        for make in [prometheus, alerts, ofrep, http] {
+            let only_max = Gate {
+                max: Some(5.0),
+                ..make()
+            };
+            assert_eq!(only_max.bounds(), (None, Some(5.0)));
+            let both = Gate {
+                min: Some(-1.0),
+                max: Some(0.5),
+                ..make()
+            };
+            assert_eq!(both.bounds(), (Some(-1.0), Some(0.5)));
+        }
+    }
+
+    #[test]
+    fn provider_is_the_one_set() {
+        assert!(matches!(
+            prometheus().provider(),
+            Some(Provider::Prometheus(_))
+        ));
+        assert!(matches!(alerts().provider(), Some(Provider::Alerts(_))));
+        assert!(matches!(ofrep().provider(), Some(Provider::Ofrep(_))));
+        assert!(matches!(http().provider(), Some(Provider::Http(_))));
+    }
+
+    #[test]
+    fn provider_is_none_unless_exactly_one_is_set() {
+        assert_eq!(gate().provider(), None);
+        let two = Gate {
+            alerts: Some(AlertsGate::default()),
+            ..prometheus()
+        };
+        assert_eq!(two.provider(), None);
+        let four = Gate {
+            prometheus: prometheus().prometheus,
+            alerts: alerts().alerts,
+            ofrep: ofrep().ofrep,
+            http: http().http,
+            ..gate()
+        };
+        assert_eq!(four.provider(), None);
+    }
 }

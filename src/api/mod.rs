@@ -1,6 +1,7 @@
 //! The `Rollout` custom resource: its spec, its status and the rules that validate it.
 
 mod crd;
+mod duration;
 mod gate;
 mod spec;
 mod status;
@@ -8,16 +9,17 @@ mod target;
 mod validate;
 
 pub use crd::crd_yaml;
+pub use duration::{DURATION_PATTERN, parse as parse_duration};
 pub use gate::{
     AlertsGate, FlagdBucketing, Gate, HttpGate, HttpMethod, OfrepGate, PrometheusGate, Provider,
 };
 pub use spec::{Analysis, DriftPolicy, RollbackSpec, Rollout, RolloutSpec, Stage};
 pub use status::{
-    Checkpoint, CheckpointVerdict, GateStatus, GateVerdict, HistoryEntry, HistoryKind, Phase,
-    RolloutStatus, HISTORY_LIMIT,
+    Checkpoint, CheckpointVerdict, GateStatus, GateVerdict, HISTORY_LIMIT, HistoryEntry,
+    HistoryKind, Phase, RolloutStatus,
 };
 pub use target::{ConfigMapTarget, FlagdTarget, Target, TargetKind, WebhookTarget};
-pub use validate::{validate_spec, SpecError};
+pub use validate::{SpecError, validate_spec};
 
 /// The API group of every rollgate resource.
 pub const GROUP: &str = "rollgate.dev";

@@ -4,26 +4,57 @@ use kube::core::Duration;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use super::duration::{DURATION_FORMAT_RULE, DURATION_NOT_NEGATIVE_RULE, DURATION_POSITIVE_RULE};
 use super::gate::Gate;
 use super::status::RolloutStatus;
 use super::target::Target;
 
 /// A plan that rolls a change out to users in stages, checking gates at every checkpoint.
+// Printer columns repeat `type_ = "string"`, which clippy takes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "rollgate.dev",
     version = "v1alpha1",
     kind = "Rollout",
+    doc = "A Rollout raises a change's exposure (a feature flag's percentage) in stages and \
+           checks its gates (Prometheus queries, alerts, flag determinism, HTTP checks) at every \
+           checkpoint, advancing, pausing or rolling back as the rules say; its status is the \
+           evidence trail of every decision.",
     namespaced,
     status = "RolloutStatus",
     shortname = "rgo",
     category = "rollgate",
     cel,
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Stage", type_ = "integer", json_path = ".status.stage"),
-    printcolumn(name = "Percent", type_ = "integer", json_path = ".status.percent"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Message", type_ = "string", json_path = ".status.message", priority = 0)
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Progressing, Paused, Succeeded, RolledBack or Failed."
+    ),
+    printcolumn(
+        name = "Stage",
+        type_ = "integer",
+        json_path = ".status.stage",
+        description = "Index of the current stage, from 0."
+    ),
+    printcolumn(
+        name = "Percent",
+        type_ = "integer",
+        json_path = ".status.percent",
+        description = "The percent the controller last wrote to the target."
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.message",
+        description = "Why the rollout is where it is."
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
@@ -32,8 +63,11 @@ pub struct RolloutSpec {
     /// The stages, in order: each raises exposure to its percent and holds it at least for its
     /// duration. Percents must be strictly increasing.
     #[x_kube(validation = Rule::new("size(self) > 0").message("stages must not be empty"))]
-    #[x_kube(validation = Rule::new("self.all(i, i == 0 || self[i-1].percent < self[i].percent)")
-        .message("stage percents must be strictly increasing"))]
+    // `all` binds elements, not indices, and the index forms (`all(i, v, …)`) are not in every
+    // CEL; sorted with every percent unique is strictly increasing.
+    #[x_kube(validation = Rule::new(
+        "self.map(s, s.percent).isSorted() && self.all(s, self.exists_one(t, t.percent == s.percent))"
+    ).message("stage percents must be strictly increasing"))]
     #[schemars(length(max = 100))]
     pub stages: Vec<Stage>,
     /// How and how often the gates are checked.
@@ -60,21 +94,33 @@ pub struct Stage {
     pub percent: u8,
     /// Minimum time at this stage before it may advance (bake time), as a Go duration such as
     /// `2h` or `90m`. Defaults to 0s: advance at the first passing checkpoint.
-    #[serde(default = "zero_duration")]
-    #[x_kube(validation = Rule::new("duration(self) >= duration('0s')").message("duration must not be negative"))]
+    #[serde(
+        default = "zero_duration",
+        deserialize_with = "super::duration::deserialize"
+    )]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
+        .message("duration must be a Go duration such as 90s, 2h or 1h30m"))]
+    #[x_kube(validation = Rule::new(DURATION_NOT_NEGATIVE_RULE).message("duration must not be negative"))]
     pub duration: Duration,
 }
 
 /// How and how often the gates are checked.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.gates.all(g, self.gates.exists_one(h, h.name == g.name))")
+#[x_kube(validation = Rule::new("!has(self.gates) || self.gates.all(g, self.gates.exists_one(h, h.name == g.name))")
     .message("gate names must be unique"))]
 pub struct Analysis {
     /// Time between checkpoints within a stage, as a Go duration (default 1m). The cadence
     /// restarts when the stage changes.
-    #[serde(default = "default_interval")]
-    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("interval must be positive"))]
+    #[serde(
+        default = "default_interval",
+        deserialize_with = "super::duration::deserialize"
+    )]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
+        .message("interval must be a Go duration such as 30s, 1m or 1h"))]
+    #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("interval must be positive"))]
     pub interval: Duration,
     /// Checkpoints in a row without usable data from a gate (no data or a provider error)
     /// before the rollout pauses (default 3).
@@ -108,7 +154,9 @@ pub struct RollbackSpec {
 }
 
 /// What the controller does when the target's live percent differs from the one it wrote.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
 pub enum DriftPolicy {
     /// Write the expected percent back and keep going.
     #[default]

@@ -286,3 +286,182 @@ impl RolloutStatus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(second).expect("a valid time")
+    }
+
+    fn entry(n: u32) -> HistoryEntry {
+        HistoryEntry {
+            at: Time(at(i64::from(n))),
+            kind: HistoryKind::Checkpoint,
+            stage: n,
+            percent: 1,
+            verdict: Some(CheckpointVerdict::Pass),
+            message: None,
+        }
+    }
+
+    fn stages(status: &RolloutStatus) -> Vec<u32> {
+        status.history.iter().map(|e| e.stage).collect()
+    }
+
+    #[test]
+    fn record_appends_below_the_limit() {
+        let mut status = RolloutStatus::default();
+        for n in 0..3 {
+            status.record(entry(n));
+        }
+        assert_eq!(stages(&status), [0, 1, 2]);
+    }
+
+    #[test]
+    fn record_keeps_the_latest_entries() {
+        let mut status = RolloutStatus::default();
+        for n in 0..(HISTORY_LIMIT as u32 + 5) {
+            status.record(entry(n));
+            assert!(status.history.len() <= HISTORY_LIMIT);
+        }
+        let expected: Vec<u32> = (5..HISTORY_LIMIT as u32 + 5).collect();
+        assert_eq!(stages(&status), expected);
+    }
+
+    #[test]
+    fn record_trims_a_history_longer_than_the_limit() {
+        // A status written with a larger limit is cut down at the next entry.
+        let mut status = RolloutStatus {
+            history: (0..30).map(entry).collect(),
+            ..RolloutStatus::default()
+        };
+        status.record(entry(30));
+        let expected: Vec<u32> = (11..=30).collect();
+        assert_eq!(stages(&status), expected);
+    }
+
+    fn condition<'a>(status: &'a RolloutStatus, kind: &str) -> &'a Condition {
+        let found: Vec<_> = status
+            .conditions
+            .iter()
+            .filter(|c| c.type_ == kind)
+            .collect();
+        assert_eq!(found.len(), 1, "{kind}: {:?}", status.conditions);
+        found[0]
+    }
+
+    /// The (Ready, Reconciling, Stalled) statuses and the reason.
+    fn summary(status: &RolloutStatus) -> (&str, &str, &str, &str) {
+        let ready = condition(status, "Ready");
+        (
+            ready.status.as_str(),
+            condition(status, "Reconciling").status.as_str(),
+            condition(status, "Stalled").status.as_str(),
+            ready.reason.as_str(),
+        )
+    }
+
+    #[test]
+    fn conditions_follow_the_phase() {
+        let cases = [
+            (None, ("False", "True", "False", "Pending")),
+            (
+                Some(Phase::Progressing),
+                ("False", "True", "False", "Progressing"),
+            ),
+            (Some(Phase::Paused), ("False", "False", "False", "Paused")),
+            (
+                Some(Phase::Succeeded),
+                ("True", "False", "False", "Succeeded"),
+            ),
+            (
+                Some(Phase::RolledBack),
+                ("False", "False", "True", "RolledBack"),
+            ),
+            (
+                Some(Phase::Failed),
+                ("False", "False", "True", "InvalidSpec"),
+            ),
+        ];
+        for (phase, expected) in cases {
+            let mut status = RolloutStatus {
+                phase,
+                message: Some("why".to_owned()),
+                observed_generation: Some(7),
+                ..RolloutStatus::default()
+            };
+            status.update_conditions(at(100));
+            assert_eq!(summary(&status), expected, "{phase:?}");
+            assert_eq!(status.conditions.len(), 3);
+            for c in &status.conditions {
+                assert_eq!(c.message, "why");
+                assert_eq!(c.reason, expected.3);
+                assert_eq!(c.observed_generation, Some(7));
+                assert_eq!(c.last_transition_time, Time(at(100)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_condition_keeps_its_transition_time_while_its_status_holds() {
+        let mut status = RolloutStatus {
+            phase: Some(Phase::Progressing),
+            message: Some("stage 0".to_owned()),
+            observed_generation: Some(1),
+            ..RolloutStatus::default()
+        };
+        status.update_conditions(at(100));
+
+        status.message = Some("stage 1".to_owned());
+        status.observed_generation = Some(2);
+        status.update_conditions(at(200));
+        for c in &status.conditions {
+            assert_eq!(c.last_transition_time, Time(at(100)), "{}", c.type_);
+            assert_eq!(c.message, "stage 1");
+            assert_eq!(c.observed_generation, Some(2));
+        }
+
+        status.phase = Some(Phase::Succeeded);
+        status.message = None;
+        status.update_conditions(at(300));
+        assert_eq!(summary(&status), ("True", "False", "False", "Succeeded"));
+        let changed = |kind| condition(&status, kind).last_transition_time.clone();
+        assert_eq!(changed("Ready"), Time(at(300)));
+        assert_eq!(changed("Reconciling"), Time(at(300)));
+        assert_eq!(changed("Stalled"), Time(at(100)));
+        assert_eq!(condition(&status, "Stalled").reason, "Succeeded");
+        assert_eq!(condition(&status, "Stalled").message, "");
+    }
+
+    #[test]
+    fn other_conditions_are_left_alone() {
+        let foreign = Condition {
+            type_: "example.com/Custom".to_owned(),
+            status: "True".to_owned(),
+            reason: "Mine".to_owned(),
+            message: "not rollgate's".to_owned(),
+            observed_generation: None,
+            last_transition_time: Time(at(1)),
+        };
+        let mut status = RolloutStatus {
+            phase: Some(Phase::Paused),
+            conditions: vec![foreign.clone()],
+            ..RolloutStatus::default()
+        };
+        status.update_conditions(at(100));
+        status.update_conditions(at(200));
+        assert_eq!(status.conditions.len(), 4);
+        assert_eq!(status.conditions[0], foreign);
+    }
+
+    #[test]
+    fn terminal_phases() {
+        assert!(!Phase::Progressing.is_terminal());
+        assert!(!Phase::Paused.is_terminal());
+        assert!(Phase::Succeeded.is_terminal());
+        assert!(Phase::RolledBack.is_terminal());
+        assert!(Phase::Failed.is_terminal());
+    }
+}

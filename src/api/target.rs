@@ -4,6 +4,8 @@ use kube::KubeSchema;
 use kube::core::Duration;
 use serde::{Deserialize, Serialize};
 
+use super::duration::{DURATION_FORMAT_RULE, DURATION_POSITIVE_RULE};
+
 /// Where the rollout writes each stage's percentage. Set exactly one of `flagd`, `configMap`
 /// and `webhook`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -59,12 +61,15 @@ impl Target {
 pub struct FlagdTarget {
     /// Name of the ConfigMap that holds the flag definition (same namespace as the Rollout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("size(self) > 0").message("configMap must not be empty"))]
     pub config_map: Option<String>,
     /// Name of an OpenFeature Operator `core.openfeature.dev` FeatureFlag that holds the flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("size(self) > 0").message("featureFlag must not be empty"))]
     pub feature_flag: Option<String>,
     /// Key inside the ConfigMap that holds the flagd JSON (default `flags.flagd.json`).
     #[serde(default = "default_flagd_key")]
+    #[x_kube(validation = Rule::new("size(self) > 0").message("key must not be empty"))]
     pub key: String,
     /// The flag's key in the definition.
     #[x_kube(validation = Rule::new("size(self) > 0").message("flag must not be empty"))]
@@ -105,7 +110,15 @@ pub struct WebhookTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers_secret: Option<String>,
     /// Time allowed for one request, as a Go duration (default 10s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "super::duration::deserialize_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
+        .message("timeout must be a Go duration such as 10s"))]
+    #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
     pub timeout: Option<Duration>,
 }
 
@@ -119,4 +132,93 @@ fn default_on_variant() -> String {
 
 fn default_off_variant() -> String {
     "off".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flagd() -> FlagdTarget {
+        FlagdTarget {
+            config_map: Some("feature-flags".to_owned()),
+            flag: "passenger_favorites_matching".to_owned(),
+            ..FlagdTarget::default()
+        }
+    }
+
+    fn config_map() -> ConfigMapTarget {
+        ConfigMapTarget {
+            name: "rollout".to_owned(),
+            key: "percent".to_owned(),
+        }
+    }
+
+    fn webhook() -> WebhookTarget {
+        WebhookTarget {
+            url: "https://flags.example/percent".to_owned(),
+            ..WebhookTarget::default()
+        }
+    }
+
+    #[test]
+    fn kind_is_the_one_set() {
+        let target = Target {
+            flagd: Some(flagd()),
+            ..Target::default()
+        };
+        assert_eq!(target.kind(), Some(TargetKind::Flagd(&flagd())));
+        let target = Target {
+            config_map: Some(config_map()),
+            ..Target::default()
+        };
+        assert_eq!(target.kind(), Some(TargetKind::ConfigMap(&config_map())));
+        let target = Target {
+            webhook: Some(webhook()),
+            ..Target::default()
+        };
+        assert_eq!(target.kind(), Some(TargetKind::Webhook(&webhook())));
+    }
+
+    #[test]
+    fn kind_is_none_unless_exactly_one_is_set() {
+        assert_eq!(Target::default().kind(), None);
+        let cases = [
+            (Some(flagd()), Some(config_map()), None),
+            (Some(flagd()), None, Some(webhook())),
+            (None, Some(config_map()), Some(webhook())),
+            (Some(flagd()), Some(config_map()), Some(webhook())),
+        ];
+        for (flagd, config_map, webhook) in cases {
+            let target = Target {
+                flagd,
+                config_map,
+                webhook,
+            };
+            assert_eq!(target.kind(), None, "{target:?}");
+        }
+    }
+
+    #[test]
+    fn flag_name_is_the_flagd_flag() {
+        let target = Target {
+            flagd: Some(flagd()),
+            ..Target::default()
+        };
+        assert_eq!(target.flag_name(), Some("passenger_favorites_matching"));
+        let target = Target {
+            config_map: Some(config_map()),
+            ..Target::default()
+        };
+        assert_eq!(target.flag_name(), None);
+    }
+
+    #[test]
+    fn flagd_defaults_fill_key_and_variants() {
+        let flagd: FlagdTarget =
+            serde_json::from_str(r#"{"configMap": "ff", "flag": "f"}"#).expect("reads");
+        assert_eq!(flagd.key, "flags.flagd.json");
+        assert_eq!(flagd.on_variant, "on");
+        assert_eq!(flagd.off_variant, "off");
+        assert!(flagd.allowlist.is_empty());
+    }
 }

@@ -1,9 +1,29 @@
 //! The rules of a valid plan, checked in Rust as well as by the CRD's CEL rules, so the
 //! controller and the command line reject what `kubectl apply` would.
+//!
+//! Every CEL rule of the CRD has its mirror here, with the same meaning, except the
+//! duration-format rules: their mirror is [`parse_duration`](super::parse_duration), which
+//! reads every duration of a spec, so a spec that breaks them never gets this far. A NaN bound
+//! cannot come from JSON, only from Rust, so its check is Rust's alone; and the schema's size
+//! limits (`maxItems`, `maxLength`), which the API server enforces without CEL, are checked
+//! here too.
 
 use std::collections::HashSet;
 
+use kube::core::Duration;
+
+use super::duration;
+use super::gate::Gate;
 use super::spec::RolloutSpec;
+
+/// Most stages a plan may have (the schema's `maxItems`).
+const MAX_STAGES: usize = 100;
+/// Most gates a plan may have (the schema's `maxItems`).
+const MAX_GATES: usize = 32;
+/// Longest gate name, in characters (the schema's `maxLength`).
+const MAX_GATE_NAME: usize = 63;
+/// Fewest and most targeting keys an OFREP gate may sample.
+const OFREP_SAMPLE_RANGE: std::ops::RangeInclusive<u32> = 1..=100_000;
 
 /// One broken rule, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,164 +46,216 @@ impl SpecError {
 
 /// Checks every rule of DESIGN §3 and returns each broken one.
 pub fn validate_spec(spec: &RolloutSpec) -> Result<(), Vec<SpecError>> {
-    let mut errors = Vec::new();
+    let mut errors = Errors::default();
     check_target(spec, &mut errors);
     check_stages(spec, &mut errors);
     check_analysis(spec, &mut errors);
-    if spec.rollback.percent > 100 {
-        errors.push(SpecError::new(
-            "spec.rollback.percent",
-            "must be between 0 and 100",
-        ));
-    }
-    if errors.is_empty() {
+    errors.percent("spec.rollback.percent", spec.rollback.percent);
+    if errors.0.is_empty() {
         Ok(())
     } else {
-        Err(errors)
+        Err(errors.0)
     }
 }
 
-fn check_target(spec: &RolloutSpec, errors: &mut Vec<SpecError>) {
+/// The broken rules found so far, with helpers for the checks several fields share.
+#[derive(Default)]
+struct Errors(Vec<SpecError>);
+
+impl Errors {
+    fn push(&mut self, field: impl Into<String>, problem: impl Into<String>) {
+        self.0.push(SpecError::new(field, problem));
+    }
+
+    fn not_empty(&mut self, field: impl Into<String>, value: &str) {
+        if value.is_empty() {
+            self.push(field, "must not be empty");
+        }
+    }
+
+    fn http_url(&mut self, field: impl Into<String>, url: &str) {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            self.push(field, "must start with http:// or https://");
+        }
+    }
+
+    fn percent(&mut self, field: impl Into<String>, percent: u8) {
+        if percent > 100 {
+            self.push(field, "must be between 0 and 100");
+        }
+    }
+
+    fn timeout(&mut self, field: impl Into<String>, timeout: Option<Duration>) {
+        if timeout.is_some_and(|t| !duration::is_positive(t)) {
+            self.push(field, "must be positive");
+        }
+    }
+}
+
+fn check_target(spec: &RolloutSpec, errors: &mut Errors) {
     let target = &spec.target;
     if target.kind().is_none() {
-        errors.push(SpecError::new(
+        errors.push(
             "spec.target",
             "must set exactly one of flagd, configMap and webhook",
-        ));
+        );
     }
     if let Some(flagd) = &target.flagd {
         if flagd.config_map.is_some() == flagd.feature_flag.is_some() {
-            errors.push(SpecError::new(
+            errors.push(
                 "spec.target.flagd",
                 "must set exactly one of configMap and featureFlag",
-            ));
+            );
         }
-        if flagd.flag.is_empty() {
-            errors.push(SpecError::new("spec.target.flagd.flag", "must not be empty"));
+        if let Some(config_map) = &flagd.config_map {
+            errors.not_empty("spec.target.flagd.configMap", config_map);
         }
+        if let Some(feature_flag) = &flagd.feature_flag {
+            errors.not_empty("spec.target.flagd.featureFlag", feature_flag);
+        }
+        errors.not_empty("spec.target.flagd.key", &flagd.key);
+        errors.not_empty("spec.target.flagd.flag", &flagd.flag);
     }
     if let Some(config_map) = &target.config_map {
-        if config_map.name.is_empty() {
-            errors.push(SpecError::new("spec.target.configMap.name", "must not be empty"));
-        }
-        if config_map.key.is_empty() {
-            errors.push(SpecError::new("spec.target.configMap.key", "must not be empty"));
-        }
+        errors.not_empty("spec.target.configMap.name", &config_map.name);
+        errors.not_empty("spec.target.configMap.key", &config_map.key);
     }
-    if let Some(webhook) = &target.webhook
-        && !is_http_url(&webhook.url)
-    {
-        errors.push(SpecError::new(
-            "spec.target.webhook.url",
-            "must start with http:// or https://",
-        ));
+    if let Some(webhook) = &target.webhook {
+        errors.http_url("spec.target.webhook.url", &webhook.url);
+        errors.timeout("spec.target.webhook.timeout", webhook.timeout);
     }
 }
 
-fn check_stages(spec: &RolloutSpec, errors: &mut Vec<SpecError>) {
+fn check_stages(spec: &RolloutSpec, errors: &mut Errors) {
     if spec.stages.is_empty() {
-        errors.push(SpecError::new("spec.stages", "must not be empty"));
+        errors.push("spec.stages", "must not be empty");
+    }
+    if spec.stages.len() > MAX_STAGES {
+        errors.push(
+            "spec.stages",
+            format!("must have at most {MAX_STAGES} stages"),
+        );
     }
     for (i, stage) in spec.stages.iter().enumerate() {
-        if stage.percent > 100 {
-            errors.push(SpecError::new(
-                format!("spec.stages[{i}].percent"),
-                "must be between 0 and 100",
-            ));
+        errors.percent(format!("spec.stages[{i}].percent"), stage.percent);
+        if duration::is_negative(stage.duration) {
+            errors.push(format!("spec.stages[{i}].duration"), "must not be negative");
         }
-        if stage.duration.is_negative() {
-            errors.push(SpecError::new(
-                format!("spec.stages[{i}].duration"),
-                "must not be negative",
-            ));
-        }
-        if i > 0 && spec.stages[i - 1].percent >= stage.percent {
-            errors.push(SpecError::new(
+        if let Some(previous) = i.checked_sub(1).and_then(|p| spec.stages.get(p))
+            && previous.percent >= stage.percent
+        {
+            errors.push(
                 format!("spec.stages[{i}].percent"),
                 format!(
                     "stage percents must be strictly increasing ({} follows {})",
-                    stage.percent,
-                    spec.stages[i - 1].percent
+                    stage.percent, previous.percent
                 ),
-            ));
+            );
         }
     }
 }
 
-fn check_analysis(spec: &RolloutSpec, errors: &mut Vec<SpecError>) {
+fn check_analysis(spec: &RolloutSpec, errors: &mut Errors) {
     let analysis = &spec.analysis;
-    if analysis.interval.is_negative() || std::time::Duration::from(analysis.interval).is_zero() {
-        errors.push(SpecError::new("spec.analysis.interval", "must be positive"));
+    if !duration::is_positive(analysis.interval) {
+        errors.push("spec.analysis.interval", "must be positive");
     }
     if analysis.error_limit < 1 {
-        errors.push(SpecError::new("spec.analysis.errorLimit", "must be at least 1"));
+        errors.push("spec.analysis.errorLimit", "must be at least 1");
+    }
+    if analysis.gates.len() > MAX_GATES {
+        errors.push(
+            "spec.analysis.gates",
+            format!("must have at most {MAX_GATES} gates"),
+        );
     }
     let mut names = HashSet::new();
     for (i, gate) in analysis.gates.iter().enumerate() {
         let field = format!("spec.analysis.gates[{i}]");
-        if gate.name.is_empty() {
-            errors.push(SpecError::new(format!("{field}.name"), "must not be empty"));
-        } else if !names.insert(gate.name.as_str()) {
-            errors.push(SpecError::new(
+        if !gate.name.is_empty() && !names.insert(gate.name.as_str()) {
+            errors.push(
                 format!("{field}.name"),
-                format!("gate name {:?} is used twice; gate names must be unique", gate.name),
-            ));
+                format!(
+                    "gate name {:?} is used twice; gate names must be unique",
+                    gate.name
+                ),
+            );
         }
-        if gate.provider().is_none() {
-            errors.push(SpecError::new(
-                field.clone(),
-                "must set exactly one of prometheus, alerts, ofrep and http",
-            ));
-        }
-        if gate.failure_limit < 1 {
-            errors.push(SpecError::new(format!("{field}.failureLimit"), "must be at least 1"));
-        }
-        for (bound, value) in [("min", gate.min), ("max", gate.max)] {
-            if value.is_some_and(f64::is_nan) {
-                errors.push(SpecError::new(format!("{field}.{bound}"), "must be a number"));
-            }
-        }
-        if let (Some(min), Some(max)) = (gate.min, gate.max)
-            && min > max
-        {
-            errors.push(SpecError::new(
-                format!("{field}.min"),
-                format!("min ({min}) must not be greater than max ({max})"),
-            ));
-        }
-        if let Some(ofrep) = &gate.ofrep
-            && !is_http_url(&ofrep.address)
-        {
-            errors.push(SpecError::new(
-                format!("{field}.ofrep.address"),
-                "must start with http:// or https://",
-            ));
-        }
-        if let Some(http) = &gate.http {
-            if !is_http_url(&http.url) {
-                errors.push(SpecError::new(
-                    format!("{field}.http.url"),
-                    "must start with http:// or https://",
-                ));
-            }
-            if !http.json_path.starts_with('$') {
-                errors.push(SpecError::new(
-                    format!("{field}.http.jsonPath"),
-                    "must start with $",
-                ));
-            }
-        }
-        if let Some(prometheus) = &gate.prometheus
-            && prometheus.query.trim().is_empty()
-        {
-            errors.push(SpecError::new(
-                format!("{field}.prometheus.query"),
-                "must not be empty",
-            ));
-        }
+        check_gate(&field, gate, errors);
     }
 }
 
-fn is_http_url(url: &str) -> bool {
-    url.starts_with("http://") || url.starts_with("https://")
+fn check_gate(field: &str, gate: &Gate, errors: &mut Errors) {
+    errors.not_empty(format!("{field}.name"), &gate.name);
+    if gate.name.chars().count() > MAX_GATE_NAME {
+        errors.push(
+            format!("{field}.name"),
+            format!("must be at most {MAX_GATE_NAME} characters"),
+        );
+    }
+    if gate.provider().is_none() {
+        errors.push(
+            field,
+            "must set exactly one of prometheus, alerts, ofrep and http",
+        );
+    }
+    if gate.failure_limit < 1 {
+        errors.push(format!("{field}.failureLimit"), "must be at least 1");
+    }
+    for (bound, value) in [("min", gate.min), ("max", gate.max)] {
+        if value.is_some_and(f64::is_nan) {
+            errors.push(format!("{field}.{bound}"), "must be a number");
+        }
+    }
+    if let (Some(min), Some(max)) = gate.bounds()
+        && min > max
+    {
+        let max = match gate.max {
+            Some(max) => format!("{max}"),
+            None => format!("{max}, its default for alerts and ofrep"),
+        };
+        errors.push(
+            format!("{field}.min"),
+            format!("min ({min}) must not be greater than max ({max})"),
+        );
+    }
+    if let Some(prometheus) = &gate.prometheus {
+        let field = format!("{field}.prometheus");
+        if let Some(address) = &prometheus.address {
+            errors.http_url(format!("{field}.address"), address);
+        }
+        if prometheus.query.trim().is_empty() {
+            errors.push(format!("{field}.query"), "must not be empty");
+        }
+        if prometheus.sample_query.is_some() != prometheus.min_sample.is_some() {
+            errors.push(
+                field.clone(),
+                "sampleQuery and minSample must be set together",
+            );
+        }
+        errors.timeout(format!("{field}.timeout"), prometheus.timeout);
+    }
+    if let Some(alerts) = &gate.alerts {
+        if let Some(address) = &alerts.address {
+            errors.http_url(format!("{field}.alerts.address"), address);
+        }
+        errors.timeout(format!("{field}.alerts.timeout"), alerts.timeout);
+    }
+    if let Some(ofrep) = &gate.ofrep {
+        errors.http_url(format!("{field}.ofrep.address"), &ofrep.address);
+        if !OFREP_SAMPLE_RANGE.contains(&ofrep.sample) {
+            errors.push(
+                format!("{field}.ofrep.sample"),
+                "must be between 1 and 100000",
+            );
+        }
+        errors.timeout(format!("{field}.ofrep.timeout"), ofrep.timeout);
+    }
+    if let Some(http) = &gate.http {
+        errors.http_url(format!("{field}.http.url"), &http.url);
+        if !http.json_path.starts_with('$') {
+            errors.push(format!("{field}.http.jsonPath"), "must start with $");
+        }
+        errors.timeout(format!("{field}.http.timeout"), http.timeout);
+    }
 }

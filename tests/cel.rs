@@ -1,0 +1,970 @@
+//! The CRD's CEL rules, evaluated client-side with kube-cel (`Rollout::validate_cel`): for every
+//! rule, a plan at the edge of what it allows passes, and a plan that breaks it is rejected
+//! with that rule's message at that rule's field, and for nothing else.
+//!
+//! `every_cel_rule_has_a_rejecting_test` fails when the CRD gains a rule this file does not
+//! exercise.
+
+use kube::CustomResourceExt;
+use kube::core::cel::{ErrorKind, ScopeContext, ValidationError, Validator, WarningKind};
+use rollgate::api::Rollout;
+use serde_json::{Value, json};
+
+/// A plan that uses every field with a rule: a flagd target and one gate of each provider.
+fn plan() -> Value {
+    json!({
+        "apiVersion": "rollgate.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "passenger-favorites-matching", "namespace": "kaviar"},
+        "spec": {
+            "target": {
+                "flagd": {
+                    "configMap": "feature-flags",
+                    "key": "flags.flagd.json",
+                    "flag": "passenger_favorites_matching",
+                    "allowlist": ["u-1001", "u-1002"]
+                }
+            },
+            "stages": [
+                {"percent": 1, "duration": "2h"},
+                {"percent": 5, "duration": "2h"},
+                {"percent": 10, "duration": "4h"}
+            ],
+            "analysis": {
+                "interval": "1h",
+                "errorLimit": 3,
+                "gates": [
+                    {
+                        "name": "error-rate",
+                        "prometheus": {
+                            "address": "http://prometheus:9090",
+                            "query": "sum(rate(http_requests_total{code=~\"5..\"}[5m])) / sum(rate(http_requests_total[5m]))",
+                            "sampleQuery": "sum(increase(http_requests_total[1h]))",
+                            "minSample": 100.0,
+                            "timeout": "10s"
+                        },
+                        "max": 0.01,
+                        "failureLimit": 2
+                    },
+                    {
+                        "name": "critical-alerts",
+                        "alerts": {
+                            "address": "https://alertmanager.example:9090",
+                            "matchers": ["severity=\"critical\""],
+                            "timeout": "5s"
+                        }
+                    },
+                    {
+                        "name": "determinism",
+                        "ofrep": {"address": "http://flagd.kaviar:8016", "sample": 1000, "timeout": "2s"}
+                    },
+                    {
+                        "name": "health",
+                        "http": {"url": "https://status.example/health", "jsonPath": "$.ok", "timeout": "3s"}
+                    }
+                ]
+            },
+            "rollback": {"percent": 0},
+            "onDrift": "Revert",
+            "paused": false
+        }
+    })
+}
+
+/// The plan with one change applied to it.
+fn plan_with(change: impl FnOnce(&mut Value)) -> Value {
+    let mut plan = plan();
+    change(&mut plan);
+    plan
+}
+
+/// Reads the object as a `Rollout` and runs its CEL rules.
+fn cel(object: &Value) -> Result<(), Vec<ValidationError>> {
+    let rollout: Rollout = serde_json::from_value(object.clone())
+        .unwrap_or_else(|e| panic!("the test plan does not deserialize: {e}\n{object:#}"));
+    rollout.validate_cel().map_err(|errors| errors.into_vec())
+}
+
+/// Runs the CRD's CEL rules on JSON the Rust types refuse to read (a duration of another
+/// grammar), after checking that they do refuse it: the same schema and validator
+/// `Rollout::validate_cel` uses.
+fn cel_on_json_rust_refuses(object: &Value) -> Result<(), Vec<ValidationError>> {
+    assert!(
+        serde_json::from_value::<Rollout>(object.clone()).is_err(),
+        "the Rust types read a plan the CRD must reject:\n{object:#}"
+    );
+    Validator::new()
+        .validate(&schema(), object, None)
+        .map_err(|errors| errors.into_vec())
+}
+
+fn schema() -> Value {
+    let crd = Rollout::crd();
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .expect("the CRD has an openAPIV3Schema");
+    serde_json::to_value(schema).expect("the schema serializes")
+}
+
+#[track_caller]
+fn accepts(object: Value) {
+    if let Err(errors) = cel(&object) {
+        panic!("a good plan was rejected: {errors:#?}\n{object:#}");
+    }
+}
+
+/// Asserts the rules reject the object with exactly one error: `message` at `path`.
+#[track_caller]
+fn rejected_with(result: Result<(), Vec<ValidationError>>, path: &str, message: &str) {
+    let errors = match result {
+        Ok(()) => panic!("a bad plan was accepted; expected {path}: {message}"),
+        Err(errors) => errors,
+    };
+    let found: Vec<_> = errors
+        .iter()
+        .map(|e| (e.field_path.as_str(), e.message.as_str(), &e.kind))
+        .collect();
+    assert_eq!(
+        found,
+        [(path, message, &ErrorKind::ValidationFailure)],
+        "expected exactly one failure, {path}: {message}"
+    );
+}
+
+#[track_caller]
+fn rejects(object: Value, path: &str, message: &str) {
+    rejected_with(cel(&object), path, message);
+}
+
+// ── the whole plan ────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn the_full_plan_passes() {
+    accepts(plan());
+}
+
+#[test]
+fn the_design_example_passes() {
+    let yaml = r#"
+apiVersion: rollgate.dev/v1alpha1
+kind: Rollout
+metadata:
+  name: passenger-favorites-matching
+  namespace: kaviar
+spec:
+  target:
+    flagd:
+      configMap: feature-flags
+      key: flags.flagd.json
+      flag: passenger_favorites_matching
+      allowlist: [u-1001, u-1002]
+  stages:
+    - {percent: 1,  duration: 2h}
+    - {percent: 5,  duration: 2h}
+    - {percent: 10, duration: 4h}
+  analysis:
+    interval: 1h
+    errorLimit: 3
+    gates:
+      - name: error-rate
+        prometheus:
+          query: |
+            sum(rate(http_requests_total{job="backend",code=~"5.."}[5m]))
+              / sum(rate(http_requests_total{job="backend"}[5m]))
+        max: 0.01
+        failureLimit: 2
+      - name: critical-alerts
+        alerts: {matchers: ['severity="critical"']}
+      - name: determinism
+        ofrep: {address: http://flagd.kaviar:8016, sample: 1000}
+  rollback: {percent: 0}
+  onDrift: Revert
+  paused: false
+"#;
+    let rollout: Rollout = serde_saphyr::from_str(yaml).expect("the design's example reads");
+    if let Err(errors) = rollout.validate_cel() {
+        panic!("the design's example was rejected: {errors}");
+    }
+}
+
+#[test]
+fn a_minimal_plan_passes_with_defaults() {
+    accepts(json!({
+        "apiVersion": "rollgate.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "minimal"},
+        "spec": {
+            "target": {"configMap": {"name": "rollout", "key": "percent"}},
+            "stages": [{"percent": 100}]
+        }
+    }));
+}
+
+// ── stages ───────────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn stages_not_empty_accepts_one_stage() {
+    accepts(plan_with(|p| {
+        p["spec"]["stages"] = json!([{"percent": 100}])
+    }));
+}
+
+#[test]
+fn stages_not_empty_rejects_no_stages() {
+    rejects(
+        plan_with(|p| p["spec"]["stages"] = json!([])),
+        "spec.stages",
+        "stages must not be empty",
+    );
+}
+
+#[test]
+fn stage_percents_increasing_accepts_increasing_steps() {
+    for percents in [
+        vec![0],
+        vec![0, 100],
+        vec![1, 2, 3],
+        vec![1, 5, 10, 25, 50, 100],
+    ] {
+        let stages: Vec<Value> = percents.iter().map(|p| json!({"percent": p})).collect();
+        accepts(plan_with(|p| p["spec"]["stages"] = json!(stages)));
+    }
+}
+
+#[test]
+fn stage_percents_increasing_rejects_repeats_and_decreases() {
+    for percents in [
+        vec![5, 5],
+        vec![5, 1],
+        vec![1, 10, 5],
+        vec![1, 5, 10, 10],
+        vec![50, 1, 100],
+    ] {
+        let stages: Vec<Value> = percents.iter().map(|p| json!({"percent": p})).collect();
+        rejects(
+            plan_with(|p| p["spec"]["stages"] = json!(stages)),
+            "spec.stages",
+            "stage percents must be strictly increasing",
+        );
+    }
+}
+
+#[test]
+fn stage_percent_range_accepts_0_and_100() {
+    accepts(plan_with(|p| {
+        p["spec"]["stages"] = json!([{"percent": 0}, {"percent": 100}]);
+    }));
+}
+
+#[test]
+fn stage_percent_range_rejects_101() {
+    rejects(
+        plan_with(|p| p["spec"]["stages"] = json!([{"percent": 1}, {"percent": 101}])),
+        "spec.stages[1].percent",
+        "percent must be between 0 and 100",
+    );
+}
+
+#[test]
+fn stage_duration_format_accepts_go_durations() {
+    for duration in [
+        "0", "0s", "90s", "2h", "1h30m", "1.5h", "250ms", "10us", "10µs", "10μs", "100ns",
+    ] {
+        accepts(plan_with(|p| {
+            p["spec"]["stages"][0]["duration"] = json!(duration)
+        }));
+    }
+}
+
+#[test]
+fn stage_duration_format_accepts_what_kube_writes() {
+    // kube writes a Duration as Rust's `Debug` does: `7200s`, `1.5s`, `10µs`.
+    let mut rollout: Rollout = serde_json::from_value(plan()).expect("the plan reads");
+    for duration in [
+        std::time::Duration::from_secs(7200),
+        std::time::Duration::from_millis(1500),
+        std::time::Duration::from_micros(10),
+        std::time::Duration::from_nanos(1),
+        std::time::Duration::ZERO,
+    ] {
+        rollout.spec.stages[0].duration = duration.into();
+        if let Err(errors) = rollout.validate_cel() {
+            panic!("{duration:?} was rejected: {errors}");
+        }
+    }
+}
+
+#[test]
+fn stage_duration_format_rejects_other_grammars() {
+    for duration in [
+        "2 hours", "2hours", "1d", "", "2", "+5s", ".5s", "PT2H", "1h 30m",
+    ] {
+        let plan = plan_with(|p| p["spec"]["stages"][0]["duration"] = json!(duration));
+        rejected_with(
+            cel_on_json_rust_refuses(&plan),
+            "spec.stages[0].duration",
+            "duration must be a Go duration such as 90s, 2h or 1h30m",
+        );
+    }
+}
+
+#[test]
+fn stage_duration_not_negative_accepts_zero() {
+    for duration in ["0s", "-0s", "1ns"] {
+        accepts(plan_with(|p| {
+            p["spec"]["stages"][1]["duration"] = json!(duration)
+        }));
+    }
+}
+
+#[test]
+fn stage_duration_not_negative_rejects_negative() {
+    for duration in ["-1ns", "-2h"] {
+        rejects(
+            plan_with(|p| p["spec"]["stages"][1]["duration"] = json!(duration)),
+            "spec.stages[1].duration",
+            "duration must not be negative",
+        );
+    }
+}
+
+// ── analysis ─────────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn interval_format_accepts_go_durations() {
+    for interval in ["1m", "30s", "1h30m", "0.5h"] {
+        accepts(plan_with(|p| {
+            p["spec"]["analysis"]["interval"] = json!(interval)
+        }));
+    }
+}
+
+#[test]
+fn interval_format_rejects_other_grammars() {
+    for interval in ["1 minute", "1", "hourly", "1w"] {
+        let plan = plan_with(|p| p["spec"]["analysis"]["interval"] = json!(interval));
+        rejected_with(
+            cel_on_json_rust_refuses(&plan),
+            "spec.analysis.interval",
+            "interval must be a Go duration such as 30s, 1m or 1h",
+        );
+    }
+}
+
+#[test]
+fn interval_positive_accepts_one_nanosecond() {
+    accepts(plan_with(|p| {
+        p["spec"]["analysis"]["interval"] = json!("1ns")
+    }));
+}
+
+#[test]
+fn interval_positive_rejects_zero_and_negative() {
+    for interval in ["0", "0s", "-0s", "-1m"] {
+        rejects(
+            plan_with(|p| p["spec"]["analysis"]["interval"] = json!(interval)),
+            "spec.analysis.interval",
+            "interval must be positive",
+        );
+    }
+}
+
+#[test]
+fn error_limit_accepts_1() {
+    accepts(plan_with(|p| {
+        p["spec"]["analysis"]["errorLimit"] = json!(1)
+    }));
+}
+
+#[test]
+fn error_limit_rejects_0() {
+    rejects(
+        plan_with(|p| p["spec"]["analysis"]["errorLimit"] = json!(0)),
+        "spec.analysis.errorLimit",
+        "errorLimit must be at least 1",
+    );
+}
+
+#[test]
+fn gate_names_unique_accepts_distinct_names_and_no_gates() {
+    accepts(plan());
+    accepts(plan_with(|p| p["spec"]["analysis"]["gates"] = json!([])));
+    accepts(plan_with(|p| {
+        p["spec"]["analysis"]
+            .as_object_mut()
+            .map(|a| a.remove("gates"));
+    }));
+}
+
+#[test]
+fn gate_names_unique_rejects_a_repeated_name() {
+    rejects(
+        plan_with(|p| p["spec"]["analysis"]["gates"][3]["name"] = json!("error-rate")),
+        "spec.analysis",
+        "gate names must be unique",
+    );
+}
+
+// ── gates ────────────────────────────────────────────────────────────────────────────────
+
+const ONE_PROVIDER: &str = "gate must set exactly one of prometheus, alerts, ofrep and http";
+
+#[test]
+fn one_provider_accepts_each_provider_alone() {
+    let gates = plan()["spec"]["analysis"]["gates"].clone();
+    for i in 0..4 {
+        let gate = gates[i].clone();
+        accepts(plan_with(|p| {
+            p["spec"]["analysis"]["gates"] = json!([gate])
+        }));
+    }
+}
+
+#[test]
+fn one_provider_rejects_none() {
+    rejects(
+        plan_with(|p| p["spec"]["analysis"]["gates"] = json!([{"name": "nothing", "max": 1}])),
+        "spec.analysis.gates[0]",
+        ONE_PROVIDER,
+    );
+}
+
+#[test]
+fn one_provider_rejects_two() {
+    rejects(
+        plan_with(|p| {
+            let alerts = p["spec"]["analysis"]["gates"][1]["alerts"].clone();
+            p["spec"]["analysis"]["gates"][0]["alerts"] = alerts;
+        }),
+        "spec.analysis.gates[0]",
+        ONE_PROVIDER,
+    );
+}
+
+#[test]
+fn min_max_accepts_equal_bounds_and_one_bound() {
+    accepts(plan_with(|p| {
+        p["spec"]["analysis"]["gates"][0]["min"] = json!(0.01);
+        p["spec"]["analysis"]["gates"][0]["max"] = json!(0.01);
+        p["spec"]["analysis"]["gates"][3]["min"] = json!(-5.0);
+    }));
+}
+
+#[test]
+fn min_max_rejects_min_above_max() {
+    rejects(
+        plan_with(|p| p["spec"]["analysis"]["gates"][0]["min"] = json!(0.02)),
+        "spec.analysis.gates[0]",
+        "min must not be greater than max",
+    );
+}
+
+const DEFAULT_MAX: &str =
+    "min must not be greater than max, which defaults to 0 for alerts and ofrep";
+
+#[test]
+fn min_with_default_max_accepts_zero_or_an_explicit_max() {
+    accepts(plan_with(|p| {
+        p["spec"]["analysis"]["gates"][1]["min"] = json!(0);
+        p["spec"]["analysis"]["gates"][2]["min"] = json!(5);
+        p["spec"]["analysis"]["gates"][2]["max"] = json!(5);
+        // Only the counting providers default max to 0.
+        p["spec"]["analysis"]["gates"][3]["min"] = json!(5);
+    }));
+}
+
+#[test]
+fn min_with_default_max_rejects_a_positive_min_on_counting_gates() {
+    for (gate, min) in [(1, json!(1)), (2, json!(0.5))] {
+        rejects(
+            plan_with(|p| p["spec"]["analysis"]["gates"][gate]["min"] = min),
+            &format!("spec.analysis.gates[{gate}]"),
+            DEFAULT_MAX,
+        );
+    }
+}
+
+#[test]
+fn failure_limit_accepts_1() {
+    accepts(plan_with(|p| {
+        p["spec"]["analysis"]["gates"][0]["failureLimit"] = json!(1);
+    }));
+}
+
+#[test]
+fn failure_limit_rejects_0() {
+    rejects(
+        plan_with(|p| p["spec"]["analysis"]["gates"][2]["failureLimit"] = json!(0)),
+        "spec.analysis.gates[2].failureLimit",
+        "failureLimit must be at least 1",
+    );
+}
+
+#[test]
+fn gate_name_accepts_one_character() {
+    accepts(plan_with(|p| {
+        p["spec"]["analysis"]["gates"][1]["name"] = json!("a")
+    }));
+}
+
+#[test]
+fn gate_name_rejects_empty() {
+    rejects(
+        plan_with(|p| p["spec"]["analysis"]["gates"][1]["name"] = json!("")),
+        "spec.analysis.gates[1].name",
+        "name must not be empty",
+    );
+}
+
+#[test]
+fn query_accepts_a_short_query() {
+    accepts(plan_with(|p| {
+        p["spec"]["analysis"]["gates"][0]["prometheus"]["query"] = json!("up");
+    }));
+}
+
+#[test]
+fn query_rejects_empty_and_blank() {
+    for query in ["", "  \n\t"] {
+        rejects(
+            plan_with(|p| p["spec"]["analysis"]["gates"][0]["prometheus"]["query"] = json!(query)),
+            "spec.analysis.gates[0].prometheus.query",
+            "query must not be empty",
+        );
+    }
+}
+
+#[test]
+fn sample_query_and_min_sample_accepts_both_or_neither() {
+    accepts(plan());
+    accepts(plan_with(|p| {
+        let prometheus = p["spec"]["analysis"]["gates"][0]["prometheus"]
+            .as_object_mut()
+            .expect("an object");
+        prometheus.remove("sampleQuery");
+        prometheus.remove("minSample");
+    }));
+}
+
+#[test]
+fn sample_query_and_min_sample_rejects_one_alone() {
+    for field in ["sampleQuery", "minSample"] {
+        rejects(
+            plan_with(|p| {
+                p["spec"]["analysis"]["gates"][0]["prometheus"]
+                    .as_object_mut()
+                    .expect("an object")
+                    .remove(field);
+            }),
+            "spec.analysis.gates[0].prometheus",
+            "sampleQuery and minSample must be set together",
+        );
+    }
+}
+
+/// Paths (from a gate) of the addresses and URLs that must be HTTP(S).
+const URLS: [(usize, &str, &str); 4] = [
+    (0, "prometheus", "address"),
+    (1, "alerts", "address"),
+    (2, "ofrep", "address"),
+    (3, "http", "url"),
+];
+
+#[test]
+fn gate_urls_accept_http_and_https() {
+    for (gate, provider, field) in URLS {
+        for url in ["http://a", "https://b:8443/path"] {
+            accepts(plan_with(|p| {
+                p["spec"]["analysis"]["gates"][gate][provider][field] = json!(url);
+            }));
+        }
+    }
+}
+
+#[test]
+fn gate_urls_reject_other_schemes() {
+    for (gate, provider, field) in URLS {
+        for url in ["prometheus:9090", "ftp://x", "", "HTTP://x"] {
+            rejects(
+                plan_with(|p| p["spec"]["analysis"]["gates"][gate][provider][field] = json!(url)),
+                &format!("spec.analysis.gates[{gate}].{provider}.{field}"),
+                &format!("{field} must start with http:// or https://"),
+            );
+        }
+    }
+}
+
+#[test]
+fn ofrep_sample_accepts_1_and_100000() {
+    for sample in [1, 100_000] {
+        accepts(plan_with(|p| {
+            p["spec"]["analysis"]["gates"][2]["ofrep"]["sample"] = json!(sample);
+        }));
+    }
+}
+
+#[test]
+fn ofrep_sample_rejects_0_and_100001() {
+    for sample in [0, 100_001] {
+        rejects(
+            plan_with(|p| p["spec"]["analysis"]["gates"][2]["ofrep"]["sample"] = json!(sample)),
+            "spec.analysis.gates[2].ofrep.sample",
+            "sample must be between 1 and 100000",
+        );
+    }
+}
+
+#[test]
+fn json_path_accepts_a_dollar_path() {
+    for path in ["$", "$.errorRate", "$['ok']"] {
+        accepts(plan_with(|p| {
+            p["spec"]["analysis"]["gates"][3]["http"]["jsonPath"] = json!(path);
+        }));
+    }
+}
+
+#[test]
+fn json_path_rejects_a_path_without_dollar() {
+    for path in ["errorRate", ".ok", ""] {
+        rejects(
+            plan_with(|p| p["spec"]["analysis"]["gates"][3]["http"]["jsonPath"] = json!(path)),
+            "spec.analysis.gates[3].http.jsonPath",
+            "jsonPath must start with $",
+        );
+    }
+}
+
+// ── timeouts, on every provider and on the webhook target ───────────────────────────────
+
+/// Every timeout field: the JSON pointer of its parent object and its path in messages.
+fn timeouts() -> Vec<(Value, &'static str)> {
+    let webhook = plan_with(|p| {
+        p["spec"]["target"] = json!({"webhook": {"url": "https://flags.example/percent"}});
+    });
+    vec![
+        (plan(), "/spec/analysis/gates/0/prometheus"),
+        (plan(), "/spec/analysis/gates/1/alerts"),
+        (plan(), "/spec/analysis/gates/2/ofrep"),
+        (plan(), "/spec/analysis/gates/3/http"),
+        (webhook, "/spec/target/webhook"),
+    ]
+}
+
+fn with_timeout(mut plan: Value, pointer: &str, timeout: &str) -> Value {
+    plan.pointer_mut(pointer)
+        .expect("the timeout's parent exists")["timeout"] = json!(timeout);
+    plan
+}
+
+/// `spec.analysis.gates[0].prometheus.timeout` for `/spec/analysis/gates/0/prometheus`.
+fn timeout_path(pointer: &str) -> String {
+    let mut path = String::new();
+    for part in pointer.trim_start_matches('/').split('/') {
+        if part.bytes().all(|b| b.is_ascii_digit()) {
+            path.push_str(&format!("[{part}]"));
+        } else {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(part);
+        }
+    }
+    path + ".timeout"
+}
+
+#[test]
+fn timeout_format_accepts_go_durations() {
+    for (plan, pointer) in timeouts() {
+        for timeout in ["10s", "500ms", "1m30s"] {
+            accepts(with_timeout(plan.clone(), pointer, timeout));
+        }
+    }
+}
+
+#[test]
+fn timeout_format_rejects_other_grammars() {
+    for (plan, pointer) in timeouts() {
+        for timeout in ["10", "ten seconds", "1d"] {
+            rejected_with(
+                cel_on_json_rust_refuses(&with_timeout(plan.clone(), pointer, timeout)),
+                &timeout_path(pointer),
+                "timeout must be a Go duration such as 10s",
+            );
+        }
+    }
+}
+
+#[test]
+fn timeout_positive_accepts_one_nanosecond() {
+    for (plan, pointer) in timeouts() {
+        accepts(with_timeout(plan, pointer, "1ns"));
+    }
+}
+
+#[test]
+fn timeout_positive_rejects_zero_and_negative() {
+    for (plan, pointer) in timeouts() {
+        for timeout in ["0s", "-1s"] {
+            rejects(
+                with_timeout(plan.clone(), pointer, timeout),
+                &timeout_path(pointer),
+                "timeout must be positive",
+            );
+        }
+    }
+}
+
+// ── target ───────────────────────────────────────────────────────────────────────────────
+
+const ONE_TARGET: &str = "target must set exactly one of flagd, configMap and webhook";
+
+fn with_target(target: Value) -> Value {
+    plan_with(|p| p["spec"]["target"] = target)
+}
+
+#[test]
+fn one_target_accepts_each_kind_alone() {
+    accepts(with_target(
+        json!({"flagd": {"featureFlag": "flags", "flag": "f"}}),
+    ));
+    accepts(with_target(
+        json!({"configMap": {"name": "cm", "key": "percent"}}),
+    ));
+    accepts(with_target(
+        json!({"webhook": {"url": "https://flags.example/x"}}),
+    ));
+}
+
+#[test]
+fn one_target_rejects_none() {
+    rejects(with_target(json!({})), "spec.target", ONE_TARGET);
+}
+
+#[test]
+fn one_target_rejects_two() {
+    rejects(
+        with_target(json!({
+            "configMap": {"name": "cm", "key": "percent"},
+            "webhook": {"url": "https://flags.example/x"}
+        })),
+        "spec.target",
+        ONE_TARGET,
+    );
+}
+
+const ONE_FLAGD_SOURCE: &str = "flagd target must set exactly one of configMap and featureFlag";
+
+#[test]
+fn flagd_source_accepts_config_map_or_feature_flag() {
+    accepts(with_target(
+        json!({"flagd": {"configMap": "ff", "flag": "f"}}),
+    ));
+    accepts(with_target(
+        json!({"flagd": {"featureFlag": "ff", "flag": "f"}}),
+    ));
+}
+
+#[test]
+fn flagd_source_rejects_neither() {
+    rejects(
+        with_target(json!({"flagd": {"flag": "f"}})),
+        "spec.target.flagd",
+        ONE_FLAGD_SOURCE,
+    );
+}
+
+#[test]
+fn flagd_source_rejects_both() {
+    rejects(
+        with_target(json!({"flagd": {"configMap": "ff", "featureFlag": "ff", "flag": "f"}})),
+        "spec.target.flagd",
+        ONE_FLAGD_SOURCE,
+    );
+}
+
+#[test]
+fn flagd_names_accept_one_character() {
+    accepts(with_target(
+        json!({"flagd": {"configMap": "c", "key": "k", "flag": "f"}}),
+    ));
+    accepts(with_target(
+        json!({"flagd": {"featureFlag": "x", "flag": "f"}}),
+    ));
+}
+
+#[test]
+fn flagd_names_reject_empty() {
+    for (field, message) in [
+        ("configMap", "configMap must not be empty"),
+        ("key", "key must not be empty"),
+        ("flag", "flag must not be empty"),
+    ] {
+        let mut flagd = json!({"configMap": "c", "key": "k", "flag": "f"});
+        flagd[field] = json!("");
+        rejects(
+            with_target(json!({ "flagd": flagd })),
+            &format!("spec.target.flagd.{field}"),
+            message,
+        );
+    }
+    rejects(
+        with_target(json!({"flagd": {"featureFlag": "", "flag": "f"}})),
+        "spec.target.flagd.featureFlag",
+        "featureFlag must not be empty",
+    );
+}
+
+#[test]
+fn config_map_target_accepts_names() {
+    accepts(with_target(json!({"configMap": {"name": "c", "key": "k"}})));
+}
+
+#[test]
+fn config_map_target_rejects_empty_names() {
+    for (field, message) in [
+        ("name", "name must not be empty"),
+        ("key", "key must not be empty"),
+    ] {
+        let mut config_map = json!({"name": "c", "key": "k"});
+        config_map[field] = json!("");
+        rejects(
+            with_target(json!({ "configMap": config_map })),
+            &format!("spec.target.configMap.{field}"),
+            message,
+        );
+    }
+}
+
+#[test]
+fn webhook_url_accepts_http_and_https() {
+    for url in ["http://flags", "https://flags.example/percent"] {
+        accepts(with_target(json!({"webhook": {"url": url}})));
+    }
+}
+
+#[test]
+fn webhook_url_rejects_other_schemes() {
+    for url in ["flags.example/percent", "file:///etc/passwd", ""] {
+        rejects(
+            with_target(json!({"webhook": {"url": url}})),
+            "spec.target.webhook.url",
+            "url must start with http:// or https://",
+        );
+    }
+}
+
+// ── rollback ─────────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn rollback_percent_accepts_0_and_100() {
+    for percent in [0, 100] {
+        accepts(plan_with(|p| {
+            p["spec"]["rollback"]["percent"] = json!(percent)
+        }));
+    }
+}
+
+#[test]
+fn rollback_percent_rejects_101() {
+    rejects(
+        plan_with(|p| p["spec"]["rollback"]["percent"] = json!(101)),
+        "spec.rollback.percent",
+        "percent must be between 0 and 100",
+    );
+}
+
+// ── the rules themselves ─────────────────────────────────────────────────────────────────
+
+/// Every `x-kubernetes-validations` entry of the schema, with the schema node it sits on.
+fn rules(node: &Value, path: &str, found: &mut Vec<(String, Value, String, String)>) {
+    if let Some(list) = node
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+    {
+        for rule in list {
+            found.push((
+                path.to_owned(),
+                node.clone(),
+                rule["rule"].as_str().unwrap_or_default().to_owned(),
+                rule["message"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    if let Some(properties) = node.get("properties").and_then(Value::as_object) {
+        for (name, child) in properties {
+            rules(child, &format!("{path}.{name}"), found);
+        }
+    }
+    if let Some(items) = node.get("items") {
+        rules(items, &format!("{path}[]"), found);
+    }
+}
+
+fn all_rules() -> Vec<(String, Value, String, String)> {
+    let mut found = Vec::new();
+    rules(&schema(), "", &mut found);
+    found
+}
+
+#[test]
+fn every_cel_rule_has_a_message() {
+    for (path, _, rule, message) in all_rules() {
+        assert!(!message.is_empty(), "{path}: rule {rule:?} has no message");
+    }
+}
+
+#[test]
+fn every_cel_rule_has_a_rejecting_test() {
+    let source = include_str!("cel.rs");
+    let untested: Vec<_> = all_rules()
+        .into_iter()
+        .filter(|(_, _, _, message)| {
+            // A message is exercised when it is asserted on, whole or with its field name
+            // filled in by `format!`.
+            let field = message.split(' ').next().unwrap_or_default();
+            let generic = message.replacen(field, "{field}", 1);
+            !source.contains(&format!("\"{message}\""))
+                && !source.contains(&format!("\"{generic}\""))
+        })
+        .map(|(path, _, rule, message)| format!("{path}: {message:?} ({rule})"))
+        .collect();
+    assert!(
+        untested.is_empty(),
+        "CEL rules without a test: {untested:#?}"
+    );
+}
+
+#[test]
+fn every_cel_rule_compiles_and_fits_the_api_servers_budget() {
+    for (path, node, rule, _) in all_rules() {
+        let compiled = kube::core::cel::compile_schema(&node);
+        let errors: Vec<_> = compiled
+            .compilation_errors()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{path}: {errors:?}");
+        // kube-cel's scope check takes the variables that `all`/`exists_one` bind for free
+        // ones, so only its cost and bounds findings count.
+        let warnings: Vec<_> =
+            kube::core::cel::analyze_rule(&rule, &compiled, ScopeContext::CrdValidation)
+                .into_iter()
+                .filter(|w| w.kind != WarningKind::WrongScope)
+                .collect();
+        assert!(warnings.is_empty(), "{path}: rule {rule:?}: {warnings:#?}");
+    }
+}
+
+#[test]
+fn no_rule_indexes_a_list_with_an_element() {
+    // `self.all(x, …)` binds x to each element, not to an index, so `self[x]` or `x == 0` in
+    // its body is a type error for the API server (and an evaluation error in kube-cel).
+    for (path, _, rule, _) in all_rules() {
+        assert!(
+            !rule.contains("self[") && !rule.contains("[i-1]"),
+            "{path}: rule {rule:?} indexes a list by element"
+        );
+    }
+}
