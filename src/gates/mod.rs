@@ -2,6 +2,7 @@
 //! at an instant — a value, no data, or an error that tells an operator what to fix. They never
 //! decide; the engine does.
 
+pub mod alerts;
 pub mod cbor;
 pub mod flagd_bucketing;
 pub mod http;
@@ -11,6 +12,8 @@ pub mod ofrep_checks;
 pub mod ofrep_client;
 pub mod ofrep_memory;
 pub mod ofrep_sample;
+pub mod prometheus;
+pub mod vars;
 
 use k8s_openapi::jiff::Timestamp;
 

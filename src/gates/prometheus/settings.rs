@@ -1,0 +1,346 @@
+//! How to reach a Prometheus: address, credentials, headers, TLS and timeout. The controller
+//! fills [`PrometheusEndpoint`] from a gate's spec and its Secret, the command line from flags
+//! and environment variables; both hand it to [`PrometheusClient`](super::PrometheusClient).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::api::{AlertsGate, PrometheusGate};
+use crate::gates::http_util::timeout_of;
+
+pub use crate::gates::http_util::DEFAULT_TIMEOUT;
+
+/// Secret key holding a bearer token.
+pub const SECRET_TOKEN: &str = "token";
+/// Secret key holding the basic-auth user name.
+pub const SECRET_USERNAME: &str = "username";
+/// Secret key holding the basic-auth password.
+pub const SECRET_PASSWORD: &str = "password";
+/// Secret key holding a PEM CA bundle.
+pub const SECRET_CA: &str = "ca.crt";
+/// Prefix of Secret keys sent as headers: `header.X-Scope-OrgID` sends `X-Scope-OrgID`.
+pub const SECRET_HEADER_PREFIX: &str = "header.";
+
+/// Credentials sent to Prometheus. `Debug` never shows a secret.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum PrometheusAuth {
+    /// No `Authorization` header.
+    #[default]
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+    /// HTTP basic auth.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: String,
+    },
+}
+
+impl PrometheusAuth {
+    /// Credentials from their optional parts, as a Secret or the command line gives them: a
+    /// token, or a username with a password, or nothing; anything else is an error.
+    pub fn from_parts(
+        token: Option<String>,
+        username: Option<String>,
+        password: Option<String>,
+    ) -> Result<Self, SettingsError> {
+        match (token, username, password) {
+            (None, None, None) => Ok(Self::None),
+            (Some(token), None, None) => Ok(Self::Bearer(token)),
+            (None, Some(username), Some(password)) => Ok(Self::Basic { username, password }),
+            (Some(_), _, _) => Err(SettingsError::TokenAndBasic),
+            (None, Some(_), None) => Err(SettingsError::UsernameWithoutPassword),
+            (None, None, Some(_)) => Err(SettingsError::PasswordWithoutUsername),
+        }
+    }
+}
+
+impl fmt::Debug for PrometheusAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            Self::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+        }
+    }
+}
+
+/// Everything but the address that shapes a connection to Prometheus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// Credentials.
+    pub auth: PrometheusAuth,
+    /// Extra headers (name, value), for example a tenant header for Mimir, Cortex or Thanos.
+    pub headers: Vec<(String, String)>,
+    /// PEM CA bundle trusted besides the built-in roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Accept any TLS certificate.
+    pub insecure_skip_verify: bool,
+    /// Time allowed for one query, from connecting to the last byte of the answer.
+    pub timeout: Duration,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            auth: PrometheusAuth::None,
+            headers: Vec::new(),
+            ca_pem: None,
+            insecure_skip_verify: false,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+impl ClientSettings {
+    /// Adds a header given as `Name: value`, the form of a command-line flag.
+    pub fn add_header_line(&mut self, line: &str) -> Result<(), SettingsError> {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| SettingsError::HeaderLine(line.to_owned()))?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(SettingsError::HeaderLine(line.to_owned()));
+        }
+        self.headers
+            .push((name.to_owned(), value.trim().to_owned()));
+        Ok(())
+    }
+
+    /// Applies a Secret's data (keys [`SECRET_TOKEN`], [`SECRET_USERNAME`] and
+    /// [`SECRET_PASSWORD`], [`SECRET_CA`], and [`SECRET_HEADER_PREFIX`]`<Name>`); other keys are
+    /// ignored. Credentials in the Secret replace any already set.
+    pub fn apply_secret<'a>(
+        &mut self,
+        data: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<(), SettingsError> {
+        let (mut token, mut username, mut password) = (None, None, None);
+        for (key, bytes) in data {
+            let text = || {
+                std::str::from_utf8(bytes)
+                    .map(|s| s.trim().to_owned())
+                    .map_err(|_| SettingsError::NotText(key.to_owned()))
+            };
+            match key {
+                SECRET_TOKEN => token = Some(text()?),
+                SECRET_USERNAME => username = Some(text()?),
+                SECRET_PASSWORD => password = Some(text()?),
+                SECRET_CA => self.ca_pem = Some(bytes.to_vec()),
+                _ => {
+                    if let Some(name) = key.strip_prefix(SECRET_HEADER_PREFIX) {
+                        self.headers.push((name.to_owned(), text()?));
+                    }
+                }
+            }
+        }
+        let auth = PrometheusAuth::from_parts(token, username, password)?;
+        if auth != PrometheusAuth::None {
+            self.auth = auth;
+        }
+        Ok(())
+    }
+}
+
+/// Where and how to reach one Prometheus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrometheusEndpoint {
+    /// Base URL of the HTTP API, for example `http://prometheus:9090` (a path prefix is kept).
+    pub address: String,
+    /// Credentials, headers, TLS and timeout.
+    pub settings: ClientSettings,
+}
+
+/// The connection fields the Prometheus and alerts gates share.
+#[derive(Clone, Copy, Debug)]
+pub struct GateConnection<'a> {
+    /// The gate's own address, if any.
+    pub address: Option<&'a str>,
+    /// The gate's timeout, if any.
+    pub timeout: Option<kube::core::Duration>,
+    /// Name of the Secret with credentials, if any; the caller reads it and passes its data to
+    /// [`ClientSettings::apply_secret`].
+    pub secret_name: Option<&'a str>,
+    /// The gate's extra headers.
+    pub headers: &'a BTreeMap<String, String>,
+    /// Whether to accept any certificate.
+    pub insecure_skip_verify: bool,
+}
+
+impl<'a> From<&'a PrometheusGate> for GateConnection<'a> {
+    fn from(gate: &'a PrometheusGate) -> Self {
+        Self {
+            address: gate.address.as_deref(),
+            timeout: gate.timeout,
+            secret_name: gate.secret_ref.as_ref().map(|r| r.name.as_str()),
+            headers: &gate.headers,
+            insecure_skip_verify: gate.insecure_skip_verify,
+        }
+    }
+}
+
+impl<'a> From<&'a AlertsGate> for GateConnection<'a> {
+    fn from(gate: &'a AlertsGate) -> Self {
+        Self {
+            address: gate.address.as_deref(),
+            timeout: gate.timeout,
+            secret_name: gate.secret_ref.as_ref().map(|r| r.name.as_str()),
+            headers: &gate.headers,
+            insecure_skip_verify: gate.insecure_skip_verify,
+        }
+    }
+}
+
+impl GateConnection<'_> {
+    /// The endpoint the gate queries. A gate without an address uses `default` (the
+    /// controller's or command line's `--prometheus`) with its credentials; a gate with its own
+    /// address starts without credentials, so a default token never leaves for another server.
+    /// The gate's headers, timeout and `insecureSkipVerify` are added on top. Credentials from
+    /// the gate's Secret (`secret_name`) are for the caller to add.
+    pub fn endpoint(
+        &self,
+        default: Option<&PrometheusEndpoint>,
+    ) -> Result<PrometheusEndpoint, SettingsError> {
+        let mut endpoint = match (self.address, default) {
+            (Some(address), _) => PrometheusEndpoint {
+                address: address.to_owned(),
+                settings: ClientSettings::default(),
+            },
+            (None, Some(default)) => default.clone(),
+            (None, None) => return Err(SettingsError::NoAddress),
+        };
+        let settings = &mut endpoint.settings;
+        if self.timeout.is_some() {
+            settings.timeout = timeout_of(self.timeout).map_err(SettingsError::Timeout)?;
+        }
+        settings.headers.extend(
+            self.headers
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone())),
+        );
+        settings.insecure_skip_verify |= self.insecure_skip_verify;
+        Ok(endpoint)
+    }
+}
+
+/// A connection setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// Both a token and basic-auth credentials.
+    #[error("set either a bearer token or a username and password, not both")]
+    TokenAndBasic,
+    /// A username alone.
+    #[error("a username needs a password")]
+    UsernameWithoutPassword,
+    /// A password alone.
+    #[error("a password needs a username")]
+    PasswordWithoutUsername,
+    /// A Secret value that is not UTF-8 text.
+    #[error("secret key {0:?} is not UTF-8 text")]
+    NotText(String),
+    /// A header flag without `Name: value`.
+    #[error("header {0:?} is not of the form `Name: value`")]
+    HeaderLine(String),
+    /// No address for a gate.
+    #[error("no Prometheus address: set the gate's address or give the controller --prometheus")]
+    NoAddress,
+    /// A zero or negative timeout.
+    #[error("{0}")]
+    Timeout(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_sets_basic_auth_ca_and_headers() {
+        let mut settings = ClientSettings::default();
+        let data: [(&str, &[u8]); 5] = [
+            ("username", b"ann"),
+            ("password", b"s3cret\n"),
+            ("ca.crt", b"PEM"),
+            ("header.X-Scope-OrgID", b"tenant-a"),
+            ("unrelated", b"x"),
+        ];
+        settings.apply_secret(data).unwrap();
+        assert_eq!(
+            settings.auth,
+            PrometheusAuth::Basic {
+                username: "ann".into(),
+                password: "s3cret".into()
+            }
+        );
+        assert_eq!(settings.ca_pem.as_deref(), Some(&b"PEM"[..]));
+        assert_eq!(
+            settings.headers,
+            vec![("X-Scope-OrgID".to_owned(), "tenant-a".to_owned())]
+        );
+        assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn secret_with_token_and_username_is_refused() {
+        let data: [(&str, &[u8]); 2] = [("token", b"t"), ("username", b"u")];
+        let err = ClientSettings::default().apply_secret(data).unwrap_err();
+        assert_eq!(err, SettingsError::TokenAndBasic);
+    }
+
+    #[test]
+    fn header_lines_parse() {
+        let mut settings = ClientSettings::default();
+        settings.add_header_line("X-Scope-OrgID: tenant-a").unwrap();
+        assert_eq!(
+            settings.headers[0],
+            ("X-Scope-OrgID".into(), "tenant-a".into())
+        );
+        assert!(settings.add_header_line("no colon").is_err());
+    }
+
+    #[test]
+    fn own_address_drops_default_credentials() {
+        let default = PrometheusEndpoint {
+            address: "http://default:9090".into(),
+            settings: ClientSettings {
+                auth: PrometheusAuth::Bearer("t".into()),
+                ..ClientSettings::default()
+            },
+        };
+        let mut gate = PrometheusGate {
+            query: "up".into(),
+            timeout: Some("2s".parse().unwrap()),
+            ..PrometheusGate::default()
+        };
+        let inherited = GateConnection::from(&gate)
+            .endpoint(Some(&default))
+            .unwrap();
+        assert_eq!(inherited.address, "http://default:9090");
+        assert_eq!(inherited.settings.auth, PrometheusAuth::Bearer("t".into()));
+        assert_eq!(inherited.settings.timeout, Duration::from_secs(2));
+
+        gate.address = Some("http://other:9090".into());
+        let own = GateConnection::from(&gate)
+            .endpoint(Some(&default))
+            .unwrap();
+        assert_eq!(own.settings.auth, PrometheusAuth::None);
+        assert_eq!(
+            GateConnection::from(&PrometheusGate::default()).endpoint(None),
+            Err(SettingsError::NoAddress)
+        );
+    }
+
+    #[test]
+    fn zero_timeout_is_refused() {
+        let gate = AlertsGate {
+            address: Some("http://p".into()),
+            timeout: Some("0s".parse().unwrap()),
+            ..AlertsGate::default()
+        };
+        assert!(matches!(
+            GateConnection::from(&gate).endpoint(None),
+            Err(SettingsError::Timeout(_))
+        ));
+    }
+}
