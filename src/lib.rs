@@ -2,6 +2,7 @@
 //! controller. The [`engine`] decides; everything else observes, writes and reports.
 
 pub mod api;
+pub mod backtest;
 pub mod engine;
 pub mod gates;
 pub mod sim;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod backtest;
 mod output;
 mod simulate;
 
@@ -21,12 +22,15 @@ enum Command {
     Crd,
     /// Run a plan on a virtual clock against a scenario of gate values and events.
     Simulate(simulate::SimulateArgs),
+    /// Replay a plan over a real Prometheus' past: would it have caught last Tuesday's incident?
+    Backtest(Box<backtest::BacktestArgs>),
 }
 
 /// Runs the parsed command and returns the process' exit status.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Simulate(args) => simulate::simulate(args),
+        Command::Backtest(args) => backtest::backtest(*args),
         Command::Crd => match rollgate::api::crd_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");

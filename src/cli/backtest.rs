@@ -1,0 +1,146 @@
+//! `rollgate backtest`: the plan replayed over a real Prometheus' past.
+
+use std::io::{self, BufWriter};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use k8s_openapi::jiff::Timestamp;
+use rollgate::backtest::PrometheusHistory;
+use rollgate::gates::prometheus::{ClientSettings, PrometheusAuth, PrometheusEndpoint};
+use rollgate::sim::load::load_rollout;
+use rollgate::sim::run;
+use rollgate::sim::scenario::Scenario;
+use rollgate::sim::timeline::TimelineWriter;
+
+use super::output::{ExpectedPhase, OutputFormat, bad_input, finish};
+
+/// Arguments of `rollgate backtest`.
+#[derive(Args, Debug)]
+pub struct BacktestArgs {
+    /// The Rollout manifest (YAML).
+    rollout: PathBuf,
+    /// Base URL of the Prometheus HTTP API for gates without an address of their own.
+    #[arg(long, env = "ROLLGATE_PROMETHEUS")]
+    prometheus: String,
+    /// When the replayed rollout starts (RFC 3339, e.g. 2026-02-01T19:18:00Z).
+    #[arg(long)]
+    start: String,
+    /// When the replay stops (RFC 3339; default now).
+    #[arg(long)]
+    end: Option<String>,
+    /// How to print the timeline.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+    /// Exit with status 1 unless the replay ends in this phase.
+    #[arg(long, value_enum)]
+    expect: Option<ExpectedPhase>,
+    /// Treat this gate as passing: required for each OFREP or HTTP gate, which observe only
+    /// the present.
+    #[arg(long = "assume-pass", value_name = "GATE")]
+    assume_pass: Vec<String>,
+    /// Bearer token sent to Prometheus.
+    #[arg(long, env = "ROLLGATE_PROMETHEUS_TOKEN", hide_env_values = true)]
+    prometheus_token: Option<String>,
+    /// Basic-auth user name sent to Prometheus.
+    #[arg(long, env = "ROLLGATE_PROMETHEUS_USERNAME")]
+    prometheus_username: Option<String>,
+    /// Basic-auth password sent to Prometheus.
+    #[arg(long, env = "ROLLGATE_PROMETHEUS_PASSWORD", hide_env_values = true)]
+    prometheus_password: Option<String>,
+    /// Extra header, as `Name: value` (for example a tenant header for Mimir or Thanos).
+    #[arg(long = "prometheus-header", value_name = "HEADER")]
+    prometheus_headers: Vec<String>,
+    /// PEM CA bundle to trust besides the built-in roots.
+    #[arg(long)]
+    prometheus_ca: Option<PathBuf>,
+    /// Accept any TLS certificate from Prometheus.
+    #[arg(long)]
+    prometheus_insecure_skip_verify: bool,
+    /// Time allowed for one query, as a Go duration.
+    #[arg(long, default_value = "10s")]
+    prometheus_timeout: String,
+}
+
+/// Runs the backtest; exit status 0, 1 when `--expect` differs, 2 on bad input.
+pub fn backtest(args: BacktestArgs) -> ExitCode {
+    let rollout = match load_rollout(&args.rollout) {
+        Ok(rollout) => rollout,
+        Err(e) => return bad_input(&e),
+    };
+    let (start, end) = match window(&args) {
+        Ok(window) => window,
+        Err(e) => return bad_input(&format!("rollgate backtest: {e}")),
+    };
+    let endpoint = match endpoint(&args) {
+        Ok(endpoint) => endpoint,
+        Err(e) => return bad_input(&format!("rollgate backtest: {e}")),
+    };
+    let mut history = match PrometheusHistory::new(&rollout, &endpoint, &args.assume_pass) {
+        Ok(history) => history,
+        Err(e) => return bad_input(&format!("rollgate backtest: {e}")),
+    };
+    let scenario = Scenario {
+        start,
+        until: end.duration_since(start),
+        series: Vec::new(),
+        events: Vec::new(),
+    };
+    let stdout = io::stdout().lock();
+    let mut timeline = TimelineWriter::new(BufWriter::new(stdout), args.output.into(), start);
+    let summary = run(&rollout.spec, &scenario, &mut history, &mut timeline);
+    finish("backtest", summary, args.expect)
+}
+
+fn window(args: &BacktestArgs) -> Result<(Timestamp, Timestamp), String> {
+    let parse = |flag: &str, text: &str| {
+        text.parse::<Timestamp>().map_err(|e| {
+            format!("{flag} {text:?} is not an RFC 3339 time such as 2026-02-01T19:18:00Z ({e})")
+        })
+    };
+    let start = parse("--start", &args.start)?;
+    let end = match &args.end {
+        Some(text) => parse("--end", text)?,
+        None => Timestamp::now(),
+    };
+    if end <= start {
+        return Err(format!("--end ({end}) must be after --start ({start})"));
+    }
+    Ok((start, end))
+}
+
+fn endpoint(args: &BacktestArgs) -> Result<PrometheusEndpoint, String> {
+    let mut settings = ClientSettings {
+        auth: PrometheusAuth::from_parts(
+            args.prometheus_token.clone(),
+            args.prometheus_username.clone(),
+            args.prometheus_password.clone(),
+        )
+        .map_err(|e| format!("Prometheus credentials: {e}"))?,
+        insecure_skip_verify: args.prometheus_insecure_skip_verify,
+        ..ClientSettings::default()
+    };
+    for line in &args.prometheus_headers {
+        settings
+            .add_header_line(line)
+            .map_err(|e| format!("--prometheus-header: {e}"))?;
+    }
+    if let Some(path) = &args.prometheus_ca {
+        settings.ca_pem = Some(std::fs::read(path).map_err(|e| {
+            format!(
+                "--prometheus-ca {}: cannot read the file: {e}",
+                path.display()
+            )
+        })?);
+    }
+    let timeout = rollgate::api::parse_duration(&args.prometheus_timeout)
+        .map_err(|e| format!("--prometheus-timeout: {e}"))?;
+    if timeout.is_negative() || std::time::Duration::from(timeout).is_zero() {
+        return Err("--prometheus-timeout must be positive".to_owned());
+    }
+    settings.timeout = timeout.into();
+    Ok(PrometheusEndpoint {
+        address: args.prometheus.clone(),
+        settings,
+    })
+}
