@@ -379,7 +379,8 @@ impl Decider<'_> {
 
     /// A short account of the gates that did not pass, for warn and fail checkpoints.
     fn gate_summary(&self) -> String {
-        let mut parts = Vec::new();
+        use std::fmt::Write as _;
+        let mut text = String::with_capacity(64);
         for gate in &self.status.gates {
             let Some(verdict) = gate.last_verdict else {
                 continue;
@@ -387,15 +388,16 @@ impl Decider<'_> {
             if verdict == GateVerdict::Pass {
                 continue;
             }
-            let detail = match (&gate.last_value, &gate.last_message, verdict) {
-                (Some(v), _, _) => format!("{v}"),
-                (None, Some(m), _) => m.clone(),
-                (None, None, GateVerdict::Inconclusive) => "no data".to_owned(),
-                (None, None, _) => String::new(),
+            if !text.is_empty() {
+                text.push_str("; ");
+            }
+            let _ = match (&gate.last_value, &gate.last_message) {
+                (Some(v), _) => write!(text, "{} {} ({v})", gate.name, verdict.as_str()),
+                (None, Some(m)) => write!(text, "{} {} ({m})", gate.name, verdict.as_str()),
+                (None, None) => write!(text, "{} {} (no data)", gate.name, verdict.as_str()),
             };
-            parts.push(format!("{} {} ({detail})", gate.name, verdict.as_str()));
         }
-        parts.join("; ")
+        text
     }
 
     /// Enters the next stage, or completes at the last one. A rollout held below its stage's
