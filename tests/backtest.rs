@@ -4,36 +4,15 @@
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+use support::prometheus::{free_port, tool};
 
-/// A tool from the `prometheus` package, or `None` after a loud message when absent and run by
-/// hand; under CI (`CI=true`) absence fails the test, so CI never passes by skipping.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() {
-        let message = format!(
-            "`{name}` is not installed; install it with .ci/install-prometheus.sh (Debian package `prometheus`)"
-        );
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{message}; CI=true, so this test fails instead of skipping");
-        }
-        let banner = "!".repeat(72);
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n{banner}\n!!! SKIPPED: {message}\n{banner}\n"
-        );
-    }
-    found
-}
+mod support;
 
 const HOUR: i64 = 3600;
 
@@ -188,13 +167,6 @@ impl Drop for Server {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn ready(address: &str) -> bool {

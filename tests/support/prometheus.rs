@@ -15,11 +15,20 @@ use tempfile::TempDir;
 /// run by hand. Under CI (`CI=true`) an absent binary fails the test, so CI never passes by
 /// skipping.
 pub fn binary() -> Option<PathBuf> {
-    if let Some(path) = find_in_path("prometheus") {
+    tool("prometheus")
+}
+
+/// A tool of the `prometheus` package (`prometheus`, `promtool`) found on PATH, or `None`
+/// after a loud message when it is absent and the tests run by hand; under CI (`CI=true`)
+/// absence fails the test.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    if let Some(path) = find_in_path(name) {
         return Some(path);
     }
-    let message = "the `prometheus` binary is not installed; install it with .ci/install-prometheus.sh \
-                   (Debian package `prometheus`)";
+    let message = format!(
+        "`{name}` is not installed; install it with .ci/install-prometheus.sh \
+         (Debian package `prometheus`)"
+    );
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{message}; CI=true, so this test fails instead of skipping");
     }
