@@ -147,6 +147,8 @@ pub enum HistoryKind {
     Rollback,
     /// Completed the last stage.
     Complete,
+    /// A new spec generation moved the rollout to another stage mid-way.
+    Replan,
     /// The spec was invalid.
     Invalid,
 }
@@ -163,6 +165,7 @@ impl HistoryKind {
             HistoryKind::Drift => "drift",
             HistoryKind::Rollback => "rollback",
             HistoryKind::Complete => "complete",
+            HistoryKind::Replan => "replan",
             HistoryKind::Invalid => "invalid",
         }
     }

@@ -179,7 +179,7 @@ impl Decider<'_> {
             let generation = generation.map_or_else(String::new, |g| format!(" {g}"));
             self.transition(
                 TransitionKind::Replan,
-                HistoryKind::Advance,
+                HistoryKind::Replan,
                 format!("spec generation{generation} changed the plan: now at stage {index} ({percent}%)"),
             );
         }
