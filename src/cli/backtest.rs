@@ -10,10 +10,13 @@ use rollgate::backtest::PrometheusHistory;
 use rollgate::gates::prometheus::{ClientSettings, PrometheusAuth, PrometheusEndpoint};
 use rollgate::sim::load::load_rollout;
 use rollgate::sim::run;
-use rollgate::sim::scenario::Scenario;
+use rollgate::sim::scenario::{Scenario, check_budget};
 use rollgate::sim::timeline::TimelineWriter;
 
 use super::output::{ExpectedPhase, OutputFormat, bad_input, finish};
+
+/// The most checkpoints one backtest may replay: each costs a query per gate.
+const BACKTEST_BUDGET: u64 = 200_000;
 
 /// Arguments of `rollgate backtest`.
 #[derive(Args, Debug)]
@@ -72,6 +75,9 @@ pub fn backtest(args: BacktestArgs) -> ExitCode {
         Ok(window) => window,
         Err(e) => return bad_input(&format!("rollgate backtest: {e}")),
     };
+    if let Err(problem) = check_budget(&rollout.spec, end.duration_since(start), BACKTEST_BUDGET) {
+        return bad_input(&format!("rollgate backtest: --start to --end: {problem}"));
+    }
     let endpoint = match endpoint(&args) {
         Ok(endpoint) => endpoint,
         Err(e) => return bad_input(&format!("rollgate backtest: {e}")),

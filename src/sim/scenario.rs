@@ -197,6 +197,15 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
     }
     events.sort_by_key(|e| e.at);
 
+    if let Err(problem) = check_budget(spec, until, SIMULATION_BUDGET) {
+        let field = if raw.until.is_some() {
+            "until"
+        } else {
+            "until (default 30d)"
+        };
+        problems.push(format!("{field}: {problem}"));
+    }
+
     if problems.is_empty() {
         Ok(Scenario {
             start,
@@ -207,6 +216,29 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
     } else {
         Err(problems)
     }
+}
+
+/// The most checkpoints one simulation may take (about ten seconds of work).
+pub const SIMULATION_BUDGET: u64 = 10_000_000;
+
+/// Refuses a run that would take more than `budget` checkpoints, so a plan with a tiny
+/// interval over a long span gets a clear message instead of a run that never ends.
+pub fn check_budget(spec: &RolloutSpec, span: SignedDuration, budget: u64) -> Result<(), String> {
+    let interval = std::time::Duration::from(spec.analysis.interval).as_nanos();
+    let span_nanos = u128::try_from(span.as_nanos()).unwrap_or(0);
+    if interval == 0 {
+        return Ok(());
+    }
+    let checkpoints = span_nanos / interval;
+    if checkpoints > u128::from(budget) {
+        return Err(format!(
+            "{} at an interval of {} is {checkpoints} checkpoints, more than the {budget} allowed; \
+             shorten the span or lengthen spec.analysis.interval",
+            crate::engine::compact(span.unsigned_abs()),
+            crate::engine::compact(spec.analysis.interval.into()),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_series(name: &str, points: &[PointFile], problems: &mut Vec<String>) -> Series {
