@@ -125,6 +125,10 @@ pub struct GateStatus {
     /// The provider's error at the last checkpoint, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_message: Option<String>,
+    /// What a determinism (OFREP) probe remembers between checkpoints: a few sampled keys that
+    /// had the flag, so a key that loses it while the percent did not go down is caught.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub determinism: Option<crate::gates::ofrep_memory::OfrepMemory>,
 }
 
 /// The kind of a history entry.
