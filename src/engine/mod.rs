@@ -2,11 +2,13 @@
 //! was observed, [`decide`] updates the status and says what to write and tell. The
 //! controller, `simulate` and `backtest` are thin shells around it.
 
+mod checkpoint;
 mod decide;
 mod input;
 mod observation;
 mod outcome;
 mod schedule;
+mod transitions;
 
 pub use decide::{checkpoint_due, decide};
 pub use input::{Inputs, ManualAction};

@@ -1,0 +1,163 @@
+//! A checkpoint: every gate's verdict, the counters, and decisions a–d (DESIGN §4 rule 5).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::decide::Decider;
+use super::observation::{Observation, judge};
+use super::outcome::CheckpointReport;
+use super::schedule::baked;
+use crate::api::{Checkpoint, CheckpointVerdict, GateVerdict, HistoryEntry, HistoryKind, Phase};
+
+impl Decider<'_> {
+    pub(super) fn checkpoint(&mut self, observations: &[Observation]) {
+        self.align_gates();
+        let stage = self.status.stage;
+        let percent = self.status.percent.unwrap_or(0);
+        let mut all_pass = true;
+        for (i, gate) in self.spec.analysis.gates.iter().enumerate() {
+            let observation = observations.get(i);
+            let verdict = observation.map_or(GateVerdict::Error, |o| judge(gate, o));
+            let counters = &mut self.status.gates[i];
+            match verdict {
+                GateVerdict::Pass => {
+                    counters.failures = 0;
+                    counters.misses = 0;
+                }
+                GateVerdict::Fail => {
+                    counters.failures = counters.failures.saturating_add(1);
+                    counters.misses = 0;
+                }
+                GateVerdict::Inconclusive | GateVerdict::Error => {
+                    counters.misses = counters.misses.saturating_add(1);
+                }
+            }
+            counters.last_verdict = Some(verdict);
+            counters.last_value = match observation {
+                Some(Observation::Value(v)) if !v.is_nan() => Some(*v),
+                _ => None,
+            };
+            counters.last_message = match observation {
+                Some(Observation::Error(message)) => Some(message.clone()),
+                None => Some("no observation was made".to_owned()),
+                _ => None,
+            };
+            all_pass &= verdict == GateVerdict::Pass;
+        }
+
+        let position = self.out.transitions.len();
+        let gates = &self.spec.analysis.gates;
+        let failed = gates
+            .iter()
+            .zip(&self.status.gates)
+            .position(|(g, s)| s.failures >= g.failure_limit);
+        let verdict = if failed.is_some() {
+            CheckpointVerdict::Fail
+        } else if all_pass {
+            CheckpointVerdict::Pass
+        } else {
+            CheckpointVerdict::Warn
+        };
+        self.out.checkpoint = Some(CheckpointReport {
+            position,
+            stage,
+            percent,
+            verdict,
+        });
+        self.status.last_checkpoint = Some(Checkpoint {
+            at: Time(self.now),
+            stage,
+            percent,
+            verdict,
+        });
+        let summary = (verdict != CheckpointVerdict::Pass).then(|| self.gate_summary());
+        self.status.record(HistoryEntry {
+            at: Time(self.now),
+            kind: HistoryKind::Checkpoint,
+            stage,
+            percent,
+            verdict: Some(verdict),
+            message: summary.clone(),
+        });
+
+        if let Some(i) = failed {
+            let n = self.status.gates[i].failures;
+            let reason = format!(
+                "gate {} failed {n} checkpoint{} in a row",
+                gates[i].name,
+                if n == 1 { "" } else { "s" }
+            );
+            self.rollback(reason);
+            return;
+        }
+        let error_limit = self.spec.analysis.error_limit;
+        if let Some(i) = self
+            .status
+            .gates
+            .iter()
+            .position(|s| s.misses >= error_limit)
+        {
+            if self.phase() != Some(Phase::Paused) {
+                let n = self.status.gates[i].misses;
+                let reason = format!(
+                    "gate {} had no usable data for {n} checkpoint{} in a row",
+                    gates[i].name,
+                    if n == 1 { "" } else { "s" }
+                );
+                self.pause(reason);
+            }
+            self.schedule_next();
+            return;
+        }
+        if all_pass && self.phase() == Some(Phase::Progressing) && self.bake_time_over() {
+            let reason = match self.spec.stages.get(stage as usize) {
+                Some(s) if std::time::Duration::from(s.duration).is_zero() => {
+                    "all gates passed".to_owned()
+                }
+                Some(s) => format!(
+                    "all gates passed and the bake time of {} ended",
+                    super::schedule::compact(s.duration.into())
+                ),
+                None => "all gates passed".to_owned(),
+            };
+            self.advance(reason);
+            return;
+        }
+        if let Some(summary) = summary {
+            self.status.message = Some(summary);
+        }
+        self.schedule_next();
+    }
+
+    pub(super) fn bake_time_over(&self) -> bool {
+        let Some(stage) = self.spec.stages.get(self.status.stage as usize) else {
+            return true;
+        };
+        match &self.status.stage_started_at {
+            Some(start) => baked(start.0, stage.duration, self.now),
+            None => true,
+        }
+    }
+
+    /// A short account of the gates that did not pass, for warn and fail checkpoints.
+    pub(super) fn gate_summary(&self) -> String {
+        use std::fmt::Write as _;
+        let mut text = String::with_capacity(64);
+        for gate in &self.status.gates {
+            let Some(verdict) = gate.last_verdict else {
+                continue;
+            };
+            if verdict == GateVerdict::Pass {
+                continue;
+            }
+            if !text.is_empty() {
+                text.push_str("; ");
+            }
+            let _ = match (&gate.last_value, &gate.last_message) {
+                (Some(v), _) => write!(text, "{} {} ({v})", gate.name, verdict.as_str()),
+                (None, Some(m)) => write!(text, "{} {} ({m})", gate.name, verdict.as_str()),
+                (None, None) => write!(text, "{} {} (no data)", gate.name, verdict.as_str()),
+            };
+        }
+        text
+    }
+}
