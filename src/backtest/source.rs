@@ -5,7 +5,7 @@ use std::io;
 use k8s_openapi::jiff::Timestamp;
 use tokio::runtime::Runtime;
 
-use crate::api::{Provider, Rollout, RolloutStatus};
+use crate::api::{AlertsGate, PrometheusGate, Provider, Rollout, RolloutStatus};
 use crate::engine::Observation;
 use crate::gates::prometheus::{GateConnection, PrometheusClient, PrometheusEndpoint};
 use crate::gates::{GateContext, alerts, prometheus};
@@ -13,11 +13,11 @@ use crate::sim::ObservationSource;
 
 /// How one gate is replayed.
 #[derive(Debug)]
-pub enum GateReplay {
+pub enum GateReplay<'a> {
     /// A PromQL query evaluated at each checkpoint's time.
-    Prometheus(PrometheusClient),
+    Prometheus(PrometheusClient, &'a PrometheusGate),
     /// Firing alerts counted at each checkpoint's time.
-    Alerts(PrometheusClient),
+    Alerts(PrometheusClient, &'a AlertsGate),
     /// A gate that cannot be replayed, assumed to pass with this value (its lower bound, else
     /// its upper bound, else 0).
     AssumedPass(f64),
@@ -52,7 +52,7 @@ pub enum BacktestError {
 /// Observations from a Prometheus' past.
 pub struct PrometheusHistory<'a> {
     rollout: &'a Rollout,
-    gates: Vec<GateReplay>,
+    gates: Vec<GateReplay<'a>>,
     runtime: Runtime,
 }
 
@@ -75,42 +75,21 @@ impl<'a> PrometheusHistory<'a> {
         let mut not_replayable = Vec::new();
         let mut replays = Vec::with_capacity(gates.len());
         for gate in gates {
-            let connection = match gate.provider() {
-                Some(Provider::Prometheus(p)) => Some(GateConnection::from(p)),
-                Some(Provider::Alerts(a)) => Some(GateConnection::from(a)),
-                _ => None,
-            };
-            let replay = match connection {
-                _ if assume_pass.contains(&gate.name) => {
-                    let (min, max) = gate.bounds();
-                    GateReplay::AssumedPass(min.or(max).unwrap_or(0.0))
-                }
-                Some(connection) => {
-                    let fail = |problem: String| BacktestError::Connection {
-                        gate: gate.name.clone(),
-                        problem,
-                    };
-                    if connection.secret_name.is_some() {
-                        tracing::warn!(
-                            gate = %gate.name,
-                            "the gate's secretRef is not read outside the cluster; \
-                             credentials come from the command line"
-                        );
+            let replay = if assume_pass.contains(&gate.name) {
+                let (min, max) = gate.bounds();
+                GateReplay::AssumedPass(min.or(max).unwrap_or(0.0))
+            } else {
+                match gate.provider() {
+                    Some(Provider::Prometheus(p)) => {
+                        GateReplay::Prometheus(client_for(&gate.name, p.into(), default)?, p)
                     }
-                    let endpoint = connection
-                        .endpoint(Some(default))
-                        .map_err(|e| fail(e.to_string()))?;
-                    let client =
-                        PrometheusClient::new(&endpoint).map_err(|e| fail(e.to_string()))?;
-                    if gate.prometheus.is_some() {
-                        GateReplay::Prometheus(client)
-                    } else {
-                        GateReplay::Alerts(client)
+                    Some(Provider::Alerts(a)) => {
+                        GateReplay::Alerts(client_for(&gate.name, a.into(), default)?, a)
                     }
-                }
-                None => {
-                    not_replayable.push(gate.name.clone());
-                    continue;
+                    _ => {
+                        not_replayable.push(gate.name.clone());
+                        continue;
+                    }
                 }
             };
             replays.push(replay);
@@ -128,6 +107,29 @@ impl<'a> PrometheusHistory<'a> {
             runtime,
         })
     }
+}
+
+/// A client for a gate's Prometheus: its own address, or the command line's default endpoint.
+fn client_for(
+    gate: &str,
+    connection: GateConnection<'_>,
+    default: &PrometheusEndpoint,
+) -> Result<PrometheusClient, BacktestError> {
+    let fail = |problem: String| BacktestError::Connection {
+        gate: gate.to_owned(),
+        problem,
+    };
+    if connection.secret_name.is_some() {
+        tracing::warn!(
+            gate,
+            "the gate's secretRef is not read outside the cluster; \
+             credentials come from the command line"
+        );
+    }
+    let endpoint = connection
+        .endpoint(Some(default))
+        .map_err(|e| fail(e.to_string()))?;
+    PrometheusClient::new(&endpoint).map_err(|e| fail(e.to_string()))
 }
 
 impl ObservationSource for PrometheusHistory<'_> {
@@ -156,26 +158,18 @@ impl ObservationSource for PrometheusHistory<'_> {
             percent: status.percent.unwrap_or(0),
             at,
         };
-        let queries = spec
-            .analysis
-            .gates
-            .iter()
-            .zip(&self.gates)
-            .map(|(gate, replay)| {
-                let ctx = &ctx;
-                async move {
-                    match (replay, &gate.prometheus, &gate.alerts) {
-                        (GateReplay::Prometheus(client), Some(p), _) => {
-                            prometheus::observe(client, p, ctx).await
-                        }
-                        (GateReplay::Alerts(client), _, Some(a)) => {
-                            alerts::observe(client, a, ctx).await
-                        }
-                        (GateReplay::AssumedPass(value), _, _) => Observation::Value(*value),
-                        _ => Observation::Error("the gate's provider changed".to_owned()),
+        let queries = self.gates.iter().map(|replay| {
+            let ctx = &ctx;
+            async move {
+                match replay {
+                    GateReplay::Prometheus(client, gate) => {
+                        prometheus::observe(client, gate, ctx).await
                     }
+                    GateReplay::Alerts(client, gate) => alerts::observe(client, gate, ctx).await,
+                    GateReplay::AssumedPass(value) => Observation::Value(*value),
                 }
-            });
+            }
+        });
         let observations = self
             .runtime
             .block_on(futures_util::future::join_all(queries));

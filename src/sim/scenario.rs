@@ -120,12 +120,6 @@ pub fn load_scenario(file: &Path, spec: &RolloutSpec) -> Result<Scenario, LoadEr
     from_file(raw, spec).map_err(|problems| LoadError::many(file, problems))
 }
 
-/// Parses scenario YAML text and checks it against the plan; `file` names it in messages.
-pub fn parse_scenario(file: &Path, text: &str, spec: &RolloutSpec) -> Result<Scenario, LoadError> {
-    let raw: ScenarioFile = super::load::parse_yaml(file, text)?;
-    from_file(raw, spec).map_err(|problems| LoadError::many(file, problems))
-}
-
 fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<String>> {
     let mut problems = Vec::new();
     let start = match raw.start.as_deref() {
