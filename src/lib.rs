@@ -6,3 +6,4 @@ pub mod backtest;
 pub mod engine;
 pub mod gates;
 pub mod sim;
+pub mod telemetry;

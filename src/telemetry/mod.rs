@@ -1,0 +1,6 @@
+//! The controller's and the command line's own telemetry: logs, and (for the controller)
+//! metrics and health endpoints.
+
+mod logging;
+
+pub use logging::{LogFormat, init_logging};
