@@ -2,5 +2,7 @@
 //! metrics and health endpoints.
 
 mod logging;
+pub mod metrics;
 
 pub use logging::{LogFormat, init_logging};
+pub use metrics::Metrics;
