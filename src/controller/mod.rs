@@ -1,0 +1,3 @@
+//! The controller: reconciles Rollouts in a cluster.
+
+pub mod leader;
