@@ -115,9 +115,10 @@ impl Leadership {
         }
     }
 
-    /// Waits until [`is_leader`](Self::is_leader) may have changed and returns its value then.
-    /// Without election, or once the election task has ended, this never returns: nothing
-    /// will change any more.
+    /// Waits until [`is_leader`](Self::is_leader) may have changed since this handle last
+    /// waited, and returns its value then (a wakeup may repeat the value it had). Without
+    /// election, or once the election task has ended, this never returns: nothing will change
+    /// any more.
     pub async fn changed(&mut self) -> bool {
         match self.state.changed().await {
             Ok(()) => self.is_leader(),
@@ -128,6 +129,14 @@ impl Leadership {
     /// Waits until this replica leads (at once if it does).
     pub async fn until_leader(&mut self) {
         while !self.is_leader() {
+            self.changed().await;
+        }
+    }
+
+    /// Waits until this replica stops leading (at once if it does not lead): lost the Lease,
+    /// could not renew it in time, or shut down. Never returns without election.
+    pub async fn until_not_leader(&mut self) {
+        while self.is_leader() {
             self.changed().await;
         }
     }
@@ -279,42 +288,40 @@ async fn run<F>(
         sender.send_replace(stopped());
         return;
     };
-    let (library, library_task) = manager.watch().await;
-    let mut library = Some(library);
     let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
+    let manager = &manager;
     let mut observed = Observation::default();
     let mut wake_in = Duration::ZERO;
+    let mut backoff = MIN_BACKOFF;
+    // The lease manager's own loop: acquires the Lease when it is free or expired, renews
+    // it while held, and returns when the holder changes (or on an API error).
+    let mut attempt: Attempt<'_> = Box::pin(manager.changed());
 
     loop {
         tokio::select! {
             biased;
             () = &mut shutdown => break,
-            changed = async {
-                match library.as_mut() {
-                    Some(rx) => rx.changed().await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                if changed.is_err() {
-                    warn!("the lease manager stopped; this replica stands by");
-                    library = None;
-                }
+            result = &mut attempt => {
+                attempt = match result {
+                    Ok(_) => {
+                        backoff = MIN_BACKOFF;
+                        Box::pin(manager.changed())
+                    }
+                    Err(error) => {
+                        warn!(%error, retry_in = ?backoff, "leader election failed to reach the lease");
+                        let wait = backoff;
+                        backoff = (backoff * 2).min(settings.lease_duration);
+                        Box::pin(async move {
+                            tokio::time::sleep(wait).await;
+                            manager.changed().await
+                        })
+                    }
+                };
             }
             () = tokio::time::sleep(wake_in) => {}
         }
-        match tokio::time::timeout(
-            settings.request_timeout(),
-            api.get_opt(&settings.lease_name),
-        )
-        .await
-        {
-            Ok(Ok(lease)) => observed = Observation::of(lease.as_ref(), &settings.identity),
-            Ok(Err(error)) => {
-                debug!(%error, "could not read the lease; keeping the last observation")
-            }
-            Err(_elapsed) => {
-                debug!("reading the lease timed out; keeping the last observation")
-            }
+        if let Some(fresh) = read_lease(&api, &settings).await {
+            observed = fresh;
         }
         let now = Instant::now();
         let state = observed.state(now, SystemTime::now());
@@ -329,14 +336,51 @@ async fn run<F>(
 
     // Stop acting before releasing: the handle turns false first.
     publish(&sender, stopped());
-    drop(library);
-    match tokio::time::timeout(settings.lease_duration, library_task).await {
-        Ok(Ok(Ok(_manager))) => info!("released the lease"),
-        Ok(Ok(Err(error))) => {
-            warn!(%error, "could not release the lease; it expires on its own")
+    drop(attempt);
+    // Release only a Lease this replica holds now: the lease manager's own view may be stale
+    // (it learns of a takeover only at its next renewal), and releasing would then clear the
+    // new holder's claim.
+    match read_lease(&api, &settings).await {
+        Some(now) if now.ours => {
+            match tokio::time::timeout(settings.lease_duration, manager.release()).await {
+                Ok(Ok(())) => info!("released the lease"),
+                Ok(Err(error)) => {
+                    warn!(%error, "could not release the lease; it expires on its own")
+                }
+                Err(_elapsed) => warn!("releasing the lease timed out; it expires on its own"),
+            }
         }
-        Ok(Err(join)) => warn!(%join, "the lease manager task failed"),
-        Err(_elapsed) => warn!("releasing the lease timed out; it expires on its own"),
+        Some(_) => debug!("not the holder; nothing to release"),
+        None => warn!("could not read the lease at shutdown; it expires on its own"),
+    }
+}
+
+/// One pass of the lease manager's loop, possibly after a backoff.
+type Attempt<'a> = std::pin::Pin<
+    Box<dyn Future<Output = Result<bool, kube_lease_manager::LeaseManagerError>> + Send + 'a>,
+>;
+
+/// The first wait after a failed pass of the lease manager's loop; it doubles up to the lease
+/// duration.
+const MIN_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Reads the Lease (with the election's request timeout); `None` when it could not be read.
+async fn read_lease(api: &Api<Lease>, settings: &ElectionSettings) -> Option<Observation> {
+    match tokio::time::timeout(
+        settings.request_timeout(),
+        api.get_opt(&settings.lease_name),
+    )
+    .await
+    {
+        Ok(Ok(lease)) => Some(Observation::of(lease.as_ref(), &settings.identity)),
+        Ok(Err(error)) => {
+            debug!(%error, "could not read the lease; keeping the last observation");
+            None
+        }
+        Err(_elapsed) => {
+            debug!("reading the lease timed out; keeping the last observation");
+            None
+        }
     }
 }
 
