@@ -512,3 +512,17 @@ pub fn default_identity() -> String {
         .unwrap_or_default();
     format!("{host}_{:x}{nanos:08x}", std::process::id())
 }
+
+impl crate::telemetry::Role for Leadership {
+    fn describe(&self) -> String {
+        match self.status() {
+            LeaderStatus::Unelected => "leader election off".to_owned(),
+            LeaderStatus::Leading => "leader".to_owned(),
+            LeaderStatus::Standby {
+                holder: Some(holder),
+            } => format!("standby (leader: {holder})"),
+            LeaderStatus::Standby { holder: None } => "standby (no confirmed leader)".to_owned(),
+            LeaderStatus::Stopped => "stopped (shutting down)".to_owned(),
+        }
+    }
+}

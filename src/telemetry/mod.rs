@@ -3,6 +3,8 @@
 
 mod logging;
 pub mod metrics;
+pub mod server;
 
 pub use logging::{LogFormat, init_logging};
 pub use metrics::Metrics;
+pub use server::{Readiness, Role, Servers};
