@@ -3,6 +3,7 @@
 mod crd;
 mod duration;
 mod gate;
+mod notifications;
 mod spec;
 mod status;
 mod target;
@@ -12,6 +13,9 @@ pub use crd::crd_yaml;
 pub use duration::{DURATION_PATTERN, parse as parse_duration};
 pub use gate::{
     AlertsGate, FlagdBucketing, Gate, HttpGate, HttpMethod, OfrepGate, PrometheusGate, Provider,
+};
+pub use notifications::{
+    NotificationSpec, SecretKeyRef, SlackNotification, TransitionKind, WebhookNotification,
 };
 pub use spec::{Analysis, DriftPolicy, RollbackSpec, Rollout, RolloutSpec, Stage};
 pub use status::{
