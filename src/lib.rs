@@ -6,5 +6,6 @@ pub mod backtest;
 pub mod controller;
 pub mod engine;
 pub mod gates;
+pub mod notify;
 pub mod sim;
 pub mod telemetry;
