@@ -151,10 +151,13 @@ pub struct GateOutput {
     pub memory: Option<OfrepMemory>,
 }
 
+/// Time a provider gets past the per-gate deadline to report its own, more precise, error.
+const GRACE: Duration = Duration::from_secs(1);
+
 /// Observes one gate, within the environment's per-gate deadline.
 pub async fn observe(env: &GateEnv, input: GateInput<'_>) -> GateOutput {
     let deadline = env.gate_deadline;
-    let output = match tokio::time::timeout(deadline, run(env, &input)).await {
+    let output = match tokio::time::timeout(deadline + GRACE, run(env, &input)).await {
         Ok(output) => output,
         Err(_) => GateOutput {
             observation: Observation::Error(format!(

@@ -484,7 +484,11 @@ mod tests {
 
         let range = policy(&["127.0.0.0/8"]);
         assert!(range.check_url(&url("http://127.0.0.1:5/")).is_ok());
-        assert!(range.check_url(&url("http://anything.example.org/")).is_ok());
+        assert!(
+            range
+                .check_url(&url("http://anything.example.org/"))
+                .is_ok()
+        );
         assert!(
             range
                 .check_resolved("anything.example.org", [sock("127.0.0.1")])
@@ -521,6 +525,9 @@ mod tests {
             p.check_url(&url("http://mimir.example.com/prometheus/api"))
                 .is_err()
         );
-        assert!(p.check_url(&url("https://mimir.example.com/admin")).is_err());
+        assert!(
+            p.check_url(&url("https://mimir.example.com/admin"))
+                .is_err()
+        );
     }
 }

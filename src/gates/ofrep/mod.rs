@@ -53,17 +53,20 @@ pub const MAX_ALLOWLIST_PROBED: usize = 1_000;
 /// Time a whole probe (both passes over every key) may take when the caller names none.
 pub const DEFAULT_PROBE_DEADLINE: Duration = Duration::from_secs(60);
 
-/// A client for OFREP calls that spreads them over the replicas behind a Service: HTTP/1.1
-/// (over HTTPS, HTTP/2 would ignore `Connection: close` and multiplex every call onto one
-/// connection, so one pod) and no idle connection kept, so every call opens its own.
+/// A client for OFREP calls that spreads them over the replicas behind a Service, enforcing
+/// `policy`: see [`spreading`].
 pub fn spreading_client(
     policy: std::sync::Arc<crate::gates::net::AddressPolicy>,
 ) -> Result<GuardedClient, reqwest::Error> {
-    let http = crate::gates::net::guarded_builder(&policy)
-        .http1_only()
-        .pool_max_idle_per_host(0)
-        .build()?;
+    let http = spreading(crate::gates::net::guarded_builder(&policy)).build()?;
     Ok(GuardedClient::new(http, policy))
+}
+
+/// `builder` made to spread calls over replicas: HTTP/1.1 only (over HTTPS, HTTP/2 would
+/// ignore `Connection: close` and multiplex every call onto one connection, so one pod) and no
+/// idle connection kept, so every call opens its own.
+pub fn spreading(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    builder.http1_only().pool_max_idle_per_host(0)
 }
 
 /// The result of one probe.
