@@ -3,20 +3,27 @@
 mod crd;
 mod duration;
 mod gate;
+mod matcher;
 mod notifications;
+mod ofrep_memory;
+mod query_vars;
 mod spec;
 mod status;
 mod target;
 mod validate;
+mod validate_gates;
 
 pub use crd::crd_yaml;
 pub use duration::{DURATION_PATTERN, parse as parse_duration};
 pub use gate::{
     AlertsGate, FlagdBucketing, Gate, HttpGate, HttpMethod, OfrepGate, PrometheusGate, Provider,
 };
+pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use notifications::{
     NotificationSpec, SecretKeyRef, SlackNotification, TransitionKind, WebhookNotification,
 };
+pub use ofrep_memory::{MEMORY_KEYS, OfrepMemory};
+pub use query_vars::{Piece, QueryVar, VarError, check_query, check_text, parse_template};
 pub use spec::{Analysis, DriftPolicy, RollbackSpec, Rollout, RolloutSpec, Stage};
 pub use status::{
     Checkpoint, CheckpointVerdict, GateStatus, GateVerdict, HISTORY_LIMIT, HistoryEntry,

@@ -51,6 +51,7 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), Vec<SpecError>> {
     check_stages(spec, &mut errors);
     check_analysis(spec, &mut errors);
     errors.percent("spec.rollback.percent", spec.rollback.percent);
+    errors.0.extend(super::validate_gates::check_gates(spec));
     if errors.0.is_empty() {
         Ok(())
     } else {

@@ -7,7 +7,10 @@ use reqwest::{Url, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http_util::{BodyError, describe, excerpt, read_capped};
+use crate::gates::net::{
+    AddressError, BodyError, GuardedClient, MAX_REMOTE_TEXT, describe, excerpt, read_capped,
+    remote_text,
+};
 
 /// Largest evaluation answer read; a flag's value is small.
 const ANSWER_CAP: usize = 64 * 1024;
@@ -35,6 +38,9 @@ impl Answer {
 /// Why an evaluation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OfrepError {
+    /// The address is outside what the operator allows.
+    #[error(transparent)]
+    NotAllowed(#[from] AddressError),
     /// The address and flag do not make a URL.
     #[error("address {address:?} is not a usable URL: {reason}")]
     Address {
@@ -102,9 +108,10 @@ pub struct OfrepClient {
 }
 
 impl OfrepClient {
-    /// A client for `flag` at the service `address` (its base URL).
+    /// A client for `flag` at the service `address` (its base URL), if the policy of `http`
+    /// allows it.
     pub fn new(
-        http: reqwest::Client,
+        http: &GuardedClient,
         address: &str,
         flag: &str,
         timeout: Duration,
@@ -121,7 +128,12 @@ impl OfrepClient {
             .map_err(|()| bad("it cannot be a base URL"))?
             .pop_if_empty()
             .extend(["ofrep", "v1", "evaluate", "flags", flag]);
-        Ok(Self { http, url, timeout })
+        http.check(&url)?;
+        Ok(Self {
+            http: http.http().clone(),
+            url,
+            timeout,
+        })
     }
 
     /// The URL evaluations are posted to.
@@ -171,56 +183,63 @@ impl OfrepClient {
             Ok(Err(BodyError::Read(reason))) => return Err(OfrepError::Transport { url, reason }),
             Ok(Ok(bytes)) => bytes,
         };
-        let parsed = serde_json::from_slice::<Body>(&bytes);
-        if !status.is_success() {
-            let detail = match parsed {
-                Ok(Body {
-                    error_code: Some(code),
-                    error_details,
-                    ..
-                }) => {
-                    format!(
-                        ": {code}{}",
-                        error_details.map(|d| format!(" ({d})")).unwrap_or_default()
-                    )
-                }
-                _ if bytes.is_empty() => String::new(),
-                _ => format!(": {}", excerpt(&String::from_utf8_lossy(&bytes), 200)),
-            };
-            return Err(OfrepError::Status {
-                url,
-                status: status.as_u16(),
-                detail,
-            });
-        }
-        let body = parsed.map_err(|e| OfrepError::BadAnswer {
-            url: url.clone(),
-            reason: format!(
-                "{e}; the answer starts {:?}",
-                excerpt(&String::from_utf8_lossy(&bytes), 80)
-            ),
-        })?;
-        if let Some(code) = body.error_code {
-            return Err(OfrepError::Status {
-                url,
-                status: status.as_u16(),
-                detail: format!(
-                    ": {code}{}",
-                    body.error_details
-                        .map(|d| format!(" ({d})"))
-                        .unwrap_or_default()
-                ),
-            });
-        }
-        if body.variant.is_none() && body.value.is_none() {
-            return Err(OfrepError::BadAnswer {
-                url,
-                reason: "it has neither a value nor a variant".to_string(),
-            });
-        }
-        Ok(Answer {
-            variant: body.variant,
-            value: body.value,
-        })
+        parse_evaluation(&url, status.as_u16(), &bytes)
     }
+}
+
+/// Reads an OFREP evaluation answer: the variant and value, or an error naming the URL and
+/// what was wrong (the service's error code, or where the answer stopped being OFREP).
+pub fn parse_evaluation(url: &str, status: u16, bytes: &[u8]) -> Result<Answer, OfrepError> {
+    let url = url.to_owned();
+    let parsed = serde_json::from_slice::<Body>(bytes);
+    if !(200..300).contains(&status) {
+        let detail = match parsed {
+            Ok(Body {
+                error_code: Some(code),
+                error_details,
+                ..
+            }) => error_detail(&code, error_details.as_deref()),
+            _ if bytes.is_empty() => String::new(),
+            _ => format!(": {}", excerpt(&String::from_utf8_lossy(bytes), 200)),
+        };
+        return Err(OfrepError::Status {
+            url,
+            status,
+            detail,
+        });
+    }
+    let body = parsed.map_err(|e| OfrepError::BadAnswer {
+        url: url.clone(),
+        reason: format!(
+            "{}; the answer starts {:?}",
+            remote_text(&e.to_string(), MAX_REMOTE_TEXT / 2),
+            excerpt(&String::from_utf8_lossy(bytes), 80)
+        ),
+    })?;
+    if let Some(code) = body.error_code {
+        return Err(OfrepError::Status {
+            url,
+            status,
+            detail: error_detail(&code, body.error_details.as_deref()),
+        });
+    }
+    if body.variant.is_none() && body.value.is_none() {
+        return Err(OfrepError::BadAnswer {
+            url,
+            reason: "it has neither a value nor a variant".to_string(),
+        });
+    }
+    Ok(Answer {
+        variant: body.variant,
+        value: body.value,
+    })
+}
+
+/// An OFREP error code and its details, as a message suffix, made safe to store.
+fn error_detail(code: &str, details: Option<&str>) -> String {
+    let text = match details {
+        Some(details) => format!("{code} ({details})"),
+        None => code.to_owned(),
+    };
+    format!(": {}", remote_text(&text, MAX_REMOTE_TEXT))
 }
