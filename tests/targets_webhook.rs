@@ -501,3 +501,57 @@ fn answers_parse_strictly() {
     assert!(parse_answer(br#"{"percent": true}"#).is_err());
     assert!(parse_answer(b"\xff\xfe").is_err());
 }
+
+#[tokio::test]
+async fn the_operators_client_and_address_check_are_used() {
+    let server = store(r#"{"percent": 3}"#).await;
+    let refuse: rollgate::targets::UrlCheck = std::sync::Arc::new(|url: &reqwest::Url| {
+        Err(format!(
+            "{} is not in --allow-address; add it to allow",
+            url.host_str().unwrap_or_default()
+        ))
+    });
+    let access = secret_headers().through(reqwest::Client::new(), refuse);
+    let err = webhook::write(&target(&server.url), &access, 5, WriteMode::Apply)
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, TargetError::AddressRefused { .. }), "{err:?}");
+    assert_eq!(err.reason(), "address_refused");
+    assert!(!err.is_transient());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} is not an allowed address: 127.0.0.1 is not in --allow-address; add it to allow",
+            server.url
+        )
+    );
+    assert!(server.seen().is_empty(), "a refused URL is never requested");
+
+    let mut marker = reqwest::header::HeaderMap::new();
+    marker.insert(
+        "x-guarded",
+        reqwest::header::HeaderValue::from_static("yes"),
+    );
+    let client = reqwest::Client::builder()
+        .default_headers(marker)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let allow: rollgate::targets::UrlCheck = std::sync::Arc::new(|_: &reqwest::Url| Ok(()));
+    let access = secret_headers().through(client, allow);
+    assert_eq!(
+        webhook::read(&target(&server.url), &access)
+            .await
+            .expect("read"),
+        Some(3)
+    );
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header("x-guarded"), Some("yes"));
+    assert_eq!(seen[0].header("authorization"), Some("Bearer s3cr3t-token"));
+    let shown = format!("{access:?}");
+    assert!(
+        shown.contains("own_client: true") && !shown.contains("s3cr3t"),
+        "{shown}"
+    );
+}
