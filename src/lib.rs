@@ -8,4 +8,5 @@ pub mod engine;
 pub mod gates;
 pub mod notify;
 pub mod sim;
+pub mod targets;
 pub mod telemetry;
