@@ -100,6 +100,7 @@ const ROLLBACK_NOT_ABOVE_FIRST_STAGE_RULE: &str = "!has(self.rollback) || !has(s
 pub struct Stage {
     /// Share of users that get the change during this stage, 0 to 100.
     #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("percent must be between 0 and 100"))]
+    #[schemars(range(max = 100))]
     pub percent: u8,
     /// Minimum time at this stage before it may advance (bake time), as a Go duration such as
     /// `2h` or `90m`. Defaults to 0s: advance at the first passing checkpoint.
@@ -159,6 +160,7 @@ pub struct RollbackSpec {
     /// The percent written to the target on rollback (default 0).
     #[serde(default)]
     #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("percent must be between 0 and 100"))]
+    #[schemars(range(max = 100))]
     pub percent: u8,
 }
 

@@ -16,7 +16,7 @@ use crate::engine::{ManualAction, Observation};
 const DEFAULT_UNTIL: SignedDuration = SignedDuration::from_hours(30 * 24);
 
 /// The scenario file as written.
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct ScenarioFile {
     #[serde(default)]
@@ -29,7 +29,7 @@ struct ScenarioFile {
     events: Vec<EventFile>,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct PointFile {
     at: String,
@@ -41,16 +41,17 @@ struct PointFile {
     error: Option<String>,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct EventFile {
     at: String,
     action: ActionWord,
     #[serde(default)]
+    #[schemars(range(max = 100))]
     percent: Option<u8>,
 }
 
-#[derive(Deserialize, Debug, Clone, Copy)]
+#[derive(Deserialize, Debug, Clone, Copy, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum ActionWord {
     Pause,
@@ -116,8 +117,17 @@ pub struct Scenario {
 
 /// Reads a scenario file and checks it against the plan.
 pub fn load_scenario(file: &Path, spec: &RolloutSpec) -> Result<Scenario, LoadError> {
-    let raw: ScenarioFile = load_yaml(file)?;
+    let raw: ScenarioFile = load_yaml(file, &scenario_schema())?;
     from_file(raw, spec).map_err(|problems| LoadError::many(file, problems))
+}
+
+/// The schema a scenario file is checked against before it is read (types, unknown fields).
+fn scenario_schema() -> serde_json::Value {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator()
+        .into_root_schema_for::<ScenarioFile>();
+    serde_json::to_value(schema).unwrap_or(serde_json::Value::Null)
 }
 
 fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<String>> {
