@@ -299,7 +299,7 @@ fn stage_duration_format_accepts_what_kube_writes() {
 #[test]
 fn stage_duration_format_rejects_other_grammars() {
     for duration in [
-        "2 hours", "2hours", "1d", "", "2", "+5s", ".5s", "PT2H", "1h 30m",
+        "2 hours", "2hours", "1d", "", "2", "+-5s", ".s", "1h-5m", "PT2H", "1h 30m",
     ] {
         let plan = plan_with(|p| p["spec"]["stages"][0]["duration"] = json!(duration));
         rejected_with(
@@ -307,6 +307,17 @@ fn stage_duration_format_rejects_other_grammars() {
             "spec.stages[0].duration",
             "duration must be a Go duration such as 90s, 2h or 1h30m",
         );
+    }
+}
+
+#[test]
+fn stage_duration_format_accepts_what_go_accepts() {
+    // Go's time.ParseDuration reads a leading `+`, a number without a whole part and one
+    // without a fraction; so do the Rust parser and the CEL rules.
+    for duration in ["+5s", ".5s", "5.s", "+0", "-0", "2562047h47m16.854775807s"] {
+        accepts(plan_with(|p| {
+            p["spec"]["stages"][0]["duration"] = json!(duration)
+        }));
     }
 }
 
@@ -354,19 +365,21 @@ fn interval_format_rejects_other_grammars() {
 }
 
 #[test]
-fn interval_positive_accepts_one_nanosecond() {
-    accepts(plan_with(|p| {
-        p["spec"]["analysis"]["interval"] = json!("1ns")
-    }));
+fn interval_at_least_1s_accepts_one_second() {
+    for interval in ["1s", "1000ms", "+1s", "0.5m"] {
+        accepts(plan_with(|p| {
+            p["spec"]["analysis"]["interval"] = json!(interval)
+        }));
+    }
 }
 
 #[test]
-fn interval_positive_rejects_zero_and_negative() {
-    for interval in ["0", "0s", "-0s", "-1m"] {
+fn interval_at_least_1s_rejects_less() {
+    for interval in ["1ns", "999ms", "0", "0s", "-0s", "-1m"] {
         rejects(
             plan_with(|p| p["spec"]["analysis"]["interval"] = json!(interval)),
             "spec.analysis.interval",
-            "interval must be positive",
+            "interval must be at least 1s",
         );
     }
 }
@@ -888,8 +901,28 @@ fn notification_one_kind_rejects_none_and_both() {
 fn rollback_percent_accepts_0_and_100() {
     for percent in [0, 100] {
         accepts(plan_with(|p| {
+            p["spec"]["stages"] = json!([{"percent": 100}]);
             p["spec"]["rollback"]["percent"] = json!(percent)
         }));
+    }
+}
+
+#[test]
+fn rollback_not_above_first_stage_accepts_the_first_stages_percent() {
+    accepts(plan_with(|p| p["spec"]["rollback"]["percent"] = json!(1)));
+    accepts(plan_with(|p| {
+        p["spec"].as_object_mut().map(|s| s.remove("rollback"));
+    }));
+}
+
+#[test]
+fn rollback_not_above_first_stage_rejects_more() {
+    for percent in [2, 50, 100] {
+        rejects(
+            plan_with(|p| p["spec"]["rollback"]["percent"] = json!(percent)),
+            "spec",
+            "rollback.percent must not exceed the first stage's percent: a rollback never raises exposure",
+        );
     }
 }
 

@@ -1,7 +1,7 @@
 //! The `Rollout` custom resource: its spec, its status and the rules that validate it.
 
 mod crd;
-mod duration;
+pub mod duration;
 mod gate;
 mod matcher;
 mod notifications;
