@@ -13,10 +13,10 @@ pub use duration::{DURATION_PATTERN, parse as parse_duration};
 pub use gate::{
     AlertsGate, FlagdBucketing, Gate, HttpGate, HttpMethod, OfrepGate, PrometheusGate, Provider,
 };
-pub use spec::{Analysis, DriftPolicy, RollbackSpec, Rollout, RolloutSpec, Stage};
+pub use spec::{Analysis, DriftPolicy, PreChecksSpec, RollbackSpec, Rollout, RolloutSpec, Stage};
 pub use status::{
-    Checkpoint, CheckpointVerdict, GateStatus, GateVerdict, HISTORY_LIMIT, HistoryEntry,
-    HistoryKind, Phase, RolloutStatus,
+    CHECKPOINT_HISTORY_LIMIT, Checkpoint, CheckpointVerdict, GateStatus, GateVerdict,
+    HISTORY_LIMIT, HistoryEntry, HistoryKind, Phase, RolloutStatus,
 };
 pub use target::{ConfigMapTarget, FlagdTarget, Target, TargetKind, WebhookTarget};
 pub use validate::{SpecError, validate_spec};
