@@ -218,6 +218,11 @@ rules! {
         set("/spec/analysis/interval", json!("-1m")),
         ("spec.analysis.interval", "must be positive"),
         ("spec.analysis.interval", "interval must be positive");
+    min_allowlist:
+        set("/spec/preChecks", json!({"minAllowlist": 10})),
+        set("/spec/preChecks", json!({"minAllowlist": 10001})),
+        ("spec.preChecks.minAllowlist", "must be between 0 and 10000"),
+        ("spec.preChecks.minAllowlist", "minAllowlist must be between 0 and 10000");
     error_limit:
         set("/spec/analysis/errorLimit", json!(1)),
         set("/spec/analysis/errorLimit", json!(0)),

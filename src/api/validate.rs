@@ -51,6 +51,11 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), Vec<SpecError>> {
     check_stages(spec, &mut errors);
     check_analysis(spec, &mut errors);
     errors.percent("spec.rollback.percent", spec.rollback.percent);
+    if let Some(min) = spec.pre_checks.as_ref().and_then(|p| p.min_allowlist)
+        && min > 10_000
+    {
+        errors.push("spec.preChecks.minAllowlist", "must be between 0 and 10000");
+    }
     if errors.0.is_empty() {
         Ok(())
     } else {
