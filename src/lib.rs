@@ -6,4 +6,5 @@ pub mod backtest;
 pub mod engine;
 pub mod gates;
 pub mod sim;
+pub mod targets;
 pub mod telemetry;
