@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod backtest;
+pub mod controller;
 pub mod engine;
 pub mod gates;
 pub mod sim;
