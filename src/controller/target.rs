@@ -30,6 +30,13 @@ pub trait TargetIo: Send + Sync {
     ) -> BoxFuture<'a, Result<WriteOutcome, TargetError>>;
 }
 
+/// The controller's writes per target object (kind and name, namespace): the cached
+/// resourceVersion when it wrote, and the percent written.
+type WrittenTargets = HashMap<(TargetObject, String), (Option<String>, u8)>;
+
+/// A cached target: its resourceVersion and the live percent it holds.
+type Cached = (Option<String>, Result<Option<u8>, TargetError>);
+
 /// Targets in the cluster, read from the controller's watch caches of managed ConfigMaps and
 /// FeatureFlags.
 pub struct KubeTargets {
@@ -39,7 +46,7 @@ pub struct KubeTargets {
     /// Per target object (kind, namespace, name): the cached resourceVersion when the
     /// controller last wrote it, and the percent written. While the cache still shows that
     /// version, it has not seen the write yet and the written percent is the live one.
-    written: Mutex<HashMap<(TargetObject, String), (Option<String>, u8)>>,
+    written: Mutex<WrittenTargets>,
 }
 
 impl KubeTargets {
@@ -57,18 +64,12 @@ impl KubeTargets {
         }
     }
 
-    fn written(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(TargetObject, String), (Option<String>, u8)>> {
+    fn written(&self) -> std::sync::MutexGuard<'_, WrittenTargets> {
         self.written.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The cached copy's resourceVersion and live percent, when the object is cached.
-    fn cached(
-        &self,
-        rollout: &Rollout,
-        namespace: &str,
-    ) -> Option<(Option<String>, Result<Option<u8>, TargetError>)> {
+    fn cached(&self, rollout: &Rollout, namespace: &str) -> Option<Cached> {
         let target = &rollout.spec.target;
         match targets::object_of(target)? {
             TargetObject::ConfigMap { name } => {
