@@ -12,7 +12,7 @@ mod events;
 mod observe;
 mod prechecks;
 mod reconcile;
-// mod run;
+mod run;
 mod status;
 mod target;
 
@@ -20,6 +20,7 @@ pub use action::{ACTION_ANNOTATION, CLAIMED_ANNOTATION};
 pub use context::{AlwaysLeader, Clock, Context, LeaderCheck, SystemClock};
 pub use observe::{GateObserver, GateReading, ProviderObserver};
 pub use reconcile::{ReconcileError, error_policy, reconcile};
+pub use run::{ControllerConfig, feature_flags_installed, run};
 
 pub use target::{KubeTargets, TargetIo};
 
