@@ -9,6 +9,7 @@
 mod action;
 mod context;
 mod events;
+pub mod leader;
 mod observe;
 mod prechecks;
 mod reconcile;

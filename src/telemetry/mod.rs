@@ -2,5 +2,9 @@
 //! metrics and health endpoints.
 
 mod logging;
+pub mod metrics;
+pub mod server;
 
 pub use logging::{LogFormat, init_logging};
+pub use metrics::Metrics;
+pub use server::{Readiness, Role, Servers};

@@ -1,0 +1,602 @@
+//! The controller's own Prometheus metrics, in a registry of their own (never the crate's
+//! global default registry), served as text on `/metrics`.
+//!
+//! Every name starts with `rollgate_`, carries its unit (`_seconds`, `_percent`, `_total`)
+//! and has a help text. Labels:
+//!
+//! | metric | labels | series |
+//! |---|---|---|
+//! | `rollgate_rollout_percent` | `namespace`, `name` | one per rollout |
+//! | `rollgate_rollout_phase` | `namespace`, `name`, `phase` | one per rollout and phase |
+//! | `rollgate_gate_value` | `namespace`, `name`, `gate` | one per rollout and gate |
+//! | `rollgate_checkpoints_total` | `verdict` | 3 |
+//! | `rollgate_transitions_total` | `kind` | one per transition kind |
+//! | `rollgate_reconcile_duration_seconds` | `outcome` | one histogram per outcome |
+//! | `rollgate_errors_total` | `reason` | one per error reason |
+//! | `rollgate_api_writes_total` | `kind` | 4 (`status`, `target`, `event`, `annotation`) |
+//! | `rollgate_leader` | none | 1 |
+//!
+//! Cardinality: the per-rollout series are bounded by rollouts × (1 + phases + gates); with
+//! at most 32 gates per rollout (the CRD's limit) and 6 phases that is at most 39 series per
+//! rollout, and [`Metrics::forget_rollout`] removes all of them when a rollout is deleted. The
+//! other label values come from fixed sets the controller chooses (never from user input),
+//! so they are bounded by the code.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use prometheus::{
+    Encoder as _, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::api::{CheckpointVerdict, Phase};
+
+/// The content type of [`Metrics::encode`]'s output (Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
+
+/// Every phase a rollout can be in, as written in `status.phase`. Before its start a rollout
+/// is `Pending`; a phase not in this list is still exported (as its own name).
+pub const PHASES: [&str; 6] = [
+    "Pending",
+    "Progressing",
+    "Paused",
+    "Succeeded",
+    "RolledBack",
+    "Failed",
+];
+
+/// Upper bounds of the reconcile duration histogram, in seconds: most reconciles read caches
+/// and take milliseconds; one that runs gates waits for Prometheus and friends.
+const RECONCILE_BUCKETS: [f64; 13] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// The controller's metrics. Cheap to clone: clones share the registry and the series.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    rollout_percent: GaugeVec,
+    rollout_phase: GaugeVec,
+    gate_value: GaugeVec,
+    checkpoints: IntCounterVec,
+    transitions: IntCounterVec,
+    reconcile_duration: HistogramVec,
+    errors: IntCounterVec,
+    writes: IntCounterVec,
+    leader: IntGauge,
+    /// Which per-rollout series exist, so a deleted rollout or gate leaves none behind.
+    known: Arc<Mutex<HashMap<RolloutKey, Known>>>,
+}
+
+type RolloutKey = (String, String);
+
+/// The label values exported for one rollout.
+#[derive(Default)]
+struct Known {
+    phases: BTreeSet<String>,
+    gates: BTreeSet<String>,
+}
+
+impl Metrics {
+    /// Creates the metrics in a new registry. Fails only if two metrics clash, which is a bug.
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let rollout_percent = GaugeVec::new(
+            Opts::new(
+                "rollgate_rollout_percent",
+                "The percent the controller last wrote to the rollout's target (absent before the start).",
+            ),
+            &["namespace", "name"],
+        )?;
+        let rollout_phase = GaugeVec::new(
+            Opts::new(
+                "rollgate_rollout_phase",
+                "1 for the rollout's current phase, 0 for the others (Pending, Progressing, Paused, Succeeded, RolledBack, Failed).",
+            ),
+            &["namespace", "name", "phase"],
+        )?;
+        let gate_value = GaugeVec::new(
+            Opts::new(
+                "rollgate_gate_value",
+                "The value a gate returned at its last checkpoint; absent when it returned no data or an error.",
+            ),
+            &["namespace", "name", "gate"],
+        )?;
+        let checkpoints = IntCounterVec::new(
+            Opts::new(
+                "rollgate_checkpoints_total",
+                "Checkpoints taken, by verdict (pass, warn, fail).",
+            ),
+            &["verdict"],
+        )?;
+        let transitions = IntCounterVec::new(
+            Opts::new(
+                "rollgate_transitions_total",
+                "Rollout transitions, by kind (start, advance, pause, resume, drift, rollback, complete, replan, invalid).",
+            ),
+            &["kind"],
+        )?;
+        let reconcile_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "rollgate_reconcile_duration_seconds",
+                "Time one reconcile took, gates included, by outcome.",
+            )
+            .buckets(RECONCILE_BUCKETS.to_vec()),
+            &["outcome"],
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new("rollgate_errors_total", "Reconcile errors, by reason."),
+            &["reason"],
+        )?;
+        let writes = IntCounterVec::new(
+            Opts::new(
+                "rollgate_api_writes_total",
+                "Writes the controller made, by kind (status, target, event, annotation).",
+            ),
+            &["kind"],
+        )?;
+        let leader = IntGauge::new(
+            "rollgate_leader",
+            "1 while this replica holds the leader lease (or runs without leader election), else 0.",
+        )?;
+        registry.register(Box::new(rollout_percent.clone()))?;
+        registry.register(Box::new(rollout_phase.clone()))?;
+        registry.register(Box::new(gate_value.clone()))?;
+        registry.register(Box::new(checkpoints.clone()))?;
+        registry.register(Box::new(transitions.clone()))?;
+        registry.register(Box::new(reconcile_duration.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        registry.register(Box::new(writes.clone()))?;
+        registry.register(Box::new(leader.clone()))?;
+        Ok(Metrics {
+            registry,
+            rollout_percent,
+            rollout_phase,
+            gate_value,
+            checkpoints,
+            transitions,
+            reconcile_duration,
+            errors,
+            writes,
+            leader,
+            known: Arc::default(),
+        })
+    }
+
+    /// Records a rollout's percent and phase. `None` removes the percent series (nothing
+    /// written yet) or sets every phase to 0 (no phase yet).
+    pub fn set_rollout(
+        &self,
+        namespace: &str,
+        name: &str,
+        percent: Option<u8>,
+        phase: Option<Phase>,
+    ) {
+        match percent {
+            Some(p) => self
+                .rollout_percent
+                .with_label_values(&[namespace, name])
+                .set(f64::from(p)),
+            None => {
+                let _absent = self.rollout_percent.remove_label_values(&[namespace, name]);
+            }
+        }
+        let current = phase.map(Phase::as_str);
+        let mut known = self.lock();
+        let entry = known
+            .entry((namespace.to_owned(), name.to_owned()))
+            .or_default();
+        for known_phase in PHASES.iter().copied().chain(current) {
+            entry.phases.insert(known_phase.to_owned());
+        }
+        for p in &entry.phases {
+            let value = if Some(p.as_str()) == current {
+                1.0
+            } else {
+                0.0
+            };
+            self.rollout_phase
+                .with_label_values(&[namespace, name, p.as_str()])
+                .set(value);
+        }
+    }
+
+    /// Records the value a gate returned at the last checkpoint. `None` (no data, or an
+    /// error) removes the series: a missing value must not read as 0, which would look like a
+    /// pass to an alert rule.
+    pub fn set_gate_value(&self, namespace: &str, name: &str, gate: &str, value: Option<f64>) {
+        let mut known = self.lock();
+        let entry = known
+            .entry((namespace.to_owned(), name.to_owned()))
+            .or_default();
+        match value {
+            Some(v) => {
+                entry.gates.insert(gate.to_owned());
+                self.gate_value
+                    .with_label_values(&[namespace, name, gate])
+                    .set(v);
+            }
+            None => {
+                entry.gates.remove(gate);
+                let _absent = self
+                    .gate_value
+                    .remove_label_values(&[namespace, name, gate]);
+            }
+        }
+    }
+
+    /// Removes the value series of the rollout's gates not named in `gates` (a gate removed
+    /// from the spec leaves no series behind).
+    pub fn retain_gates(&self, namespace: &str, name: &str, gates: &[&str]) {
+        let mut known = self.lock();
+        let Some(entry) = known.get_mut(&(namespace.to_owned(), name.to_owned())) else {
+            return;
+        };
+        entry.gates.retain(|g| {
+            let keep = gates.contains(&g.as_str());
+            if !keep {
+                let _absent = self.gate_value.remove_label_values(&[namespace, name, g]);
+            }
+            keep
+        });
+    }
+
+    /// Removes every series of a rollout (it was deleted).
+    pub fn forget_rollout(&self, namespace: &str, name: &str) {
+        let _absent = self.rollout_percent.remove_label_values(&[namespace, name]);
+        let removed = self.lock().remove(&(namespace.to_owned(), name.to_owned()));
+        if let Some(known) = removed {
+            for phase in &known.phases {
+                let _absent = self
+                    .rollout_phase
+                    .remove_label_values(&[namespace, name, phase]);
+            }
+            for gate in &known.gates {
+                let _absent = self
+                    .gate_value
+                    .remove_label_values(&[namespace, name, gate]);
+            }
+        }
+    }
+
+    /// Counts a checkpoint by its verdict.
+    pub fn count_checkpoint(&self, verdict: CheckpointVerdict) {
+        self.checkpoints
+            .with_label_values(&[verdict.as_str()])
+            .inc();
+    }
+
+    /// Counts a transition by kind; pass `HistoryKind::as_str()` (`advance`, `rollback`, …).
+    pub fn count_transition(&self, kind: &str) {
+        self.transitions.with_label_values(&[kind]).inc();
+    }
+
+    /// Records how long a reconcile took; `outcome` is a word from a fixed set such as
+    /// `success` or `error`.
+    pub fn observe_reconcile(&self, seconds: f64, outcome: &str) {
+        self.reconcile_duration
+            .with_label_values(&[outcome])
+            .observe(seconds);
+    }
+
+    /// Counts an error by reason, a word from a fixed set (`kube_api`, `target`, `gate`, …),
+    /// never a message.
+    pub fn count_error(&self, reason: &str) {
+        self.errors.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a write to the API server or a target: `status`, `target`, `event` or
+    /// `annotation`.
+    pub fn count_write(&self, kind: &str) {
+        self.writes.with_label_values(&[kind]).inc();
+    }
+
+    /// Records whether this replica leads (see `controller::leader`).
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// Every metric in the Prometheus text exposition format ([`CONTENT_TYPE`]).
+    pub fn encode(&self) -> Result<String, prometheus::Error> {
+        let families = self.registry.gather();
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&families, &mut buffer)?;
+        String::from_utf8(buffer).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+
+    /// The registry, for a caller that wants to add its own collectors.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RolloutKey, Known>> {
+        // The map only says which series exist; a panic elsewhere cannot leave it inconsistent
+        // in a way that matters more than a stale series, so a poisoned lock is used as is.
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One sample of the exposition: name, sorted labels, value.
+    #[derive(Debug, PartialEq)]
+    struct Sample {
+        name: String,
+        labels: Vec<(String, String)>,
+        value: f64,
+    }
+
+    /// Parses the text exposition format (enough of it for our output: no escapes in values
+    /// other than what our label values contain, which is none).
+    fn parse(text: &str) -> Vec<Sample> {
+        let mut samples = Vec::new();
+        for line in text.lines() {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
+            let value: f64 = match value {
+                "+Inf" => f64::INFINITY,
+                v => v.parse().expect("a number"),
+            };
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => {
+                    let inner = rest.strip_suffix('}').expect("labels end with }");
+                    let mut labels: Vec<(String, String)> = inner
+                        .split("\",")
+                        .filter(|kv| !kv.is_empty())
+                        .map(|kv| {
+                            let (k, v) = kv.split_once("=\"").expect("label=\"value\"");
+                            (k.to_owned(), v.trim_end_matches('"').to_owned())
+                        })
+                        .collect();
+                    labels.sort();
+                    (name.to_owned(), labels)
+                }
+                None => (series.to_owned(), Vec::new()),
+            };
+            samples.push(Sample {
+                name,
+                labels,
+                value,
+            });
+        }
+        samples
+    }
+
+    fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let mut wanted: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        wanted.sort();
+        parse(text)
+            .into_iter()
+            .find(|s| s.name == name && s.labels == wanted)
+            .map(|s| s.value)
+    }
+
+    fn count(text: &str, name: &str) -> usize {
+        parse(text).iter().filter(|s| s.name == name).count()
+    }
+
+    #[test]
+    fn every_metric_has_help_type_and_the_prefix() {
+        let m = Metrics::new().expect("metrics");
+        m.set_rollout("ns", "a", Some(5), Some(Phase::Progressing));
+        m.set_gate_value("ns", "a", "error-rate", Some(0.002));
+        m.count_checkpoint(CheckpointVerdict::Pass);
+        m.count_transition("advance");
+        m.observe_reconcile(0.02, "success");
+        m.count_error("kube_api");
+        m.count_write("status");
+        m.set_leader(true);
+        let text = m.encode().expect("encode");
+        let names = [
+            "rollgate_rollout_percent",
+            "rollgate_rollout_phase",
+            "rollgate_gate_value",
+            "rollgate_checkpoints_total",
+            "rollgate_transitions_total",
+            "rollgate_reconcile_duration_seconds",
+            "rollgate_errors_total",
+            "rollgate_api_writes_total",
+            "rollgate_leader",
+        ];
+        for name in names {
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "{name} help\n{text}"
+            );
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} type\n{text}"
+            );
+        }
+        for sample in parse(&text) {
+            assert!(sample.name.starts_with("rollgate_"), "{}", sample.name);
+        }
+        assert!(text.contains("# TYPE rollgate_reconcile_duration_seconds histogram"));
+        assert!(text.contains("# TYPE rollgate_checkpoints_total counter"));
+        assert!(text.contains("# TYPE rollgate_rollout_phase gauge"));
+    }
+
+    #[test]
+    fn percent_and_one_hot_phase() {
+        let m = Metrics::new().expect("metrics");
+        m.set_rollout("kaviar", "pfm", Some(5), Some(Phase::Paused));
+        let text = m.encode().expect("encode");
+        let at = [("namespace", "kaviar"), ("name", "pfm")];
+        assert_eq!(value(&text, "rollgate_rollout_percent", &at), Some(5.0));
+        for phase in PHASES {
+            let labels = [("namespace", "kaviar"), ("name", "pfm"), ("phase", phase)];
+            let expected = if phase == "Paused" { 1.0 } else { 0.0 };
+            assert_eq!(
+                value(&text, "rollgate_rollout_phase", &labels),
+                Some(expected),
+                "{phase}"
+            );
+        }
+        assert_eq!(count(&text, "rollgate_rollout_phase"), PHASES.len());
+
+        m.set_rollout("kaviar", "pfm", Some(0), Some(Phase::RolledBack));
+        let text = m.encode().expect("encode");
+        assert_eq!(value(&text, "rollgate_rollout_percent", &at), Some(0.0));
+        let phase = |p| {
+            value(
+                &text,
+                "rollgate_rollout_phase",
+                &[at[0], at[1], ("phase", p)],
+            )
+        };
+        assert_eq!(phase("RolledBack"), Some(1.0));
+        assert_eq!(phase("Paused"), Some(0.0));
+
+        m.set_rollout("kaviar", "pfm", None, None);
+        let text = m.encode().expect("encode");
+        assert_eq!(value(&text, "rollgate_rollout_percent", &at), None);
+        let ones: f64 = parse(&text)
+            .iter()
+            .filter(|s| s.name == "rollgate_rollout_phase")
+            .map(|s| s.value)
+            .sum();
+        assert_eq!(ones, 0.0, "no phase before the start");
+    }
+
+    #[test]
+    fn a_forgotten_rollout_leaves_no_series() {
+        let m = Metrics::new().expect("metrics");
+        m.set_rollout("ns", "gone", Some(10), Some(Phase::Progressing));
+        m.set_gate_value("ns", "gone", "error-rate", Some(0.5));
+        m.set_gate_value("ns", "gone", "alerts", Some(0.0));
+        m.set_rollout("ns", "stays", Some(1), Some(Phase::Progressing));
+        m.set_gate_value("ns", "stays", "error-rate", Some(0.1));
+        m.forget_rollout("ns", "gone");
+        let text = m.encode().expect("encode");
+        assert!(!text.contains("\"gone\""), "{text}");
+        assert_eq!(count(&text, "rollgate_rollout_percent"), 1);
+        assert_eq!(count(&text, "rollgate_rollout_phase"), PHASES.len());
+        assert_eq!(count(&text, "rollgate_gate_value"), 1);
+        // Forgetting an unknown rollout is harmless.
+        m.forget_rollout("ns", "never");
+    }
+
+    #[test]
+    fn gate_values_without_data_are_absent_not_zero() {
+        let m = Metrics::new().expect("metrics");
+        let at = [("namespace", "ns"), ("name", "r"), ("gate", "error-rate")];
+        m.set_gate_value("ns", "r", "error-rate", Some(0.03));
+        let text = m.encode().expect("encode");
+        assert_eq!(value(&text, "rollgate_gate_value", &at), Some(0.03));
+        m.set_gate_value("ns", "r", "error-rate", None);
+        let text = m.encode().expect("encode");
+        assert_eq!(value(&text, "rollgate_gate_value", &at), None);
+    }
+
+    #[test]
+    fn retain_gates_drops_gates_removed_from_the_spec() {
+        let m = Metrics::new().expect("metrics");
+        m.set_gate_value("ns", "r", "a", Some(1.0));
+        m.set_gate_value("ns", "r", "b", Some(2.0));
+        m.retain_gates("ns", "r", &["b"]);
+        let text = m.encode().expect("encode");
+        assert_eq!(count(&text, "rollgate_gate_value"), 1);
+        let b = [("namespace", "ns"), ("name", "r"), ("gate", "b")];
+        assert_eq!(value(&text, "rollgate_gate_value", &b), Some(2.0));
+    }
+
+    #[test]
+    fn counters_and_histogram() {
+        let m = Metrics::new().expect("metrics");
+        m.count_checkpoint(CheckpointVerdict::Pass);
+        m.count_checkpoint(CheckpointVerdict::Pass);
+        m.count_checkpoint(CheckpointVerdict::Fail);
+        m.count_transition("rollback");
+        for kind in ["status", "status", "target", "event", "annotation"] {
+            m.count_write(kind);
+        }
+        m.count_error("conflict");
+        m.observe_reconcile(0.003, "success");
+        m.observe_reconcile(0.7, "success");
+        m.observe_reconcile(120.0, "error");
+        let text = m.encode().expect("encode");
+        let c = |name, label, v| value(&text, name, &[(label, v)]);
+        assert_eq!(
+            c("rollgate_checkpoints_total", "verdict", "pass"),
+            Some(2.0)
+        );
+        assert_eq!(
+            c("rollgate_checkpoints_total", "verdict", "fail"),
+            Some(1.0)
+        );
+        assert_eq!(c("rollgate_checkpoints_total", "verdict", "warn"), None);
+        assert_eq!(
+            c("rollgate_transitions_total", "kind", "rollback"),
+            Some(1.0)
+        );
+        assert_eq!(c("rollgate_api_writes_total", "kind", "status"), Some(2.0));
+        assert_eq!(
+            c("rollgate_api_writes_total", "kind", "annotation"),
+            Some(1.0)
+        );
+        assert_eq!(c("rollgate_errors_total", "reason", "conflict"), Some(1.0));
+        let h = "rollgate_reconcile_duration_seconds";
+        assert_eq!(c(&format!("{h}_count"), "outcome", "success"), Some(2.0));
+        let bucket = |le| {
+            value(
+                &text,
+                &format!("{h}_bucket"),
+                &[("outcome", "success"), ("le", le)],
+            )
+        };
+        assert_eq!(bucket("0.005"), Some(1.0));
+        assert_eq!(bucket("0.5"), Some(1.0));
+        assert_eq!(bucket("1"), Some(2.0));
+        let error_sum = value(&text, &format!("{h}_sum"), &[("outcome", "error")]);
+        assert_eq!(error_sum, Some(120.0));
+        let over = value(
+            &text,
+            &format!("{h}_bucket"),
+            &[("outcome", "error"), ("le", "60")],
+        );
+        assert_eq!(over, Some(0.0));
+    }
+
+    #[test]
+    fn clones_share_series_and_registries_are_separate() {
+        let a = Metrics::new().expect("metrics");
+        let b = Metrics::new().expect("a second registry does not clash");
+        a.clone().count_write("target");
+        let text_a = a.encode().expect("encode");
+        let text_b = b.encode().expect("encode");
+        let target = [("kind", "target")];
+        assert_eq!(
+            value(&text_a, "rollgate_api_writes_total", &target),
+            Some(1.0)
+        );
+        assert_eq!(value(&text_b, "rollgate_api_writes_total", &target), None);
+    }
+
+    #[test]
+    fn leader_gauge() {
+        let m = Metrics::new().expect("metrics");
+        assert_eq!(
+            value(&m.encode().expect("encode"), "rollgate_leader", &[]),
+            Some(0.0)
+        );
+        m.set_leader(true);
+        assert_eq!(
+            value(&m.encode().expect("encode"), "rollgate_leader", &[]),
+            Some(1.0)
+        );
+    }
+}
