@@ -143,10 +143,13 @@ async fn credentials_headers_time_and_path_prefix_are_sent() {
         ..ClientSettings::default()
     };
     settings.add_header_line("X-Scope-OrgID: tenant-a").unwrap();
-    let client = PrometheusClient::new(&PrometheusEndpoint {
-        address: format!("{}/prometheus/", fake.address()),
-        settings,
-    })
+    let client = PrometheusClient::new(
+        &PrometheusEndpoint {
+            address: format!("{}/prometheus/", fake.address()),
+            settings,
+        },
+        &support::loopback_policy(),
+    )
     .unwrap();
     let gate = PrometheusGate {
         query: r#"up{namespace="{{namespace}}"}"#.into(),

@@ -4,7 +4,7 @@
 //! `flags/custom-ops.json` and `flags/edge-case-flags.json`, testbed v3.9.0).
 
 use rollgate::api::FlagdBucketing::{self, V1, V2, V3};
-use rollgate::gates::flagd_bucketing::{distribute, fractional, murmur3_32, value_input};
+use rollgate::gates::ofrep::bucketing::{distribute, fractional, murmur3_32, value_input};
 use serde_json::{Value, json};
 
 const SUITS: [&str; 4] = ["clubs", "diamonds", "hearts", "spades"];

@@ -21,7 +21,11 @@ fn gate(url: String, json_path: &str) -> HttpGate {
 
 async fn observe(body: &'static str, json_path: &str) -> Observation {
     let server = TestServer::start(move |_| Response::json(200, body)).await;
-    check(&reqwest::Client::new(), &gate(server.url(), json_path)).await
+    check(
+        &support_ofrep::loopback_client(),
+        &gate(server.url(), json_path),
+    )
+    .await
 }
 
 fn verdict(
@@ -129,7 +133,11 @@ async fn an_invalid_path_is_an_error() {
 #[tokio::test]
 async fn a_non_2xx_answer_is_an_error_quoting_the_body() {
     let server = TestServer::start(|_| Response::json(503, r#"{"error": "warming up"}"#)).await;
-    let observation = check(&reqwest::Client::new(), &gate(server.url(), "$.value")).await;
+    let observation = check(
+        &support_ofrep::loopback_client(),
+        &gate(server.url(), "$.value"),
+    )
+    .await;
     let message = error_message(&observation);
     assert!(
         message.contains("HTTP 503") && message.contains("warming up"),
@@ -155,7 +163,11 @@ async fn an_oversized_body_is_an_error() {
         delay: None,
     })
     .await;
-    let observation = check(&reqwest::Client::new(), &gate(server.url(), "$.value")).await;
+    let observation = check(
+        &support_ofrep::loopback_client(),
+        &gate(server.url(), "$.value"),
+    )
+    .await;
     assert!(
         error_message(&observation).contains("larger than"),
         "{observation:?}"
@@ -170,7 +182,7 @@ async fn a_slow_answer_times_out() {
     let mut slow = gate(server.url(), "$.value");
     slow.timeout = Some(Duration::from_millis(200).into());
     let started = std::time::Instant::now();
-    let observation = check(&reqwest::Client::new(), &slow).await;
+    let observation = check(&support_ofrep::loopback_client(), &slow).await;
     assert!(
         error_message(&observation).contains("timed out after 200ms"),
         "{observation:?}"
@@ -186,7 +198,7 @@ async fn an_unreachable_url_is_an_error() {
         .unwrap()
         .port();
     let observation = check(
-        &reqwest::Client::new(),
+        &support_ofrep::loopback_client(),
         &gate(format!("http://127.0.0.1:{port}/health"), "$.ok"),
     )
     .await;
@@ -214,7 +226,7 @@ async fn post_sends_the_body() {
     post.method = HttpMethod::Post;
     post.body = Some(r#"{"q": "errors"}"#.into());
     assert_eq!(
-        check(&reqwest::Client::new(), &post).await,
+        check(&support_ofrep::loopback_client(), &post).await,
         Observation::Value(42.0)
     );
     let (method, path, body) = seen.lock().unwrap().clone().expect("a request");

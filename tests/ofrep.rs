@@ -7,11 +7,11 @@ mod support_ofrep;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use rollgate::api::OfrepMemory;
 use rollgate::api::{FlagdBucketing, Gate, GateVerdict, OfrepGate};
 use rollgate::engine::{Observation, judge};
 use rollgate::gates::GateContext;
-use rollgate::gates::ofrep::{OfrepProbe, probe};
-use rollgate::gates::ofrep_memory::OfrepMemory;
+use rollgate::gates::ofrep::{DEFAULT_PROBE_DEADLINE, OfrepProbe, probe};
 use serde_json::Value;
 use support_ofrep::flagd_eval::rollout_definition;
 use support_ofrep::ofrep_server::{Behaviour, start};
@@ -48,7 +48,14 @@ async fn check(
         percent,
         at: Timestamp::UNIX_EPOCH,
     };
-    probe(&reqwest::Client::new(), gate, &ctx, previous).await
+    probe(
+        &support_ofrep::loopback_ofrep_client(),
+        gate,
+        &ctx,
+        previous,
+        DEFAULT_PROBE_DEADLINE,
+    )
+    .await
 }
 
 fn verdict(observation: &Observation) -> GateVerdict {
@@ -359,10 +366,11 @@ async fn a_gate_without_a_flag_is_an_error() {
         at: Timestamp::UNIX_EPOCH,
     };
     let result = probe(
-        &reqwest::Client::new(),
+        &support_ofrep::loopback_ofrep_client(),
         &gate("http://127.0.0.1:9", None),
         &ctx,
         None,
+        DEFAULT_PROBE_DEADLINE,
     )
     .await;
     assert!(error_message(&result).contains("no flag to probe"));

@@ -3,16 +3,23 @@
 mod crd;
 mod duration;
 mod gate;
+mod matcher;
+mod ofrep_memory;
+mod query_vars;
 mod spec;
 mod status;
 mod target;
 mod validate;
+mod validate_gates;
 
 pub use crd::crd_yaml;
 pub use duration::{DURATION_PATTERN, parse as parse_duration};
 pub use gate::{
     AlertsGate, FlagdBucketing, Gate, HttpGate, HttpMethod, OfrepGate, PrometheusGate, Provider,
 };
+pub use matcher::{MatchOp, Matcher, MatcherError};
+pub use ofrep_memory::{MEMORY_KEYS, OfrepMemory};
+pub use query_vars::{Piece, QueryVar, VarError, check_query, check_text, parse_template};
 pub use spec::{Analysis, DriftPolicy, PreChecksSpec, RollbackSpec, Rollout, RolloutSpec, Stage};
 pub use status::{
     CHECKPOINT_HISTORY_LIMIT, Checkpoint, CheckpointVerdict, GateStatus, GateVerdict,

@@ -135,7 +135,7 @@ pub struct GateStatus {
     /// What a determinism (OFREP) probe remembers between checkpoints: a few sampled keys that
     /// had the flag, so a key that loses it while the percent did not go down is caught.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub determinism: Option<crate::gates::ofrep_memory::OfrepMemory>,
+    pub determinism: Option<super::ofrep_memory::OfrepMemory>,
 }
 
 /// The kind of a history entry.

@@ -56,6 +56,7 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), Vec<SpecError>> {
     {
         errors.push("spec.preChecks.minAllowlist", "must be between 0 and 10000");
     }
+    errors.0.extend(super::validate_gates::check_gates(spec));
     if errors.0.is_empty() {
         Ok(())
     } else {

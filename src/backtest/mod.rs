@@ -4,4 +4,4 @@
 
 mod source;
 
-pub use source::{BacktestError, GateReplay, PrometheusHistory};
+pub use source::{BacktestError, MAX_STEPS, PrometheusHistory, QueryMode};

@@ -1,26 +1,34 @@
-//! Gate observations from Prometheus' past, one instant query per gate at each checkpoint.
+//! Gate observations from Prometheus' past. By default each gate's history is read with range
+//! queries: one request per gate per stretch of up to [`MAX_STEPS`] checkpoints while the
+//! query text stays the same (`{{stage}}` and `{{percent}}` change it when the stage changes),
+//! so a replay of months at one checkpoint a minute costs a few dozen requests. Every step of a
+//! range is what an instant query at that checkpoint would have answered, so the decisions are
+//! the same as with [`QueryMode::Instant`] (one instant query per gate per checkpoint, through
+//! the same [`observe`](crate::gates::observe) the controller uses).
 
 use std::io;
 
 use k8s_openapi::jiff::Timestamp;
 use tokio::runtime::Runtime;
 
-use crate::api::{AlertsGate, PrometheusGate, Provider, Rollout, RolloutStatus};
+use crate::api::{Gate, Provider, Rollout, RolloutStatus};
 use crate::engine::Observation;
-use crate::gates::prometheus::{GateConnection, PrometheusClient, PrometheusEndpoint};
-use crate::gates::{GateContext, alerts, prometheus};
+use crate::gates::prometheus::{self, PrometheusClient, Steps};
+use crate::gates::query::fill_query;
+use crate::gates::{GateContext, GateEnv, GateInput, alerts, observe};
 use crate::sim::ObservationSource;
 
-/// How one gate is replayed.
-#[derive(Debug)]
-pub enum GateReplay<'a> {
-    /// A PromQL query evaluated at each checkpoint's time.
-    Prometheus(PrometheusClient, &'a PrometheusGate),
-    /// Firing alerts counted at each checkpoint's time.
-    Alerts(PrometheusClient, &'a AlertsGate),
-    /// A gate that cannot be replayed, assumed to pass with this value (its lower bound, else
-    /// its upper bound, else 0).
-    AssumedPass(f64),
+/// Most checkpoints one range request covers (Prometheus refuses more than 11,000 points).
+pub const MAX_STEPS: usize = 11_000;
+
+/// How history is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum QueryMode {
+    /// Range queries over stretches of checkpoints (the default).
+    #[default]
+    Range,
+    /// One instant query per gate per checkpoint.
+    Instant,
 }
 
 /// A plan that cannot be backtested as asked.
@@ -44,26 +52,66 @@ pub enum BacktestError {
         /// What is wrong.
         problem: String,
     },
+    /// The replay would send more requests than allowed.
+    #[error(
+        "the replay needs up to {needed} requests to Prometheus, more than the {budget} allowed; \
+         shorten --start to --end, lengthen spec.analysis.interval, or use range queries"
+    )]
+    Budget {
+        /// Requests the replay may need.
+        needed: u64,
+        /// Requests allowed.
+        budget: u64,
+    },
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(io::Error),
 }
 
+/// How one gate is replayed.
+enum Replay<'a> {
+    /// A Prometheus or alerts gate, read through its client.
+    Queried {
+        gate: &'a Gate,
+        client: PrometheusClient,
+        /// The stretch read last.
+        stretch: Option<Stretch>,
+        /// Query texts whose range request failed: read with instant queries instead.
+        range_failed: Option<Vec<String>>,
+    },
+    /// A gate that cannot be replayed, assumed to pass with this value (its lower bound, else
+    /// its upper bound, else 0).
+    AssumedPass(f64),
+}
+
+/// Observations read with one range request (two with a sample query).
+struct Stretch {
+    queries: Vec<String>,
+    steps: Steps,
+    observations: Vec<Observation>,
+}
+
 /// Observations from a Prometheus' past.
 pub struct PrometheusHistory<'a> {
     rollout: &'a Rollout,
-    gates: Vec<GateReplay<'a>>,
+    env: GateEnv,
+    gates: Vec<Replay<'a>>,
+    mode: QueryMode,
+    end: Timestamp,
+    requests: u64,
     runtime: Runtime,
 }
 
 impl<'a> PrometheusHistory<'a> {
-    /// Prepares a client per gate. `default` is the `--prometheus` endpoint for gates without
-    /// an address of their own; `assume_pass` names the gates that cannot be replayed and are
-    /// to be taken as passing.
+    /// Prepares a client per gate from `env` (whose default Prometheus serves gates without an
+    /// address of their own); `assume_pass` names the gates that cannot be replayed and are
+    /// to be taken as passing; `end` is when the replay stops.
     pub fn new(
         rollout: &'a Rollout,
-        default: &PrometheusEndpoint,
+        env: GateEnv,
         assume_pass: &[String],
+        mode: QueryMode,
+        end: Timestamp,
     ) -> Result<Self, BacktestError> {
         let gates = &rollout.spec.analysis.gates;
         if let Some(unknown) = assume_pass
@@ -75,24 +123,39 @@ impl<'a> PrometheusHistory<'a> {
         let mut not_replayable = Vec::new();
         let mut replays = Vec::with_capacity(gates.len());
         for gate in gates {
-            let replay = if assume_pass.contains(&gate.name) {
+            if assume_pass.contains(&gate.name) {
                 let (min, max) = gate.bounds();
-                GateReplay::AssumedPass(min.or(max).unwrap_or(0.0))
-            } else {
-                match gate.provider() {
-                    Some(Provider::Prometheus(p)) => {
-                        GateReplay::Prometheus(client_for(&gate.name, p.into(), default)?, p)
-                    }
-                    Some(Provider::Alerts(a)) => {
-                        GateReplay::Alerts(client_for(&gate.name, a.into(), default)?, a)
-                    }
-                    _ => {
-                        not_replayable.push(gate.name.clone());
-                        continue;
-                    }
+                replays.push(Replay::AssumedPass(min.or(max).unwrap_or(0.0)));
+                continue;
+            }
+            let connection = match gate.provider() {
+                Some(Provider::Prometheus(p)) => p.into(),
+                Some(Provider::Alerts(a)) => a.into(),
+                _ => {
+                    not_replayable.push(gate.name.clone());
+                    continue;
                 }
             };
-            replays.push(replay);
+            let connection: prometheus::GateConnection<'_> = connection;
+            if connection.secret_name.is_some() {
+                tracing::warn!(
+                    gate = %gate.name,
+                    "the gate's secretRef is not read outside the cluster; its own address is \
+                     queried without credentials"
+                );
+            }
+            let client = env.prometheus_client(connection, None).map_err(|problem| {
+                BacktestError::Connection {
+                    gate: gate.name.clone(),
+                    problem,
+                }
+            })?;
+            replays.push(Replay::Queried {
+                gate,
+                client,
+                stretch: None,
+                range_failed: None,
+            });
         }
         if !not_replayable.is_empty() {
             return Err(BacktestError::NotReplayable(not_replayable));
@@ -103,33 +166,44 @@ impl<'a> PrometheusHistory<'a> {
             .map_err(BacktestError::Runtime)?;
         Ok(Self {
             rollout,
+            env,
             gates: replays,
+            mode,
+            end,
+            requests: 0,
             runtime,
         })
     }
-}
 
-/// A client for a gate's Prometheus: its own address, or the command line's default endpoint.
-fn client_for(
-    gate: &str,
-    connection: GateConnection<'_>,
-    default: &PrometheusEndpoint,
-) -> Result<PrometheusClient, BacktestError> {
-    let fail = |problem: String| BacktestError::Connection {
-        gate: gate.to_owned(),
-        problem,
-    };
-    if connection.secret_name.is_some() {
-        tracing::warn!(
-            gate,
-            "the gate's secretRef is not read outside the cluster; \
-             credentials come from the command line"
-        );
+    /// Requests sent to Prometheus so far.
+    pub fn requests(&self) -> u64 {
+        self.requests
     }
-    let endpoint = connection
-        .endpoint(Some(default))
-        .map_err(|e| fail(e.to_string()))?;
-    PrometheusClient::new(&endpoint).map_err(|e| fail(e.to_string()))
+
+    /// The most requests a replay of `checkpoints` checkpoints may send in `mode`: per query
+    /// (two for a gate with a sample query), one per checkpoint for instant queries; for range
+    /// queries one per stretch, a stretch ending at every stage change and every
+    /// [`MAX_STEPS`] checkpoints.
+    pub fn request_estimate(rollout: &Rollout, mode: QueryMode, checkpoints: u64) -> u64 {
+        let queries: u64 = rollout
+            .spec
+            .analysis
+            .gates
+            .iter()
+            .map(|gate| match gate.provider() {
+                Some(Provider::Prometheus(p)) if p.sample_query.is_some() => 2,
+                Some(Provider::Prometheus(_) | Provider::Alerts(_)) => 1,
+                _ => 0,
+            })
+            .sum();
+        let per_query = match mode {
+            QueryMode::Instant => checkpoints,
+            QueryMode::Range => {
+                rollout.spec.stages.len() as u64 + checkpoints.div_ceil(MAX_STEPS as u64)
+            }
+        };
+        queries.saturating_mul(per_query)
+    }
 }
 
 impl ObservationSource for PrometheusHistory<'_> {
@@ -158,23 +232,151 @@ impl ObservationSource for PrometheusHistory<'_> {
             percent: status.percent.unwrap_or(0),
             at,
         };
-        let queries = self.gates.iter().map(|replay| {
+        let interval_ms = std::time::Duration::from(spec.analysis.interval)
+            .as_millis()
+            .clamp(1, i64::MAX as u128) as i64;
+        let remaining = self
+            .end
+            .as_millisecond()
+            .saturating_sub(at.as_millisecond());
+        let count = usize::try_from(remaining / interval_ms + 1)
+            .unwrap_or(MAX_STEPS)
+            .clamp(1, MAX_STEPS);
+        let steps = Steps {
+            start_ms: at.as_millisecond(),
+            step_ms: interval_ms,
+            count,
+        };
+        let (env, mode) = (&self.env, self.mode);
+        let runs = self.gates.iter_mut().map(|replay| {
             let ctx = &ctx;
-            async move {
-                match replay {
-                    GateReplay::Prometheus(client, gate) => {
-                        prometheus::observe(client, gate, ctx).await
-                    }
-                    GateReplay::Alerts(client, gate) => alerts::observe(client, gate, ctx).await,
-                    GateReplay::AssumedPass(value) => Observation::Value(*value),
-                }
-            }
+            async move { replay.observe(env, mode, ctx, steps).await }
         });
-        let observations = self
-            .runtime
-            .block_on(futures_util::future::join_all(queries));
+        let results = self.runtime.block_on(futures_util::future::join_all(runs));
         into.clear();
-        into.extend(observations);
+        for (observation, requests) in results {
+            self.requests += requests;
+            into.push(observation);
+        }
         Ok(())
     }
+}
+
+impl Replay<'_> {
+    /// This gate's observation at `ctx.at`, and the requests it cost.
+    async fn observe(
+        &mut self,
+        env: &GateEnv,
+        mode: QueryMode,
+        ctx: &GateContext<'_>,
+        steps: Steps,
+    ) -> (Observation, u64) {
+        let (gate, client, stretch, range_failed) = match self {
+            Replay::AssumedPass(value) => return (Observation::Value(*value), 0),
+            Replay::Queried {
+                gate,
+                client,
+                stretch,
+                range_failed,
+            } => (*gate, client, stretch, range_failed),
+        };
+        let queries = match queries_of(gate, ctx) {
+            Ok(queries) => queries,
+            Err(message) => return (Observation::Error(message), 0),
+        };
+        let input = GateInput {
+            gate,
+            ctx: *ctx,
+            secret: None,
+            memory: None,
+        };
+        let instant = || async move { observe(env, input).await.observation };
+        if mode == QueryMode::Instant || range_failed.as_ref() == Some(&queries) {
+            return (instant().await, queries.len() as u64);
+        }
+        if let Some(cached) = stretch.as_ref().filter(|s| s.queries == queries)
+            && let Some(index) = cached.steps.index_of(ctx.at.as_millisecond())
+        {
+            return (cached.observations[index].clone(), 0);
+        }
+        let reads = futures_util::future::join_all(
+            queries.iter().map(|query| client.query_range(query, steps)),
+        )
+        .await;
+        let mut cost = queries.len() as u64;
+        let mut answers = Vec::with_capacity(reads.len());
+        for read in reads {
+            match read {
+                Ok(answer) => answers.push(answer),
+                Err(error) => {
+                    tracing::warn!(gate = %gate.name, %error, "range query failed; reading this query's checkpoints with instant queries");
+                    *range_failed = Some(queries);
+                    *stretch = None;
+                    cost += 1;
+                    return (instant().await, cost);
+                }
+            }
+        }
+        let observations = combine(gate, answers, steps.count);
+        let first = observations.first().cloned();
+        *stretch = Some(Stretch {
+            queries,
+            steps,
+            observations,
+        });
+        (
+            first.unwrap_or_else(|| Observation::Error("an empty range".into())),
+            cost,
+        )
+    }
+}
+
+/// The query texts a gate sends at `ctx`: its query (and sample query), or its alerts query.
+fn queries_of(gate: &Gate, ctx: &GateContext<'_>) -> Result<Vec<String>, String> {
+    match gate.provider() {
+        Some(Provider::Prometheus(p)) => {
+            let mut queries = vec![fill_query(&p.query, ctx).map_err(|e| e.to_string())?];
+            if let Some(sample) = &p.sample_query {
+                queries.push(fill_query(sample, ctx).map_err(|e| e.to_string())?);
+            }
+            Ok(queries)
+        }
+        Some(Provider::Alerts(a)) => Ok(vec![alerts::query(a, ctx).map_err(|e| e.to_string())?]),
+        _ => Err("the gate cannot be replayed".into()),
+    }
+}
+
+/// Each step's observation from the answers of the gate's queries.
+fn combine(
+    gate: &Gate,
+    answers: Vec<Vec<Result<prometheus::Answer, prometheus::QueryError>>>,
+    count: usize,
+) -> Vec<Observation> {
+    let mut answers = answers.into_iter();
+    let values = answers.next().unwrap_or_default();
+    let samples = answers.next();
+    (0..count)
+        .map(|i| {
+            let value = values
+                .get(i)
+                .cloned()
+                .unwrap_or(Ok(prometheus::Answer::Empty));
+            let observation = match gate.provider() {
+                Some(Provider::Prometheus(p)) => {
+                    let sample = samples
+                        .as_ref()
+                        .map(|s| s.get(i).cloned().unwrap_or(Ok(prometheus::Answer::Empty)));
+                    prometheus::observation_of(p, value, sample)
+                }
+                _ => alerts::observation_of(value),
+            };
+            match observation {
+                Observation::Error(message) => Observation::Error(crate::gates::net::remote_text(
+                    &message,
+                    crate::gates::observe::MAX_ERROR_MESSAGE,
+                )),
+                other => other,
+            }
+        })
+        .collect()
 }

@@ -6,8 +6,11 @@ use std::process::ExitCode;
 
 use clap::Args;
 use k8s_openapi::jiff::Timestamp;
-use rollgate::backtest::PrometheusHistory;
+use rollgate::backtest::{PrometheusHistory, QueryMode};
+use rollgate::gates::GateEnv;
+use rollgate::gates::net::AllowRule;
 use rollgate::gates::prometheus::{ClientSettings, PrometheusAuth, PrometheusEndpoint};
+use rollgate::gates::secret::Secret;
 use rollgate::sim::load::load_rollout;
 use rollgate::sim::run;
 use rollgate::sim::scenario::{Scenario, check_budget};
@@ -15,8 +18,20 @@ use rollgate::sim::timeline::TimelineWriter;
 
 use super::output::{ExpectedPhase, OutputFormat, bad_input, finish};
 
-/// The most checkpoints one backtest may replay: each costs a query per gate.
+/// The most checkpoints one backtest may replay.
 const BACKTEST_BUDGET: u64 = 200_000;
+
+/// The most requests one backtest may send to Prometheus.
+const REQUEST_BUDGET: u64 = 20_000;
+
+/// How `--query-mode` reads history.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum QueryModeArg {
+    /// Range queries, one request per gate per stretch of up to 11,000 checkpoints.
+    Range,
+    /// One instant query per gate per checkpoint (slow; for comparison).
+    Instant,
+}
 
 /// Arguments of `rollgate backtest`.
 #[derive(Args, Debug)]
@@ -42,15 +57,23 @@ pub struct BacktestArgs {
     /// the present.
     #[arg(long = "assume-pass", value_name = "GATE")]
     assume_pass: Vec<String>,
+    /// Also allow gates to reach this address: a host name, `*.domain`, an address or CIDR
+    /// range (for example 127.0.0.1 or 10.0.0.0/8) or a URL prefix. Repeatable. Without it,
+    /// only the --prometheus address and in-cluster Service names are reached.
+    #[arg(long = "allow-address", value_name = "VALUE")]
+    allow_address: Vec<AllowRule>,
+    /// How history is read: range queries (default) or one instant query per checkpoint.
+    #[arg(long, value_enum, default_value_t = QueryModeArg::Range)]
+    query_mode: QueryModeArg,
     /// Bearer token sent to Prometheus.
     #[arg(long, env = "ROLLGATE_PROMETHEUS_TOKEN", hide_env_values = true)]
-    prometheus_token: Option<String>,
+    prometheus_token: Option<Secret<String>>,
     /// Basic-auth user name sent to Prometheus.
     #[arg(long, env = "ROLLGATE_PROMETHEUS_USERNAME")]
     prometheus_username: Option<String>,
     /// Basic-auth password sent to Prometheus.
     #[arg(long, env = "ROLLGATE_PROMETHEUS_PASSWORD", hide_env_values = true)]
-    prometheus_password: Option<String>,
+    prometheus_password: Option<Secret<String>>,
     /// Extra header, as `Name: value` (for example a tenant header for Mimir or Thanos).
     #[arg(long = "prometheus-header", value_name = "HEADER")]
     prometheus_headers: Vec<String>,
@@ -82,7 +105,26 @@ pub fn backtest(args: BacktestArgs) -> ExitCode {
         Ok(endpoint) => endpoint,
         Err(e) => return bad_input(&format!("rollgate backtest: {e}")),
     };
-    let mut history = match PrometheusHistory::new(&rollout, &endpoint, &args.assume_pass) {
+    let env = match GateEnv::new(Some(endpoint), args.allow_address.clone()) {
+        Ok(env) => env,
+        Err(e) => return bad_input(&format!("rollgate backtest: {e}")),
+    };
+    let mode = match args.query_mode {
+        QueryModeArg::Range => QueryMode::Range,
+        QueryModeArg::Instant => QueryMode::Instant,
+    };
+    let checkpoints = checkpoints(&rollout.spec, end.duration_since(start));
+    let needed = PrometheusHistory::request_estimate(&rollout, mode, checkpoints);
+    if needed > REQUEST_BUDGET {
+        return bad_input(&format!(
+            "rollgate backtest: --start to --end: {}",
+            rollgate::backtest::BacktestError::Budget {
+                needed,
+                budget: REQUEST_BUDGET
+            }
+        ));
+    }
+    let mut history = match PrometheusHistory::new(&rollout, env, &args.assume_pass, mode, end) {
         Ok(history) => history,
         Err(e) => return bad_input(&format!("rollgate backtest: {e}")),
     };
@@ -95,7 +137,17 @@ pub fn backtest(args: BacktestArgs) -> ExitCode {
     let stdout = io::stdout().lock();
     let mut timeline = TimelineWriter::new(BufWriter::new(stdout), args.output.into(), start);
     let summary = run(&rollout.spec, &scenario, &mut history, &mut timeline);
+    tracing::info!(requests = history.requests(), "backtest done");
     finish("backtest", summary, args.expect)
+}
+
+/// Checkpoints in `span` at the plan's interval (an upper bound: one per interval).
+fn checkpoints(spec: &rollgate::api::RolloutSpec, span: k8s_openapi::jiff::SignedDuration) -> u64 {
+    let interval = std::time::Duration::from(spec.analysis.interval)
+        .as_nanos()
+        .max(1);
+    let span = u128::try_from(span.as_nanos()).unwrap_or(0);
+    u64::try_from(span / interval).unwrap_or(u64::MAX)
 }
 
 fn window(args: &BacktestArgs) -> Result<(Timestamp, Timestamp), String> {
@@ -118,9 +170,11 @@ fn window(args: &BacktestArgs) -> Result<(Timestamp, Timestamp), String> {
 fn endpoint(args: &BacktestArgs) -> Result<PrometheusEndpoint, String> {
     let mut settings = ClientSettings {
         auth: PrometheusAuth::from_parts(
-            args.prometheus_token.clone(),
+            args.prometheus_token.as_ref().map(|t| t.expose().clone()),
             args.prometheus_username.clone(),
-            args.prometheus_password.clone(),
+            args.prometheus_password
+                .as_ref()
+                .map(|p| p.expose().clone()),
         )
         .map_err(|e| format!("Prometheus credentials: {e}"))?,
         insecure_skip_verify: args.prometheus_insecure_skip_verify,

@@ -19,7 +19,7 @@ mod target;
 
 pub use action::{ACTION_ANNOTATION, CLAIMED_ANNOTATION};
 pub use context::{AlwaysLeader, Clock, Context, LeaderCheck, SystemClock};
-pub use observe::{GateObserver, GateReading, ProviderObserver};
+pub use observe::{GateObserver, GateReading, ProviderObserver, reading};
 pub use reconcile::{ReconcileError, error_policy, reconcile};
 pub use run::{ControllerConfig, feature_flags_installed, run};
 

@@ -1,19 +1,23 @@
 //! Gate providers: each turns a gate's spec into one [`Observation`](crate::engine::Observation)
 //! at an instant — a value, no data, or an error that tells an operator what to fix. They never
 //! decide; the engine does.
+//!
+//! [`observe`] and [`observe_all`] are the one entry point: the controller, `backtest` and the
+//! pre-checks hand them a gate and get its observation back. One folder per provider
+//! ([`prometheus`], [`alerts`], [`ofrep`], [`http`]); [`net`] holds what they share about the
+//! network (the operator's address policy, bounded reads, safe remote text).
 
 pub mod alerts;
-pub mod cbor;
-pub mod flagd_bucketing;
 pub mod http;
-pub mod http_util;
+pub mod net;
+pub mod observe;
 pub mod ofrep;
-pub mod ofrep_checks;
-pub mod ofrep_client;
-pub mod ofrep_memory;
-pub mod ofrep_sample;
 pub mod prometheus;
-pub mod vars;
+pub mod query;
+pub mod secret;
+
+pub use observe::{GateEnv, GateEnvError, GateInput, GateOutput, observe, observe_all};
+pub use secret::{Secret, SecretData};
 
 use k8s_openapi::jiff::Timestamp;
 

@@ -75,10 +75,13 @@ impl Fake {
 
     /// A client for the fake with `settings`.
     pub fn client(&self, settings: ClientSettings) -> PrometheusClient {
-        PrometheusClient::new(&PrometheusEndpoint {
-            address: self.address(),
-            settings,
-        })
+        PrometheusClient::new(
+            &PrometheusEndpoint {
+                address: self.address(),
+                settings,
+            },
+            &super::loopback_policy(),
+        )
         .expect("client")
     }
 

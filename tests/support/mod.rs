@@ -11,7 +11,10 @@ pub mod wire;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use rollgate::engine::Observation;
+use rollgate::gates::net::AddressPolicy;
 
 /// How long [`eventually`] waits for a condition.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -40,4 +43,13 @@ where
 /// Whether `observation` is a value within `tolerance` of `expected`.
 pub fn near(observation: &Observation, expected: f64, tolerance: f64) -> bool {
     matches!(observation, Observation::Value(v) if (v - expected).abs() <= tolerance)
+}
+
+/// The address policy tests use: the defaults plus loopback, where every test server listens
+/// (the default policy refuses loopback; tests that show it do not use this).
+pub fn loopback_policy() -> Arc<AddressPolicy> {
+    Arc::new(AddressPolicy::new(vec![
+        "127.0.0.0/8".parse().expect("rule"),
+        "::1".parse().expect("rule"),
+    ]))
 }

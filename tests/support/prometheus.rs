@@ -126,13 +126,16 @@ impl Prometheus {
 
     /// A client for this server with `timeout`.
     pub fn client(&self, timeout: Duration) -> PrometheusClient {
-        PrometheusClient::new(&PrometheusEndpoint {
-            address: self.address.clone(),
-            settings: ClientSettings {
-                timeout,
-                ..ClientSettings::default()
+        PrometheusClient::new(
+            &PrometheusEndpoint {
+                address: self.address.clone(),
+                settings: ClientSettings {
+                    timeout,
+                    ..ClientSettings::default()
+                },
             },
-        })
+            &super::loopback_policy(),
+        )
         .expect("client")
     }
 

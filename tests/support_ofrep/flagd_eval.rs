@@ -3,11 +3,11 @@
 //! versions. It follows flagd's rules for what the tests use: `state`, `variants`,
 //! `defaultVariant`, and targeting with the JSONLogic operators `var`, `if`, `in`, `==`,
 //! `cat`, plus flagd's `fractional` in any bucketing version (delegated to
-//! `rollgate::gates::flagd_bucketing`, which is checked against the flagd-testbed vectors).
+//! `rollgate::gates::ofrep::bucketing`, which is checked against the flagd-testbed vectors).
 //! A rule that resolves to null or an unknown variant serves the default variant, as flagd does.
 
 use rollgate::api::FlagdBucketing;
-use rollgate::gates::flagd_bucketing::{distribute, murmur3_32, shorthand_input, value_input};
+use rollgate::gates::ofrep::bucketing::{distribute, murmur3_32, shorthand_input, value_input};
 use serde_json::{Map, Value, json};
 
 /// One evaluation's outcome.

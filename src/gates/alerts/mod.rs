@@ -1,16 +1,14 @@
 //! The alerts gate: its value is the number of firing alerts that match the gate's matchers,
 //! counted from Prometheus' `ALERTS` series. No firing alert is the value 0, never no data.
 
-mod matcher;
+pub use crate::api::{MatchOp as Op, Matcher, MatcherError};
 
-pub use matcher::{Matcher, MatcherError, Op};
-
-use crate::api::AlertsGate;
+use crate::api::{AlertsGate, VarError};
 use crate::engine::Observation;
 
 use super::GateContext;
 use super::prometheus::{Answer, PrometheusClient, QueryError};
-use super::vars::{VarError, substitute};
+use super::query::fill_text;
 
 /// Why an alerts gate has no observation.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -30,11 +28,14 @@ pub enum AlertsError {
 }
 
 /// The PromQL query counting the firing alerts `gate` selects: `count(ALERTS{alertstate="firing",
-/// <matchers>, alertname!="<ignored>"…})`. Query variables in matchers are replaced first.
+/// <matchers>, alertname!="<ignored>"…})`. Each matcher is parsed as written, then query
+/// variables in its value are replaced; the value is re-quoted safely, so no variable can
+/// change the selector.
 pub fn query(gate: &AlertsGate, ctx: &GateContext<'_>) -> Result<String, AlertsError> {
     let mut selector = vec![Matcher::new("alertstate", Op::Eq, "firing")];
     for text in &gate.matchers {
-        let matcher = Matcher::parse(&substitute(text, ctx)?)?;
+        let mut matcher = Matcher::parse(text)?;
+        matcher.value = fill_text(&matcher.value, ctx)?;
         if matcher.label == "alertstate" {
             return Err(AlertsError::AlertState(text.clone()));
         }
@@ -61,6 +62,15 @@ pub async fn observe(
         Ok::<_, AlertsError>(client.query(&query, ctx.at).await?)
     };
     match count.await {
+        Ok(answer) => observation_of(Ok(answer)),
+        Err(err) => Observation::Error(err.to_string()),
+    }
+}
+
+/// The observation of an alerts gate from the answer to its [`query`]: the count, 0 when no
+/// alert fires (never no data), or the error.
+pub fn observation_of(answer: Result<Answer, QueryError>) -> Observation {
+    match answer {
         Ok(Answer::Value(n)) => Observation::Value(n),
         Ok(Answer::Empty) => Observation::Value(0.0),
         Err(err) => Observation::Error(err.to_string()),

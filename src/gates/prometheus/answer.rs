@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use super::QueryError;
-use crate::gates::http_util::excerpt;
+use crate::gates::net::{MAX_REMOTE_TEXT, excerpt, remote_text};
 
 /// What an instant query answered.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,9 +33,9 @@ struct Envelope {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Data {
-    result_type: String,
-    result: Json,
+pub(super) struct Data {
+    pub(super) result_type: String,
+    pub(super) result: Json,
 }
 
 /// One element of an instant vector.
@@ -54,6 +54,24 @@ const SHOWN_SERIES: usize = 3;
 
 /// Turns an HTTP status and body into an [`Answer`] or the error Prometheus reported.
 pub fn parse(status: u16, body: &[u8]) -> Result<Answer, QueryError> {
+    let data = parse_envelope(status, body)?;
+    match data.result_type.as_str() {
+        "scalar" => {
+            let (_, value): (Json, String) =
+                serde_json::from_value(data.result).map_err(|err| shape(err, body))?;
+            number(&value).map(Answer::Value)
+        }
+        "vector" => vector(data.result, body),
+        "matrix" => Err(QueryError::Matrix),
+        other => Err(QueryError::ResultType(remote_text(
+            other,
+            MAX_REMOTE_TEXT / 4,
+        ))),
+    }
+}
+
+/// The `data` of a successful answer, or the error Prometheus (or the HTTP layer) reported.
+pub(super) fn parse_envelope(status: u16, body: &[u8]) -> Result<Data, QueryError> {
     let ok = (200..300).contains(&status);
     let envelope: Envelope = match serde_json::from_slice(body) {
         Ok(envelope) => envelope,
@@ -65,21 +83,29 @@ pub fn parse(status: u16, body: &[u8]) -> Result<Answer, QueryError> {
         }
         Err(err) => {
             return Err(QueryError::NotJson {
-                problem: err.to_string(),
+                problem: remote_text(&err.to_string(), MAX_REMOTE_TEXT),
                 body: snippet(body),
             });
         }
     };
-    for warning in &envelope.warnings {
+    for warning in envelope.warnings.iter().take(SHOWN_SERIES) {
+        let warning = remote_text(warning, MAX_REMOTE_TEXT);
         tracing::warn!(%warning, "Prometheus warned about a gate query");
     }
     if envelope.status != "success" {
         return Err(QueryError::Api {
             status,
-            error_type: envelope.error_type.unwrap_or_else(|| "unknown".into()),
-            message: envelope
-                .error
-                .unwrap_or_else(|| format!("status {:?} without a message", envelope.status)),
+            error_type: remote_text(
+                envelope.error_type.as_deref().unwrap_or("unknown"),
+                MAX_REMOTE_TEXT / 4,
+            ),
+            message: match envelope.error {
+                Some(error) => remote_text(&error, MAX_REMOTE_TEXT),
+                None => format!(
+                    "status {:?} without a message",
+                    remote_text(&envelope.status, MAX_REMOTE_TEXT / 4)
+                ),
+            },
         });
     }
     if !ok {
@@ -88,20 +114,10 @@ pub fn parse(status: u16, body: &[u8]) -> Result<Answer, QueryError> {
             body: snippet(body),
         });
     }
-    let data = envelope.data.ok_or_else(|| QueryError::NotJson {
+    envelope.data.ok_or_else(|| QueryError::NotJson {
         problem: "a successful answer without `data`".into(),
         body: snippet(body),
-    })?;
-    match data.result_type.as_str() {
-        "scalar" => {
-            let (_, value): (Json, String) =
-                serde_json::from_value(data.result).map_err(|err| shape(err, body))?;
-            number(&value).map(Answer::Value)
-        }
-        "vector" => vector(data.result, body),
-        "matrix" => Err(QueryError::Matrix),
-        other => Err(QueryError::ResultType(other.to_owned())),
-    }
+    })
 }
 
 fn vector(result: Json, body: &[u8]) -> Result<Answer, QueryError> {
@@ -118,30 +134,33 @@ fn vector(result: Json, body: &[u8]) -> Result<Answer, QueryError> {
         },
         several => Err(QueryError::SeveralSeries {
             count: several.len(),
-            examples: several
-                .iter()
-                .take(SHOWN_SERIES)
-                .map(|s| labels(&s.metric))
-                .collect::<Vec<_>>()
-                .join(", "),
+            examples: remote_text(
+                &several
+                    .iter()
+                    .take(SHOWN_SERIES)
+                    .map(|s| labels(&s.metric))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                MAX_REMOTE_TEXT,
+            ),
         }),
     }
 }
 
 /// A sample value: a decimal number, `NaN`, `+Inf` or `-Inf`.
-fn number(text: &str) -> Result<f64, QueryError> {
+pub(super) fn number(text: &str) -> Result<f64, QueryError> {
     match text {
         "NaN" => Ok(f64::NAN),
         "+Inf" | "Inf" => Ok(f64::INFINITY),
         "-Inf" => Ok(f64::NEG_INFINITY),
         _ => text
             .parse()
-            .map_err(|_| QueryError::BadValue(text.to_owned())),
+            .map_err(|_| QueryError::BadValue(remote_text(text, MAX_REMOTE_TEXT / 4))),
     }
 }
 
 /// A series' labels as PromQL writes them: `{code="500", job="app"}`.
-fn labels(metric: &serde_json::Map<String, Json>) -> String {
+pub(super) fn labels(metric: &serde_json::Map<String, Json>) -> String {
     let pairs: Vec<String> = metric
         .iter()
         .map(|(name, value)| match value.as_str() {
@@ -154,7 +173,7 @@ fn labels(metric: &serde_json::Map<String, Json>) -> String {
 
 fn shape(err: serde_json::Error, body: &[u8]) -> QueryError {
     QueryError::NotJson {
-        problem: err.to_string(),
+        problem: remote_text(&err.to_string(), MAX_REMOTE_TEXT),
         body: snippet(body),
     }
 }

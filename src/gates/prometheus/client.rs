@@ -1,15 +1,18 @@
 //! The HTTP client for instant queries: one POST to `/api/v1/query` per query, evaluated at a
 //! given instant, answered within the timeout and within a size cap.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use reqwest::Url;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::QueryError;
 use super::answer::{self, Answer};
+use super::range::{Steps, parse_range};
 use super::settings::{PrometheusAuth, PrometheusEndpoint};
-use crate::gates::http_util::{BodyError, describe, read_capped};
+use crate::gates::net::{AddressPolicy, BodyError, describe, guarded_builder, read_capped};
 
 /// The largest answer read; a single-series instant query is a few hundred bytes.
 pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
@@ -21,6 +24,7 @@ pub struct PrometheusClient {
     auth: PrometheusAuth,
     address: String,
     query_url: String,
+    range_url: String,
     timeout: Duration,
 }
 
@@ -28,8 +32,14 @@ pub struct PrometheusClient {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The address is not an http(s) URL.
-    #[error("Prometheus address {0:?} must start with http:// or https://")]
+    #[error("Prometheus address {0:?} must be an http:// or https:// URL")]
     Address(String),
+    /// The address is outside what the operator allows.
+    #[error(transparent)]
+    NotAllowed(#[from] crate::gates::net::AddressError),
+    /// Credentials that cannot travel in an HTTP header (a line break, for example).
+    #[error("the Prometheus {0} contains characters HTTP headers do not allow (a line break?)")]
+    Credentials(&'static str),
     /// A header name or value HTTP does not allow.
     #[error("header {0:?} is not a valid HTTP header")]
     Header(String),
@@ -42,23 +52,45 @@ pub enum ClientError {
 }
 
 impl PrometheusClient {
-    /// A client for `endpoint`, with its credentials, headers, TLS and timeout.
-    pub fn new(endpoint: &PrometheusEndpoint) -> Result<Self, ClientError> {
+    /// A client for `endpoint`, with its credentials, headers, TLS and timeout, reaching only
+    /// what `policy` allows (checked on the address now and on every name it resolves to).
+    pub fn new(
+        endpoint: &PrometheusEndpoint,
+        policy: &Arc<AddressPolicy>,
+    ) -> Result<Self, ClientError> {
         let address = endpoint.address.trim_end_matches('/').to_owned();
-        if !(address.starts_with("http://") || address.starts_with("https://")) {
-            return Err(ClientError::Address(endpoint.address.clone()));
-        }
+        let url = Url::parse(&address)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+            .ok_or_else(|| ClientError::Address(endpoint.address.clone()))?;
+        policy.check_url(&url)?;
         let settings = &endpoint.settings;
         let mut headers = HeaderMap::new();
         for (name, value) in &settings.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| ClientError::Header(name.clone()))?;
-            let mut value =
-                HeaderValue::from_str(value).map_err(|_| ClientError::Header(name.to_string()))?;
+            let mut value = HeaderValue::from_str(value.expose())
+                .map_err(|_| ClientError::Header(name.to_string()))?;
             value.set_sensitive(true);
             headers.append(name, value);
         }
-        let mut builder = reqwest::Client::builder()
+        match &settings.auth {
+            PrometheusAuth::None => {}
+            PrometheusAuth::Bearer(token) => {
+                HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                    .map_err(|_| ClientError::Credentials("token"))?;
+            }
+            PrometheusAuth::Basic { username, password } => {
+                let bad = |text: &str| text.chars().any(char::is_control);
+                if bad(username) || username.contains(':') {
+                    return Err(ClientError::Credentials("username"));
+                }
+                if bad(password.expose()) {
+                    return Err(ClientError::Credentials("password"));
+                }
+            }
+        }
+        let mut builder = guarded_builder(policy)
             .default_headers(headers)
             .connect_timeout(settings.timeout)
             .danger_accept_invalid_certs(settings.insecure_skip_verify);
@@ -79,6 +111,7 @@ impl PrometheusClient {
             http,
             auth: settings.auth.clone(),
             query_url: format!("{address}/api/v1/query"),
+            range_url: format!("{address}/api/v1/query_range"),
             address,
             timeout: settings.timeout,
         })
@@ -102,20 +135,64 @@ impl PrometheusClient {
     }
 
     async fn exchange(&self, promql: &str, at: Timestamp) -> Result<Answer, QueryError> {
-        let millis = at.as_millisecond();
-        let time = format!("{}.{:03}", millis.div_euclid(1000), millis.rem_euclid(1000));
-        let timeout = format!("{}ms", self.timeout.as_millis().max(1));
+        let time = seconds(at.as_millisecond());
         tracing::debug!(address = %self.address, query = promql, %time, "Prometheus instant query");
-        let request = self.http.post(&self.query_url).form(&[
-            ("query", promql),
-            ("time", &time),
-            ("timeout", &timeout),
-        ]);
+        let (status, body) = self
+            .post(&self.query_url, &[("query", promql), ("time", &time)])
+            .await?;
+        answer::parse(status, &body)
+    }
+
+    /// Evaluates `promql` at every instant of `steps` in one request to `/api/v1/query_range`:
+    /// for each instant, what an instant query would have answered. Prometheus refuses more
+    /// than 11,000 steps per request.
+    pub async fn query_range(
+        &self,
+        promql: &str,
+        steps: Steps,
+    ) -> Result<Vec<Result<Answer, QueryError>>, QueryError> {
+        let exchange = async {
+            let last = steps.start_ms + steps.step_ms * (steps.count.max(1) as i64 - 1);
+            let (start, end, step) = (
+                seconds(steps.start_ms),
+                seconds(last),
+                seconds(steps.step_ms),
+            );
+            tracing::debug!(address = %self.address, query = promql, %start, %end, %step, "Prometheus range query");
+            let (status, body) = self
+                .post(
+                    &self.range_url,
+                    &[
+                        ("query", promql),
+                        ("start", &start),
+                        ("end", &end),
+                        ("step", &step),
+                    ],
+                )
+                .await?;
+            parse_range(status, &body, steps)
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(QueryError::Timeout {
+                address: self.address.clone(),
+                timeout: self.timeout,
+            }),
+        }
+    }
+
+    /// POSTs a form with credentials and Prometheus' own timeout; the status and the body,
+    /// read within the cap.
+    async fn post(&self, url: &str, form: &[(&str, &str)]) -> Result<(u16, Vec<u8>), QueryError> {
+        let timeout = format!("{}ms", self.timeout.as_millis().max(1));
+        let mut fields = form.to_vec();
+        fields.push(("timeout", &timeout));
+        let request = self.http.post(url).form(&fields);
         let request = match &self.auth {
             PrometheusAuth::None => request,
-            PrometheusAuth::Bearer(token) => request.bearer_auth(token),
+            PrometheusAuth::Bearer(token) => request.bearer_auth(token.expose()),
             PrometheusAuth::Basic { username, password } => {
-                request.basic_auth(username, Some(password))
+                request.basic_auth(username, Some(password.expose()))
             }
         };
         let response = request
@@ -129,7 +206,7 @@ impl PrometheusClient {
                 BodyError::TooLarge { cap } => QueryError::TooLarge { limit: cap },
                 BodyError::Read(cause) => self.unreachable(cause),
             })?;
-        answer::parse(status, &body)
+        Ok((status, body))
     }
 
     fn unreachable(&self, cause: String) -> QueryError {
@@ -140,9 +217,18 @@ impl PrometheusClient {
     }
 }
 
+/// Unix milliseconds as the seconds Prometheus reads, `1700000000.250`.
+fn seconds(millis: i64) -> String {
+    format!("{}.{:03}", millis.div_euclid(1000), millis.rem_euclid(1000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn open() -> Arc<AddressPolicy> {
+        Arc::new(AddressPolicy::new(vec!["p".parse().unwrap()]))
+    }
 
     #[test]
     fn bad_settings_are_errors() {
@@ -150,23 +236,39 @@ mod tests {
             address: address.into(),
             settings: Default::default(),
         };
+        for address in ["prometheus:9090", "ftp://p/", "http://[::1"] {
+            assert!(
+                matches!(
+                    PrometheusClient::new(&endpoint(address), &open()),
+                    Err(ClientError::Address(_))
+                ),
+                "{address}"
+            );
+        }
         assert!(matches!(
-            PrometheusClient::new(&endpoint("prometheus:9090")),
-            Err(ClientError::Address(_))
+            PrometheusClient::new(&endpoint("http://elsewhere:9090"), &open()),
+            Err(ClientError::NotAllowed(_))
+        ));
+        let mut newline = endpoint("http://p:9090");
+        newline.settings.auth =
+            PrometheusAuth::from_parts(Some("a\nb".into()), None, None).unwrap();
+        assert!(matches!(
+            PrometheusClient::new(&newline, &open()),
+            Err(ClientError::Credentials("token"))
         ));
         let mut bad_header = endpoint("http://p:9090/");
         bad_header
             .settings
             .headers
-            .push(("bad name".into(), "x".into()));
+            .push(("bad name".into(), "x".to_owned().into()));
         assert!(matches!(
-            PrometheusClient::new(&bad_header),
+            PrometheusClient::new(&bad_header, &open()),
             Err(ClientError::Header(_))
         ));
         let mut bad_ca = endpoint("http://p:9090");
         bad_ca.settings.ca_pem = Some(b"not pem".to_vec());
         assert!(matches!(
-            PrometheusClient::new(&bad_ca),
+            PrometheusClient::new(&bad_ca, &open()),
             Err(ClientError::Ca(_))
         ));
     }

@@ -12,11 +12,13 @@
 mod answer;
 mod client;
 mod error;
+mod range;
 mod settings;
 
 pub use answer::{Answer, parse as parse_answer};
 pub use client::{ClientError, MAX_ANSWER_BYTES, PrometheusClient};
 pub use error::QueryError;
+pub use range::{Steps, parse_range};
 pub use settings::{
     ClientSettings, DEFAULT_TIMEOUT, GateConnection, PrometheusAuth, PrometheusEndpoint, SECRET_CA,
     SECRET_HEADER_PREFIX, SECRET_PASSWORD, SECRET_TOKEN, SECRET_USERNAME, SettingsError,
@@ -26,7 +28,8 @@ use crate::api::PrometheusGate;
 use crate::engine::Observation;
 
 use super::GateContext;
-use super::vars::{VarError, substitute};
+use super::query::fill_query;
+use crate::api::VarError;
 
 /// Why a Prometheus gate has no observation.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -57,10 +60,10 @@ async fn evaluate(
     gate: &PrometheusGate,
     ctx: &GateContext<'_>,
 ) -> Result<Observation, GateError> {
-    let query = substitute(&gate.query, ctx)?;
+    let query = fill_query(&gate.query, ctx)?;
     let (sample_query, min_sample) = match (&gate.sample_query, gate.min_sample) {
         (None, None) => return Ok(observation(client.query(&query, ctx.at).await?)),
-        (Some(sample_query), Some(min_sample)) => (substitute(sample_query, ctx)?, min_sample),
+        (Some(sample_query), Some(min_sample)) => (fill_query(sample_query, ctx)?, min_sample),
         _ => return Err(GateError::HalfSample),
     };
     let (value, sample) = tokio::join!(
@@ -81,6 +84,26 @@ async fn evaluate(
             );
             Ok(Observation::NoData)
         }
+    }
+}
+
+/// The observation of a gate from the answers of its query and, when it has one, its sample
+/// query: the same rules [`observe`] applies, for callers that fetched the answers themselves
+/// (a backtest reading a range).
+pub fn observation_of(
+    gate: &PrometheusGate,
+    value: Result<Answer, QueryError>,
+    sample: Option<Result<Answer, QueryError>>,
+) -> Observation {
+    let value = match value {
+        Ok(value) => value,
+        Err(err) => return Observation::Error(err.to_string()),
+    };
+    match (sample, gate.min_sample) {
+        (None, _) | (_, None) => observation(value),
+        (Some(Err(err)), _) => Observation::Error(GateError::SampleQuery(err).to_string()),
+        (Some(Ok(Answer::Value(n))), Some(min)) if n >= min => observation(value),
+        (Some(Ok(_)), Some(_)) => Observation::NoData,
     }
 }
 

@@ -3,13 +3,13 @@
 //! and environment variables; both hand it to [`PrometheusClient`](super::PrometheusClient).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use crate::api::{AlertsGate, PrometheusGate};
-use crate::gates::http_util::timeout_of;
+use crate::gates::net::timeout_of;
+use crate::gates::secret::Secret;
 
-pub use crate::gates::http_util::DEFAULT_TIMEOUT;
+pub use crate::gates::net::DEFAULT_TIMEOUT;
 
 /// Secret key holding a bearer token.
 pub const SECRET_TOKEN: &str = "token";
@@ -23,19 +23,19 @@ pub const SECRET_CA: &str = "ca.crt";
 pub const SECRET_HEADER_PREFIX: &str = "header.";
 
 /// Credentials sent to Prometheus. `Debug` never shows a secret.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
 pub enum PrometheusAuth {
     /// No `Authorization` header.
     #[default]
     None,
     /// `Authorization: Bearer <token>`.
-    Bearer(String),
+    Bearer(Secret<String>),
     /// HTTP basic auth.
     Basic {
         /// User name.
         username: String,
         /// Password.
-        password: String,
+        password: Secret<String>,
     },
 }
 
@@ -49,21 +49,14 @@ impl PrometheusAuth {
     ) -> Result<Self, SettingsError> {
         match (token, username, password) {
             (None, None, None) => Ok(Self::None),
-            (Some(token), None, None) => Ok(Self::Bearer(token)),
-            (None, Some(username), Some(password)) => Ok(Self::Basic { username, password }),
+            (Some(token), None, None) => Ok(Self::Bearer(Secret::new(token))),
+            (None, Some(username), Some(password)) => Ok(Self::Basic {
+                username,
+                password: Secret::new(password),
+            }),
             (Some(_), _, _) => Err(SettingsError::TokenAndBasic),
             (None, Some(_), None) => Err(SettingsError::UsernameWithoutPassword),
             (None, None, Some(_)) => Err(SettingsError::PasswordWithoutUsername),
-        }
-    }
-}
-
-impl fmt::Debug for PrometheusAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::None => f.write_str("None"),
-            Self::Bearer(_) => f.write_str("Bearer(<redacted>)"),
-            Self::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
         }
     }
 }
@@ -74,7 +67,8 @@ pub struct ClientSettings {
     /// Credentials.
     pub auth: PrometheusAuth,
     /// Extra headers (name, value), for example a tenant header for Mimir, Cortex or Thanos.
-    pub headers: Vec<(String, String)>,
+    /// Values may come from a Secret, so they never show.
+    pub headers: Vec<(String, Secret<String>)>,
     /// PEM CA bundle trusted besides the built-in roots.
     pub ca_pem: Option<Vec<u8>>,
     /// Accept any TLS certificate.
@@ -106,7 +100,7 @@ impl ClientSettings {
             return Err(SettingsError::HeaderLine(line.to_owned()));
         }
         self.headers
-            .push((name.to_owned(), value.trim().to_owned()));
+            .push((name.to_owned(), Secret::new(value.trim().to_owned())));
         Ok(())
     }
 
@@ -131,7 +125,7 @@ impl ClientSettings {
                 SECRET_CA => self.ca_pem = Some(bytes.to_vec()),
                 _ => {
                     if let Some(name) = key.strip_prefix(SECRET_HEADER_PREFIX) {
-                        self.headers.push((name.to_owned(), text()?));
+                        self.headers.push((name.to_owned(), Secret::new(text()?)));
                     }
                 }
             }
@@ -195,32 +189,45 @@ impl<'a> From<&'a AlertsGate> for GateConnection<'a> {
 
 impl GateConnection<'_> {
     /// The endpoint the gate queries. A gate without an address uses `default` (the
-    /// controller's or command line's `--prometheus`) with its credentials; a gate with its own
-    /// address starts without credentials, so a default token never leaves for another server.
-    /// The gate's headers, timeout and `insecureSkipVerify` are added on top. Credentials from
-    /// the gate's Secret (`secret_name`) are for the caller to add.
+    /// controller's or command line's `--prometheus`) exactly as configured, credentials and
+    /// TLS settings included, changing only the timeout; it may not bring headers, a Secret or
+    /// `insecureSkipVerify`, which would reach the default server with its credentials. A gate
+    /// with its own address starts from nothing: the default credentials never leave for
+    /// another server, and only the gate's own headers and Secret (which the caller applies
+    /// with [`ClientSettings::apply_secret`]) go with it.
     pub fn endpoint(
         &self,
         default: Option<&PrometheusEndpoint>,
     ) -> Result<PrometheusEndpoint, SettingsError> {
         let mut endpoint = match (self.address, default) {
-            (Some(address), _) => PrometheusEndpoint {
-                address: address.to_owned(),
-                settings: ClientSettings::default(),
-            },
+            (Some(address), _) => {
+                let mut settings = ClientSettings::default();
+                settings.headers.extend(
+                    self.headers
+                        .iter()
+                        .map(|(name, value)| (name.clone(), Secret::new(value.clone()))),
+                );
+                settings.insecure_skip_verify = self.insecure_skip_verify;
+                PrometheusEndpoint {
+                    address: address.to_owned(),
+                    settings,
+                }
+            }
+            (None, _) if !self.headers.is_empty() => {
+                return Err(SettingsError::NeedsOwnAddress("headers"));
+            }
+            (None, _) if self.secret_name.is_some() => {
+                return Err(SettingsError::NeedsOwnAddress("secretRef"));
+            }
+            (None, _) if self.insecure_skip_verify => {
+                return Err(SettingsError::NeedsOwnAddress("insecureSkipVerify"));
+            }
             (None, Some(default)) => default.clone(),
             (None, None) => return Err(SettingsError::NoAddress),
         };
-        let settings = &mut endpoint.settings;
         if self.timeout.is_some() {
-            settings.timeout = timeout_of(self.timeout).map_err(SettingsError::Timeout)?;
+            endpoint.settings.timeout = timeout_of(self.timeout).map_err(SettingsError::Timeout)?;
         }
-        settings.headers.extend(
-            self.headers
-                .iter()
-                .map(|(name, value)| (name.clone(), value.clone())),
-        );
-        settings.insecure_skip_verify |= self.insecure_skip_verify;
         Ok(endpoint)
     }
 }
@@ -249,6 +256,12 @@ pub enum SettingsError {
     /// A zero or negative timeout.
     #[error("{0}")]
     Timeout(String),
+    /// Connection settings on a gate that uses the default Prometheus.
+    #[error(
+        "{0} applies only to the gate's own Prometheus: set the gate's address too (the default \
+         Prometheus is only ever called with its own credentials and TLS settings)"
+    )]
+    NeedsOwnAddress(&'static str),
 }
 
 #[cfg(test)]
@@ -270,13 +283,16 @@ mod tests {
             settings.auth,
             PrometheusAuth::Basic {
                 username: "ann".into(),
-                password: "s3cret".into()
+                password: Secret::new("s3cret".into())
             }
         );
         assert_eq!(settings.ca_pem.as_deref(), Some(&b"PEM"[..]));
         assert_eq!(
             settings.headers,
-            vec![("X-Scope-OrgID".to_owned(), "tenant-a".to_owned())]
+            vec![(
+                "X-Scope-OrgID".to_owned(),
+                Secret::new("tenant-a".to_owned())
+            )]
         );
         assert!(!format!("{settings:?}").contains("s3cret"));
     }
@@ -292,10 +308,8 @@ mod tests {
     fn header_lines_parse() {
         let mut settings = ClientSettings::default();
         settings.add_header_line("X-Scope-OrgID: tenant-a").unwrap();
-        assert_eq!(
-            settings.headers[0],
-            ("X-Scope-OrgID".into(), "tenant-a".into())
-        );
+        assert_eq!(settings.headers[0].0, "X-Scope-OrgID");
+        assert_eq!(settings.headers[0].1.expose(), "tenant-a");
         assert!(settings.add_header_line("no colon").is_err());
     }
 
@@ -304,7 +318,7 @@ mod tests {
         let default = PrometheusEndpoint {
             address: "http://default:9090".into(),
             settings: ClientSettings {
-                auth: PrometheusAuth::Bearer("t".into()),
+                auth: PrometheusAuth::Bearer(Secret::new("t".into())),
                 ..ClientSettings::default()
             },
         };
@@ -317,7 +331,10 @@ mod tests {
             .endpoint(Some(&default))
             .unwrap();
         assert_eq!(inherited.address, "http://default:9090");
-        assert_eq!(inherited.settings.auth, PrometheusAuth::Bearer("t".into()));
+        assert_eq!(
+            inherited.settings.auth,
+            PrometheusAuth::Bearer(Secret::new("t".into()))
+        );
         assert_eq!(inherited.settings.timeout, Duration::from_secs(2));
 
         gate.address = Some("http://other:9090".into());
@@ -325,6 +342,27 @@ mod tests {
             .endpoint(Some(&default))
             .unwrap();
         assert_eq!(own.settings.auth, PrometheusAuth::None);
+
+        // Headers or insecureSkipVerify never ride on the default endpoint and its token.
+        gate.address = None;
+        gate.headers
+            .insert("X-Scope-OrgID".into(), "other-tenant".into());
+        assert_eq!(
+            GateConnection::from(&gate).endpoint(Some(&default)),
+            Err(SettingsError::NeedsOwnAddress("headers"))
+        );
+        gate.headers.clear();
+        gate.insecure_skip_verify = true;
+        assert_eq!(
+            GateConnection::from(&gate).endpoint(Some(&default)),
+            Err(SettingsError::NeedsOwnAddress("insecureSkipVerify"))
+        );
+        gate.insecure_skip_verify = false;
+        gate.secret_ref = Some(Default::default());
+        assert_eq!(
+            GateConnection::from(&gate).endpoint(Some(&default)),
+            Err(SettingsError::NeedsOwnAddress("secretRef"))
+        );
         assert_eq!(
             GateConnection::from(&PrometheusGate::default()).endpoint(None),
             Err(SettingsError::NoAddress)

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use super::ofrep_memory::OfrepMemory;
-use super::ofrep_sample::share_tolerance;
+use super::sample::share_tolerance;
+use crate::api::OfrepMemory;
 
 /// What the two evaluations of one key said.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

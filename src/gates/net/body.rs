@@ -1,5 +1,5 @@
-//! Small HTTP helpers shared by the OFREP and HTTP-check providers: bounded body reads,
-//! readable transport errors, and timeouts from the spec.
+//! Small HTTP helpers shared by the providers: bounded body reads, readable transport errors,
+//! and timeouts from the spec.
 
 use std::error::Error as _;
 use std::time::Duration;
@@ -86,11 +86,8 @@ pub fn timeout_of(spec: Option<kube::core::Duration>) -> Result<Duration, String
     }
 }
 
-/// At most `max` characters of `text`, for quoting an answer in a message.
+/// At most `max` characters of remote `text`, control characters replaced, for quoting an
+/// answer in a message.
 pub fn excerpt(text: &str, max: usize) -> String {
-    let trimmed = text.trim();
-    match trimmed.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &trimmed[..cut]),
-        None => trimmed.to_string(),
-    }
+    super::text::remote_text(text, max)
 }

@@ -5,7 +5,7 @@ use std::fmt;
 
 /// A matcher operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
+pub enum MatchOp {
     /// `=`
     Eq,
     /// `!=`
@@ -16,13 +16,14 @@ pub enum Op {
     NotRe,
 }
 
-impl Op {
-    fn as_str(self) -> &'static str {
+impl MatchOp {
+    /// The operator as PromQL writes it.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Op::Eq => "=",
-            Op::Ne => "!=",
-            Op::Re => "=~",
-            Op::NotRe => "!~",
+            MatchOp::Eq => "=",
+            MatchOp::Ne => "!=",
+            MatchOp::Re => "=~",
+            MatchOp::NotRe => "!~",
         }
     }
 }
@@ -33,7 +34,7 @@ pub struct Matcher {
     /// Label name.
     pub label: String,
     /// Operator.
-    pub op: Op,
+    pub op: MatchOp,
     /// The value, unescaped.
     pub value: String,
 }
@@ -50,7 +51,7 @@ pub struct MatcherError {
 
 impl Matcher {
     /// A matcher on `label` with operator `op`.
-    pub fn new(label: &str, op: Op, value: &str) -> Self {
+    pub fn new(label: &str, op: MatchOp, value: &str) -> Self {
         Self {
             label: label.to_owned(),
             op,
@@ -75,7 +76,7 @@ impl Matcher {
         }
         let (label, rest) = trimmed.split_at(label_len);
         let rest = rest.trim_start();
-        let op = [Op::Ne, Op::Re, Op::NotRe, Op::Eq]
+        let op = [MatchOp::Ne, MatchOp::Re, MatchOp::NotRe, MatchOp::Eq]
             .into_iter()
             .find(|op| rest.starts_with(op.as_str()))
             .ok_or_else(|| fail("has no operator after the label"))?;

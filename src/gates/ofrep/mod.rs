@@ -3,7 +3,7 @@
 //! its users.
 //!
 //! For the sample (the gate's `sample` keys of a fixed pseudo-random sequence, see
-//! [`sample_key`](super::ofrep_sample::sample_key)) plus the allowlist, every key is evaluated
+//! [`sample_key`](sample::sample_key)) plus the allowlist, every key is evaluated
 //! twice, in two passes, each call on its own connection. The value is the number of
 //! violations ([`Violations`]):
 //!
@@ -15,22 +15,29 @@
 //!   while the percent did not go down (needs the [`OfrepMemory`] of the last probe);
 //! - **bucketing**: when the gate declares the flagd bucketing, a sampled key whose answer
 //!   disagrees with the bucket computed locally
-//!   ([`rollout_has_flag`](super::flagd_bucketing::rollout_has_flag)).
+//!   ([`rollout_has_flag`](bucketing::rollout_has_flag)).
 //!
 //! Any failed evaluation (refused, timed out, an error status, an answer that is not OFREP)
 //! makes the whole observation an error that names the URL and the cause.
 
+pub mod bucketing;
+pub mod cbor;
+pub mod checks;
+pub mod client;
+pub mod sample;
+
+use std::time::Duration;
+
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use tracing::{debug, info, warn};
 
+use self::bucketing::rollout_has_flag;
+use self::checks::{KeyResult, ProbeResults, Violations, assess};
+use self::client::{Answer, OfrepClient, OfrepError};
+use self::sample::sample_keys;
 use super::GateContext;
-use super::flagd_bucketing::rollout_has_flag;
-use super::http_util::timeout_of;
-use super::ofrep_checks::{KeyResult, ProbeResults, Violations, assess};
-use super::ofrep_client::{Answer, OfrepClient, OfrepError};
-use super::ofrep_memory::OfrepMemory;
-use super::ofrep_sample::sample_keys;
-use crate::api::OfrepGate;
+use super::net::{GuardedClient, timeout_of};
+use crate::api::{OfrepGate, OfrepMemory};
 use crate::engine::Observation;
 
 /// Evaluations in flight at once.
@@ -38,6 +45,29 @@ const CONCURRENCY: usize = 16;
 
 /// Largest sample probed, whatever the spec says (the CRD caps it too).
 const MAX_SAMPLE: u32 = 100_000;
+
+/// Most allowlisted keys probed; the rest are left out (and logged), so a long allowlist
+/// cannot make a probe endless.
+pub const MAX_ALLOWLIST_PROBED: usize = 1_000;
+
+/// Time a whole probe (both passes over every key) may take when the caller names none.
+pub const DEFAULT_PROBE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A client for OFREP calls that spreads them over the replicas behind a Service, enforcing
+/// `policy`: see [`spreading`].
+pub fn spreading_client(
+    policy: std::sync::Arc<crate::gates::net::AddressPolicy>,
+) -> Result<GuardedClient, reqwest::Error> {
+    let http = spreading(crate::gates::net::guarded_builder(&policy)).build()?;
+    Ok(GuardedClient::new(http, policy))
+}
+
+/// `builder` made to spread calls over replicas: HTTP/1.1 only (over HTTPS, HTTP/2 would
+/// ignore `Connection: close` and multiplex every call onto one connection, so one pod) and no
+/// idle connection kept, so every call opens its own.
+pub fn spreading(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    builder.http1_only().pool_max_idle_per_host(0)
+}
 
 /// The result of one probe.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,18 +103,47 @@ pub enum ProbeError {
     /// The address is unusable.
     #[error("ofrep.address: {0}")]
     Address(OfrepError),
+    /// The whole probe took longer than its deadline.
+    #[error(
+        "the OFREP probe of flag {flag:?} did not finish within {deadline:?} ({keys} keys, \
+         evaluated twice); lower ofrep.sample or check the service's latency"
+    )]
+    Deadline {
+        /// The flag.
+        flag: String,
+        /// The deadline.
+        deadline: Duration,
+        /// Keys probed.
+        keys: usize,
+    },
 }
 
-/// Probes the gate's OFREP service at the context's percent. `previous` is the memory the last
-/// probe of this gate returned in this rollout (kept in the gate's status); pass `None` on the
-/// first checkpoint.
+/// Probes the gate's OFREP service at the context's percent, the whole probe within
+/// `deadline`. `previous` is the memory the last probe of this gate returned in this rollout
+/// (kept in the gate's status); pass `None` on the first checkpoint. `http` should come from
+/// [`spreading_client`], so the calls reach every replica.
 pub async fn probe(
-    http: &reqwest::Client,
+    http: &GuardedClient,
     gate: &OfrepGate,
     ctx: &GateContext<'_>,
     previous: Option<&OfrepMemory>,
+    deadline: Duration,
 ) -> OfrepProbe {
-    match run(http, gate, ctx, previous).await {
+    let outcome = match tokio::time::timeout(deadline, run(http, gate, ctx, previous)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(ProbeError::Deadline {
+            flag: gate
+                .flag
+                .as_deref()
+                .or(ctx.flag)
+                .unwrap_or_default()
+                .to_owned(),
+            deadline,
+            keys: gate.sample.clamp(1, MAX_SAMPLE) as usize
+                + ctx.allowlist.len().min(MAX_ALLOWLIST_PROBED),
+        }),
+    };
+    match outcome {
         Ok((violations, memory)) => {
             if violations.total() > 0 {
                 warn!(rollout = ctx.rollout, namespace = ctx.namespace, flag = %memory.flag, "{violations}");
@@ -109,7 +168,7 @@ pub async fn probe(
 }
 
 async fn run(
-    http: &reqwest::Client,
+    http: &GuardedClient,
     gate: &OfrepGate,
     ctx: &GateContext<'_>,
     previous: Option<&OfrepMemory>,
@@ -120,14 +179,20 @@ async fn run(
         .or(ctx.flag)
         .ok_or(ProbeError::NoFlag)?;
     let timeout = timeout_of(gate.timeout).map_err(ProbeError::Timeout)?;
-    let client = OfrepClient::new(http.clone(), &gate.address, flag, timeout)
-        .map_err(ProbeError::Address)?;
+    let client =
+        OfrepClient::new(http, &gate.address, flag, timeout).map_err(ProbeError::Address)?;
     let sample = sample_keys(gate.sample.clamp(1, MAX_SAMPLE));
-    let keys: Vec<&str> = sample
-        .iter()
-        .chain(ctx.allowlist)
-        .map(String::as_str)
-        .collect();
+    if ctx.allowlist.len() > MAX_ALLOWLIST_PROBED {
+        warn!(
+            rollout = ctx.rollout,
+            namespace = ctx.namespace,
+            allowlist = ctx.allowlist.len(),
+            probed = MAX_ALLOWLIST_PROBED,
+            "the allowlist is longer than the probe checks; only its first keys are probed"
+        );
+    }
+    let allowlist = &ctx.allowlist[..ctx.allowlist.len().min(MAX_ALLOWLIST_PROBED)];
+    let keys: Vec<&str> = sample.iter().chain(allowlist).map(String::as_str).collect();
     debug!(url = %client.url(), keys = keys.len(), "probing OFREP twice per key");
 
     let first = evaluate_all(&client, flag, &keys).await?;

@@ -7,7 +7,10 @@ use reqwest::{Url, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http_util::{BodyError, describe, excerpt, read_capped};
+use crate::gates::net::{
+    AddressError, BodyError, GuardedClient, MAX_REMOTE_TEXT, describe, excerpt, read_capped,
+    remote_text,
+};
 
 /// Largest evaluation answer read; a flag's value is small.
 const ANSWER_CAP: usize = 64 * 1024;
@@ -35,6 +38,9 @@ impl Answer {
 /// Why an evaluation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OfrepError {
+    /// The address is outside what the operator allows.
+    #[error(transparent)]
+    NotAllowed(#[from] AddressError),
     /// The address and flag do not make a URL.
     #[error("address {address:?} is not a usable URL: {reason}")]
     Address {
@@ -102,9 +108,10 @@ pub struct OfrepClient {
 }
 
 impl OfrepClient {
-    /// A client for `flag` at the service `address` (its base URL).
+    /// A client for `flag` at the service `address` (its base URL), if the policy of `http`
+    /// allows it.
     pub fn new(
-        http: reqwest::Client,
+        http: &GuardedClient,
         address: &str,
         flag: &str,
         timeout: Duration,
@@ -121,7 +128,12 @@ impl OfrepClient {
             .map_err(|()| bad("it cannot be a base URL"))?
             .pop_if_empty()
             .extend(["ofrep", "v1", "evaluate", "flags", flag]);
-        Ok(Self { http, url, timeout })
+        http.check(&url)?;
+        Ok(Self {
+            http: http.http().clone(),
+            url,
+            timeout,
+        })
     }
 
     /// The URL evaluations are posted to.
@@ -178,12 +190,7 @@ impl OfrepClient {
                     error_code: Some(code),
                     error_details,
                     ..
-                }) => {
-                    format!(
-                        ": {code}{}",
-                        error_details.map(|d| format!(" ({d})")).unwrap_or_default()
-                    )
-                }
+                }) => error_detail(&code, error_details.as_deref()),
                 _ if bytes.is_empty() => String::new(),
                 _ => format!(": {}", excerpt(&String::from_utf8_lossy(&bytes), 200)),
             };
@@ -196,7 +203,8 @@ impl OfrepClient {
         let body = parsed.map_err(|e| OfrepError::BadAnswer {
             url: url.clone(),
             reason: format!(
-                "{e}; the answer starts {:?}",
+                "{}; the answer starts {:?}",
+                remote_text(&e.to_string(), MAX_REMOTE_TEXT / 2),
                 excerpt(&String::from_utf8_lossy(&bytes), 80)
             ),
         })?;
@@ -204,12 +212,7 @@ impl OfrepClient {
             return Err(OfrepError::Status {
                 url,
                 status: status.as_u16(),
-                detail: format!(
-                    ": {code}{}",
-                    body.error_details
-                        .map(|d| format!(" ({d})"))
-                        .unwrap_or_default()
-                ),
+                detail: error_detail(&code, body.error_details.as_deref()),
             });
         }
         if body.variant.is_none() && body.value.is_none() {
@@ -223,4 +226,13 @@ impl OfrepClient {
             value: body.value,
         })
     }
+}
+
+/// An OFREP error code and its details, as a message suffix, made safe to store.
+fn error_detail(code: &str, details: Option<&str>) -> String {
+    let text = match details {
+        Some(details) => format!("{code} ({details})"),
+        None => code.to_owned(),
+    };
+    format!(": {}", remote_text(&text, MAX_REMOTE_TEXT))
 }

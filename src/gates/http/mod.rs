@@ -14,7 +14,9 @@ use serde_json::Value;
 use serde_json_path::JsonPath;
 use tracing::{debug, warn};
 
-use super::http_util::{BodyError, describe, excerpt, read_capped, timeout_of};
+use super::net::{
+    AddressError, BodyError, GuardedClient, describe, excerpt, read_capped, timeout_of,
+};
 use crate::api::{HttpGate, HttpMethod};
 use crate::engine::Observation;
 
@@ -24,6 +26,17 @@ pub const BODY_CAP: usize = 1024 * 1024;
 /// Why a check yields no value.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpCheckError {
+    /// The URL does not parse.
+    #[error("http.url {url:?} is not a URL: {reason}")]
+    Url {
+        /// The URL as written.
+        url: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// The URL is outside what the operator allows.
+    #[error(transparent)]
+    NotAllowed(#[from] AddressError),
     /// The JSONPath does not parse.
     #[error("http.jsonPath {path:?} is not RFC 9535 JSONPath: {reason}")]
     Path {
@@ -123,8 +136,9 @@ pub enum HttpCheckError {
     },
 }
 
-/// Makes the check once and returns its observation.
-pub async fn check(http: &reqwest::Client, gate: &HttpGate) -> Observation {
+/// Makes the check once, through a client that enforces the address policy, and returns its
+/// observation.
+pub async fn check(http: &GuardedClient, gate: &HttpGate) -> Observation {
     match run(http, gate).await {
         Ok(observation) => {
             debug!(url = %gate.url, ?observation, "HTTP check");
@@ -137,7 +151,13 @@ pub async fn check(http: &reqwest::Client, gate: &HttpGate) -> Observation {
     }
 }
 
-async fn run(http: &reqwest::Client, gate: &HttpGate) -> Result<Observation, HttpCheckError> {
+async fn run(http: &GuardedClient, gate: &HttpGate) -> Result<Observation, HttpCheckError> {
+    let target = reqwest::Url::parse(&gate.url).map_err(|e| HttpCheckError::Url {
+        url: gate.url.clone(),
+        reason: e.to_string(),
+    })?;
+    http.check(&target)?;
+    let http = http.http();
     let path = JsonPath::parse(&gate.json_path).map_err(|e| HttpCheckError::Path {
         path: gate.json_path.clone(),
         reason: e.to_string(),
@@ -145,10 +165,10 @@ async fn run(http: &reqwest::Client, gate: &HttpGate) -> Result<Observation, Htt
     let timeout = timeout_of(gate.timeout).map_err(HttpCheckError::Timeout)?;
     let url = gate.url.clone();
     let (method, request) = match gate.method {
-        HttpMethod::Get => ("GET", http.get(&gate.url)),
+        HttpMethod::Get => ("GET", http.get(target)),
         HttpMethod::Post => {
             let request = http
-                .post(&gate.url)
+                .post(target)
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(gate.body.clone().unwrap_or_default());
             ("POST", request)
@@ -182,7 +202,7 @@ async fn run(http: &reqwest::Client, gate: &HttpGate) -> Result<Observation, Htt
                     url: url.clone(),
                     source,
                 })?;
-        Ok((status, body))
+        Ok::<_, HttpCheckError>((status, body))
     };
     let (status, body) = tokio::time::timeout(timeout, exchange)
         .await
@@ -203,7 +223,7 @@ async fn run(http: &reqwest::Client, gate: &HttpGate) -> Result<Observation, Htt
     let answer: Value = serde_json::from_slice(&body).map_err(|e| HttpCheckError::NotJson {
         method,
         url: url.clone(),
-        reason: e.to_string(),
+        reason: excerpt(&e.to_string(), 120),
         body: excerpt(&text, 80),
     })?;
     let nodes = path.query(&answer).all();

@@ -1,0 +1,62 @@
+//! Everything gates share about the network: which addresses they may reach, clients that
+//! enforce it (after DNS, without redirects or proxies), bounded body reads, and remote text
+//! made safe to store and print.
+
+mod body;
+mod policy;
+mod resolver;
+mod text;
+
+use std::sync::Arc;
+
+pub use body::{BodyError, DEFAULT_TIMEOUT, describe, excerpt, read_capped, timeout_of};
+pub use policy::{AddressError, AddressPolicy, AllowRule, AllowRuleError};
+pub use resolver::GuardedResolver;
+pub use text::{MAX_REMOTE_TEXT, remote_text};
+
+/// A client builder that enforces `policy` on every name it resolves, follows no redirect and
+/// uses no proxy from the environment (a proxy would resolve names where the policy cannot see).
+/// Callers still check each URL with [`AddressPolicy::check_url`] (addresses written as IPs are
+/// not resolved).
+pub fn guarded_builder(policy: &Arc<AddressPolicy>) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver::new(Arc::clone(policy))))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+}
+
+/// A reqwest client built with [`guarded_builder`] and the policy it enforces, so a provider
+/// can check each URL before it sends.
+#[derive(Clone, Debug)]
+pub struct GuardedClient {
+    http: reqwest::Client,
+    policy: Arc<AddressPolicy>,
+}
+
+impl GuardedClient {
+    /// Pairs a client built from [`guarded_builder`]`(policy)` with `policy`.
+    pub fn new(http: reqwest::Client, policy: Arc<AddressPolicy>) -> Self {
+        Self { http, policy }
+    }
+
+    /// A client with reqwest's defaults otherwise, enforcing `policy`.
+    pub fn build(policy: Arc<AddressPolicy>) -> Result<Self, reqwest::Error> {
+        let http = guarded_builder(&policy).build()?;
+        Ok(Self { http, policy })
+    }
+
+    /// The client, for building requests once the URL is checked.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Arc<AddressPolicy> {
+        &self.policy
+    }
+
+    /// Checks a URL against the policy before a request to it.
+    pub fn check(&self, url: &reqwest::Url) -> Result<(), AddressError> {
+        self.policy.check_url(url)
+    }
+}

@@ -1,0 +1,232 @@
+//! The one entry point from a gate's spec to its observation, for the controller, `backtest`
+//! and the pre-checks alike: [`observe`] for one gate, [`observe_all`] for a checkpoint's gates
+//! in parallel under one deadline. Whatever goes wrong becomes an `Error` observation whose
+//! message is capped and free of control characters, ready for status and timelines.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use super::net::{AddressPolicy, AllowRule, GuardedClient, remote_text};
+use super::prometheus::{ClientError, GateConnection, PrometheusClient, PrometheusEndpoint};
+use super::secret::SecretData;
+use super::{GateContext, alerts, http, ofrep, prometheus};
+use crate::api::{Gate, OfrepMemory, Provider};
+use crate::engine::Observation;
+
+/// Longest error message an observation carries, in characters.
+pub const MAX_ERROR_MESSAGE: usize = 480;
+
+/// Time one gate may take when the caller gives no deadline.
+pub const DEFAULT_GATE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// What every gate observation shares: the default Prometheus with its credentials, the
+/// operator's address policy, and the HTTP clients (built once, reused).
+#[derive(Clone, Debug)]
+pub struct GateEnv {
+    default_prometheus: Option<(PrometheusEndpoint, PrometheusClient)>,
+    policy: Arc<AddressPolicy>,
+    http: GuardedClient,
+    ofrep: GuardedClient,
+    gate_deadline: Duration,
+}
+
+/// An environment that cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum GateEnvError {
+    /// The default Prometheus' settings are unusable.
+    #[error("--prometheus: {0}")]
+    Prometheus(#[from] ClientError),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+impl GateEnv {
+    /// An environment with `default_prometheus` (for gates without an address of their own)
+    /// and the operator's `allow` rules on top of the defaults (the default Prometheus and
+    /// in-cluster Service names).
+    pub fn new(
+        default_prometheus: Option<PrometheusEndpoint>,
+        allow: Vec<AllowRule>,
+    ) -> Result<Self, GateEnvError> {
+        let mut policy = AddressPolicy::new(allow);
+        if let Some(endpoint) = &default_prometheus {
+            policy = policy.with_default_prometheus(&endpoint.address);
+        }
+        let policy = Arc::new(policy);
+        let default_prometheus = match default_prometheus {
+            Some(endpoint) => {
+                let client = PrometheusClient::new(&endpoint, &policy)?;
+                Some((endpoint, client))
+            }
+            None => None,
+        };
+        let http = GuardedClient::build(Arc::clone(&policy))
+            .map_err(|e| GateEnvError::Http(e.to_string()))?;
+        let ofrep = ofrep::spreading_client(Arc::clone(&policy))
+            .map_err(|e| GateEnvError::Http(e.to_string()))?;
+        Ok(Self {
+            default_prometheus,
+            policy,
+            http,
+            ofrep,
+            gate_deadline: DEFAULT_GATE_DEADLINE,
+        })
+    }
+
+    /// The same environment with `deadline` for each gate [`observe`] runs (the OFREP probe's
+    /// whole run included).
+    pub fn with_gate_deadline(mut self, deadline: Duration) -> Self {
+        self.gate_deadline = deadline;
+        self
+    }
+
+    /// The address policy every gate's requests obey (other shells reuse it for their own
+    /// clients, for example webhook targets).
+    pub fn policy(&self) -> &Arc<AddressPolicy> {
+        &self.policy
+    }
+
+    /// The default Prometheus endpoint, if any.
+    pub fn default_prometheus(&self) -> Option<&PrometheusEndpoint> {
+        self.default_prometheus
+            .as_ref()
+            .map(|(endpoint, _)| endpoint)
+    }
+
+    /// The client a Prometheus or alerts gate queries through: the default one (with the
+    /// default credentials) for a gate without an address, else one for the gate's own
+    /// address with only its own headers and Secret.
+    pub fn prometheus_client(
+        &self,
+        connection: GateConnection<'_>,
+        secret: Option<&SecretData>,
+    ) -> Result<PrometheusClient, String> {
+        let default = self.default_prometheus.as_ref();
+        if connection.address.is_none() && connection.timeout.is_none() {
+            // Nothing of the gate's own: the shared client, as configured.
+            if let Some((_, client)) = default
+                && connection.endpoint(default.map(|(e, _)| e)).is_ok()
+            {
+                return Ok(client.clone());
+            }
+        }
+        let mut endpoint = connection
+            .endpoint(default.map(|(endpoint, _)| endpoint))
+            .map_err(|e| e.to_string())?;
+        if connection.address.is_some()
+            && let Some(secret) = secret
+        {
+            endpoint
+                .settings
+                .apply_secret(secret.iter())
+                .map_err(|e| format!("secretRef: {e}"))?;
+        }
+        PrometheusClient::new(&endpoint, &self.policy).map_err(|e| e.to_string())
+    }
+}
+
+/// One gate to observe, with what the caller knows for it.
+#[derive(Clone, Copy, Debug)]
+pub struct GateInput<'a> {
+    /// The gate's spec.
+    pub gate: &'a Gate,
+    /// The rollout it observes for, and the instant.
+    pub ctx: GateContext<'a>,
+    /// The data of the gate's `secretRef` Secret, when it has one and the caller read it.
+    pub secret: Option<&'a SecretData>,
+    /// What the gate's last OFREP probe remembered (`status.gates[].determinism`).
+    pub memory: Option<&'a OfrepMemory>,
+}
+
+/// A gate's observation, and what to keep for its next one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GateOutput {
+    /// The observation, for the engine.
+    pub observation: Observation,
+    /// For an OFREP gate, the memory to store in `status.gates[].determinism`: the probe's
+    /// new memory, or the one it was given when the probe failed. `None` for other gates.
+    pub memory: Option<OfrepMemory>,
+}
+
+/// Time a provider gets past the per-gate deadline to report its own, more precise, error.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// Observes one gate, within the environment's per-gate deadline.
+pub async fn observe(env: &GateEnv, input: GateInput<'_>) -> GateOutput {
+    let deadline = env.gate_deadline;
+    let output = match tokio::time::timeout(deadline + GRACE, run(env, &input)).await {
+        Ok(output) => output,
+        Err(_) => GateOutput {
+            observation: Observation::Error(format!(
+                "gate {} did not answer within {deadline:?}",
+                remote_text(&input.gate.name, 63)
+            )),
+            memory: input.memory.cloned(),
+        },
+    };
+    bounded(output)
+}
+
+/// Observes every gate at once; a gate without an answer when `deadline` runs out is an
+/// `Error` observation. The outputs are in the order of `inputs`.
+pub async fn observe_all(
+    env: &GateEnv,
+    inputs: Vec<GateInput<'_>>,
+    deadline: Duration,
+) -> Vec<GateOutput> {
+    let runs = inputs.iter().map(|input| async move {
+        match tokio::time::timeout(deadline, observe(env, *input)).await {
+            Ok(output) => output,
+            Err(_) => GateOutput {
+                observation: Observation::Error(format!(
+                    "gate {} did not answer within the checkpoint's deadline of {deadline:?}",
+                    remote_text(&input.gate.name, 63)
+                )),
+                memory: input.memory.cloned(),
+            },
+        }
+    });
+    join_all(runs).await
+}
+
+async fn run(env: &GateEnv, input: &GateInput<'_>) -> GateOutput {
+    let ctx = &input.ctx;
+    let plain = |observation| GateOutput {
+        observation,
+        memory: None,
+    };
+    match input.gate.provider() {
+        Some(Provider::Prometheus(gate)) => {
+            match env.prometheus_client(gate.into(), input.secret) {
+                Ok(client) => plain(prometheus::observe(&client, gate, ctx).await),
+                Err(problem) => plain(Observation::Error(problem)),
+            }
+        }
+        Some(Provider::Alerts(gate)) => match env.prometheus_client(gate.into(), input.secret) {
+            Ok(client) => plain(alerts::observe(&client, gate, ctx).await),
+            Err(problem) => plain(Observation::Error(problem)),
+        },
+        Some(Provider::Ofrep(gate)) => {
+            let probe = ofrep::probe(&env.ofrep, gate, ctx, input.memory, env.gate_deadline).await;
+            GateOutput {
+                observation: probe.observation,
+                memory: probe.memory.or_else(|| input.memory.cloned()),
+            }
+        }
+        Some(Provider::Http(gate)) => plain(http::check(&env.http, gate).await),
+        None => plain(Observation::Error(
+            "the gate must set exactly one of prometheus, alerts, ofrep and http".to_owned(),
+        )),
+    }
+}
+
+/// The output with its error message made safe to store: capped, no control characters.
+fn bounded(mut output: GateOutput) -> GateOutput {
+    if let Observation::Error(message) = &output.observation {
+        output.observation = Observation::Error(remote_text(message, MAX_ERROR_MESSAGE));
+    }
+    output
+}
