@@ -44,6 +44,12 @@ impl LeaderCheck for AlwaysLeader {
     }
 }
 
+impl LeaderCheck for super::leader::Leadership {
+    fn is_leader(&self) -> bool {
+        super::leader::Leadership::is_leader(self)
+    }
+}
+
 /// What one reconcile needs besides the Rollout.
 pub struct Context {
     /// The API client.
