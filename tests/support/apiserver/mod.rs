@@ -6,9 +6,11 @@
 //! the tests to inspect; requests it does not understand are printed loudly and kept in
 //! [`ApiServer::unknown_requests`].
 
+pub mod controller;
 pub mod discovery;
 pub mod error;
 pub mod fields;
+pub mod flagd;
 pub mod handler;
 pub mod log;
 pub mod managed;
