@@ -137,6 +137,21 @@ impl ApiServer {
         store.get(&key).map(|o| (*o).clone())
     }
 
+    /// How many stored objects of `plural` satisfy `predicate`.
+    pub fn count(&self, plural: &str, predicate: impl Fn(&Value) -> bool) -> usize {
+        let Some(resource) = SERVED
+            .iter()
+            .find(|r| r.plural == plural && r.kind != "Event")
+        else {
+            return 0;
+        };
+        let store = self.shared.store.lock().expect("store lock");
+        store
+            .list(resource, None)
+            .filter(|(_, object)| predicate(object))
+            .count()
+    }
+
     /// Creates or replaces `object` directly (not through HTTP, not logged), as manager
     /// `manager`; its `apiVersion` and `kind` pick the resource. Panics when refused.
     pub fn put(&self, object: Value, manager: &str) -> Value {
