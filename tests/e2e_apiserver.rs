@@ -571,3 +571,79 @@ async fn events_and_leases_are_served() {
     assert!(created.metadata.name.expect("name").starts_with("r."));
     assert_eq!(server.writes().iter().filter(|w| w.on("events")).count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_selected_watch_sees_objects_enter_and_leave_and_metadata_only_watches_work() {
+    let server = ApiServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    api.create(&PostParams::default(), &config_map("t", &[], &[("k", "v")]))
+        .await
+        .expect("create");
+    let list = api
+        .list(&ListParams::default().labels("rollgate.dev/managed=true"))
+        .await
+        .expect("list");
+    assert!(list.items.is_empty());
+    let rv = list.metadata.resource_version.expect("list rv");
+    let params = WatchParams::default()
+        .labels("rollgate.dev/managed=true")
+        .timeout(5)
+        .disable_bookmarks();
+    let mut stream = api.watch(&params, &rv).await.expect("watch").boxed();
+
+    let label = |value: Value| json!({"metadata": {"labels": {"rollgate.dev/managed": value}}});
+    api.patch(
+        "t",
+        &PatchParams::default(),
+        &Patch::Merge(label(json!("true"))),
+    )
+    .await
+    .expect("label");
+    match stream.try_next().await.expect("event") {
+        Some(WatchEvent::Added(cm)) => assert_eq!(cm.metadata.name.as_deref(), Some("t")),
+        other => panic!("expected ADDED when the label appears, got {other:?}"),
+    }
+    api.patch(
+        "t",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "w"}})),
+    )
+    .await
+    .expect("edit");
+    assert!(matches!(
+        stream.try_next().await.expect("event"),
+        Some(WatchEvent::Modified(_))
+    ));
+    api.patch(
+        "t",
+        &PatchParams::default(),
+        &Patch::Merge(label(Value::Null)),
+    )
+    .await
+    .expect("unlabel");
+    assert!(
+        matches!(
+            stream.try_next().await.expect("event"),
+            Some(WatchEvent::Deleted(_))
+        ),
+        "leaving the selection is a DELETED for the watch"
+    );
+
+    let metadata = api
+        .list_metadata(&ListParams::default())
+        .await
+        .expect("metadata list");
+    assert_eq!(metadata.items.len(), 1);
+    assert_eq!(metadata.items[0].metadata.name.as_deref(), Some("t"));
+    let mut events =
+        kube::runtime::metadata_watcher(api.clone(), watcher::Config::default()).boxed();
+    let mut names = Vec::new();
+    while let Some(event) = events.try_next().await.expect("metadata watcher") {
+        match event {
+            watcher::Event::InitApply(meta) => names.push(meta.metadata.name.expect("name")),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(names, ["t"]);
+}
