@@ -635,8 +635,9 @@ async fn a_label_selected_watch_sees_objects_enter_and_leave_and_metadata_only_w
         .expect("metadata list");
     assert_eq!(metadata.items.len(), 1);
     assert_eq!(metadata.items[0].metadata.name.as_deref(), Some("t"));
-    let mut events =
-        kube::runtime::metadata_watcher(api.clone(), watcher::Config::default()).boxed();
+    let metadata_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(server.client(), "default");
+    let mut events = watcher(metadata_api, watcher::Config::default()).boxed();
     let mut names = Vec::new();
     while let Some(event) = events.try_next().await.expect("metadata watcher") {
         match event {
