@@ -1028,3 +1028,21 @@ fn no_rule_indexes_a_list_with_an_element() {
         );
     }
 }
+
+// ── preChecks ────────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn min_allowlist_accepts_a_sane_count() {
+    accepts(plan_with(|p| {
+        p["spec"]["preChecks"] = json!({"minAllowlist": 10})
+    }));
+}
+
+#[test]
+fn min_allowlist_rejects_a_huge_count() {
+    rejects(
+        plan_with(|p| p["spec"]["preChecks"] = json!({"minAllowlist": 20000})),
+        "spec.preChecks.minAllowlist",
+        "minAllowlist must be between 0 and 10000",
+    );
+}

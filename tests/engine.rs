@@ -4,10 +4,12 @@
 //! YAML, the way a user writes it. Times are offsets in seconds from the start, t = 0.
 
 use rollgate::api::{
-    CheckpointVerdict, DriftPolicy, Gate, GateVerdict, HISTORY_LIMIT, HistoryKind, Phase,
-    RolloutSpec,
+    CHECKPOINT_HISTORY_LIMIT, CheckpointVerdict, DriftPolicy, Gate, GateVerdict, HISTORY_LIMIT,
+    HistoryKind, Phase, RolloutSpec,
 };
-use rollgate::engine::{DriftAction, ManualAction, Outcome, TransitionKind, checkpoint_due, judge};
+use rollgate::engine::{
+    DriftAction, Inputs, ManualAction, Outcome, PreChecks, TransitionKind, checkpoint_due, judge,
+};
 
 use support::*;
 
@@ -1597,24 +1599,170 @@ fn history_records_events_in_order() {
 }
 
 #[test]
-fn history_is_bounded_and_keeps_the_newest() {
+fn history_keeps_the_start_and_only_the_latest_checkpoints() {
     let mut run = Run::started(plan_with(|s| s.stages[0].duration = dur("1000h")));
     for hour in 1..=50 {
         run.check(hour * H, &good());
-        assert!(run.status.history.len() <= HISTORY_LIMIT);
+        assert!(run.status.history.len() <= CHECKPOINT_HISTORY_LIMIT + 1);
     }
-    assert_eq!(run.status.history.len(), HISTORY_LIMIT);
-    assert_eq!(run.status.history.last().unwrap().at.0, t(50 * H));
+    let history = &run.status.history;
+    assert_eq!(history.len(), CHECKPOINT_HISTORY_LIMIT + 1);
+    assert_eq!(history[0].kind, HistoryKind::Start, "the start is kept");
+    assert_eq!(history.last().unwrap().at.0, t(50 * H));
     assert_eq!(
-        run.status.history[0].at.0,
-        t((50 - HISTORY_LIMIT as i64 + 1) * H)
+        history[1].at.0,
+        t((50 - CHECKPOINT_HISTORY_LIMIT as i64 + 1) * H)
     );
     assert!(
-        run.status
-            .history
+        history[1..]
             .iter()
-            .all(|h| h.kind == HistoryKind::Checkpoint),
-        "the start entry was dropped first"
+            .all(|h| h.kind == HistoryKind::Checkpoint)
+    );
+}
+
+#[test]
+fn history_keeps_every_transition_of_a_long_run_up_to_the_limit() {
+    let mut run = Run::started(plan_with(|s| s.stages[0].duration = dur("1000h")));
+    for i in 0..(HISTORY_LIMIT as i64) {
+        run.act(i * 10 + 1, ManualAction::Pause);
+        run.check((i + 1) * H, &good());
+        run.act((i + 1) * H + 1, ManualAction::Resume);
+    }
+    let history = &run.status.history;
+    assert_eq!(history.len(), HISTORY_LIMIT);
+    let checkpoints = history
+        .iter()
+        .filter(|h| h.kind == HistoryKind::Checkpoint)
+        .count();
+    assert!(checkpoints <= CHECKPOINT_HISTORY_LIMIT, "{checkpoints}");
+    assert_eq!(history.last().map(|h| h.kind), Some(HistoryKind::Resume));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pre-checks and the Pending phase (controller only)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn failing_prechecks_keep_the_rollout_pending_without_a_write() {
+    let mut run = Run::new(plan());
+    let failures = ["target feature-flags does not exist".to_owned()];
+    let out = run.decide(Inputs::at(t(0)).with_prechecks(PreChecks::Failed(&failures)));
+    assert_eq!(out.write, None);
+    assert_eq!(kinds(&out), ["pending"]);
+    assert_eq!(run.status.phase, Some(Phase::Pending));
+    assert_eq!(run.status.percent, None);
+    assert_eq!(run.status.next_checkpoint_at, None);
+    let message = run.status.message.clone().unwrap();
+    assert!(
+        message.contains("feature-flags does not exist"),
+        "{message}"
+    );
+    assert!(!checkpoint_due(&run.status, t(10 * H)));
+    assert_eq!(run.status.history.len(), 1);
+    assert_eq!(run.status.history[0].kind, HistoryKind::Pending);
+}
+
+#[test]
+fn the_same_failing_prechecks_again_change_nothing() {
+    let mut run = Run::new(plan());
+    let failures = ["gate error-rate: connection refused".to_owned()];
+    run.decide(Inputs::at(t(0)).with_prechecks(PreChecks::Failed(&failures)));
+    let before = run.status.clone();
+    let out = run.decide(Inputs::at(t(60)).with_prechecks(PreChecks::Failed(&failures)));
+    assert!(!out.changed_anything(), "{out:?}");
+    assert_eq!(run.status, before);
+
+    let other = ["gate error-rate: timed out".to_owned()];
+    let out = run.decide(Inputs::at(t(120)).with_prechecks(PreChecks::Failed(&other)));
+    assert_eq!(kinds(&out), ["pending"], "a new reason is reported");
+    assert_eq!(run.status.history.len(), 1, "but not recorded again");
+}
+
+#[test]
+fn passing_prechecks_start_a_pending_rollout() {
+    let mut run = Run::new(plan());
+    let failures = ["live percent is 3, not the rollback percent 0".to_owned()];
+    run.decide(Inputs::at(t(0)).with_prechecks(PreChecks::Failed(&failures)));
+    let out = run.decide(Inputs::at(t(90)).with_prechecks(PreChecks::Passed));
+    assert_eq!(out.write, Some(1));
+    assert_eq!(kinds(&out), ["start"]);
+    assert_eq!(run.status.phase, Some(Phase::Progressing));
+    assert_eq!(run.stage_start(), Some(t(90)));
+    assert_eq!(run.next(), Some(t(90 + H)));
+}
+
+#[test]
+fn an_empty_failure_list_passes() {
+    let mut run = Run::new(plan());
+    let out = run.decide(Inputs::at(t(0)).with_prechecks(PreChecks::Failed(&[])));
+    assert_eq!(kinds(&out), ["start"]);
+}
+
+#[test]
+fn actions_and_drift_wait_while_pending() {
+    let mut run = Run::new(plan());
+    let failures = ["not yet".to_owned()];
+    let pending = |at| Inputs::at(t(at)).with_prechecks(PreChecks::Failed(&failures));
+    run.decide(pending(0));
+    for action in [
+        ManualAction::Promote,
+        ManualAction::Abort,
+        ManualAction::Pause,
+        ManualAction::Resume,
+        ManualAction::Retry,
+    ] {
+        let out = run.decide(pending(1).with_action(action).with_live_percent(7));
+        assert!(!out.changed_anything(), "{action:?}: {out:?}");
+        assert_eq!(run.status.phase, Some(Phase::Pending));
+    }
+}
+
+#[test]
+fn an_invalid_spec_fails_a_pending_rollout() {
+    let mut run = Run::new(plan());
+    let failures = ["not yet".to_owned()];
+    run.decide(Inputs::at(t(0)).with_prechecks(PreChecks::Failed(&failures)));
+    let out = run.respec(10, |s| s.stages[1].percent = 0);
+    assert_eq!(kinds(&out), ["invalid"]);
+    assert_eq!(run.status.phase, Some(Phase::Failed));
+}
+
+#[test]
+fn a_new_generation_of_a_rolled_back_rollout_waits_for_prechecks() {
+    let mut run = Run::started(plan());
+    run.act(10, ManualAction::Abort);
+    let failures = ["live percent is 5".to_owned()];
+    run.spec.stages[0].percent = 2;
+    run.generation += 1;
+    let out = run.decide(Inputs::at(t(20)).with_prechecks(PreChecks::Failed(&failures)));
+    assert_eq!(kinds(&out), ["pending"]);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.phase, Some(Phase::Pending));
+    let out = run.decide(Inputs::at(t(30)));
+    assert_eq!(kinds(&out), ["start"]);
+    assert_eq!(out.write, Some(2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The status message
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_hold_says_where_the_rollout_stands_in_one_line() {
+    let mut run = Run::started(plan());
+    run.check(H, &good());
+    run.check(2 * H, &good());
+    assert_eq!(run.status.stage, 1);
+    run.check(3 * H, &good());
+    assert_eq!(
+        run.status.message.as_deref(),
+        Some("stage 2/3 at 5%, 1h of 2h baked, all gates passing")
+    );
+    run.check(4 * H, &error_rate_missing());
+    let message = run.status.message.clone().unwrap();
+    assert!(
+        message.starts_with("stage 2/3 at 5%, 2h of 2h baked, error-rate inconclusive"),
+        "{message}"
     );
 }
 

@@ -223,6 +223,11 @@ rules! {
         set("/spec/analysis/interval", json!("-1m")),
         ("spec.analysis.interval", "must be at least 1s, not -60s"),
         ("spec.analysis.interval", "interval must be at least 1s");
+    min_allowlist:
+        set("/spec/preChecks", json!({"minAllowlist": 10})),
+        set("/spec/preChecks", json!({"minAllowlist": 10001})),
+        ("spec.preChecks.minAllowlist", "must be between 0 and 10000"),
+        ("spec.preChecks.minAllowlist", "minAllowlist must be between 0 and 10000");
     error_limit:
         set("/spec/analysis/errorLimit", json!(1)),
         set("/spec/analysis/errorLimit", json!(0)),

@@ -24,10 +24,10 @@ pub use notifications::{
 };
 pub use ofrep_memory::{MEMORY_KEYS, OfrepMemory};
 pub use query_vars::{Piece, QueryVar, VarError, check_query, check_text, parse_template};
-pub use spec::{Analysis, DriftPolicy, RollbackSpec, Rollout, RolloutSpec, Stage};
+pub use spec::{Analysis, DriftPolicy, PreChecksSpec, RollbackSpec, Rollout, RolloutSpec, Stage};
 pub use status::{
-    Checkpoint, CheckpointVerdict, GateStatus, GateVerdict, HISTORY_LIMIT, HistoryEntry,
-    HistoryKind, Phase, RolloutStatus,
+    CHECKPOINT_HISTORY_LIMIT, Checkpoint, CheckpointVerdict, GateStatus, GateVerdict,
+    HISTORY_LIMIT, HistoryEntry, HistoryKind, Phase, RolloutStatus,
 };
 pub use target::{ConfigMapTarget, FlagdTarget, Target, TargetKind, WebhookTarget};
 pub use validate::{SpecError, validate_spec};

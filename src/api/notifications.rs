@@ -62,6 +62,8 @@ pub struct SecretKeyRef {
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum TransitionKind {
+    /// The rollout waits for its pre-checks before the start.
+    Pending,
     /// The rollout started at its first stage.
     Start,
     /// The rollout moved to its next stage.
@@ -86,6 +88,7 @@ impl TransitionKind {
     /// The transition's word, as in status history and `simulate` output.
     pub fn as_str(self) -> &'static str {
         match self {
+            TransitionKind::Pending => "pending",
             TransitionKind::Start => "start",
             TransitionKind::Advance => "advance",
             TransitionKind::Pause => "pause",
@@ -102,6 +105,7 @@ impl TransitionKind {
     pub fn of_history(kind: HistoryKind) -> Option<TransitionKind> {
         Some(match kind {
             HistoryKind::Checkpoint => return None,
+            HistoryKind::Pending => TransitionKind::Pending,
             HistoryKind::Start => TransitionKind::Start,
             HistoryKind::Advance => TransitionKind::Advance,
             HistoryKind::Pause => TransitionKind::Pause,

@@ -84,6 +84,10 @@ pub struct RolloutSpec {
     /// What to do when the target's live percent differs from what the rollout last wrote.
     #[serde(default)]
     pub on_drift: DriftPolicy,
+    /// Baseline checks made before the start, besides the ones always made (the target exists
+    /// and can be written, every gate answers, the target holds the rollback percent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_checks: Option<PreChecksSpec>,
     /// Hold the rollout: checkpoints go on and a failing gate still rolls back, but nothing
     /// advances until this is false again.
     #[serde(default)]
@@ -100,6 +104,16 @@ pub struct RolloutSpec {
 /// rollback percent is 0; a plan without stages and a percent above 100 are left to their own
 /// rules).
 const ROLLBACK_NOT_ABOVE_FIRST_STAGE_RULE: &str = "!has(self.rollback) || !has(self.rollback.percent) || size(self.stages) == 0 || self.rollback.percent > 100 || self.rollback.percent <= self.stages[0].percent";
+/// Optional baseline checks before the start.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PreChecksSpec {
+    /// The flagd target's allowlist must hold at least this many targeting keys before the
+    /// rollout starts (internal users who see the change first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 10000").message("minAllowlist must be between 0 and 10000"))]
+    pub min_allowlist: Option<u32>,
+}
 
 /// One step of exposure.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -6,11 +6,17 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// How many entries `status.history` keeps; older ones are dropped first.
-pub const HISTORY_LIMIT: usize = 20;
+pub const HISTORY_LIMIT: usize = 100;
+
+/// How many routine checkpoint entries `status.history` keeps; transitions are kept until
+/// [`HISTORY_LIMIT`] pushes them out, checkpoints only the latest few.
+pub const CHECKPOINT_HISTORY_LIMIT: usize = 10;
 
 /// Where a rollout stands.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// Not started: waiting for the pre-checks (target, gates, baseline) to pass.
+    Pending,
     /// Moving through the stages.
     Progressing,
     /// Held for a human: checkpoints go on and a failing gate still rolls back.
@@ -32,6 +38,7 @@ impl Phase {
     /// The phase's name as it appears in status and output.
     pub fn as_str(self) -> &'static str {
         match self {
+            Phase::Pending => "Pending",
             Phase::Progressing => "Progressing",
             Phase::Paused => "Paused",
             Phase::Succeeded => "Succeeded",
@@ -135,6 +142,8 @@ pub struct GateStatus {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum HistoryKind {
+    /// Waiting for pre-checks before the start.
+    Pending,
     /// The rollout started at stage 0.
     Start,
     /// A checkpoint that changed nothing.
@@ -161,6 +170,7 @@ impl HistoryKind {
     /// The event word used in output (`start`, `advance`, …).
     pub fn as_str(self) -> &'static str {
         match self {
+            HistoryKind::Pending => "pending",
             HistoryKind::Start => "start",
             HistoryKind::Checkpoint => "checkpoint",
             HistoryKind::Advance => "advance",
@@ -199,7 +209,8 @@ pub struct HistoryEntry {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStatus {
-    /// Progressing, Paused, Succeeded, RolledBack or Failed; absent before the start.
+    /// Pending, Progressing, Paused, Succeeded, RolledBack or Failed; absent before the first
+    /// reconcile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     /// Index of the current stage.
@@ -230,10 +241,19 @@ pub struct RolloutStatus {
     /// written back on resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drifted_percent: Option<u8>,
+    /// The percent in `percent` was decided but its write to the target is not confirmed yet:
+    /// a controller restarted in between finishes the write instead of reading a drift.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub target_pending: bool,
+    /// The one-shot `rollgate.dev/action` annotation last applied, as `action@token`, so an
+    /// action is applied once even when the controller stops before removing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_action: Option<String>,
     /// Whether the current pause comes from `spec.paused` (cleared when the spec unpauses).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused_by_spec: bool,
-    /// The latest checkpoints and transitions, oldest first, at most 20.
+    /// The evidence trail, oldest first: every transition and the latest few checkpoints, at
+    /// most 100 entries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,
     /// The spec generation this status describes.
@@ -245,13 +265,28 @@ pub struct RolloutStatus {
 }
 
 impl RolloutStatus {
-    /// Appends a history entry, dropping the oldest beyond [`HISTORY_LIMIT`].
+    /// Appends a history entry. Only the latest [`CHECKPOINT_HISTORY_LIMIT`] checkpoints are
+    /// kept; beyond [`HISTORY_LIMIT`] entries the oldest are dropped first.
     pub fn record(&mut self, entry: HistoryEntry) {
-        if self.history.len() >= HISTORY_LIMIT {
-            let excess = self.history.len() + 1 - HISTORY_LIMIT;
+        let is_checkpoint = entry.kind == HistoryKind::Checkpoint;
+        self.history.push(entry);
+        if is_checkpoint {
+            let checkpoints = self
+                .history
+                .iter()
+                .filter(|e| e.kind == HistoryKind::Checkpoint)
+                .count();
+            let mut excess = checkpoints.saturating_sub(CHECKPOINT_HISTORY_LIMIT);
+            self.history.retain(|e| {
+                let drop = excess > 0 && e.kind == HistoryKind::Checkpoint;
+                excess -= usize::from(drop);
+                !drop
+            });
+        }
+        if self.history.len() > HISTORY_LIMIT {
+            let excess = self.history.len() - HISTORY_LIMIT;
             self.history.drain(..excess);
         }
-        self.history.push(entry);
     }
 
     /// Sets the kstatus conditions (`Ready`, `Reconciling`, `Stalled`) from the phase,
@@ -261,6 +296,7 @@ impl RolloutStatus {
         let message = self.message.clone().unwrap_or_default();
         let (ready, reconciling, stalled, reason) = match phase {
             None => ("False", "True", "False", "Pending"),
+            Some(Phase::Pending) => ("False", "True", "False", "PreCheckFailed"),
             Some(Phase::Progressing) => ("False", "True", "False", "Progressing"),
             Some(Phase::Paused) => ("False", "False", "False", "Paused"),
             Some(Phase::Succeeded) => ("True", "False", "False", "Succeeded"),
@@ -326,14 +362,50 @@ mod tests {
         assert_eq!(stages(&status), [0, 1, 2]);
     }
 
-    #[test]
-    fn record_keeps_the_latest_entries() {
-        let mut status = RolloutStatus::default();
-        for n in 0..(HISTORY_LIMIT as u32 + 5) {
-            status.record(entry(n));
-            assert!(status.history.len() <= HISTORY_LIMIT);
+    fn transition(n: u32) -> HistoryEntry {
+        HistoryEntry {
+            kind: HistoryKind::Advance,
+            verdict: None,
+            ..entry(n)
         }
-        let expected: Vec<u32> = (5..HISTORY_LIMIT as u32 + 5).collect();
+    }
+
+    #[test]
+    fn record_keeps_only_the_latest_checkpoints() {
+        let mut status = RolloutStatus::default();
+        for n in 0..(CHECKPOINT_HISTORY_LIMIT as u32 + 5) {
+            status.record(entry(n));
+            assert!(status.history.len() <= CHECKPOINT_HISTORY_LIMIT);
+        }
+        let expected: Vec<u32> = (5..CHECKPOINT_HISTORY_LIMIT as u32 + 5).collect();
+        assert_eq!(stages(&status), expected);
+    }
+
+    #[test]
+    fn record_keeps_every_transition_between_checkpoints() {
+        let mut status = RolloutStatus::default();
+        status.record(transition(1000));
+        for n in 0..50 {
+            status.record(entry(n));
+        }
+        status.record(transition(2000));
+        assert_eq!(status.history.len(), CHECKPOINT_HISTORY_LIMIT + 2);
+        assert_eq!(status.history[0].stage, 1000);
+        assert_eq!(status.history.last().map(|e| e.stage), Some(2000));
+        let checkpoints: Vec<u32> = status.history[1..=CHECKPOINT_HISTORY_LIMIT]
+            .iter()
+            .map(|e| e.stage)
+            .collect();
+        assert_eq!(checkpoints, (40..50).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn record_drops_the_oldest_transitions_beyond_the_limit() {
+        let mut status = RolloutStatus::default();
+        for n in 0..(HISTORY_LIMIT as u32 + 7) {
+            status.record(transition(n));
+        }
+        let expected: Vec<u32> = (7..HISTORY_LIMIT as u32 + 7).collect();
         assert_eq!(stages(&status), expected);
     }
 
@@ -341,11 +413,11 @@ mod tests {
     fn record_trims_a_history_longer_than_the_limit() {
         // A status written with a larger limit is cut down at the next entry.
         let mut status = RolloutStatus {
-            history: (0..30).map(entry).collect(),
+            history: (0..150).map(transition).collect(),
             ..RolloutStatus::default()
         };
-        status.record(entry(30));
-        let expected: Vec<u32> = (11..=30).collect();
+        status.record(transition(150));
+        let expected: Vec<u32> = (51..=150).collect();
         assert_eq!(stages(&status), expected);
     }
 
@@ -374,6 +446,10 @@ mod tests {
     fn conditions_follow_the_phase() {
         let cases = [
             (None, ("False", "True", "False", "Pending")),
+            (
+                Some(Phase::Pending),
+                ("False", "True", "False", "PreCheckFailed"),
+            ),
             (
                 Some(Phase::Progressing),
                 ("False", "True", "False", "Progressing"),

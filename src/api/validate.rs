@@ -52,6 +52,11 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), Vec<SpecError>> {
     check_analysis(spec, &mut errors);
     errors.percent("spec.rollback.percent", spec.rollback.percent);
     check_rollback_not_above_first_stage(spec, &mut errors);
+    if let Some(min) = spec.pre_checks.as_ref().and_then(|p| p.min_allowlist)
+        && min > 10_000
+    {
+        errors.push("spec.preChecks.minAllowlist", "must be between 0 and 10000");
+    }
     errors.0.extend(super::validate_gates::check_gates(spec));
     if errors.0.is_empty() {
         Ok(())

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod backtest;
+mod controller;
 mod output;
 mod simulate;
 
@@ -18,6 +19,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Carry Rollouts out in the cluster kubectl would use (KUBECONFIG, ~/.kube/config or
+    /// in-cluster).
+    Controller(Box<controller::ControllerArgs>),
     /// Print the Rollout CustomResourceDefinition as YAML.
     Crd,
     /// Run a plan on a virtual clock against a scenario of gate values and events.
@@ -29,6 +33,7 @@ enum Command {
 /// Runs the parsed command and returns the process' exit status.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Controller(args) => controller::controller(*args),
         Command::Simulate(args) => simulate::simulate(args),
         Command::Backtest(args) => backtest::backtest(*args),
         Command::Crd => match rollgate::api::crd_yaml() {

@@ -1,3 +1,29 @@
-//! The controller: reconciles Rollouts in a cluster.
+//! `rollgate controller`: carries Rollouts out in a cluster. A kube-runtime `Controller` runs
+//! [`reconcile`] for each Rollout; the engine decides, this module reads, writes and reports.
+//!
+//! One reconcile is a pipeline (see `reconcile.rs`): read the Rollout and its target's live
+//! percent → validate → pre-checks while not started → gates when a checkpoint is due →
+//! `engine::decide` → status, then target → annotation clean-up → Events → requeue at the next
+//! checkpoint.
 
+mod action;
+mod context;
+mod events;
 pub mod leader;
+mod observe;
+mod prechecks;
+mod reconcile;
+mod run;
+mod status;
+mod target;
+
+pub use action::{ACTION_ANNOTATION, CLAIMED_ANNOTATION};
+pub use context::{AlwaysLeader, Clock, Context, LeaderCheck, SystemClock};
+pub use observe::{GateObserver, GateReading, ProviderObserver, reading};
+pub use reconcile::{ReconcileError, error_policy, reconcile};
+pub use run::{ControllerConfig, feature_flags_installed, run};
+
+pub use target::{KubeTargets, TargetIo};
+
+/// The field manager of every write the controller makes.
+pub const FIELD_MANAGER: &str = "rollgate";

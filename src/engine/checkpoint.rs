@@ -122,10 +122,42 @@ impl Decider<'_> {
             self.advance(reason);
             return;
         }
-        if let Some(summary) = summary {
+        if self.phase() == Some(Phase::Progressing) {
+            self.status.message = Some(self.progress(summary.as_deref()));
+        } else if let Some(summary) = summary {
             self.status.message = Some(summary);
         }
         self.schedule_next();
+    }
+
+    /// A one-line account of a progressing rollout for people: "stage 2/3 at 5%, 1h10m of 2h
+    /// baked, all gates passing".
+    pub(super) fn progress(&self, failing: Option<&str>) -> String {
+        let stages = &self.spec.stages;
+        let index = self.status.stage as usize;
+        let percent = self.status.percent.unwrap_or(0);
+        let mut text = format!("stage {}/{} at {percent}%", index + 1, stages.len());
+        if let (Some(stage), Some(start)) = (stages.get(index), &self.status.stage_started_at) {
+            let bake = std::time::Duration::from(stage.duration);
+            if !bake.is_zero() {
+                let elapsed = self.now.duration_since(start.0).unsigned_abs().min(bake);
+                let elapsed = std::time::Duration::from_secs(elapsed.as_secs());
+                text.push_str(&format!(
+                    ", {} of {} baked",
+                    super::schedule::compact(elapsed),
+                    super::schedule::compact(bake)
+                ));
+            }
+        }
+        match failing {
+            None if self.spec.analysis.gates.is_empty() => text.push_str(", no gates"),
+            None => text.push_str(", all gates passing"),
+            Some(summary) => {
+                text.push_str(", ");
+                text.push_str(summary);
+            }
+        }
+        text
     }
 
     pub(super) fn bake_time_over(&self) -> bool {

@@ -6,8 +6,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::input::{Inputs, ManualAction};
-use super::outcome::{DriftAction, Outcome, TransitionKind};
+use super::input::{Inputs, ManualAction, PreChecks};
+use super::outcome::{DriftAction, Outcome, Transition, TransitionKind};
 use crate::api::{DriftPolicy, HistoryKind, Phase, RolloutSpec, RolloutStatus, validate_spec};
 
 /// Whether a checkpoint is due at `now`, so the shell knows to gather observations.
@@ -22,7 +22,7 @@ pub fn checkpoint_due(status: &RolloutStatus, now: Timestamp) -> bool {
 /// Decides what the rollout does at `inputs.now`, updating `status` in place.
 ///
 /// In order: a new spec generation is validated and taken in; a rollout that has not started
-/// starts; drift on the target is handled; a person's action is applied; then, when
+/// starts when its pre-checks passed (it stays Pending otherwise); drift on the target is handled; a person's action is applied; then, when
 /// observations are given and a checkpoint is due, the checkpoint is taken and decided.
 pub fn decide(spec: &RolloutSpec, status: &mut RolloutStatus, inputs: &Inputs<'_>) -> Outcome {
     let mut decider = Decider {
@@ -47,7 +47,13 @@ impl Decider<'_> {
         if !self.take_generation(inputs.generation) {
             return;
         }
-        if self.status.phase.is_none() {
+        if !self.started() {
+            if let PreChecks::Failed(failures) = inputs.prechecks
+                && !failures.is_empty()
+            {
+                self.wait_for_prechecks(failures);
+                return;
+            }
             self.start();
         }
         if let Some(live) = inputs.live_percent
@@ -69,6 +75,35 @@ impl Decider<'_> {
         self.status.phase
     }
 
+    /// Whether the rollout has started (it is neither new nor Pending).
+    fn started(&self) -> bool {
+        self.phase().is_some_and(|p| p != Phase::Pending)
+    }
+
+    /// Keeps a rollout that has not started Pending, with the failing pre-checks as the
+    /// reason. A transition is reported when the phase or the reason changes, not at every
+    /// retry.
+    fn wait_for_prechecks(&mut self, failures: &[String]) {
+        let reason = format!("waiting for pre-checks: {}", failures.join("; "));
+        let entering = self.phase() != Some(Phase::Pending);
+        if !entering && self.status.message.as_deref() == Some(reason.as_str()) {
+            return;
+        }
+        self.status.phase = Some(Phase::Pending);
+        self.status.next_checkpoint_at = None;
+        self.status.message = Some(reason.clone());
+        if entering {
+            self.transition_quiet(TransitionKind::Pending, HistoryKind::Pending, Some(reason));
+        } else {
+            self.out.transitions.push(Transition {
+                kind: TransitionKind::Pending,
+                stage: self.status.stage,
+                percent: self.status.percent.unwrap_or(0),
+                reason: Some(reason),
+            });
+        }
+    }
+
     pub(super) fn interval(&self) -> kube::core::Duration {
         self.spec.analysis.interval
     }
@@ -76,7 +111,7 @@ impl Decider<'_> {
     /// Validates and takes in a new spec generation. Returns false when the spec is invalid
     /// (nothing else may happen then).
     fn take_generation(&mut self, generation: Option<i64>) -> bool {
-        let first = self.phase().is_none();
+        let first = !self.started();
         let changed = self.status.observed_generation != generation;
         if !first && !changed {
             return self.phase() != Some(Phase::Failed);
@@ -183,7 +218,7 @@ impl Decider<'_> {
     }
 
     fn check_drift(&mut self, live: u8) {
-        if self.phase().is_none_or(Phase::is_terminal) {
+        if !self.started() || self.phase().is_some_and(Phase::is_terminal) {
             return;
         }
         let Some(expected) = self.status.percent else {
@@ -223,7 +258,9 @@ impl Decider<'_> {
     }
 
     fn apply(&mut self, action: ManualAction) {
-        let Some(phase) = self.phase() else { return };
+        let Some(phase) = self.phase().filter(|_| self.started()) else {
+            return;
+        };
         match action {
             ManualAction::Pause => self.pause("paused by user".to_owned()),
             ManualAction::Resume => self.resume(),

@@ -32,6 +32,15 @@ impl ManualAction {
     }
 }
 
+/// What the shell found when it checked the baseline before the start (DESIGN §4 rule 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreChecks<'a> {
+    /// Every pre-check passed, or none applies: `simulate` and `backtest` start at once.
+    Passed,
+    /// These pre-checks failed, each described in words; the rollout stays Pending.
+    Failed(&'a [String]),
+}
+
 /// Everything the engine may be told at one instant. Fields left `None` mean "nothing new".
 #[derive(Clone, Copy, Debug)]
 pub struct Inputs<'a> {
@@ -46,6 +55,8 @@ pub struct Inputs<'a> {
     /// One observation per gate, in the order of `spec.analysis.gates`, gathered because
     /// [`checkpoint_due`](super::checkpoint_due) said so. A missing entry counts as an error.
     pub observations: Option<&'a [Observation]>,
+    /// The pre-checks' result, consulted only while the rollout has not started.
+    pub prechecks: PreChecks<'a>,
 }
 
 impl<'a> Inputs<'a> {
@@ -57,6 +68,7 @@ impl<'a> Inputs<'a> {
             action: None,
             live_percent: None,
             observations: None,
+            prechecks: PreChecks::Passed,
         }
     }
 
@@ -75,6 +87,12 @@ impl<'a> Inputs<'a> {
     /// These inputs with the gates' observations for a checkpoint.
     pub fn with_observations(mut self, observations: &'a [Observation]) -> Self {
         self.observations = Some(observations);
+        self
+    }
+
+    /// These inputs with the pre-checks' result.
+    pub fn with_prechecks(mut self, prechecks: PreChecks<'a>) -> Self {
+        self.prechecks = prechecks;
         self
     }
 

@@ -11,7 +11,7 @@ mod schedule;
 mod transitions;
 
 pub use decide::{checkpoint_due, decide};
-pub use input::{Inputs, ManualAction};
+pub use input::{Inputs, ManualAction, PreChecks};
 pub use observation::{Observation, judge};
 pub use outcome::{CheckpointReport, DriftAction, Outcome, Transition, TransitionKind};
 pub use schedule::compact;

@@ -24,6 +24,8 @@ impl DriftAction {
 /// The kind of a transition, named as in the timeline's events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransitionKind {
+    /// Waiting before the start: a pre-check failed (or failed for another reason).
+    Pending,
     /// Started (or started again) at stage 0.
     Start,
     /// Moved to the next stage.
@@ -55,6 +57,7 @@ impl TransitionKind {
     /// The event word in output.
     pub fn as_str(self) -> &'static str {
         match self {
+            TransitionKind::Pending => "pending",
             TransitionKind::Start => "start",
             TransitionKind::Advance => "advance",
             TransitionKind::Pause => "pause",

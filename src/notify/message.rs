@@ -87,6 +87,7 @@ impl Notification {
             .percent
             .map_or_else(|| "?%".to_owned(), |p| format!("{p}%"));
         let what = match self.kind {
+            TransitionKind::Pending => "waits for its pre-checks".to_owned(),
             TransitionKind::Start => format!("started: {stage} at {percent}"),
             TransitionKind::Advance => format!("advanced to {stage} at {percent}"),
             TransitionKind::Pause => format!("paused at {stage} ({percent})"),

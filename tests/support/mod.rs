@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod app;
 pub mod fake;
 pub mod prometheus;

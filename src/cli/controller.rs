@@ -1,0 +1,253 @@
+//! `rollgate controller`: runs the reconcile loop against the cluster kubectl would use.
+//! Flags follow controller-runtime's names. Exit status: 0 after SIGTERM (reconciles in
+//! flight finished), 2 for a bad flag, 3 when the cluster or an address cannot be used.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{ArgAction, Args};
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+use kube::runtime::events::{Recorder, Reporter};
+use rollgate::controller::leader::{self, ElectionSettings, Leadership};
+use rollgate::controller::{
+    Context, ControllerConfig, KubeTargets, ProviderObserver, SystemClock, run,
+};
+use rollgate::gates::GateEnv;
+use rollgate::gates::net::AllowRule;
+use rollgate::gates::prometheus::{ClientSettings, PrometheusEndpoint};
+use rollgate::telemetry::server::parse_bind_address;
+use rollgate::telemetry::{LogFormat, Metrics, Readiness, Servers, init_logging};
+use tracing::{error, info};
+
+/// Time every gate of one checkpoint gets, together.
+const CHECKPOINT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Flags of `rollgate controller`.
+#[derive(Args, Debug)]
+pub struct ControllerArgs {
+    /// The default Prometheus for Prometheus and alerts gates without an address of their own.
+    #[arg(long, env = "ROLLGATE_PROMETHEUS", value_name = "URL")]
+    prometheus: Option<String>,
+    /// A namespace to reconcile Rollouts in (repeatable); all namespaces when absent.
+    #[arg(long = "namespace", value_name = "NS")]
+    namespaces: Vec<String>,
+    /// Where `/metrics` is served; `0` turns it off.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    metrics_bind_address: String,
+    /// Where `/healthz` and `/readyz` are served; `0` turns them off.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8081")]
+    health_probe_bind_address: String,
+    /// Elect one active replica through a Lease (`--leader-elect` or `--leader-elect=true`).
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = false,
+          default_missing_value = "true", value_name = "BOOL")]
+    leader_elect: bool,
+    /// Namespace of the leader-election Lease (default: the controller's own namespace).
+    #[arg(long, value_name = "NS")]
+    leader_election_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, value_name = "NAME", default_value = "rollgate-controller")]
+    leader_election_id: String,
+    /// Reconciles at once.
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// Log lines as text for people or JSON for log pipelines.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log filter such as `info` or `rollgate=debug,kube=warn` (default: RUST_LOG, else info).
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+    /// An address gates may reach besides the default Prometheus and in-cluster Service
+    /// names: a host, a CIDR or a URL prefix (repeatable).
+    #[arg(long = "allow-address", value_name = "RULE")]
+    allow_address: Vec<String>,
+}
+
+/// Why the controller could not run.
+enum Failure {
+    /// A flag is unusable (exit 2).
+    Usage(String),
+    /// The environment is (the cluster, an address in use; exit 3).
+    Environment(String),
+}
+
+/// Runs the controller; see the module documentation for the exit status.
+pub fn controller(args: ControllerArgs) -> ExitCode {
+    if let Err(message) = init_logging(args.log_format, args.log_level.as_deref(), "info") {
+        eprintln!("rollgate controller: {message}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("rollgate controller: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(run_controller(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            error!("{message}");
+            eprintln!("rollgate controller: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Environment(message)) => {
+            error!("{message}");
+            eprintln!("rollgate controller: {message}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// A future that resolves once SIGTERM or SIGINT arrives; every clone resolves together.
+fn shutdown_signal() -> Shared<BoxFuture<'static, ()>> {
+    async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        info!("shutting down: finishing the reconciles in flight");
+    }
+    .boxed()
+    .shared()
+}
+
+fn gate_env(args: &ControllerArgs) -> Result<GateEnv, Failure> {
+    let allow = args
+        .allow_address
+        .iter()
+        .map(|rule| {
+            rule.parse::<AllowRule>()
+                .map_err(|e| Failure::Usage(format!("--allow-address {rule:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let default = args.prometheus.as_ref().map(|address| PrometheusEndpoint {
+        address: address.clone(),
+        settings: ClientSettings::default(),
+    });
+    GateEnv::new(default, allow).map_err(|e| Failure::Usage(e.to_string()))
+}
+
+async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
+    let metrics_address = parse_bind_address(&args.metrics_bind_address)
+        .map_err(|e| Failure::Usage(format!("--metrics-bind-address: {e}")))?;
+    let probes_address = parse_bind_address(&args.health_probe_bind_address)
+        .map_err(|e| Failure::Usage(format!("--health-probe-bind-address: {e}")))?;
+    let env = gate_env(&args)?;
+
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| Failure::Environment(format!("cannot find a cluster to connect to: {e}")))?;
+    let client = kube::Client::try_from(config.clone())
+        .map_err(|e| Failure::Environment(format!("cannot build the Kubernetes client: {e}")))?;
+    let shutdown = shutdown_signal();
+
+    let metrics = Metrics::new()
+        .map_err(|e| Failure::Environment(format!("cannot register the metrics: {e}")))?;
+    let readiness = Readiness::new();
+    let servers = Servers::bind(
+        metrics_address,
+        probes_address,
+        metrics.clone(),
+        readiness.clone(),
+    )
+    .await
+    .map_err(|e| Failure::Environment(e.to_string()))?;
+    let serving = tokio::spawn(servers.serve(shutdown.clone()));
+
+    let identity = leader::default_identity();
+    let (leadership, election) = if args.leader_elect {
+        let namespace = args
+            .leader_election_namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
+        let mut settings = ElectionSettings::new(namespace, args.leader_election_id.clone());
+        settings.identity = identity.clone();
+        let election_client = leader::dedicated_client(config.clone(), &settings)
+            .map_err(|e| Failure::Environment(e.to_string()))?;
+        let (leadership, task) =
+            leader::spawn_election(election_client, settings, shutdown.clone())
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+        (leadership, Some(task))
+    } else {
+        (Leadership::always(), None)
+    };
+    readiness.set_role(leadership.clone());
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "rollgate".into(),
+            instance: Some(identity),
+        },
+    );
+    let observer = Arc::new(ProviderObserver::new(
+        client.clone(),
+        env,
+        CHECKPOINT_DEADLINE,
+    ));
+    let controller_config = ControllerConfig {
+        namespaces: args.namespaces.clone(),
+        concurrency: args.concurrency,
+    };
+    info!(
+        namespaces = ?args.namespaces,
+        concurrency = args.concurrency,
+        leader_elect = args.leader_elect,
+        "rollgate controller starting"
+    );
+    let ready = readiness.clone();
+    let context_client = client.clone();
+    run(
+        client,
+        controller_config,
+        move |config_maps, feature_flags| {
+            ready.set_synced(true);
+            Context::new(
+                context_client.clone(),
+                recorder,
+                Arc::new(SystemClock),
+                observer,
+                Arc::new(KubeTargets::new(
+                    context_client,
+                    Some(config_maps),
+                    feature_flags,
+                )),
+                Arc::new(leadership),
+            )
+        },
+        shutdown.clone(),
+    )
+    .await;
+    shutdown.await;
+    if let Some(task) = election {
+        let _ = task.await;
+    }
+    match serving.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => error!(%e, "the metrics and probe endpoints stopped with an error"),
+        Err(e) => error!(%e, "the metrics and probe endpoints stopped"),
+    }
+    info!("rollgate controller stopped");
+    Ok(())
+}

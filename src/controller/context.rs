@@ -1,0 +1,196 @@
+//! What every reconcile shares: the API client, the event recorder, the clock, the gate
+//! observer, the target reader/writer, leadership and the memory of the controller's own
+//! writes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::events::Recorder;
+
+use super::observe::GateObserver;
+use super::target::TargetIo;
+
+/// Where the controller reads the time; tests inject a fixed one.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// Whether this replica may write: the confirmed holder of the leader lease, or the only
+/// replica when leader election is off.
+pub trait LeaderCheck: Send + Sync {
+    /// True while this replica may write.
+    fn is_leader(&self) -> bool;
+}
+
+/// Leadership when leader election is off: always the leader.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AlwaysLeader;
+
+impl LeaderCheck for AlwaysLeader {
+    fn is_leader(&self) -> bool {
+        true
+    }
+}
+
+impl LeaderCheck for super::leader::Leadership {
+    fn is_leader(&self) -> bool {
+        super::leader::Leadership::is_leader(self)
+    }
+}
+
+/// What one reconcile needs besides the Rollout.
+pub struct Context {
+    /// The API client.
+    pub client: kube::Client,
+    /// The one shared event recorder.
+    pub recorder: Recorder,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// Turns gates into observations.
+    pub observer: Arc<dyn GateObserver>,
+    /// Reads and writes targets.
+    pub targets: Arc<dyn TargetIo>,
+    /// Whether this replica may write.
+    pub leader: Arc<dyn LeaderCheck>,
+    /// The controller's own writes, so a stale cache is never acted on.
+    pub(super) memory: Mutex<WriteMemory>,
+}
+
+impl Context {
+    /// A context from its parts.
+    pub fn new(
+        client: kube::Client,
+        recorder: Recorder,
+        clock: Arc<dyn Clock>,
+        observer: Arc<dyn GateObserver>,
+        targets: Arc<dyn TargetIo>,
+        leader: Arc<dyn LeaderCheck>,
+    ) -> Self {
+        Self {
+            client,
+            recorder,
+            clock,
+            observer,
+            targets,
+            leader,
+            memory: Mutex::new(WriteMemory::default()),
+        }
+    }
+
+    pub(super) fn memory(&self) -> std::sync::MutexGuard<'_, WriteMemory> {
+        // A poisoned lock only means another reconcile panicked; the map itself is sound.
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The key of a Rollout: namespace and name.
+pub(super) type RolloutKey = (String, String);
+
+/// The controller's own writes, remembered per Rollout.
+#[derive(Debug, Default)]
+pub(super) struct WriteMemory {
+    /// The resourceVersion of the last status this controller wrote.
+    status_versions: HashMap<RolloutKey, String>,
+    /// The percent this controller confirmed on the target (written, or read back), per
+    /// Rollout uid.
+    confirmed: HashMap<String, u8>,
+    /// Reconciles in a row that left the Rollout Pending, for the pre-checks' backoff.
+    pending: HashMap<RolloutKey, u32>,
+}
+
+impl WriteMemory {
+    /// Remembers the resourceVersion a status write returned.
+    pub(super) fn wrote_status(&mut self, key: RolloutKey, version: Option<String>) {
+        match version {
+            Some(v) => self.status_versions.insert(key, v),
+            None => self.status_versions.remove(&key),
+        };
+    }
+
+    /// Whether `version` (of a cached Rollout) is older than the last status written.
+    /// resourceVersions are compared as numbers when both are; otherwise nothing is stale.
+    pub(super) fn is_stale(&self, key: &RolloutKey, version: Option<&str>) -> bool {
+        let (Some(written), Some(seen)) = (self.status_versions.get(key), version) else {
+            return false;
+        };
+        match (written.parse::<u64>(), seen.parse::<u64>()) {
+            (Ok(written), Ok(seen)) => seen < written,
+            _ => false,
+        }
+    }
+
+    /// Remembers that the target holds `percent` for the rollout with this uid.
+    pub(super) fn confirm(&mut self, uid: &str, percent: u8) {
+        self.confirmed.insert(uid.to_owned(), percent);
+    }
+
+    /// Whether the target was seen or made to hold `percent` for this uid.
+    pub(super) fn confirmed(&self, uid: &str, percent: u8) -> bool {
+        self.confirmed.get(uid) == Some(&percent)
+    }
+
+    /// Counts one more Pending reconcile; returns how many came before it.
+    pub(super) fn pending_attempt(&mut self, key: &RolloutKey) -> u32 {
+        let count = self.pending.entry(key.clone()).or_default();
+        let before = *count;
+        *count = count.saturating_add(1);
+        before
+    }
+
+    /// Resets the Pending count once the rollout has started.
+    pub(super) fn clear_pending(&mut self, key: &RolloutKey) {
+        self.pending.remove(key);
+    }
+
+    /// Forgets a deleted Rollout.
+    pub(super) fn forget(&mut self, key: &RolloutKey, uid: Option<&str>) {
+        self.status_versions.remove(key);
+        self.pending.remove(key);
+        if let Some(uid) = uid {
+            self.confirmed.remove(uid);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> RolloutKey {
+        ("ns".to_owned(), "r".to_owned())
+    }
+
+    #[test]
+    fn a_cache_older_than_the_last_status_write_is_stale() {
+        let mut memory = WriteMemory::default();
+        assert!(!memory.is_stale(&key(), Some("5")));
+        memory.wrote_status(key(), Some("10".to_owned()));
+        assert!(memory.is_stale(&key(), Some("9")));
+        assert!(!memory.is_stale(&key(), Some("10")));
+        assert!(!memory.is_stale(&key(), Some("11")));
+        assert!(!memory.is_stale(&key(), Some("opaque")));
+        memory.forget(&key(), None);
+        assert!(!memory.is_stale(&key(), Some("9")));
+    }
+
+    #[test]
+    fn confirmation_is_per_uid_and_percent() {
+        let mut memory = WriteMemory::default();
+        memory.confirm("u1", 5);
+        assert!(memory.confirmed("u1", 5));
+        assert!(!memory.confirmed("u1", 10));
+        assert!(!memory.confirmed("u2", 5));
+    }
+}

@@ -1,0 +1,171 @@
+//! Events (events.k8s.io/v1) through the one shared `Recorder`. The Recorder folds repeats of
+//! the same reason and action within minutes into a series and keeps the first note, so what
+//! differs between two of them (the stage, the gate) goes into the action.
+
+use kube::Resource;
+use kube::runtime::events::{Event, EventType};
+use tracing::warn;
+
+use super::context::Context;
+use crate::api::{GateVerdict, Rollout, RolloutStatus};
+use crate::engine::{DriftAction, Outcome, Transition, TransitionKind};
+
+/// An event to publish: type, reason, action and note.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Notice {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub action: String,
+    pub note: String,
+}
+
+impl Notice {
+    fn new(warning: bool, reason: &'static str, action: String, note: String) -> Self {
+        Self {
+            warning,
+            reason,
+            action,
+            note,
+        }
+    }
+}
+
+/// The events a decision's outcome calls for, in order.
+pub(super) fn notices(outcome: &Outcome, status: &RolloutStatus) -> Vec<Notice> {
+    let mut out = Vec::new();
+    let split = outcome
+        .checkpoint
+        .map_or(outcome.transitions.len(), |c| c.position);
+    for t in &outcome.transitions[..split] {
+        transition_notices(t, &mut out);
+    }
+    if outcome.checkpoint.is_some() {
+        for gate in &status.gates {
+            if gate.last_verdict == Some(GateVerdict::Error) {
+                out.push(Notice::new(
+                    true,
+                    "GateError",
+                    action("Observe", &gate.name),
+                    format!(
+                        "gate {}: {}",
+                        gate.name,
+                        gate.last_message.as_deref().unwrap_or("error")
+                    ),
+                ));
+            }
+        }
+    }
+    for t in &outcome.transitions[split..] {
+        transition_notices(t, &mut out);
+    }
+    out
+}
+
+fn transition_notices(t: &Transition, out: &mut Vec<Notice>) {
+    let stage = format!("stage {} at {}%", t.stage, t.percent);
+    let why = |default: &str| {
+        t.reason.clone().map_or_else(
+            || format!("{default} ({stage})"),
+            |r| format!("{r} ({stage})"),
+        )
+    };
+    let at_stage = |verb: &str| format!("{verb}Stage{}", t.stage);
+    let notice = match t.kind {
+        TransitionKind::Pending => Notice::new(
+            true,
+            "PreCheckFailed",
+            "PreCheck".into(),
+            why("pre-checks failed"),
+        ),
+        TransitionKind::Start => Notice::new(false, "Started", at_stage("Start"), why("started")),
+        TransitionKind::Advance => {
+            Notice::new(false, "Advanced", at_stage("AdvanceTo"), why("advanced"))
+        }
+        TransitionKind::Pause => Notice::new(false, "Paused", at_stage("PauseAt"), why("paused")),
+        TransitionKind::Resume => {
+            Notice::new(false, "Resumed", at_stage("ResumeAt"), why("resumed"))
+        }
+        TransitionKind::Rollback => Notice::new(
+            true,
+            "RolledBack",
+            at_stage("RollBackFrom"),
+            why("rolled back"),
+        ),
+        TransitionKind::Complete => {
+            Notice::new(false, "Completed", at_stage("CompleteAt"), why("completed"))
+        }
+        TransitionKind::Replan => Notice::new(
+            false,
+            "Replanned",
+            at_stage("ReplanTo"),
+            why("plan changed"),
+        ),
+        TransitionKind::Invalid => {
+            Notice::new(true, "InvalidSpec", "Validate".into(), why("invalid spec"))
+        }
+        TransitionKind::Drift {
+            expected,
+            actual,
+            action: drift,
+        } => {
+            out.push(Notice::new(
+                true,
+                "DriftDetected",
+                format!("Drift{actual}Expected{expected}"),
+                format!("the target holds {actual}%, the rollout expects {expected}%"),
+            ));
+            if drift == DriftAction::Reverted {
+                Notice::new(
+                    false,
+                    "DriftReverted",
+                    format!("Revert{actual}To{expected}"),
+                    format!("wrote {expected}% back over {actual}%"),
+                )
+            } else {
+                return;
+            }
+        }
+    };
+    out.push(notice);
+}
+
+/// `Observe` + a gate name, within the API's 128-character limit for an action.
+fn action(verb: &str, name: &str) -> String {
+    let mut text = format!("{verb}:{name}");
+    text.truncate(128);
+    text
+}
+
+/// Publishes each notice about `rollout`; a failure is logged, not returned (the decision is
+/// already written).
+pub(super) async fn publish(ctx: &Context, rollout: &Rollout, notices: &[Notice]) {
+    let reference = rollout.object_ref(&());
+    for notice in notices {
+        let event = Event {
+            type_: if notice.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: notice.reason.to_owned(),
+            note: Some(cap(&notice.note, 1000)),
+            action: notice.action.clone(),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+            warn!(%error, reason = notice.reason, "cannot publish an event");
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary.
+pub(super) fn cap(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}

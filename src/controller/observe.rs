@@ -1,0 +1,160 @@
+//! The one place the controller turns gates into observations, through the gates module's
+//! entry point ([`crate::gates::observe_all`]): every gate of a checkpoint in parallel under
+//! one overall deadline, a gate's `secretRef` Secret read by name (GET only, never list or
+//! watch), the OFREP probe's memory carried from and back to `status.gates[].determinism`.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+
+use crate::api::{Gate, Provider, Rollout, RolloutStatus};
+use crate::engine::Observation;
+use crate::gates::prometheus::GateConnection;
+use crate::gates::{GateContext, GateEnv, GateInput, SecretData, observe_all};
+
+pub use crate::gates::GateOutput as GateReading;
+
+/// A reading without memory, from an observation.
+pub fn reading(observation: Observation) -> GateReading {
+    GateReading {
+        observation,
+        memory: None,
+    }
+}
+
+/// Observes a Rollout's gates. Tests inject their own.
+pub trait GateObserver: Send + Sync {
+    /// One reading per gate of `rollout.spec.analysis.gates`, in order, at `at`.
+    fn observe<'a>(
+        &'a self,
+        rollout: &'a Rollout,
+        status: &'a RolloutStatus,
+        at: Timestamp,
+    ) -> BoxFuture<'a, Vec<GateReading>>;
+}
+
+/// The providers of [`crate::gates`], against the cluster and the default Prometheus.
+#[derive(Clone)]
+pub struct ProviderObserver {
+    client: kube::Client,
+    env: GateEnv,
+    deadline: Duration,
+}
+
+impl ProviderObserver {
+    /// Observes in `env`, every checkpoint's gates within `deadline`.
+    pub fn new(client: kube::Client, env: GateEnv, deadline: Duration) -> Self {
+        Self {
+            client,
+            env,
+            deadline,
+        }
+    }
+
+    /// The data of the gate's `secretRef` Secret, or why it cannot be read.
+    async fn secret(&self, namespace: &str, gate: &Gate) -> Option<Result<SecretData, String>> {
+        let connection: GateConnection<'_> = match gate.provider()? {
+            Provider::Prometheus(p) => p.into(),
+            Provider::Alerts(a) => a.into(),
+            _ => return None,
+        };
+        let name = connection.secret_name?;
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        Some(
+            api.get(name)
+                .await
+                .map(|s| SecretData::from_secret(&s))
+                .map_err(|e| format!("cannot read Secret {namespace}/{name}: {e}")),
+        )
+    }
+
+    async fn observe_all(
+        &self,
+        rollout: &Rollout,
+        status: &RolloutStatus,
+        at: Timestamp,
+    ) -> Vec<GateReading> {
+        let spec = &rollout.spec;
+        let namespace = rollout.metadata.namespace.as_deref().unwrap_or("default");
+        let ctx = GateContext {
+            rollout: rollout.metadata.name.as_deref().unwrap_or_default(),
+            namespace,
+            flag: spec.target.flag_name(),
+            allowlist: spec
+                .target
+                .flagd
+                .as_ref()
+                .map_or(&[][..], |f| f.allowlist.as_slice()),
+            stage: status.stage,
+            percent: status.percent.unwrap_or(0),
+            at,
+        };
+        let gates = &spec.analysis.gates;
+        let mut secrets = Vec::with_capacity(gates.len());
+        for gate in gates {
+            secrets.push(self.secret(namespace, gate).await);
+        }
+        let mut inputs = Vec::with_capacity(gates.len());
+        let mut unreadable = Vec::new();
+        for (i, (gate, secret)) in gates.iter().zip(&secrets).enumerate() {
+            let secret = match secret {
+                Some(Ok(data)) => Some(data),
+                Some(Err(problem)) => {
+                    unreadable.push((i, problem.clone()));
+                    None
+                }
+                None => None,
+            };
+            let memory = status
+                .gates
+                .iter()
+                .find(|g| g.name == gate.name)
+                .and_then(|g| g.determinism.as_ref());
+            inputs.push(GateInput {
+                gate,
+                ctx,
+                secret,
+                memory,
+            });
+        }
+        let mut readings = observe_all(&self.env, inputs, self.deadline).await;
+        for (i, problem) in unreadable {
+            if let Some(r) = readings.get_mut(i) {
+                r.observation = Observation::Error(problem);
+            }
+        }
+        readings
+    }
+}
+
+impl GateObserver for ProviderObserver {
+    /// The providers' futures are not provably `Send` (a higher-ranked closure inside the
+    /// OFREP probe), so they are driven on a blocking thread of the runtime, with owned copies.
+    fn observe<'a>(
+        &'a self,
+        rollout: &'a Rollout,
+        status: &'a RolloutStatus,
+        at: Timestamp,
+    ) -> BoxFuture<'a, Vec<GateReading>> {
+        let (observer, rollout, status) = (self.clone(), rollout.clone(), status.clone());
+        let gates = rollout.spec.analysis.gates.len();
+        Box::pin(async move {
+            let handle = tokio::runtime::Handle::current();
+            let task = tokio::task::spawn_blocking(move || {
+                handle.block_on(observer.observe_all(&rollout, &status, at))
+            });
+            task.await.unwrap_or_else(|e| {
+                (0..gates)
+                    .map(|_| {
+                        reading(Observation::Error(format!(
+                            "the gate observer stopped: {e}"
+                        )))
+                    })
+                    .collect()
+            })
+        })
+    }
+}

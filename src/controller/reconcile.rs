@@ -1,0 +1,429 @@
+//! One reconcile of one Rollout, as a pipeline of small steps:
+//!
+//! 1. skip a cached copy older than the status this controller last wrote;
+//! 2. claim a one-shot action annotation (see `action.rs`);
+//! 3. read the target's live percent (watch cache first);
+//! 4. pre-checks while not started; gates when a checkpoint is due;
+//! 5. `engine::decide`, the only decider;
+//! 6. write the status (only when it changed), *then* the target, then release the claim;
+//! 7. publish Events; requeue at the next checkpoint.
+//!
+//! Status before target: a controller stopped between the two finds a status whose
+//! `targetPending` says the write was not confirmed, and finishes it instead of reading the
+//! old percent as drift; a rollback recorded in status is never lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use tracing::{Instrument, debug, info, warn};
+
+use super::action::{self, Claim};
+use super::context::{Context, RolloutKey};
+use super::events::{self, Notice, cap};
+use super::observe::GateReading;
+use super::prechecks;
+use super::status;
+use super::target::namespace_of;
+use crate::api::{Phase, Rollout, RolloutStatus, validate_spec};
+use crate::engine::{self, Inputs, Observation, Outcome, PreChecks};
+use crate::targets::{TargetError, WriteMode};
+
+/// The longest wait between two reconciles of a Rollout: a lost watch event never strands it.
+const MAX_REQUEUE: Duration = Duration::from_secs(300);
+
+/// The wait before a reconcile whose cached copy was stale.
+const STALE_REQUEUE: Duration = Duration::from_secs(1);
+
+/// The most text a remote answer may put into status.
+const STATUS_TEXT_LIMIT: usize = 400;
+
+/// Why a reconcile stopped; the error policy requeues it with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The status could not be written (nothing else was).
+    #[error("cannot write the status of {rollout}: {source}")]
+    Status {
+        /// namespace/name.
+        rollout: String,
+        /// The API's answer.
+        source: kube::Error,
+    },
+    /// The action annotation could not be claimed or released.
+    #[error("cannot update the action annotation of {rollout}: {source}")]
+    Annotation {
+        /// namespace/name.
+        rollout: String,
+        /// The API's answer.
+        source: kube::Error,
+    },
+    /// The target could not be written; the status says so and the next reconcile repairs it.
+    #[error("cannot write the target of {rollout}: {source}")]
+    Target {
+        /// namespace/name.
+        rollout: String,
+        /// What went wrong.
+        source: TargetError,
+    },
+}
+
+impl ReconcileError {
+    /// A short label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReconcileError::Status { .. } => "status_write",
+            ReconcileError::Annotation { .. } => "annotation_write",
+            ReconcileError::Target { .. } => "target_write",
+        }
+    }
+}
+
+/// Reconciles one Rollout; see the module documentation.
+pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let namespace = namespace_of(&rollout);
+    let name = rollout.metadata.name.clone().unwrap_or_default();
+    let span = tracing::info_span!("reconcile", %namespace, %name);
+    Reconcile {
+        key: (namespace, name),
+        ctx: &ctx,
+    }
+    .run(rollout)
+    .instrument(span)
+    .await
+}
+
+/// Requeues a failed reconcile: soon for a conflict, later for anything else.
+pub fn error_policy(_rollout: Arc<Rollout>, error: &ReconcileError, _ctx: Arc<Context>) -> Action {
+    warn!(%error, reason = error.reason(), "reconcile failed; retrying");
+    let conflict = matches!(
+        error,
+        ReconcileError::Status { source: kube::Error::Api(s), .. }
+            | ReconcileError::Annotation { source: kube::Error::Api(s), .. }
+            if s.code == 409
+    );
+    Action::requeue(if conflict {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(5)
+    })
+}
+
+struct Reconcile<'a> {
+    key: RolloutKey,
+    ctx: &'a Context,
+}
+
+/// What the reconcile decided to write.
+struct Plan {
+    status: RolloutStatus,
+    outcome: Outcome,
+    target: Option<u8>,
+    claim: Option<Claim>,
+}
+
+impl Reconcile<'_> {
+    fn api(&self) -> Api<Rollout> {
+        Api::namespaced(self.ctx.client.clone(), &self.key.0)
+    }
+
+    fn label(&self) -> String {
+        format!("{}/{}", self.key.0, self.key.1)
+    }
+
+    async fn run(&self, cached: Arc<Rollout>) -> Result<Action, ReconcileError> {
+        if cached.metadata.deletion_timestamp.is_some() {
+            self.ctx
+                .memory()
+                .forget(&self.key, cached.metadata.uid.as_deref());
+            return Ok(Action::await_change());
+        }
+        if !self.ctx.leader.is_leader() {
+            debug!("not the leader: nothing is written");
+            return Ok(Action::requeue(Duration::from_secs(5)));
+        }
+        if self.is_stale(&cached) {
+            debug!("the cached Rollout predates this controller's last status write");
+            return Ok(Action::requeue(STALE_REQUEUE));
+        }
+        let rollout = self.claim_action(cached).await?;
+        let now = self.ctx.clock.now();
+        let live = self.ctx.targets.read(&rollout).await;
+        let plan = self.decide(&rollout, &live, now).await;
+        self.write(&rollout, &plan).await?;
+        let notices = self.notices(&rollout, &plan, &live);
+        events::publish(self.ctx, &rollout, &notices).await;
+        Ok(self.requeue(&plan.status, now))
+    }
+
+    fn is_stale(&self, rollout: &Rollout) -> bool {
+        self.ctx
+            .memory()
+            .is_stale(&self.key, rollout.metadata.resource_version.as_deref())
+    }
+
+    /// Claims a pending `rollgate.dev/action` once the rollout has started; returns the
+    /// Rollout to decide on.
+    async fn claim_action(&self, cached: Arc<Rollout>) -> Result<Rollout, ReconcileError> {
+        let rollout = Arc::unwrap_or_clone(cached);
+        if action::requested(&rollout).is_none() || !started(&rollout) {
+            return Ok(rollout);
+        }
+        if action::claimed(&rollout).is_some() {
+            // Apply the earlier claim first; this one is claimed at the next reconcile.
+            return Ok(rollout);
+        }
+        info!(
+            action = action::requested(&rollout),
+            "claiming the action annotation"
+        );
+        action::claim(&self.api(), &rollout)
+            .await
+            .map_err(|source| ReconcileError::Annotation {
+                rollout: self.label(),
+                source,
+            })
+    }
+
+    async fn decide(
+        &self,
+        rollout: &Rollout,
+        live: &Result<Option<u8>, TargetError>,
+        now: Timestamp,
+    ) -> Plan {
+        let spec = &rollout.spec;
+        let before = rollout.status.clone().unwrap_or_default();
+        let mut status = before.clone();
+        let valid = validate_spec(spec).is_ok();
+        let uid = rollout.metadata.uid.clone().unwrap_or_default();
+
+        let failures = if valid && !started(rollout) {
+            prechecks::failures(rollout, &before, live, self.ctx, now).await
+        } else {
+            Vec::new()
+        };
+        let readings = if valid && engine::checkpoint_due(&before, now) {
+            self.ctx.observer.observe(rollout, &before, now).await
+        } else {
+            Vec::new()
+        };
+        let observations: Vec<Observation> = readings
+            .iter()
+            .map(|r| match &r.observation {
+                Observation::Error(m) => Observation::Error(cap(m, STATUS_TEXT_LIMIT)),
+                other => other.clone(),
+            })
+            .collect();
+
+        let (live_input, repair) = self.live_input(&before, live, &uid);
+        let claim = action::claimed(rollout);
+        let pending_action = claim
+            .as_ref()
+            .filter(|c| before.last_action.as_deref() != Some(c.token.as_str()))
+            .and_then(|c| c.action);
+
+        let mut inputs = Inputs::at(now)
+            .with_generation(rollout.metadata.generation)
+            .with_prechecks(PreChecks::Failed(&failures));
+        if let Some(percent) = live_input {
+            inputs = inputs.with_live_percent(percent);
+        }
+        if let Some(action) = pending_action {
+            inputs = inputs.with_action(action);
+        }
+        if !readings.is_empty() || spec.analysis.gates.is_empty() {
+            inputs = inputs.with_observations(&observations);
+        }
+        let outcome = engine::decide(spec, &mut status, &inputs);
+        keep_determinism_memory(&mut status, rollout, &readings, &outcome);
+
+        let mut target = outcome.write.or(repair);
+        if target.is_some() && matches!(live, Ok(Some(p)) if Some(*p) == target) {
+            target = None;
+        }
+        if let Some(claim) = &claim {
+            status.last_action = Some(claim.token.clone());
+        }
+        status.target_pending = if changed(&before, &status) || target.is_some() {
+            target.is_some()
+        } else {
+            before.target_pending
+        };
+        status.update_conditions(now);
+        Plan {
+            status,
+            outcome,
+            target,
+            claim,
+        }
+    }
+
+    /// The live percent to give the engine, and a write to finish: a status whose target
+    /// write was never confirmed is repaired (not read as drift) when the target still holds
+    /// something else.
+    fn live_input(
+        &self,
+        status: &RolloutStatus,
+        live: &Result<Option<u8>, TargetError>,
+        uid: &str,
+    ) -> (Option<u8>, Option<u8>) {
+        let live = match live {
+            Ok(Some(p)) => *p,
+            Ok(None) => return (None, status.percent.filter(|_| status.target_pending)),
+            Err(error) => {
+                warn!(%error, "cannot read the target's live percent");
+                return (None, None);
+            }
+        };
+        let Some(expected) = status.percent else {
+            return (Some(live), None);
+        };
+        let mut memory = self.ctx.memory();
+        if live == expected {
+            memory.confirm(uid, live);
+            return (Some(live), None);
+        }
+        if status.target_pending && !memory.confirmed(uid, expected) {
+            info!(
+                live,
+                expected, "finishing a target write the status records as not yet confirmed"
+            );
+            return (None, Some(expected));
+        }
+        (Some(live), None)
+    }
+
+    /// Status first (when it changed), then the target, then the claim's release.
+    async fn write(&self, rollout: &Rollout, plan: &Plan) -> Result<(), ReconcileError> {
+        let before = rollout.status.clone().unwrap_or_default();
+        let api = self.api();
+        if plan.status != before {
+            let written = status::apply(&api, rollout, &plan.status)
+                .await
+                .map_err(|source| ReconcileError::Status {
+                    rollout: self.label(),
+                    source,
+                })?;
+            self.ctx
+                .memory()
+                .wrote_status(self.key.clone(), written.metadata.resource_version);
+        }
+        if let Some(percent) = plan.target {
+            info!(percent, "writing the target");
+            self.ctx
+                .targets
+                .write(rollout, percent, WriteMode::Apply)
+                .await
+                .map_err(|source| ReconcileError::Target {
+                    rollout: self.label(),
+                    source,
+                })?;
+            let uid = rollout.metadata.uid.as_deref().unwrap_or_default();
+            self.ctx.memory().confirm(uid, percent);
+        }
+        if plan.claim.is_some() {
+            action::release(&api, rollout)
+                .await
+                .map_err(|source| ReconcileError::Annotation {
+                    rollout: self.label(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    fn notices(
+        &self,
+        rollout: &Rollout,
+        plan: &Plan,
+        live: &Result<Option<u8>, TargetError>,
+    ) -> Vec<Notice> {
+        let mut notices = events::notices(&plan.outcome, &plan.status);
+        let before = rollout.status.as_ref();
+        if let Some(claim) = &plan.claim
+            && claim.action.is_none()
+            && before.and_then(|s| s.last_action.as_deref()) != Some(claim.token.as_str())
+        {
+            notices.push(Notice {
+                warning: true,
+                reason: "InvalidAction",
+                action: "Annotate".into(),
+                note: format!(
+                    "{} {:?} is not pause, resume, promote, abort or retry; it was removed",
+                    action::ACTION_ANNOTATION,
+                    cap(claim.word(), 64)
+                ),
+            });
+        }
+        if let Err(error) = live
+            && started(rollout)
+        {
+            notices.push(Notice {
+                warning: true,
+                reason: "TargetUnreadable",
+                action: "ReadTarget".into(),
+                note: error.to_string(),
+            });
+        }
+        notices
+    }
+
+    fn requeue(&self, status: &RolloutStatus, now: Timestamp) -> Action {
+        let wait = match status.phase {
+            Some(Phase::Pending) => {
+                let attempts = self.ctx.memory().pending_attempt(&self.key);
+                Duration::from_secs(5u64.saturating_mul(1 << attempts.min(6)))
+            }
+            _ => {
+                self.ctx.memory().clear_pending(&self.key);
+                match &status.next_checkpoint_at {
+                    Some(next) => {
+                        let until = next.0.duration_since(now);
+                        Duration::try_from(until).unwrap_or(Duration::ZERO)
+                    }
+                    None => MAX_REQUEUE,
+                }
+            }
+        };
+        Action::requeue(wait.min(MAX_REQUEUE))
+    }
+}
+
+/// Whether the rollout has started (it is neither new nor Pending).
+fn started(rollout: &Rollout) -> bool {
+    rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .is_some_and(|p| p != Phase::Pending)
+}
+
+/// Whether anything but the bookkeeping fields (`targetPending`, conditions) changed.
+fn changed(before: &RolloutStatus, after: &RolloutStatus) -> bool {
+    let strip = |s: &RolloutStatus| RolloutStatus {
+        target_pending: false,
+        conditions: Vec::new(),
+        ..s.clone()
+    };
+    strip(before) != strip(after)
+}
+
+/// Stores each OFREP probe's new memory in its gate's status after a checkpoint.
+fn keep_determinism_memory(
+    status: &mut RolloutStatus,
+    rollout: &Rollout,
+    readings: &[GateReading],
+    outcome: &Outcome,
+) {
+    if outcome.checkpoint.is_none() {
+        return;
+    }
+    for (gate, reading) in rollout.spec.analysis.gates.iter().zip(readings) {
+        if let Some(memory) = &reading.memory
+            && let Some(entry) = status.gates.iter_mut().find(|g| g.name == gate.name)
+        {
+            entry.determinism = Some(memory.clone());
+        }
+    }
+}
