@@ -48,6 +48,7 @@ impl SpecError {
 pub fn validate_spec(spec: &RolloutSpec) -> Result<(), Vec<SpecError>> {
     let mut errors = Errors::default();
     check_target(spec, &mut errors);
+    check_notifications(spec, &mut errors);
     check_stages(spec, &mut errors);
     check_analysis(spec, &mut errors);
     errors.percent("spec.rollback.percent", spec.rollback.percent);
@@ -113,6 +114,17 @@ fn check_rollback_not_above_first_stage(spec: &RolloutSpec, errors: &mut Errors)
                 spec.rollback.percent, first.percent
             ),
         );
+    }
+}
+
+fn check_notifications(spec: &RolloutSpec, errors: &mut Errors) {
+    for (i, notification) in spec.notifications.iter().enumerate() {
+        if notification.webhook.is_some() == notification.slack.is_some() {
+            errors.push(
+                format!("spec.notifications[{i}]"),
+                "must set exactly one of webhook and slack",
+            );
+        }
     }
 }
 
