@@ -14,6 +14,8 @@ use rollgate::sim::scenario::{Scenario, check_budget};
 use rollgate::sim::timeline::TimelineWriter;
 
 use super::output::{ExpectedPhase, OutputFormat, bad_input, finish};
+use super::secret::{HeaderArg, SecretArg};
+use rollgate::sim::read::{MAX_SMALL_FILE_BYTES, read_bytes};
 
 /// The most checkpoints one backtest may replay: each costs a query per gate.
 const BACKTEST_BUDGET: u64 = 200_000;
@@ -44,16 +46,16 @@ pub struct BacktestArgs {
     assume_pass: Vec<String>,
     /// Bearer token sent to Prometheus.
     #[arg(long, env = "ROLLGATE_PROMETHEUS_TOKEN", hide_env_values = true)]
-    prometheus_token: Option<String>,
+    prometheus_token: Option<SecretArg>,
     /// Basic-auth user name sent to Prometheus.
     #[arg(long, env = "ROLLGATE_PROMETHEUS_USERNAME")]
     prometheus_username: Option<String>,
     /// Basic-auth password sent to Prometheus.
     #[arg(long, env = "ROLLGATE_PROMETHEUS_PASSWORD", hide_env_values = true)]
-    prometheus_password: Option<String>,
+    prometheus_password: Option<SecretArg>,
     /// Extra header, as `Name: value` (for example a tenant header for Mimir or Thanos).
     #[arg(long = "prometheus-header", value_name = "HEADER")]
-    prometheus_headers: Vec<String>,
+    prometheus_headers: Vec<HeaderArg>,
     /// PEM CA bundle to trust besides the built-in roots.
     #[arg(long)]
     prometheus_ca: Option<PathBuf>,
@@ -65,7 +67,8 @@ pub struct BacktestArgs {
     prometheus_timeout: String,
 }
 
-/// Runs the backtest; exit status 0, 1 when `--expect` differs, 2 on bad input.
+/// Runs the backtest; exit status 0, 1 when `--expect` differs, 2 on bad input, 3 when the
+/// timeline cannot be written.
 pub fn backtest(args: BacktestArgs) -> ExitCode {
     let rollout = match load_rollout(&args.rollout) {
         Ok(rollout) => rollout,
@@ -118,9 +121,13 @@ fn window(args: &BacktestArgs) -> Result<(Timestamp, Timestamp), String> {
 fn endpoint(args: &BacktestArgs) -> Result<PrometheusEndpoint, String> {
     let mut settings = ClientSettings {
         auth: PrometheusAuth::from_parts(
-            args.prometheus_token.clone(),
+            args.prometheus_token
+                .as_ref()
+                .map(|t| t.expose().to_owned()),
             args.prometheus_username.clone(),
-            args.prometheus_password.clone(),
+            args.prometheus_password
+                .as_ref()
+                .map(|p| p.expose().to_owned()),
         )
         .map_err(|e| format!("Prometheus credentials: {e}"))?,
         insecure_skip_verify: args.prometheus_insecure_skip_verify,
@@ -128,16 +135,14 @@ fn endpoint(args: &BacktestArgs) -> Result<PrometheusEndpoint, String> {
     };
     for line in &args.prometheus_headers {
         settings
-            .add_header_line(line)
+            .add_header_line(line.expose())
             .map_err(|e| format!("--prometheus-header: {e}"))?;
     }
     if let Some(path) = &args.prometheus_ca {
-        settings.ca_pem = Some(std::fs::read(path).map_err(|e| {
-            format!(
-                "--prometheus-ca {}: cannot read the file: {e}",
-                path.display()
-            )
-        })?);
+        settings.ca_pem = Some(
+            read_bytes(path, MAX_SMALL_FILE_BYTES)
+                .map_err(|e| format!("--prometheus-ca {}: {e}", path.display()))?,
+        );
     }
     let timeout = rollgate::api::parse_duration(&args.prometheus_timeout)
         .map_err(|e| format!("--prometheus-timeout: {e}"))?;

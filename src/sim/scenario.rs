@@ -201,7 +201,9 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
     }
     events.sort_by_key(|e| e.at);
 
-    if let Err(problem) = check_budget(spec, until, SIMULATION_BUDGET) {
+    if let Err(problem) = check_budget(spec, until, SIMULATION_BUDGET)
+        .and_then(|()| check_gate_evaluations(spec, until, SIMULATION_GATE_EVALUATIONS))
+    {
         let field = if raw.until.is_some() {
             "until"
         } else {
@@ -224,6 +226,35 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
 
 /// The most checkpoints one simulation may take.
 pub const SIMULATION_BUDGET: u64 = 1_000_000;
+
+/// The most gate evaluations (checkpoints × gates) one simulation may take: what its output
+/// grows with.
+pub const SIMULATION_GATE_EVALUATIONS: u64 = 4_000_000;
+
+/// Refuses a run whose checkpoints × gates would pass `budget`, so a plan of many gates over a
+/// long span gets a clear message instead of gigabytes of timeline.
+pub fn check_gate_evaluations(
+    spec: &RolloutSpec,
+    span: SignedDuration,
+    budget: u64,
+) -> Result<(), String> {
+    let interval = std::time::Duration::from(spec.analysis.interval).as_nanos();
+    if interval == 0 {
+        return Ok(());
+    }
+    let span_nanos = u128::try_from(span.as_nanos()).unwrap_or(0);
+    let gates = spec.analysis.gates.len().max(1) as u128;
+    let evaluations = (span_nanos / interval).saturating_mul(gates);
+    if evaluations > u128::from(budget) {
+        return Err(format!(
+            "{} at an interval of {} with {gates} gate(s) is {evaluations} gate evaluations, \
+             more than the {budget} allowed; shorten the span or lengthen spec.analysis.interval",
+            crate::engine::compact(span.unsigned_abs()),
+            crate::engine::compact(spec.analysis.interval.into()),
+        ));
+    }
+    Ok(())
+}
 
 /// Refuses a run that would take more than `budget` checkpoints, so a plan with a tiny
 /// interval over a long span gets a clear message instead of a run that never ends.
