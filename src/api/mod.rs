@@ -3,6 +3,7 @@
 mod crd;
 pub mod duration;
 mod gate;
+pub mod limits;
 mod spec;
 mod status;
 mod target;
