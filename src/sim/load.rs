@@ -12,7 +12,7 @@ use kube::CustomResourceExt;
 use serde_json::Value;
 
 use super::read::{MAX_YAML_FILE_BYTES, read_text};
-use super::schema_check::check;
+use super::schema_check::{check, child_path};
 use super::yaml_node::Node;
 use crate::api::{Rollout, RolloutSpec, RolloutStatus, validate_spec};
 
@@ -146,7 +146,7 @@ fn plain(error: &serde_saphyr::Error) -> String {
     use serde_saphyr::budget::BudgetBreach as B;
     let inner = error.without_snippet();
     let at = match inner.location() {
-        Some(l) if l.line() > 0 => format!("line {}: ", l.line()),
+        Some(l) if l.line() > 0 => format!("line {}, column {}: ", l.line(), l.column()),
         _ => String::new(),
     };
     match inner {
@@ -174,13 +174,26 @@ fn plain(error: &serde_saphyr::Error) -> String {
             };
             format!("{at}the file holds {limit}")
         }
-        _ => {
-            let text = inner.to_string();
-            let text = text.strip_prefix("error: ").unwrap_or(&text);
-            // The reader's messages start with the place; keep them on one line.
-            text.lines().next().unwrap_or_default().to_owned()
+        _ => place_first(&inner.to_string()),
+    }
+}
+
+/// The reader's message on one line with its place first: `line 3, column 5: problem`, as
+/// the other messages of a file are written.
+fn place_first(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    if first.starts_with("line ") {
+        return first.to_owned();
+    }
+    if let Some(i) = first.rfind(" at line ") {
+        let (problem, place) = first.split_at(i);
+        let place = place.trim_start_matches(" at ");
+        if place.starts_with("line ") {
+            return format!("{place}: {problem}");
         }
     }
+    format!("the document: {first}")
 }
 
 /// A field path in the form users write it: `spec.analysis.gates[0].name`.
@@ -189,14 +202,7 @@ fn field_path(path: &serde_ignored::Path<'_>) -> String {
     match path {
         P::Root => String::new(),
         P::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
-        P::Map { parent, key } => {
-            let parent = field_path(parent);
-            if parent.is_empty() {
-                key.clone()
-            } else {
-                format!("{parent}.{key}")
-            }
-        }
+        P::Map { parent, key } => child_path(&field_path(parent), key),
         P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
             field_path(parent)
         }
@@ -218,7 +224,17 @@ struct Manifest {
 
 /// Reads a Rollout manifest and checks it against the rules of a valid plan.
 pub fn load_rollout(file: &Path) -> Result<Rollout, LoadError> {
-    let manifest: Manifest = load_yaml(file, &rollout_schema())?;
+    let text =
+        read_text(file, MAX_YAML_FILE_BYTES).map_err(|e| LoadError::new(file, e.to_string()))?;
+    parse_rollout(file, &text)
+}
+
+/// Parses a Rollout manifest's text and checks it against the rules of a valid plan; `file`
+/// names the source in messages.
+pub fn parse_rollout(file: &Path, text: &str) -> Result<Rollout, LoadError> {
+    static SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let schema = SCHEMA.get_or_init(rollout_schema);
+    let manifest: Manifest = parse_yaml(file, text, schema)?;
     let mut problems = Vec::new();
     if manifest.api_version != "rollgate.dev/v1alpha1" {
         problems.push(format!(

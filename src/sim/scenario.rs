@@ -7,7 +7,8 @@ use std::path::Path;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
-use super::load::{LoadError, load_yaml};
+use super::load::{LoadError, load_yaml, parse_yaml};
+use super::schema_check::child_path;
 use crate::api::RolloutSpec;
 use crate::api::duration::{Units, parse_nanos};
 use crate::engine::{ManualAction, Observation};
@@ -117,12 +118,24 @@ pub struct Scenario {
 
 /// Reads a scenario file and checks it against the plan.
 pub fn load_scenario(file: &Path, spec: &RolloutSpec) -> Result<Scenario, LoadError> {
-    let raw: ScenarioFile = load_yaml(file, &scenario_schema())?;
+    let raw: ScenarioFile = load_yaml(file, scenario_schema())?;
+    from_file(raw, spec).map_err(|problems| LoadError::many(file, problems))
+}
+
+/// Parses a scenario's text and checks it against the plan; `file` names the source in
+/// messages.
+pub fn parse_scenario(file: &Path, text: &str, spec: &RolloutSpec) -> Result<Scenario, LoadError> {
+    let raw: ScenarioFile = parse_yaml(file, text, scenario_schema())?;
     from_file(raw, spec).map_err(|problems| LoadError::many(file, problems))
 }
 
 /// The schema a scenario file is checked against before it is read (types, unknown fields).
-fn scenario_schema() -> serde_json::Value {
+fn scenario_schema() -> &'static serde_json::Value {
+    static SCHEMA: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(generate_scenario_schema)
+}
+
+fn generate_scenario_schema() -> serde_json::Value {
     let schema = schemars::generate::SchemaSettings::draft2020_12()
         .with(|s| s.inline_subschemas = true)
         .into_generator()
@@ -155,7 +168,8 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
     for name in raw.gates.keys() {
         if !gate_names.contains(&name.as_str()) {
             problems.push(format!(
-                "gates.{name}: the plan has no gate named {name:?} (its gates: {})",
+                "{}: the plan has no gate named {name:?} (its gates: {})",
+                child_path("gates", name),
                 gate_names.join(", ")
             ));
         }
@@ -279,7 +293,7 @@ pub fn check_budget(spec: &RolloutSpec, span: SignedDuration, budget: u64) -> Re
 fn parse_series(name: &str, points: &[PointFile], problems: &mut Vec<String>) -> Series {
     let mut parsed: Vec<(SignedDuration, Observation)> = Vec::with_capacity(points.len());
     for (i, point) in points.iter().enumerate() {
-        let field = format!("gates.{name}[{i}]");
+        let field = format!("{}[{i}]", child_path("gates", name));
         let at = offset(&point.at, &format!("{field}.at"), problems);
         if let Some((previous, _)) = parsed.last()
             && at <= *previous
