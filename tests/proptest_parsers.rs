@@ -196,39 +196,39 @@ proptest! {
 
     #[test]
     fn mutated_plans_never_panic_and_name_the_place(text in mutated(PLAN)) {
-        if let Err(error) = parse_rollout(Path::new("plan.yaml"), &text) {
-            if let Err(why) = names_file_and_place(&error, "plan.yaml") {
-                prop_assert!(false, "{why}\n--- text ---\n{text}");
-            }
+        if let Err(error) = parse_rollout(Path::new("plan.yaml"), &text)
+            && let Err(why) = names_file_and_place(&error, "plan.yaml")
+        {
+            prop_assert!(false, "{why}\n--- text ---\n{text}");
         }
     }
 
     #[test]
     fn arbitrary_plans_never_panic_and_name_the_place(text in "\\PC{0,400}") {
-        if let Err(error) = parse_rollout(Path::new("plan.yaml"), &text) {
-            if let Err(why) = names_file_and_place(&error, "plan.yaml") {
-                prop_assert!(false, "{why}\n--- text ---\n{text}");
-            }
+        if let Err(error) = parse_rollout(Path::new("plan.yaml"), &text)
+            && let Err(why) = names_file_and_place(&error, "plan.yaml")
+        {
+            prop_assert!(false, "{why}\n--- text ---\n{text}");
         }
     }
 
     #[test]
     fn mutated_scenarios_never_panic_and_name_the_place(text in mutated(SCENARIO)) {
         let spec = example_spec();
-        if let Err(error) = parse_scenario(Path::new("scenario.yaml"), &text, &spec) {
-            if let Err(why) = names_file_and_place(&error, "scenario.yaml") {
-                prop_assert!(false, "{why}\n--- text ---\n{text}");
-            }
+        if let Err(error) = parse_scenario(Path::new("scenario.yaml"), &text, &spec)
+            && let Err(why) = names_file_and_place(&error, "scenario.yaml")
+        {
+            prop_assert!(false, "{why}\n--- text ---\n{text}");
         }
     }
 
     #[test]
     fn arbitrary_scenarios_never_panic_and_name_the_place(text in "\\PC{0,400}") {
         let spec = example_spec();
-        if let Err(error) = parse_scenario(Path::new("scenario.yaml"), &text, &spec) {
-            if let Err(why) = names_file_and_place(&error, "scenario.yaml") {
-                prop_assert!(false, "{why}\n--- text ---\n{text}");
-            }
+        if let Err(error) = parse_scenario(Path::new("scenario.yaml"), &text, &spec)
+            && let Err(why) = names_file_and_place(&error, "scenario.yaml")
+        {
+            prop_assert!(false, "{why}\n--- text ---\n{text}");
         }
     }
 }
