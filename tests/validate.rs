@@ -322,13 +322,13 @@ rules! {
     ofrep_sample_at_least_1:
         set("/spec/analysis/gates/2/ofrep/sample", json!(1)),
         set("/spec/analysis/gates/2/ofrep/sample", json!(0)),
-        ("spec.analysis.gates[2].ofrep.sample", "must be between 1 and 100000"),
-        ("spec.analysis.gates[2].ofrep.sample", "sample must be between 1 and 100000");
-    ofrep_sample_at_most_100000:
-        set("/spec/analysis/gates/2/ofrep/sample", json!(100_000)),
-        set("/spec/analysis/gates/2/ofrep/sample", json!(100_001)),
-        ("spec.analysis.gates[2].ofrep.sample", "must be between 1 and 100000"),
-        ("spec.analysis.gates[2].ofrep.sample", "sample must be between 1 and 100000");
+        ("spec.analysis.gates[2].ofrep.sample", "must be between 1 and 10000"),
+        ("spec.analysis.gates[2].ofrep.sample", "sample must be between 1 and 10000");
+    ofrep_sample_at_most_10000:
+        set("/spec/analysis/gates/2/ofrep/sample", json!(10_000)),
+        set("/spec/analysis/gates/2/ofrep/sample", json!(10_001)),
+        ("spec.analysis.gates[2].ofrep.sample", "must be between 1 and 10000"),
+        ("spec.analysis.gates[2].ofrep.sample", "sample must be between 1 and 10000");
     ofrep_timeout_positive:
         set("/spec/analysis/gates/2/ofrep/timeout", json!("1ms")),
         set("/spec/analysis/gates/2/ofrep/timeout", json!("0")),

@@ -16,14 +16,10 @@ use super::duration;
 use super::gate::Gate;
 use super::spec::RolloutSpec;
 
-/// Most stages a plan may have (the schema's `maxItems`).
-const MAX_STAGES: usize = 100;
-/// Most gates a plan may have (the schema's `maxItems`).
-const MAX_GATES: usize = 32;
-/// Longest gate name, in characters (the schema's `maxLength`).
-const MAX_GATE_NAME: usize = 63;
+use super::limits::{self, MAX_GATE_NAME, MAX_GATES, MAX_STAGES};
+
 /// Fewest and most targeting keys an OFREP gate may sample.
-const OFREP_SAMPLE_RANGE: std::ops::RangeInclusive<u32> = 1..=100_000;
+const OFREP_SAMPLE_RANGE: std::ops::RangeInclusive<u32> = 1..=limits::MAX_OFREP_SAMPLE;
 
 /// One broken rule, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -285,7 +281,7 @@ fn check_gate(field: &str, gate: &Gate, errors: &mut Errors) {
         if !OFREP_SAMPLE_RANGE.contains(&ofrep.sample) {
             errors.push(
                 format!("{field}.ofrep.sample"),
-                "must be between 1 and 100000",
+                "must be between 1 and 10000",
             );
         }
         errors.timeout(format!("{field}.ofrep.timeout"), ofrep.timeout);
