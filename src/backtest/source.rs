@@ -68,23 +68,29 @@ pub enum BacktestError {
     Runtime(io::Error),
 }
 
+/// The query texts of a gate for one (stage, percent), or why they cannot be built.
+type TextsMemo = Option<((u32, u8), Result<Vec<String>, String>)>;
+
 /// How one gate is replayed.
 enum Replay<'a> {
     /// A Prometheus or alerts gate, read through its client.
-    Queried {
-        gate: &'a Gate,
-        client: PrometheusClient,
-        /// The stretch read last.
-        stretch: Option<Stretch>,
-        /// Query texts whose range request failed: read with instant queries instead.
-        range_failed: Option<Vec<String>>,
-        /// The query texts for the last (stage, percent) seen: only those variables change
-        /// during a replay, so the texts are built once per stage, not per checkpoint.
-        texts: Option<((u32, u8), Result<Vec<String>, String>)>,
-    },
+    Queried(Box<Queried<'a>>),
     /// A gate that cannot be replayed, assumed to pass with this value (its lower bound, else
     /// its upper bound, else 0).
     AssumedPass(f64),
+}
+
+/// A Prometheus or alerts gate being replayed.
+struct Queried<'a> {
+    gate: &'a Gate,
+    client: PrometheusClient,
+    /// The stretch read last.
+    stretch: Option<Stretch>,
+    /// Query texts whose range request failed: read with instant queries instead.
+    range_failed: Option<Vec<String>>,
+    /// The query texts for the last (stage, percent) seen: only those variables change during
+    /// a replay, so the texts are built once per stage, not per checkpoint.
+    texts: TextsMemo,
 }
 
 /// Observations read with one range request (two with a sample query).
@@ -153,13 +159,13 @@ impl<'a> PrometheusHistory<'a> {
                     problem,
                 }
             })?;
-            replays.push(Replay::Queried {
+            replays.push(Replay::Queried(Box::new(Queried {
                 gate,
                 client,
                 stretch: None,
                 range_failed: None,
                 texts: None,
-            });
+            })));
         }
         if !not_replayable.is_empty() {
             return Err(BacktestError::NotReplayable(not_replayable));
@@ -280,16 +286,17 @@ impl Replay<'_> {
     /// This gate's observation at `ctx.at` when it needs no request: assumed, an error in its
     /// query text, or a step of the stretch already read.
     fn cached(&mut self, mode: QueryMode, ctx: &GateContext<'_>) -> Option<Observation> {
-        let (gate, stretch, range_failed, texts) = match self {
+        let Queried {
+            gate,
+            stretch,
+            range_failed,
+            texts,
+            ..
+        } = match self {
             Replay::AssumedPass(value) => return Some(Observation::Value(*value)),
-            Replay::Queried {
-                gate,
-                stretch,
-                range_failed,
-                texts,
-                ..
-            } => (*gate, stretch, range_failed, texts),
+            Replay::Queried(queried) => &mut **queried,
         };
+        let gate = *gate;
         let queries = match texts_for(gate, texts, ctx) {
             Ok(queries) => queries,
             Err(message) => return Some(Observation::Error(message)),
@@ -310,16 +317,17 @@ impl Replay<'_> {
         ctx: &GateContext<'_>,
         steps: Steps,
     ) -> (Observation, u64) {
-        let (gate, client, stretch, range_failed, texts) = match self {
+        let Queried {
+            gate,
+            client,
+            stretch,
+            range_failed,
+            texts,
+        } = match self {
             Replay::AssumedPass(value) => return (Observation::Value(*value), 0),
-            Replay::Queried {
-                gate,
-                client,
-                stretch,
-                range_failed,
-                texts,
-            } => (*gate, client, stretch, range_failed, texts),
+            Replay::Queried(queried) => &mut **queried,
         };
+        let gate = *gate;
         let queries = match texts_for(gate, texts, ctx) {
             Ok(queries) => queries,
             Err(message) => return (Observation::Error(message), 0),
@@ -374,7 +382,7 @@ impl Replay<'_> {
 /// The query texts of `gate` at `ctx`, built once per (stage, percent) and kept in `memo`.
 fn texts_for(
     gate: &Gate,
-    memo: &mut Option<((u32, u8), Result<Vec<String>, String>)>,
+    memo: &mut TextsMemo,
     ctx: &GateContext<'_>,
 ) -> Result<Vec<String>, String> {
     let key = (ctx.stage, ctx.percent);
