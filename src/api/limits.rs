@@ -49,7 +49,8 @@ pub const MAX_CONDITIONS: usize = 8;
 /// `text` cut to `max` characters, ending in `…` when cut: how a writer keeps a text within a
 /// `maxLength` of the CRD. Cheap when the text is short (a length check).
 pub fn cap_text(text: &mut String, max: usize) {
-    if text.len() <= max {
+    // Bytes first: a text of at most `max` bytes has at most `max` characters.
+    if text.len() <= max || text.chars().count() <= max {
         return;
     }
     if let Some((end, _)) = text.char_indices().nth(max.saturating_sub(1)) {

@@ -40,13 +40,20 @@ enum Command {
     Backtest(Box<backtest::BacktestArgs>),
 }
 
-/// The level of the command line's own logs when neither `--log-level` nor `RUST_LOG` says.
-const DEFAULT_LOG_LEVEL: &str = "warn";
+/// The level of a command's own logs when neither `--log-level` nor `RUST_LOG` says: `warn`
+/// for the one-shot commands, whose output is their result (a long-running command such as a
+/// controller would say `info`). Every command gets its arm, so none is forgotten.
+fn default_log_level(command: &Command) -> &'static str {
+    match command {
+        Command::Crd | Command::Simulate(_) | Command::Backtest(_) => "warn",
+    }
+}
 
-/// Runs the parsed command and returns the process' exit status.
+/// Runs the parsed command and returns the process' exit status. Logging is initialised here,
+/// once, for every command, from the global `--log-format` and `--log-level`.
 pub fn run(cli: Cli) -> ExitCode {
-    if let Err(problem) = init_logging(cli.log_format, cli.log_level.as_deref(), DEFAULT_LOG_LEVEL)
-    {
+    let default_level = default_log_level(&cli.command);
+    if let Err(problem) = init_logging(cli.log_format, cli.log_level.as_deref(), default_level) {
         return output::bad_input(&format!("rollgate: {problem}"));
     }
     match cli.command {

@@ -123,7 +123,8 @@ fn without_trailing_separator(text: &str) -> &str {
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim();
         if !(trimmed.is_empty() || trimmed.starts_with('#')) {
-            last_significant = Some((start, trimmed));
+            // A document marker starts at the first column; an indented `---` is content.
+            last_significant = Some((start, line.trim_end()));
         }
         start += line.len();
     }
@@ -133,7 +134,7 @@ fn without_trailing_separator(text: &str) -> &str {
     }
 }
 
-/// `---`, alone or followed by a comment.
+/// `---` at the first column, alone or followed by a comment.
 fn is_separator(line: &str) -> bool {
     line.strip_prefix("---")
         .is_some_and(|rest| rest.trim().is_empty() || rest.trim_start().starts_with('#'))
@@ -286,4 +287,37 @@ pub fn rollout_schema() -> Value {
         required.insert(0, Value::from("apiVersion"));
     }
     schema
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_final_document_marker_is_dropped() {
+        assert_eq!(without_trailing_separator("a: 1\n---\n"), "a: 1\n");
+        assert_eq!(
+            without_trailing_separator("a: 1\n--- # end\n\n# bye\n"),
+            "a: 1\n"
+        );
+        assert_eq!(without_trailing_separator("a: 1\n"), "a: 1\n");
+        let block = "a: |\n  text\n  ---\n";
+        assert_eq!(
+            without_trailing_separator(block),
+            block,
+            "content, not a marker"
+        );
+        let two = "a: 1\n---\nb: 2\n";
+        assert_eq!(without_trailing_separator(two), two);
+    }
+
+    #[test]
+    fn reader_messages_lead_with_their_place() {
+        assert_eq!(
+            place_first("error: did not find expected key at line 8, column 3"),
+            "line 8, column 3: did not find expected key"
+        );
+        assert_eq!(place_first("line 2, column 1: x"), "line 2, column 1: x");
+        assert_eq!(place_first("something odd"), "the document: something odd");
+    }
 }
