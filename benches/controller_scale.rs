@@ -114,14 +114,30 @@ async fn memory_at(n: usize, prometheus: &Prometheus) {
         );
     }
     let started = Instant::now();
-    let controller = Controller::start(&server, &prometheus.address, &["--log-level", "warn"]);
-    wait_until(
-        "every Rollout started",
-        Duration::from_secs(900),
-        &controller,
-        || server.count("rollouts", |r| phase(r) == "Progressing") == n,
-    )
-    .await;
+    let mut controller = Controller::start(&server, &prometheus.address, &["--log-level", "warn"]);
+    let mut last_report = Instant::now();
+    loop {
+        let progressing = server.count("rollouts", |r| phase(r) == "Progressing");
+        if progressing == n {
+            break;
+        }
+        controller.assert_running();
+        if last_report.elapsed() > Duration::from_secs(30) {
+            let (rss, _) = controller.memory_kib();
+            eprintln!(
+                "  {n}: {progressing} started after {:.0} s, VmRSS {:.1} MiB",
+                started.elapsed().as_secs_f64(),
+                rss as f64 / 1024.0
+            );
+            last_report = Instant::now();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "{n}: only {progressing} started after 30 min\n{}",
+            tail(&controller.log())
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let all_started = started.elapsed();
     // Let caches and allocators settle with nothing due.
     tokio::time::sleep(Duration::from_secs(10)).await;
