@@ -207,7 +207,8 @@ pub fn render(rollout: &Rollout, now: Timestamp, history: usize) -> String {
                 .to_owned(),
         ));
     }
-    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 2;
+    // The key, its colon and two spaces.
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 3;
     let mut out = String::new();
     for (key, value) in &lines {
         out.push_str(&format!("{:<width$}{value}\n", format!("{key}:")));
