@@ -43,30 +43,53 @@ pub fn lint(files: &[PathBuf], out: &mut dyn Write) -> std::io::Result<usize> {
 /// Every problem of one file, each naming the field: the command line's reading first, then
 /// the CEL rules that it did not already report at the same field.
 pub fn problems(file: &Path) -> Vec<String> {
-    let mut problems = match load_rollout(file) {
+    let reading = match load_rollout(file) {
         Ok(_) => Vec::new(),
         Err(e) => e.problems,
     };
+    // A file that cannot be read or typed (a syntax error, a string where a number goes) was
+    // reported by place; the CEL rules would only repeat it.
+    if reading.iter().any(|p| p.starts_with("line ")) {
+        return reading;
+    }
     let Ok(text) = read_text(file, MAX_YAML_FILE_BYTES) else {
-        return problems;
+        return reading;
     };
-    // A file that is not YAML at all was reported above; CEL needs a document to look at.
     let Ok(object) = serde_saphyr::from_str::<Value>(&text) else {
-        return problems;
+        return reading;
     };
-    for error in cel_problems(&object) {
-        let already = problems.iter().any(|p| {
-            p.starts_with(&format!("{}:", error.0)) || p.starts_with(&format!("{}.", error.0))
+    merge(reading, cel_problems(&object))
+}
+
+/// The reading's problems, then each CEL problem at a field the reading did not report on
+/// (neither the field itself nor anything under it), marked as the CRD's rule. A rule on the
+/// whole spec names its field first in its message (`rollback.percent must not …`): that
+/// field is the one compared.
+pub fn merge(reading: Vec<String>, cel: Vec<(String, String)>) -> Vec<String> {
+    let mut problems = reading;
+    let reported = problems.clone();
+    for (field, message) in cel {
+        let compared = if field == "spec" {
+            message
+                .split_whitespace()
+                .next()
+                .map_or_else(|| field.clone(), |first| format!("spec.{first}"))
+        } else {
+            field.clone()
+        };
+        let covered = reported.iter().any(|p| {
+            p.strip_prefix(compared.as_str())
+                .is_some_and(|rest| rest.starts_with([':', '.', '[']))
         });
-        if !already {
-            problems.push(format!("{}: {} (CRD validation rule)", error.0, error.1));
+        if !covered {
+            problems.push(format!("{field}: {message} (CRD validation rule)"));
         }
     }
     problems
 }
 
 /// The CRD's CEL rules on the object: (field path, message) for each rule it breaks.
-fn cel_problems(object: &Value) -> Vec<(String, String)> {
+pub fn cel_problems(object: &Value) -> Vec<(String, String)> {
     let schema = Rollout::crd()
         .spec
         .versions
