@@ -136,7 +136,7 @@ pub async fn status(
                     }
                     break;
                 }
-                WatchEvent::Error(e) => return Err(OpsError::Api(kube::Error::Api(e.into()))),
+                WatchEvent::Error(e) => return Err(OpsError::Api(kube::Error::Api(e))),
             }
         }
     }
