@@ -831,3 +831,55 @@ async fn list_of_an_empty_namespace_says_so() {
     .await;
     assert_eq!(out, "No rollouts found in namespace kaviar.\n");
 }
+
+#[tokio::test]
+async fn gitops_on_an_ended_rollout_is_refused_as_it_would_start_it_again() {
+    for phase in ["Succeeded", "RolledBack"] {
+        let error = act_on(&in_phase(phase), None, ManualAction::Pause, Via::SpecPaused)
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "pause: kaviar/passenger-favorites-matching is {phase}: pause would change \
+                 nothing (pause applies to a Progressing rollout)"
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_action_on_a_rollout_the_controller_has_not_seen_is_refused() {
+    let new = with(|r| {
+        r.as_object_mut().expect("object").remove("status");
+    });
+    let error = act_on(&new, None, ManualAction::Abort, Via::Annotation)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        error.to_string(),
+        "abort: kaviar/passenger-favorites-matching has no status yet (the controller has not \
+         taken it up): abort would change nothing (abort applies to a Progressing or Paused \
+         rollout)"
+    );
+}
+
+#[test]
+fn status_of_a_rollout_not_reconciled_yet() {
+    let new = with(|r| {
+        r.as_object_mut().expect("object").remove("status");
+    });
+    let text = status::render(&parse(&new), now(), 5);
+    assert_eq!(
+        text,
+        "\
+Rollout:  kaviar/passenger-favorites-matching
+Phase:    (not reconciled yet)
+Gates:
+  NAME              VERDICT   VALUE   BOUND     FAILURES   MISSES   MESSAGE
+  error-rate        -         -       <= 0.01   0/2        0/3
+  critical-alerts   -         -       <= 0      0/1        0/3
+  determinism       -         -       <= 0      0/1        0/3
+"
+    );
+}

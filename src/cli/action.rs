@@ -166,13 +166,14 @@ fn refusal(rollout: &Rollout, action: ManualAction, via: Via, now: Timestamp, wh
         Some(phase) => format!("is {}", phase.as_str()),
         None => "has no status yet (the controller has not taken it up)".to_owned(),
     };
+    // Failed is left out: its spec is invalid, and nothing applies until the spec is fixed
+    // (trying it with this rollout's spec would not say that).
     let phases = [
         Phase::Pending,
         Phase::Progressing,
         Phase::Paused,
         Phase::Succeeded,
         Phase::RolledBack,
-        Phase::Failed,
     ];
     let applies: Vec<&str> = phases
         .into_iter()
