@@ -381,6 +381,41 @@ async fn takes_over_a_lease_whose_holder_stopped_renewing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn takes_over_at_once_when_the_holder_releases_the_lease() {
+    let api = Shared::default();
+    lock(&api).spec = Some(
+        json!({"holderIdentity": "replica-b", "renewTime": now_micro(), "leaseDurationSeconds": 30})
+            .as_object()
+            .cloned()
+            .expect("object"),
+    );
+    let replica = start(&api, "replica-a");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!replica.leadership.is_leader());
+    // replica-b shuts down cleanly and releases the Lease, 29 s before it would expire.
+    {
+        let mut api = lock(&api);
+        let spec = api.spec.as_mut().expect("lease");
+        for field in [
+            "holderIdentity",
+            "renewTime",
+            "acquireTime",
+            "leaseDurationSeconds",
+        ] {
+            spec.remove(field);
+        }
+    }
+    let released_at = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(3), || replica.leadership.is_leader()).await,
+        "a released lease is taken at once, not when it would have expired"
+    );
+    assert!(released_at.elapsed() < Duration::from_secs(3));
+    replica.shut_down().await;
+    assert_no_violations(&api);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stops_leading_when_renewals_fail() {
     let api = Shared::default();
     let replica = start(&api, "replica-a");
