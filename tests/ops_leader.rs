@@ -522,6 +522,60 @@ async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_stops() {
     assert_no_violations(&api);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_lease_is_created_again() {
+    let api = Shared::default();
+    let replica = start(&api, "replica-a");
+    assert!(eventually(Duration::from_secs(3), || replica.leadership.is_leader()).await);
+    lock(&api).spec = None;
+    let creations = || {
+        lock(&api)
+            .log
+            .iter()
+            .filter(|l| l.starts_with(&format!("POST {LEASES} ")))
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(3), || creations() == 2).await,
+        "the lease is created again"
+    );
+    assert!(
+        eventually(Duration::from_secs(3), || lock(&api).holder().as_deref()
+            == Some("replica-a"))
+        .await,
+        "and taken again"
+    );
+    assert!(eventually(Duration::from_secs(1), || replica.leadership.is_leader()).await);
+    replica.shut_down().await;
+    assert_no_violations(&api);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_metric_follows_the_leadership() {
+    let api = Shared::default();
+    let metrics = rollgate::telemetry::Metrics::new().expect("metrics");
+    let replica = start(&api, "replica-a");
+    let reporter = replica.leadership.report_to(metrics.clone());
+    let gauge = |m: &rollgate::telemetry::Metrics| {
+        m.encode()
+            .expect("encode")
+            .lines()
+            .find_map(|l| l.strip_prefix("rollgate_leader ").map(str::to_owned))
+    };
+    assert!(
+        eventually(Duration::from_secs(3), || gauge(&metrics).as_deref()
+            == Some("1"))
+        .await
+    );
+    replica.shut_down().await;
+    assert!(
+        eventually(Duration::from_secs(1), || gauge(&metrics).as_deref()
+            == Some("0"))
+        .await
+    );
+    reporter.abort();
+}
+
 #[tokio::test]
 async fn without_election_a_replica_always_leads() {
     let mut leadership = Leadership::always();

@@ -127,6 +127,19 @@ impl Leadership {
         }
     }
 
+    /// Keeps `rollgate_leader` equal to [`is_leader`](Self::is_leader) until the election
+    /// ends (a task on the current runtime; abort it to stop earlier).
+    pub fn report_to(&self, metrics: crate::telemetry::Metrics) -> JoinHandle<()> {
+        let mut leadership = self.clone();
+        tokio::spawn(async move {
+            metrics.set_leader(leadership.is_leader());
+            loop {
+                let leading = leadership.changed().await;
+                metrics.set_leader(leading);
+            }
+        })
+    }
+
     /// Waits until this replica leads (at once if it does).
     pub async fn until_leader(&mut self) {
         while !self.is_leader() {
@@ -324,11 +337,14 @@ async fn run<F>(
             // holder releases it early (a clean shutdown), start a fresh manager, which sees
             // the free Lease at once and takes it.
             let released = fresh.holder.is_none() && observed.holder.is_some() && !observed.ours;
+            // Someone deleted the Lease: the lease manager cannot renew a Lease that does not
+            // exist; a fresh one creates it again.
+            let deleted = !fresh.exists;
             observed = fresh;
-            if released {
+            if released || deleted {
                 match try_build(&client, &settings).await {
                     Ok(fresh_manager) => {
-                        debug!("the lease was released; trying to take it now");
+                        debug!(released, deleted, "starting a fresh lease manager");
                         manager = Arc::new(fresh_manager);
                         attempt = manager_pass(manager.clone(), Duration::ZERO);
                     }
@@ -484,6 +500,8 @@ async fn try_build(client: &Client, settings: &ElectionSettings) -> Result<Lease
 /// The Lease as last read, from this replica's point of view.
 #[derive(Clone, Debug, Default)]
 struct Observation {
+    /// Whether the Lease exists.
+    exists: bool,
     holder: Option<String>,
     ours: bool,
     /// The wall-clock instant our last renewal expires (`renewTime + leaseDurationSeconds`).
@@ -492,8 +510,14 @@ struct Observation {
 
 impl Observation {
     fn of(lease: Option<&Lease>, identity: &str) -> Observation {
-        let Some(spec) = lease.and_then(|l| l.spec.as_ref()) else {
+        let Some(lease) = lease else {
             return Observation::default();
+        };
+        let Some(spec) = lease.spec.as_ref() else {
+            return Observation {
+                exists: true,
+                ..Observation::default()
+            };
         };
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
         let ours = holder.as_deref() == Some(identity);
@@ -505,6 +529,7 @@ impl Observation {
             _ => None,
         };
         Observation {
+            exists: true,
             holder,
             ours,
             expires,
