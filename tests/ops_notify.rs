@@ -456,3 +456,62 @@ async fn endpoints_come_from_secrets_and_errors_name_the_field() {
         "each Secret read once"
     );
 }
+
+#[tokio::test]
+async fn the_address_guard_refuses_authors_endpoints_but_not_the_operators() {
+    let (address, received) = server().await;
+    let global = Endpoint::from_flag(
+        EndpointKind::Webhook,
+        &format!("http://{address}/operator"),
+        1,
+    )
+    .expect("valid");
+    let guarded = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let notifier = Notifier::new(NotifierSettings {
+        timeout: Duration::from_millis(500),
+        global: vec![global],
+        ..NotifierSettings::default()
+    })
+    .expect("notifier")
+    .with_address_guard(
+        guarded,
+        Arc::new(|url: &reqwest::Url| match url.path() {
+            "/allowed" => Ok(()),
+            _ => Err(format!(
+                "{} is not an allowed address; allow it with --allow-address",
+                url.host_str().unwrap_or_default()
+            )),
+        }),
+    );
+    let deliveries = notifier
+        .notify(
+            &event(TransitionKind::Advance, 1, 5),
+            &[
+                endpoint(EndpointKind::Webhook, address, "/secret-path"),
+                endpoint(EndpointKind::Webhook, address, "/allowed"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        outcomes(&deliveries),
+        [
+            (
+                "endpoint /secret-path",
+                &Outcome::Failed(
+                    "refused: 127.0.0.1 is not an allowed address; allow it with --allow-address"
+                        .to_owned()
+                )
+            ),
+            ("endpoint /allowed", &Outcome::Sent),
+            ("--notify-webhook #1", &Outcome::Sent),
+        ]
+    );
+    assert_eq!(
+        paths(&received),
+        ["/allowed", "/operator"],
+        "nothing reached the refused one"
+    );
+}
