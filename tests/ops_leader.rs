@@ -625,3 +625,49 @@ async fn inconsistent_settings_are_refused() {
     }
     assert!(lock(&api).log.is_empty(), "nothing was sent");
 }
+
+#[tokio::test]
+async fn the_default_settings_are_consistent() {
+    let api = Shared::default();
+    let settings = ElectionSettings::new(NAMESPACE, LEASE);
+    assert_eq!(settings.lease_duration, Duration::from_secs(15));
+    assert!(!settings.identity.is_empty());
+    let (_leadership, task) =
+        spawn_election(client_for(&api), settings, async {}).expect("the defaults are valid");
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("an election shut down at once ends")
+        .expect("no panic");
+}
+
+#[tokio::test]
+async fn the_dedicated_client_gives_up_on_a_hung_api_server() {
+    // A server that accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let config = kube::Config::new(format!("http://{address}").parse().expect("uri"));
+    let settings = settings("replica-a");
+    let client = rollgate::controller::leader::dedicated_client(config, &settings).expect("client");
+    let started = Instant::now();
+    let api: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(client, NAMESPACE);
+    let result = tokio::time::timeout(Duration::from_secs(5), api.get_opt(LEASE))
+        .await
+        .expect("the client's own timeout fires first");
+    assert!(result.is_err(), "a hung request fails");
+    // request_timeout() is half the 1 s grace.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    hold.abort();
+}
