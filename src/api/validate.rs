@@ -51,6 +51,7 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), Vec<SpecError>> {
     check_stages(spec, &mut errors);
     check_analysis(spec, &mut errors);
     errors.percent("spec.rollback.percent", spec.rollback.percent);
+    check_notifications(spec, &mut errors);
     if errors.0.is_empty() {
         Ok(())
     } else {
@@ -88,6 +89,17 @@ impl Errors {
     fn timeout(&mut self, field: impl Into<String>, timeout: Option<Duration>) {
         if timeout.is_some_and(|t| !duration::is_positive(t)) {
             self.push(field, "must be positive");
+        }
+    }
+}
+
+fn check_notifications(spec: &RolloutSpec, errors: &mut Errors) {
+    for (index, notification) in spec.notifications.iter().enumerate() {
+        if notification.webhook.is_some() == notification.slack.is_some() {
+            errors.push(
+                format!("spec.notifications[{index}]"),
+                "must set exactly one of webhook and slack",
+            );
         }
     }
 }
