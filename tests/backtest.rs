@@ -182,16 +182,22 @@ fn ready(address: &str) -> bool {
     answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
 }
 
-/// Builds TSDB blocks from `history` and starts Prometheus on them.
-fn serve_history(prometheus: &Path, promtool: &Path, history: &str) -> Server {
-    let dir = std::env::temp_dir().join(format!("rollgate-backtest-{}", std::process::id()));
+/// Builds TSDB blocks from `history` and starts Prometheus on them; `name` keeps the
+/// directories of tests running at once apart.
+fn serve_history(prometheus: &Path, promtool: &Path, history: &str, name: &str) -> Server {
+    let dir = std::env::temp_dir().join(format!("rollgate-backtest-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("history.om");
     std::fs::write(&input, history).unwrap();
     let data = dir.join("data");
     let built = Command::new(promtool)
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .args([
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--max-block-duration=744h",
+        ])
         .arg(&input)
         .arg(&data)
         .output()
@@ -282,7 +288,7 @@ fn backtest_on_built_history_reproduces_simulate() {
         .unwrap()
         .as_secs() as i64;
     let start = (now - 3 * 24 * HOUR) / HOUR * HOUR;
-    let server = serve_history(&prometheus, &promtool, &openmetrics(start));
+    let server = serve_history(&prometheus, &promtool, &openmetrics(start), "cases");
     let dir = server.dir.clone();
 
     for case in CASES {
@@ -325,8 +331,214 @@ fn backtest_on_built_history_reproduces_simulate() {
             "case {}: the backtest must decide as simulate does",
             case.name
         );
+        let instant = events(&rollgate(&[
+            "backtest",
+            plan_arg,
+            "--prometheus",
+            &server.address,
+            "--start",
+            &rfc3339(start),
+            "--end",
+            &rfc3339(start + SPAN),
+            "--output",
+            "json",
+            "--query-mode",
+            "instant",
+        ]));
+        assert_eq!(
+            instant, replayed,
+            "case {}: instant queries must decide as range queries do",
+            case.name
+        );
         let summary = replayed.last().unwrap();
         assert_eq!(summary["phase"], case.expect, "case {}", case.name);
+    }
+
+    // A query with {{percent}} changes text at every stage change: each stage must read its
+    // own text's history (0.002 × percent: 0.002, 0.01, then 0.02 over the 0.015 maximum).
+    let plan_path = dir.join("percent.plan.yaml");
+    std::fs::write(
+        &plan_path,
+        plan("healthy")
+            .replace(
+                r#"'gate_error_ratio{case="healthy"}'"#,
+                r#"'gate_error_ratio{case="healthy"} * {{percent}}'"#,
+            )
+            .replace(
+                "max: 0.01\n        failureLimit: 2",
+                "max: 0.015\n        failureLimit: 1",
+            ),
+    )
+    .unwrap();
+    let replay = |mode: &str| {
+        events(&rollgate(&[
+            "backtest",
+            plan_path.to_str().unwrap(),
+            "--prometheus",
+            &server.address,
+            "--start",
+            &rfc3339(start),
+            "--end",
+            &rfc3339(start + SPAN),
+            "--output",
+            "json",
+            "--query-mode",
+            mode,
+        ]))
+    };
+    let before = requests_to(&server.address, "/api/v1/query_range");
+    let ranged = replay("range");
+    let range_requests = requests_to(&server.address, "/api/v1/query_range") - before;
+    assert_eq!(ranged, replay("instant"));
+    let summary = ranged.last().unwrap();
+    assert_eq!(summary["phase"], "RolledBack", "{ranged:#?}");
+    assert_eq!(summary["stage"], 2, "{ranged:#?}");
+    // Three texts of the error-rate query (one per stage), one of the alerts query.
+    assert_eq!(range_requests, 4, "{ranged:#?}");
+}
+
+/// How many successful requests Prometheus served on `handler`, from its own metrics.
+fn requests_to(address: &str, handler: &str) -> u64 {
+    let host = address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).unwrap();
+    let request = format!("GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let series = format!("prometheus_http_requests_total{{code=\"200\",handler=\"{handler}\"}} ");
+    answer
+        .lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[test]
+fn a_138_day_replay_at_one_minute_takes_a_few_dozen_requests() {
+    let (Some(prometheus), Some(promtool)) = (tool("prometheus"), tool("promtool")) else {
+        return;
+    };
+    const DAY: i64 = 24 * HOUR;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let start = (now - 140 * DAY) / HOUR * HOUR;
+    let span = 138 * DAY;
+    let mut history = String::from("# TYPE gate_error_ratio gauge\n");
+    for offset in (0..=span).step_by(60) {
+        let _ = writeln!(
+            history,
+            "gate_error_ratio{{case=\"long\"}} 0.002 {}",
+            start + offset
+        );
+    }
+    history.push_str("# EOF\n");
+    let server = serve_history(&prometheus, &promtool, &history, "long");
+    let plan_path = server.dir.join("long.plan.yaml");
+    std::fs::write(
+        &plan_path,
+        plan("long")
+            .replace("interval: 1h", "interval: 1m")
+            .replace("duration: 2h", "duration: 960h")
+            .replace("duration: 4h", "duration: 960h")
+            .replace(
+                r#"'gate_error_ratio{case="long"}'"#,
+                r#"'gate_error_ratio{case="long"} * {{percent}}'"#,
+            )
+            .replace("max: 0.01", "max: 0.05"),
+    )
+    .unwrap();
+    let out = rollgate(&[
+        "backtest",
+        plan_path.to_str().unwrap(),
+        "--prometheus",
+        &server.address,
+        "--start",
+        &rfc3339(start),
+        "--end",
+        &rfc3339(start + span),
+        "--output",
+        "json",
+    ]);
+    let replayed = events(&out);
+    let summary = replayed.last().unwrap();
+    assert_eq!(summary["phase"], "Succeeded", "{summary}");
+    let checkpoints = replayed
+        .iter()
+        .filter(|e| e["event"] == "checkpoint")
+        .count();
+    assert_eq!(checkpoints, 3 * 40 * 24 * 60);
+    let requests = requests_to(&server.address, "/api/v1/query_range");
+    let instant = requests_to(&server.address, "/api/v1/query");
+    // 120 days of checkpoints: 18 stretches of the error-rate query (its text changes with
+    // each stage of 57,600 checkpoints), 16 of the alerts query; no instant query at all.
+    assert_eq!((requests, instant), (34, 0));
+}
+
+#[test]
+fn connection_flags_are_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = dir.path().join("plan.yaml");
+    std::fs::write(&plan_path, plan("x")).unwrap();
+    let bad_ca = dir.path().join("ca.pem");
+    std::fs::write(&bad_ca, "not a certificate").unwrap();
+    let base = [
+        "backtest",
+        plan_path.to_str().unwrap(),
+        "--start",
+        "2026-02-01T00:00:00Z",
+        "--end",
+        "2026-02-01T01:00:00Z",
+    ];
+    let cases: [(&[&str], &str); 6] = [
+        (&["--prometheus", "ftp://127.0.0.1:9"], "--prometheus"),
+        (&["--prometheus", "http://[::1"], "--prometheus"),
+        (
+            &[
+                "--prometheus",
+                "http://127.0.0.1:9",
+                "--prometheus-ca",
+                bad_ca.to_str().unwrap(),
+            ],
+            "--prometheus-ca",
+        ),
+        (
+            &[
+                "--prometheus",
+                "http://127.0.0.1:9",
+                "--prometheus-header",
+                "Bad Name: x",
+            ],
+            "--prometheus-header",
+        ),
+        (
+            &[
+                "--prometheus",
+                "http://127.0.0.1:9",
+                "--prometheus-token",
+                "a\nb",
+            ],
+            "--prometheus-token",
+        ),
+        (
+            &[
+                "--prometheus",
+                "http://127.0.0.1:9",
+                "--allow-address",
+                "ftp://x",
+            ],
+            "--allow-address",
+        ),
+    ];
+    for (flags, named) in cases {
+        let mut args = base.to_vec();
+        args.extend_from_slice(flags);
+        let out = rollgate(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(named), "{flags:?}: {stderr}");
+        assert!(!stderr.contains("error-rate"), "{flags:?}: {stderr}");
+        assert!(!stderr.contains("a\nb"), "the token was printed: {stderr}");
     }
 }
 

@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use clap::Args;
 use k8s_openapi::jiff::Timestamp;
 use rollgate::backtest::{PrometheusHistory, QueryMode};
-use rollgate::gates::GateEnv;
 use rollgate::gates::net::AllowRule;
+use rollgate::gates::prometheus::ClientError;
 use rollgate::gates::prometheus::{ClientSettings, PrometheusAuth, PrometheusEndpoint};
 use rollgate::gates::secret::Secret;
+use rollgate::gates::{GateEnv, GateEnvError};
 use rollgate::sim::load::load_rollout;
 use rollgate::sim::run;
 use rollgate::sim::scenario::{Scenario, check_budget};
@@ -107,7 +108,7 @@ pub fn backtest(args: BacktestArgs) -> ExitCode {
     };
     let env = match GateEnv::new(Some(endpoint), args.allow_address.clone()) {
         Ok(env) => env,
-        Err(e) => return bad_input(&format!("rollgate backtest: {e}")),
+        Err(e) => return bad_input(&format!("rollgate backtest: {}", flag_error(&e))),
     };
     let mode = match args.query_mode {
         QueryModeArg::Range => QueryMode::Range,
@@ -148,6 +149,20 @@ fn checkpoints(spec: &rollgate::api::RolloutSpec, span: k8s_openapi::jiff::Signe
         .max(1);
     let span = u128::try_from(span.as_nanos()).unwrap_or(0);
     u64::try_from(span / interval).unwrap_or(u64::MAX)
+}
+
+/// A connection error named after the flag that caused it.
+fn flag_error(error: &GateEnvError) -> String {
+    match error {
+        GateEnvError::Prometheus(e @ ClientError::Ca(_)) => format!("--prometheus-ca: {e}"),
+        GateEnvError::Prometheus(e @ ClientError::Header(_)) => {
+            format!("--prometheus-header: {e}")
+        }
+        GateEnvError::Prometheus(e @ ClientError::Credentials(what)) => {
+            format!("--prometheus-{what}: {e}")
+        }
+        other => other.to_string(),
+    }
 }
 
 fn window(args: &BacktestArgs) -> Result<(Timestamp, Timestamp), String> {

@@ -211,16 +211,30 @@ async fn run(http: &GuardedClient, gate: &HttpGate) -> Result<Observation, HttpC
             url: url.clone(),
             timeout,
         })??;
-    let text = String::from_utf8_lossy(&body);
-    if !status.is_success() {
+    read_answer(gate, &path, method, url, status.as_u16(), &body)
+}
+
+/// Reads the check's value from an answer: its status and body, the gate (for its JSONPath as
+/// written) and the parsed `path`. Errors name the URL and, for the answer, the JSONPath or
+/// where the JSON stopped parsing.
+pub fn read_answer(
+    gate: &HttpGate,
+    path: &JsonPath,
+    method: &'static str,
+    url: String,
+    status: u16,
+    body: &[u8],
+) -> Result<Observation, HttpCheckError> {
+    let text = String::from_utf8_lossy(body);
+    if !(200..300).contains(&status) {
         return Err(HttpCheckError::Status {
             method,
             url,
-            status: status.as_u16(),
+            status,
             body: excerpt(&text, 200),
         });
     }
-    let answer: Value = serde_json::from_slice(&body).map_err(|e| HttpCheckError::NotJson {
+    let answer: Value = serde_json::from_slice(body).map_err(|e| HttpCheckError::NotJson {
         method,
         url: url.clone(),
         reason: excerpt(&e.to_string(), 120),

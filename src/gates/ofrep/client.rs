@@ -183,49 +183,56 @@ impl OfrepClient {
             Ok(Err(BodyError::Read(reason))) => return Err(OfrepError::Transport { url, reason }),
             Ok(Ok(bytes)) => bytes,
         };
-        let parsed = serde_json::from_slice::<Body>(&bytes);
-        if !status.is_success() {
-            let detail = match parsed {
-                Ok(Body {
-                    error_code: Some(code),
-                    error_details,
-                    ..
-                }) => error_detail(&code, error_details.as_deref()),
-                _ if bytes.is_empty() => String::new(),
-                _ => format!(": {}", excerpt(&String::from_utf8_lossy(&bytes), 200)),
-            };
-            return Err(OfrepError::Status {
-                url,
-                status: status.as_u16(),
-                detail,
-            });
-        }
-        let body = parsed.map_err(|e| OfrepError::BadAnswer {
-            url: url.clone(),
-            reason: format!(
-                "{}; the answer starts {:?}",
-                remote_text(&e.to_string(), MAX_REMOTE_TEXT / 2),
-                excerpt(&String::from_utf8_lossy(&bytes), 80)
-            ),
-        })?;
-        if let Some(code) = body.error_code {
-            return Err(OfrepError::Status {
-                url,
-                status: status.as_u16(),
-                detail: error_detail(&code, body.error_details.as_deref()),
-            });
-        }
-        if body.variant.is_none() && body.value.is_none() {
-            return Err(OfrepError::BadAnswer {
-                url,
-                reason: "it has neither a value nor a variant".to_string(),
-            });
-        }
-        Ok(Answer {
-            variant: body.variant,
-            value: body.value,
-        })
+        parse_evaluation(&url, status.as_u16(), &bytes)
     }
+}
+
+/// Reads an OFREP evaluation answer: the variant and value, or an error naming the URL and
+/// what was wrong (the service's error code, or where the answer stopped being OFREP).
+pub fn parse_evaluation(url: &str, status: u16, bytes: &[u8]) -> Result<Answer, OfrepError> {
+    let url = url.to_owned();
+    let parsed = serde_json::from_slice::<Body>(bytes);
+    if !(200..300).contains(&status) {
+        let detail = match parsed {
+            Ok(Body {
+                error_code: Some(code),
+                error_details,
+                ..
+            }) => error_detail(&code, error_details.as_deref()),
+            _ if bytes.is_empty() => String::new(),
+            _ => format!(": {}", excerpt(&String::from_utf8_lossy(bytes), 200)),
+        };
+        return Err(OfrepError::Status {
+            url,
+            status,
+            detail,
+        });
+    }
+    let body = parsed.map_err(|e| OfrepError::BadAnswer {
+        url: url.clone(),
+        reason: format!(
+            "{}; the answer starts {:?}",
+            remote_text(&e.to_string(), MAX_REMOTE_TEXT / 2),
+            excerpt(&String::from_utf8_lossy(bytes), 80)
+        ),
+    })?;
+    if let Some(code) = body.error_code {
+        return Err(OfrepError::Status {
+            url,
+            status,
+            detail: error_detail(&code, body.error_details.as_deref()),
+        });
+    }
+    if body.variant.is_none() && body.value.is_none() {
+        return Err(OfrepError::BadAnswer {
+            url,
+            reason: "it has neither a value nor a variant".to_string(),
+        });
+    }
+    Ok(Answer {
+        variant: body.variant,
+        value: body.value,
+    })
 }
 
 /// An OFREP error code and its details, as a message suffix, made safe to store.

@@ -171,9 +171,13 @@ pub(super) fn labels(metric: &serde_json::Map<String, Json>) -> String {
     format!("{{{}}}", pairs.join(", "))
 }
 
+/// A `data.result` of the wrong shape; the message names the field.
 fn shape(err: serde_json::Error, body: &[u8]) -> QueryError {
     QueryError::NotJson {
-        problem: remote_text(&err.to_string(), MAX_REMOTE_TEXT),
+        problem: format!(
+            "data.result: {}",
+            remote_text(&err.to_string(), MAX_REMOTE_TEXT)
+        ),
         body: snippet(body),
     }
 }

@@ -62,7 +62,10 @@ pub fn parse_range(
     }
     let series: Vec<Series> =
         serde_json::from_value(data.result).map_err(|err| QueryError::NotJson {
-            problem: remote_text(&err.to_string(), MAX_REMOTE_TEXT),
+            problem: format!(
+                "data.result: {}",
+                remote_text(&err.to_string(), MAX_REMOTE_TEXT)
+            ),
             body: String::new(),
         })?;
     // Per step: the values seen (and from which series), then folded into an answer.
