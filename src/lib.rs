@@ -6,6 +6,7 @@ pub mod backtest;
 pub mod controller;
 pub mod engine;
 pub mod gates;
+pub mod notify;
 pub mod sim;
 pub mod targets;
 pub mod telemetry;

@@ -855,6 +855,33 @@ fn webhook_url_rejects_other_schemes() {
     }
 }
 
+// ── notifications ────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn notification_one_kind_accepts_a_webhook_and_a_slack_hook() {
+    accepts(plan_with(|p| {
+        p["spec"]["notifications"] = json!([
+            {"webhook": {"urlSecretRef": {"name": "hooks", "key": "url"}}},
+            {"slack": {"urlSecretRef": {"name": "slack", "key": "incoming"}}, "on": ["rollback", "complete"]}
+        ])
+    }));
+}
+
+#[test]
+fn notification_one_kind_rejects_none_and_both() {
+    let both = json!({
+        "webhook": {"urlSecretRef": {"name": "hooks", "key": "url"}},
+        "slack": {"urlSecretRef": {"name": "slack", "key": "incoming"}}
+    });
+    for bad in [json!({"on": ["rollback"]}), both] {
+        rejects(
+            plan_with(|p| p["spec"]["notifications"] = json!([bad])),
+            "spec.notifications[0]",
+            "notification must set exactly one of webhook and slack",
+        );
+    }
+}
+
 // ── rollback ─────────────────────────────────────────────────────────────────────────────
 
 #[test]

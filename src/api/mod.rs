@@ -4,6 +4,7 @@ mod crd;
 mod duration;
 mod gate;
 mod matcher;
+mod notifications;
 mod ofrep_memory;
 mod query_vars;
 mod spec;
@@ -18,6 +19,9 @@ pub use gate::{
     AlertsGate, FlagdBucketing, Gate, HttpGate, HttpMethod, OfrepGate, PrometheusGate, Provider,
 };
 pub use matcher::{MatchOp, Matcher, MatcherError};
+pub use notifications::{
+    NotificationSpec, SecretKeyRef, SlackNotification, TransitionKind, WebhookNotification,
+};
 pub use ofrep_memory::{MEMORY_KEYS, OfrepMemory};
 pub use query_vars::{Piece, QueryVar, VarError, check_query, check_text, parse_template};
 pub use spec::{Analysis, DriftPolicy, PreChecksSpec, RollbackSpec, Rollout, RolloutSpec, Stage};

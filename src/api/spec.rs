@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::{DURATION_FORMAT_RULE, DURATION_NOT_NEGATIVE_RULE, DURATION_POSITIVE_RULE};
 use super::gate::Gate;
+use super::notifications::NotificationSpec;
 use super::status::RolloutStatus;
 use super::target::Target;
 
@@ -87,6 +88,12 @@ pub struct RolloutSpec {
     /// advances until this is false again.
     #[serde(default)]
     pub paused: bool,
+    /// Endpoints told about every transition (start, advance, pause, resume, drift, rollback,
+    /// complete): generic JSON webhooks or Slack-compatible incoming webhooks, their URLs read
+    /// from Secrets in the rollout's namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub notifications: Vec<NotificationSpec>,
 }
 
 /// Optional baseline checks before the start.

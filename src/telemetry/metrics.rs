@@ -113,7 +113,7 @@ impl Metrics {
         let transitions = IntCounterVec::new(
             Opts::new(
                 "rollgate_transitions_total",
-                "Rollout transitions, by kind (start, advance, pause, resume, drift, rollback, complete, replan, invalid).",
+                "Rollout transitions, by kind (pending, start, advance, pause, resume, drift, rollback, complete, replan, invalid).",
             ),
             &["kind"],
         )?;
