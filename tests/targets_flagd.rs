@@ -1,18 +1,23 @@
-//! The flagd definition reader and writer: what is written, what is read back, and that
-//! every byte outside the rollout's flag stays as it was.
+//! The flagd definition reader and writer: what is written, what is read back, that every
+//! byte outside the rollout's flag stays as it was, and that hostile or hand-edited
+//! definitions are refused with a message instead of a panic or a guess.
 
+use proptest::prelude::*;
 use rollgate::api::FlagdTarget;
+use rollgate::targets::TargetError;
 use rollgate::targets::flagd::{
-    DOCUMENT_CAP, DocumentEdit, FlagdError, flag_merge_patch, percent_of_flag, read_percent,
-    targeting, write_percent,
+    DOCUMENT_CAP, DocumentEdit, FlagdError, flag_merge_patch, new_flag, percent_of_flag,
+    read_percent, targeting, write_percent,
 };
 use serde_json::{Value, json};
+
+const FLAG: &str = "passenger_favorites_matching";
 
 fn target(allowlist: &[&str]) -> FlagdTarget {
     FlagdTarget {
         config_map: Some("feature-flags".into()),
         key: "flags.flagd.json".into(),
-        flag: "passenger_favorites_matching".into(),
+        flag: FLAG.into(),
         on_variant: "on".into(),
         off_variant: "off".into(),
         allowlist: allowlist.iter().map(|s| s.to_string()).collect(),
@@ -20,47 +25,495 @@ fn target(allowlist: &[&str]) -> FlagdTarget {
     }
 }
 
-fn changed(edit: DocumentEdit) -> String {
+fn changed(edit: Result<DocumentEdit, FlagdError>) -> String {
     match edit {
-        DocumentEdit::Changed(text) => text,
-        DocumentEdit::Unchanged => panic!("expected a change"),
+        Ok(DocumentEdit::Changed(text)) => text,
+        other => panic!("expected a change, got {other:?}"),
     }
 }
 
-/// A hand-written definition with odd formatting, other flags, `$evaluators`, metadata and
-/// unicode, and the rollout's flag in the middle.
+fn unreadable(result: Result<Option<u8>, FlagdError>) -> String {
+    match result {
+        Err(FlagdError::Unreadable(reason)) => reason,
+        other => panic!("expected unreadable, got {other:?}"),
+    }
+}
+
+fn parse(text: &str) -> Value {
+    serde_json::from_str(text).expect("the written document is JSON")
+}
+
+/// A hand-written definition with odd formatting (CRLF, tabs, spaces before commas), other
+/// flags, `$evaluators`, metadata, unicode and escapes, and the rollout's flag in the middle.
 const OTHERS: &str = "{\r\n\t\"$schema\":\"https://flagd.dev/schema/v0/flags.json\" ,\n  \"metadata\" : {\"owner\":\"équipe-🚕\", \"version\": 1.50},\n\"$evaluators\": { \"internal\": {\"in\": [\"@kaviar.example\", {\"var\": \"email\"}]} },\n  \"flags\":{\n      \"other-flag\" :{ \"state\":\"ENABLED\",\"variants\":{\"a\":\"\\u00e9\",\"b\":1e2},\"defaultVariant\":\"a\",\n        \"targeting\": {\"if\": [{\"$ref\": \"internal\"}, \"b\", null]}},\n      \"passenger_favorites_matching\": {\n        \"state\": \"ENABLED\",\n        \"variants\": {\"on\": true, \"off\": false},\n        \"defaultVariant\": \"off\",\n        \"metadata\": {\"ticket\": \"KAV-1\"},\n        \"targeting\": {\"fractional\": [[\"on\", 1], [\"off\", 99]]}\n      },\n      \"zzz\": {\"state\": \"DISABLED\", \"variants\": {\"x\": [1, 2, {\"y\": \"}\"}]}, \"defaultVariant\": \"x\"}\n  }\n}\n";
+
+const OLD_TARGETING: &str = r#"{"fractional": [["on", 1], ["off", 99]]}"#;
 
 #[test]
 fn writing_replaces_only_the_targeting_value() {
-    let text = changed(write_percent(Some(OTHERS), &target(&["u-1"]), 5).expect("writes"));
-    let old = r#"{"fractional": [["on", 1], ["off", 99]]}"#;
-    let new = r#"{"if":[{"in":[{"var":"targetingKey"},["u-1"]]},"on",{"fractional":[["on",5],["off",95]]}]}"#;
-    assert_eq!(text, OTHERS.replacen(old, new, 1));
-    assert_eq!(read_percent(&text, &target(&["u-1"])), Ok(Some(5)));
+    let text = changed(write_percent(Some(OTHERS), &target(&["u-1", "ü-2"]), 5));
+    let new = r#"{"if":[{"in":[{"var":"targetingKey"},["u-1","ü-2"]]},"on",{"fractional":[["on",5],["off",95]]}]}"#;
+    assert_eq!(text, OTHERS.replacen(OLD_TARGETING, new, 1));
+    assert_eq!(read_percent(&text, &target(&["u-1", "ü-2"])), Ok(Some(5)));
 }
 
 #[test]
-fn a_smoke_round_trip_from_nothing() {
-    let text = changed(write_percent(None, &target(&[]), 10).expect("writes"));
-    let parsed: Value = serde_json::from_str(&text).expect("json");
+fn without_an_allowlist_the_targeting_is_just_the_split() {
+    let text = changed(write_percent(Some(OTHERS), &target(&[]), 50));
+    let new = r#"{"fractional":[["on",50],["off",50]]}"#;
+    assert_eq!(text, OTHERS.replacen(OLD_TARGETING, new, 1));
+}
+
+#[test]
+fn the_targeting_written_is_the_documented_shape() {
     assert_eq!(
-        parsed["flags"]["passenger_favorites_matching"],
-        json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
-               "targeting": {"fractional": [["on", 10], ["off", 90]]}})
+        targeting(&target(&["u-1001", "u-1002"]), 10),
+        json!({"if": [
+            {"in": [{"var": "targetingKey"}, ["u-1001", "u-1002"]]},
+            "on",
+            {"fractional": [["on", 10], ["off", 90]]}
+        ]})
     );
-    assert_eq!(read_percent(&text, &target(&[])), Ok(Some(10)));
+    let mut custom = target(&[]);
+    custom.on_variant = "treatment".into();
+    custom.off_variant = "control".into();
     assert_eq!(
-        write_percent(Some(&text), &target(&[]), 10),
+        targeting(&custom, 0),
+        json!({"fractional": [["treatment", 0], ["control", 100]]})
+    );
+    assert_eq!(
+        targeting(&custom, 100),
+        json!({"fractional": [["treatment", 100], ["control", 0]]})
+    );
+}
+
+#[test]
+fn a_flag_without_targeting_gets_a_targeting_member_after_its_last_one() {
+    let doc = "{\"flags\": {\n  \"passenger_favorites_matching\": {\n    \"state\": \"ENABLED\",\n    \"variants\": {\"on\": true, \"off\": false},\n    \"defaultVariant\": \"off\"\n  }\n}}";
+    assert_eq!(read_percent(doc, &target(&[])), Ok(Some(0)));
+    let text = changed(write_percent(Some(doc), &target(&[]), 1));
+    assert_eq!(
+        text,
+        doc.replace(
+            "\"defaultVariant\": \"off\"\n",
+            "\"defaultVariant\": \"off\",\n    \"targeting\": {\"fractional\":[[\"on\",1],[\"off\",99]]}\n"
+        )
+    );
+    assert_eq!(read_percent(&text, &target(&[])), Ok(Some(1)));
+}
+
+#[test]
+fn an_absent_flag_is_created_after_the_others_and_nothing_else_moves() {
+    let doc = "{\n  \"flags\": {\n    \"other\": {\"state\": \"ENABLED\", \"variants\": {\"a\": 1}, \"defaultVariant\": \"a\"}\n  }\n}\n";
+    assert_eq!(read_percent(doc, &target(&[])), Ok(None));
+    let text = changed(write_percent(Some(doc), &target(&["u-1"]), 1));
+    let at = doc.find("}\n  }").expect("end of other") + 1;
+    assert_eq!(&text[..at], &doc[..at], "text before the new flag is kept");
+    assert_eq!(
+        &text[text.len() - (doc.len() - at)..],
+        &doc[at..],
+        "text after the new flag is kept"
+    );
+    let inserted = &text[at..text.len() - (doc.len() - at)];
+    assert!(
+        inserted.starts_with(",\n    \"passenger_favorites_matching\": {\"state\": \"ENABLED\""),
+        "{inserted}"
+    );
+    let parsed = parse(&text);
+    assert_eq!(
+        parsed["flags"][FLAG],
+        json!({
+            "state": "ENABLED",
+            "variants": {"on": true, "off": false},
+            "defaultVariant": "off",
+            "targeting": targeting(&target(&["u-1"]), 1),
+        })
+    );
+    assert_eq!(parsed["flags"][FLAG], new_flag(&target(&["u-1"]), 1));
+    assert_eq!(read_percent(&text, &target(&["u-1"])), Ok(Some(1)));
+}
+
+#[test]
+fn empty_flags_and_missing_flags_and_a_missing_key_are_filled_in() {
+    for doc in [
+        "{\"flags\":{}}",
+        "{\"flags\": { }}",
+        "{}",
+        "{ \"$schema\": \"x\" }",
+    ] {
+        assert_eq!(read_percent(doc, &target(&[])), Ok(None), "{doc}");
+        let text = changed(write_percent(Some(doc), &target(&[]), 5));
+        let parsed = parse(&text);
+        assert_eq!(parsed["flags"][FLAG], new_flag(&target(&[]), 5), "{doc}");
+        if doc.contains("$schema") {
+            assert_eq!(parsed["$schema"], "x");
+        }
+        assert_eq!(read_percent(&text, &target(&[])), Ok(Some(5)), "{doc}");
+    }
+    let text = changed(write_percent(None, &target(&[]), 10));
+    let parsed = parse(&text);
+    assert_eq!(parsed["$schema"], "https://flagd.dev/schema/v0/flags.json");
+    assert_eq!(parsed["flags"][FLAG], new_flag(&target(&[]), 10));
+    assert_eq!(read_percent(&text, &target(&[])), Ok(Some(10)));
+}
+
+#[test]
+fn other_flags_keep_their_bytes_through_many_writes() {
+    let mut text = OTHERS.to_owned();
+    for percent in [0, 1, 5, 10, 50, 100, 3] {
+        text = match write_percent(Some(&text), &target(&["u-1"]), percent) {
+            Ok(DocumentEdit::Changed(t)) => t,
+            Ok(DocumentEdit::Unchanged) => text,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(read_percent(&text, &target(&["u-1"])), Ok(Some(percent)));
+    }
+    let other_start = OTHERS.find("\"other-flag\"").expect("other");
+    let ours = OTHERS.find("\"targeting\": {\"fractional\"").expect("ours");
+    assert_eq!(&text[..ours], &OTHERS[..ours]);
+    assert!(text[other_start..].contains("\"b\",  null") || text.contains("\"b\", null"));
+    let tail = OTHERS.find("\n      },\n      \"zzz\"").expect("zzz");
+    assert!(text.ends_with(&OTHERS[tail..]));
+}
+
+#[test]
+fn writing_the_same_percent_and_allowlist_changes_nothing() {
+    let text = changed(write_percent(Some(OTHERS), &target(&["u-1"]), 5));
+    assert_eq!(
+        write_percent(Some(&text), &target(&["u-1"]), 5),
         Ok(DocumentEdit::Unchanged)
     );
-    let _ = (
-        DOCUMENT_CAP,
-        targeting(&target(&[]), 1),
-        flag_merge_patch(None, &target(&[]), 1),
+    // A new allowlist is a change even at the same percent.
+    let again = changed(write_percent(Some(&text), &target(&["u-1", "u-2"]), 5));
+    assert!(again.contains(r#"["u-1","u-2"]"#));
+    // So is another percent.
+    changed(write_percent(Some(&text), &target(&["u-1"]), 6));
+}
+
+#[test]
+fn reading_accepts_the_shapes_rollgate_writes_and_a_static_flag() {
+    let flag = |targeting: Value| {
+        json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+               "targeting": targeting})
+    };
+    let t = target(&[]);
+    assert_eq!(percent_of_flag(&flag(json!({})), &t), Ok(0));
+    let mut on_by_default = flag(json!({}));
+    on_by_default["defaultVariant"] = json!("on");
+    assert_eq!(percent_of_flag(&on_by_default, &t), Ok(100));
+    let mut no_targeting = flag(json!({}));
+    no_targeting
+        .as_object_mut()
+        .expect("object")
+        .remove("targeting");
+    assert_eq!(percent_of_flag(&no_targeting, &t), Ok(0));
+    for p in [0u8, 1, 37, 99, 100] {
+        assert_eq!(percent_of_flag(&flag(targeting(&t, p)), &t), Ok(p));
+        // Any allowlist reads: the percent is what is compared.
+        assert_eq!(
+            percent_of_flag(&flag(targeting(&target(&["a", "b"]), p)), &t),
+            Ok(p)
+        );
+    }
+}
+
+#[test]
+fn hand_edited_or_foreign_targeting_is_unreadable_with_a_message() {
+    let t = target(&[]);
+    let cases = [
+        json!({"fractional": [["on", 5], ["off", 94]]}),
+        json!({"fractional": [["on", 50], ["off", 51]]}),
+        json!({"fractional": [["off", 95], ["on", 5]]}),
+        json!({"fractional": [["on", 5], ["off", 90], ["other", 5]]}),
+        json!({"fractional": [["on", 100]]}),
+        json!({"fractional": [["on"], ["off"]]}),
+        json!({"fractional": [["on", 5.0], ["off", 95]]}),
+        json!({"fractional": [["on", -5], ["off", 105]]}),
+        json!({"fractional": [["on", "5"], ["off", "95"]]}),
+        json!({"fractional": [{"var": "email"}, ["on", 5], ["off", 95]]}),
+        json!({"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "targetingKey"}]}, ["on", 5], ["off", 95]]}),
+        json!({"fractional": [["on", 300], ["off", 18446744073709551516u64]]}),
+        json!({"if": [{"in": [{"var": "email"}, ["a"]]}, "on", {"fractional": [["on", 5], ["off", 95]]}]}),
+        json!({"if": [{"in": [{"var": "targetingKey"}, ["a"]]}, "off", {"fractional": [["on", 5], ["off", 95]]}]}),
+        json!({"if": [{"in": [{"var": "targetingKey"}, [1]]}, "on", {"fractional": [["on", 5], ["off", 95]]}]}),
+        json!({"if": [{"in": [{"var": "targetingKey"}, ["a"]]}, "on", "off"]}),
+        json!({"if": [{"in": [{"var": "targetingKey"}, ["a"]]}, "on", {"fractional": [["on", 5], ["off", 95]]}, "off"]}),
+        json!({"if": [{"==": [{"var": "targetingKey"}, "a"]}, "on", {"fractional": [["on", 5], ["off", 95]]}]}),
+        json!({"fractional": [["on", 5], ["off", 95]], "extra": 1}),
+        json!("on"),
+        json!(null),
+        json!([1]),
+    ];
+    for targeting in cases {
+        let flag = json!({"state": "ENABLED", "variants": {"on": true, "off": false},
+                          "defaultVariant": "off", "targeting": targeting});
+        match percent_of_flag(&flag, &t) {
+            Err(FlagdError::Unreadable(reason)) => {
+                assert!(reason.contains("not the shape rollgate writes"), "{reason}");
+            }
+            other => panic!("{targeting} read as {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn flags_rollgate_cannot_read_say_why() {
+    let t = target(&[]);
+    let cases = [
+        (
+            json!({"state": "DISABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}),
+            "DISABLED",
+        ),
+        (
+            json!({"variants": {"on": true, "off": false}, "defaultVariant": "off"}),
+            "state is missing",
+        ),
+        (
+            json!({"state": "enabled", "variants": {"on": true}}),
+            "state is \"enabled\"",
+        ),
+        (
+            json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "maybe"}),
+            "defaultVariant \"maybe\"",
+        ),
+        (
+            json!({"state": "ENABLED", "variants": {"on": true, "off": false}}),
+            "defaultVariant missing",
+        ),
+        (json!("ENABLED"), "not an object"),
+        (json!([]), "not an object"),
+    ];
+    for (flag, expected) in cases {
+        match percent_of_flag(&flag, &t) {
+            Err(FlagdError::Unreadable(reason)) => assert!(reason.contains(expected), "{reason}"),
+            other => panic!("{flag} read as {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn documents_rollgate_cannot_read_say_why() {
+    let t = target(&[]);
+    let cases = [
+        ("", "not JSON"),
+        ("   ", "not JSON"),
+        ("{\"flags\": {}", "not JSON"),
+        ("{\"flags\": {}} trailing", "not JSON"),
+        ("\u{feff}{\"flags\": {}}", "not JSON"),
+        ("{'flags': {}}", "not JSON"),
+        ("[]", "not a JSON object"),
+        ("\"flags\"", "not a JSON object"),
+        ("null", "not a JSON object"),
+        ("{\"flags\": []}", "\"flags\" is not an object but []"),
+        ("{\"flags\": \"x\"}", "\"flags\" is not an object"),
+        (
+            "{\"flags\": {}, \"flags\": {}}",
+            "\"flags\" appears more than once",
+        ),
+        (
+            "{\"flags\": {\"passenger_favorites_matching\": {}, \"passenger_favorites_\\u006datching\": {}}}",
+            "in \"flags\": key \"passenger_favorites_matching\" appears more than once",
+        ),
+    ];
+    for (doc, expected) in cases {
+        let reason = unreadable(read_percent(doc, &t));
+        assert!(reason.contains(expected), "{doc:?}: {reason}");
+        match write_percent(Some(doc), &t, 5) {
+            Err(FlagdError::Unreadable(reason)) => {
+                assert!(reason.contains(expected), "{doc:?}: {reason}")
+            }
+            other => panic!("{doc:?} written as {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_duplicated_targeting_member_is_refused() {
+    let doc = r#"{"flags": {"passenger_favorites_matching": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": {}, "targeting": {"fractional": [["on", 5], ["off", 95]]}}}}"#;
+    match write_percent(Some(doc), &target(&[]), 5) {
+        Err(FlagdError::Unreadable(reason)) => {
+            assert!(
+                reason.contains("\"targeting\" appears more than once"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn hostile_documents_are_bounded() {
+    let t = target(&[]);
+    let big = format!(
+        "{{\"flags\": {{}}, \"pad\": \"{}\"}}",
+        "x".repeat(DOCUMENT_CAP)
     );
-    let _: Result<u8, FlagdError> = percent_of_flag(
-        &parsed["flags"]["passenger_favorites_matching"],
-        &target(&[]),
+    let reason = unreadable(read_percent(&big, &t));
+    assert!(reason.contains("more than the 1048576 bytes"), "{reason}");
+    // Nesting far beyond what a flag definition needs is refused by the parser's depth limit,
+    // without exhausting the stack.
+    let deep = format!(
+        "{{\"flags\": {{}}, \"x\": {}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
     );
+    let reason = unreadable(read_percent(&deep, &t));
+    assert!(reason.contains("nested deeper than 64 levels"), "{reason}");
+    let deep_flag = format!(
+        "{{\"flags\": {{\"{FLAG}\": {{\"state\": \"ENABLED\", \"targeting\": {}1{}}}}}}}",
+        "{\"a\":".repeat(200),
+        "}".repeat(200)
+    );
+    assert!(read_percent(&deep_flag, &t).is_err());
+}
+
+#[test]
+fn the_controller_refuses_to_write_a_disabled_flag_or_one_without_its_variants() {
+    let cases = [
+        (
+            r#"{"flags": {"passenger_favorites_matching": {"state": "DISABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}}}"#,
+            "kill switch",
+        ),
+        (
+            r#"{"flags": {"passenger_favorites_matching": {"state": "ENABLED", "variants": {"yes": true, "off": false}, "defaultVariant": "off"}}}"#,
+            "no variant \"on\"",
+        ),
+        (
+            r#"{"flags": {"passenger_favorites_matching": {"state": "ENABLED", "defaultVariant": "off"}}}"#,
+            "variants: missing",
+        ),
+    ];
+    for (doc, expected) in cases {
+        match write_percent(Some(doc), &target(&[]), 5) {
+            Err(FlagdError::Unwritable(reason)) => assert!(reason.contains(expected), "{reason}"),
+            other => panic!("{doc}: {other:?}"),
+        }
+    }
+    let mut same = target(&[]);
+    same.off_variant = "on".into();
+    assert!(matches!(
+        write_percent(None, &same, 5),
+        Err(FlagdError::Unwritable(reason)) if reason.contains("must differ")
+    ));
+    assert!(matches!(
+        write_percent(None, &target(&[]), 101),
+        Err(FlagdError::Unwritable(reason)) if reason.contains("above 100")
+    ));
+}
+
+#[test]
+fn a_hand_edited_targeting_is_overwritten_by_a_write() {
+    let doc = r#"{"flags": {"passenger_favorites_matching": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": {"if": [{"==": [{"var": "tier"}, "gold"]}, "on", "off"]}}}}"#;
+    assert!(read_percent(doc, &target(&[])).is_err());
+    let text = changed(write_percent(Some(doc), &target(&[]), 5));
+    assert_eq!(read_percent(&text, &target(&[])), Ok(Some(5)));
+}
+
+#[test]
+fn errors_name_the_place_they_are_given() {
+    let err = FlagdError::Unreadable("flag is DISABLED".into())
+        .at("ConfigMap kaviar/feature-flags key flags.flagd.json flag f");
+    assert!(matches!(err, TargetError::Unreadable { .. }));
+    assert_eq!(
+        err.to_string(),
+        "ConfigMap kaviar/feature-flags key flags.flagd.json flag f: flag is DISABLED"
+    );
+    assert_eq!(err.reason(), "unreadable");
+    let err = FlagdError::Unwritable("no".into()).at("here");
+    assert_eq!(err.reason(), "unwritable");
+}
+
+#[test]
+fn the_feature_flag_merge_patch_replaces_targeting_rather_than_merging_it() {
+    let t = target(&["u-1"]);
+    assert_eq!(flag_merge_patch(None, &t, 5), Ok(Some(new_flag(&t, 5))));
+    let flag = json!({"state": "ENABLED", "variants": {"on": true, "off": false},
+                      "defaultVariant": "off", "targeting": {"fractional": [["on", 1], ["off", 99]]}});
+    let patch = flag_merge_patch(Some(&flag), &t, 5)
+        .expect("patch")
+        .expect("a change");
+    let mut expected = targeting(&t, 5);
+    expected["fractional"] = Value::Null;
+    assert_eq!(patch, json!({"targeting": expected}));
+    let mut written = flag.clone();
+    written["targeting"] = targeting(&t, 5);
+    assert_eq!(flag_merge_patch(Some(&written), &t, 5), Ok(None));
+    let disabled = json!({"state": "DISABLED", "variants": {"on": true, "off": false}});
+    assert!(matches!(
+        flag_merge_patch(Some(&disabled), &t, 5),
+        Err(FlagdError::Unwritable(_))
+    ));
+}
+
+fn arbitrary_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        "[a-z\\\\\"{}\\[\\]é🚕 ]{0,8}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 32, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map("[a-z\"{}]{0,5}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever the text, reading and writing answer without panicking.
+    #[test]
+    fn no_text_makes_it_panic(text in "[\\[\\]{}\":,a-z0-9\\\\ \n]{0,64}") {
+        let t = target(&["u"]);
+        let _ = read_percent(&text, &t);
+        let _ = write_percent(Some(&text), &t, 5);
+        let wrapped = format!("{{\"flags\": {{\"{FLAG}\": {text}}}}}");
+        let _ = read_percent(&wrapped, &t);
+        let _ = write_percent(Some(&wrapped), &t, 5);
+    }
+
+    /// Any other flags and top-level members, pretty or compact: a write keeps them exactly
+    /// (as values and as text around the flag) and reads back as written.
+    #[test]
+    fn writes_keep_everything_else_and_read_back(
+        others in prop::collection::btree_map("[a-z_\"é]{1,6}", arbitrary_json(), 0..4),
+        top in prop::collection::btree_map("[a-z$]{1,6}", arbitrary_json(), 0..3),
+        pretty in any::<bool>(),
+        percent in 0u8..=100,
+        allowlist in prop::collection::vec("[a-z0-9\"\\\\-]{1,6}", 0..4),
+    ) {
+        let others: serde_json::Map<String, Value> =
+            others.into_iter().filter(|(k, _)| k != FLAG).collect();
+        let mut doc = Value::Object(top.into_iter().filter(|(k, _)| k != "flags").collect());
+        doc["flags"] = Value::Object(others.clone());
+        let text = if pretty {
+            serde_json::to_string_pretty(&doc).expect("json")
+        } else {
+            doc.to_string()
+        };
+        let allow: Vec<&str> = allowlist.iter().map(String::as_str).collect();
+        let t = target(&allow);
+        let written = changed(write_percent(Some(&text), &t, percent));
+        let mut parsed = parse(&written);
+        prop_assert_eq!(read_percent(&written, &t), Ok(Some(percent)));
+        prop_assert_eq!(&parsed["flags"][FLAG], &new_flag(&t, percent));
+        parsed["flags"].as_object_mut().expect("flags").remove(FLAG);
+        prop_assert_eq!(parsed, doc);
+        // A second write of another percent touches only the flag's targeting.
+        let next = (percent + 1) % 101;
+        let rewritten = changed(write_percent(Some(&written), &t, next));
+        let old_targeting = targeting(&t, percent).to_string();
+        let at = written.find(&old_targeting).expect("the targeting is in the text");
+        let expected = format!(
+            "{}{}{}",
+            &written[..at],
+            targeting(&t, next),
+            &written[at + old_targeting.len()..]
+        );
+        prop_assert_eq!(&rewritten, &expected);
+        prop_assert_eq!(read_percent(&rewritten, &t), Ok(Some(next)));
+    }
 }

@@ -63,6 +63,14 @@ pub enum TargetError {
         /// What went wrong.
         message: String,
     },
+    /// The operator's address policy refuses a webhook target's URL.
+    #[error("{url} is not an allowed address: {reason}")]
+    AddressRefused {
+        /// The URL.
+        url: String,
+        /// Why, and how to allow it.
+        reason: String,
+    },
     /// A webhook target's request failed or answered something unusable.
     #[error("{method} {url}: {reason}")]
     Http {
@@ -77,7 +85,7 @@ pub enum TargetError {
 
 impl TargetError {
     /// A short, fixed label for metrics and Event reasons: `invalid`, `not_found`,
-    /// `forbidden`, `conflict`, `unreadable`, `unwritable`, `api` or `http`.
+    /// `forbidden`, `conflict`, `unreadable`, `unwritable`, `api`, `address_refused` or `http`.
     pub fn reason(&self) -> &'static str {
         match self {
             TargetError::Invalid(_) => "invalid",
@@ -87,6 +95,7 @@ impl TargetError {
             TargetError::Unreadable { .. } => "unreadable",
             TargetError::Unwritable { .. } => "unwritable",
             TargetError::Api { .. } => "api",
+            TargetError::AddressRefused { .. } => "address_refused",
             TargetError::Http { .. } => "http",
         }
     }

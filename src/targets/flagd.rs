@@ -20,8 +20,11 @@
 //! `on`), and refuses everything else with a message, so a hand edit shows up as a drift the
 //! controller reports, never as a guess.
 //!
-//! Hostile input is bounded: a document above [`DOCUMENT_CAP`] bytes is refused unread, JSON
-//! nesting is limited by `serde_json` (128 levels), and the member scan is iterative.
+//! Hostile input is bounded: a document above [`DOCUMENT_CAP`] bytes is refused unread,
+//! nesting deeper than [`MAX_DEPTH`](super::json_span::MAX_DEPTH) levels is refused, every
+//! scan is iterative and linear in the document's size, and a key that appears twice where
+//! rollgate reads or writes (`flags`, the flag, a member of the flag) makes the document
+//! ambiguous and is refused.
 
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
@@ -286,6 +289,18 @@ fn locate(document: &str, flag: &str) -> Result<Spans, FlagdError> {
         .member(flag)
         .map_err(|e| unreadable(format!("in \"flags\": {e}")))?
         .map(|m| m.value.clone());
+    if let Some(range) = &flag
+        && document[range.clone()].starts_with('{')
+    {
+        let object = object_at(document, range.start).map_err(unreadable)?;
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = object.members.iter().find(|m| !seen.insert(m.key.as_str())) {
+            return Err(unreadable(format!(
+                "in the flag: key {:?} appears more than once",
+                twice.key
+            )));
+        }
+    }
     Ok(Spans {
         root,
         flags: Some(flags),

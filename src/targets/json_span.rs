@@ -2,10 +2,14 @@
 //! member added while every other byte of the document stays as it was (formatting, key
 //! order, escapes, numbers written as their author wrote them).
 //!
-//! The scanner is iterative (no recursion, whatever the nesting) and is meant for text that
-//! already parsed as JSON; on anything else it returns an error rather than panicking.
+//! The scanner is iterative (no recursion) and refuses nesting deeper than [`MAX_DEPTH`]; it
+//! is meant for text that already parsed as JSON, and on anything else it returns an error
+//! rather than panicking.
 
 use std::ops::Range;
+
+/// Deepest nesting of objects and arrays accepted inside a scanned value.
+pub const MAX_DEPTH: usize = 64;
 
 /// One `"key": value` member of an object.
 #[derive(Clone, Debug, PartialEq)]
@@ -154,7 +158,14 @@ fn skip_value(bytes: &[u8], start: usize) -> Result<usize, String> {
                         i = skip_string(bytes, i)?;
                         continue;
                     }
-                    b'{' | b'[' => depth += 1,
+                    b'{' | b'[' => {
+                        depth += 1;
+                        if depth > MAX_DEPTH {
+                            return Err(format!(
+                                "the value at byte {start} is nested deeper than {MAX_DEPTH} levels"
+                            ));
+                        }
+                    }
                     b'}' | b']' => {
                         depth -= 1;
                         if depth == 0 {
@@ -243,6 +254,11 @@ mod tests {
             assert!(object_at(text, 0).is_err(), "{text:?}");
         }
         assert!(object_at("[]", 0).is_err());
+        let deep = format!("{{\"a\": {}{}}}", "[".repeat(64), "]".repeat(64));
+        assert!(object_at(&deep, 0).is_ok());
+        let deeper = format!("{{\"a\": {}{}}}", "[".repeat(65), "]".repeat(65));
+        let err = object_at(&deeper, 0).expect_err("too deep");
+        assert!(err.contains("nested deeper than 64 levels"), "{err}");
         assert!(object_at("", 5).is_err());
     }
 }

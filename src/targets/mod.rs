@@ -32,7 +32,7 @@ use kube::core::DynamicObject;
 
 pub use configmap_io::ConfigMapContent;
 pub use error::TargetError;
-pub use webhook::WebhookHeaders;
+pub use webhook::{UrlCheck, WebhookAccess, WebhookHeaders};
 
 use crate::api::{FlagdTarget, Target, TargetKind};
 
@@ -123,13 +123,14 @@ pub fn live_percent_from_featureflag(
     featureflag::live_percent(feature_flag, target)
 }
 
-/// Reads the live percent of `target` in `namespace` from the API server (or the webhook):
-/// `None` when the target is there but holds no percent yet (the key or flag is absent).
+/// Reads the live percent of `target` in `namespace` from the API server (or, for a webhook
+/// target, through `webhook`): `None` when the target is there but holds no percent yet (the
+/// key or flag is absent).
 pub async fn read(
     client: &Client,
     namespace: &str,
     target: &Target,
-    webhook_headers: &WebhookHeaders,
+    webhook: &WebhookAccess,
 ) -> Result<Option<u8>, TargetError> {
     match located(target)? {
         Located::ConfigMap(name, content) => {
@@ -140,7 +141,7 @@ pub async fn read(
             let api = feature_flag_api(client, namespace);
             featureflag::read(&api, namespace, name, flagd).await
         }
-        Located::Webhook(webhook) => webhook::read(webhook, webhook_headers).await,
+        Located::Webhook(target) => webhook::read(target, webhook).await,
     }
 }
 
@@ -153,7 +154,7 @@ pub async fn write(
     target: &Target,
     percent: u8,
     mode: WriteMode,
-    webhook_headers: &WebhookHeaders,
+    webhook: &WebhookAccess,
 ) -> Result<WriteOutcome, TargetError> {
     if percent > 100 {
         return Err(TargetError::Invalid(format!(
@@ -169,7 +170,7 @@ pub async fn write(
             let api = feature_flag_api(client, namespace);
             featureflag::write(&api, namespace, name, flagd, percent, mode).await
         }
-        Located::Webhook(webhook) => webhook::write(webhook, webhook_headers, percent, mode).await,
+        Located::Webhook(target) => webhook::write(target, webhook, percent, mode).await,
     }
 }
 

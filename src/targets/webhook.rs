@@ -2,7 +2,9 @@
 //! `GET url` with `{"percent": N}` and accepts `PUT url` with the same body.
 //!
 //! Requests carry the headers of the Secret the target references (the caller reads the
-//! Secret and passes its data; values are never logged or shown by `Debug`), time out after
+//! Secret and passes its data; values are never logged or shown by `Debug`), go through the
+//! operator's address check and guarded client when the caller gives them
+//! ([`WebhookAccess::through`]; a refused URL is [`TargetError::AddressRefused`]), time out after
 //! the target's `timeout` (default 10 s), never follow redirects (a redirect is an error
 //! naming where it pointed), and read at most [`BODY_CAP`] bytes of an answer. Any 2xx status
 //! is success; anything else is an error with the status and an excerpt of the body.
@@ -12,12 +14,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION};
-use reqwest::{Client, Method, Response};
+use reqwest::{Client, Method, Response, Url};
 use serde_json::{Value, json};
 use tracing::debug;
 
@@ -33,20 +35,38 @@ pub const BODY_CAP: usize = 64 * 1024;
 /// How much of an answer a message quotes.
 const EXCERPT: usize = 200;
 
-/// Request headers taken from a Secret. `Debug` shows the header names only.
-#[derive(Clone, Default)]
-pub struct WebhookHeaders(HeaderMap);
+/// Checks a URL before a request to it (the operator's address policy); the error says why
+/// it is refused and how to allow it.
+pub type UrlCheck = Arc<dyn Fn(&Url) -> Result<(), String> + Send + Sync>;
 
-impl fmt::Debug for WebhookHeaders {
+/// How a webhook target reaches its endpoint: the headers of the Secret it references and,
+/// when the controller enforces an address policy, the HTTP client that enforces it after DNS
+/// and the check of each URL before a request. `Debug` shows the header names only.
+///
+/// Without [`WebhookAccess::through`], requests go through a shared client that follows no
+/// redirect but checks no address: the controller should always pass its guarded client.
+#[derive(Clone, Default)]
+pub struct WebhookAccess {
+    headers: HeaderMap,
+    client: Option<Client>,
+    check: Option<UrlCheck>,
+}
+
+/// The name the controller first used for [`WebhookAccess`].
+pub type WebhookHeaders = WebhookAccess;
+
+impl fmt::Debug for WebhookAccess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set()
-            .entries(self.0.keys().map(HeaderName::as_str))
+        f.debug_struct("WebhookAccess")
+            .field("headers", &self.names().collect::<Vec<_>>())
+            .field("own_client", &self.client.is_some())
+            .field("url_check", &self.check.is_some())
             .finish()
     }
 }
 
-impl WebhookHeaders {
-    /// No headers.
+impl WebhookAccess {
+    /// No headers, the shared client, no address check.
     pub fn none() -> Self {
         Self::default()
     }
@@ -73,12 +93,23 @@ impl WebhookHeaders {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        Ok(Self(headers))
+        Ok(Self {
+            headers,
+            ..Self::default()
+        })
+    }
+
+    /// Sends requests through `client` (which should follow no redirect and check resolved
+    /// addresses) after `check` accepts the URL.
+    pub fn through(mut self, client: Client, check: UrlCheck) -> Self {
+        self.client = Some(client);
+        self.check = Some(check);
+        self
     }
 
     /// The header names, for diagnostics.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(HeaderName::as_str)
+        self.headers.keys().map(HeaderName::as_str)
     }
 }
 
@@ -96,9 +127,9 @@ pub fn timeout_of(target: &WebhookTarget) -> Result<Duration, TargetError> {
 /// The percent the webhook reports: `None` for `{"percent": null}`.
 pub async fn read(
     target: &WebhookTarget,
-    headers: &WebhookHeaders,
+    access: &WebhookAccess,
 ) -> Result<Option<u8>, TargetError> {
-    let body = request(target, headers, Method::GET, None).await?;
+    let body = request(target, access, Method::GET, None).await?;
     parse_answer(&body).map_err(|reason| http_error("GET", &target.url, reason))
 }
 
@@ -106,7 +137,7 @@ pub async fn read(
 /// [`WriteMode::DryRun`] only checks that the GET answers with a readable percent.
 pub async fn write(
     target: &WebhookTarget,
-    headers: &WebhookHeaders,
+    access: &WebhookAccess,
     percent: u8,
     mode: WriteMode,
 ) -> Result<WriteOutcome, TargetError> {
@@ -115,7 +146,7 @@ pub async fn write(
             "percent {percent} is above 100"
         )));
     }
-    let current = read(target, headers).await?;
+    let current = read(target, access).await?;
     if mode == WriteMode::DryRun {
         return Ok(WriteOutcome::Checked);
     }
@@ -124,7 +155,7 @@ pub async fn write(
         return Ok(WriteOutcome::Unchanged);
     }
     let body = json!({ "percent": percent }).to_string();
-    request(target, headers, Method::PUT, Some(body)).await?;
+    request(target, access, Method::PUT, Some(body)).await?;
     debug!(url = %target.url, percent, "wrote webhook target");
     Ok(WriteOutcome::Written)
 }
@@ -158,7 +189,7 @@ pub fn parse_answer(body: &[u8]) -> Result<Option<u8>, String> {
     }
 }
 
-fn client() -> Result<&'static Client, TargetError> {
+fn shared_client() -> Result<&'static Client, TargetError> {
     static CLIENT: OnceLock<Client> = OnceLock::new();
     if let Some(client) = CLIENT.get() {
         return Ok(client);
@@ -172,12 +203,12 @@ fn client() -> Result<&'static Client, TargetError> {
 
 async fn request(
     target: &WebhookTarget,
-    headers: &WebhookHeaders,
+    access: &WebhookAccess,
     method: Method,
     body: Option<String>,
 ) -> Result<Vec<u8>, TargetError> {
     let method_name = if method == Method::GET { "GET" } else { "PUT" };
-    let url = reqwest::Url::parse(&target.url)
+    let url = Url::parse(&target.url)
         .map_err(|e| TargetError::Invalid(format!("webhook.url {:?}: {e}", target.url)))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(TargetError::Invalid(format!(
@@ -185,11 +216,21 @@ async fn request(
             target.url
         )));
     }
+    if let Some(check) = &access.check {
+        check(&url).map_err(|reason| TargetError::AddressRefused {
+            url: target.url.clone(),
+            reason,
+        })?;
+    }
     let timeout = timeout_of(target)?;
-    let mut builder = client()?
+    let client = match &access.client {
+        Some(client) => client,
+        None => shared_client()?,
+    };
+    let mut builder = client
         .request(method, url)
         .timeout(timeout)
-        .headers(headers.0.clone());
+        .headers(access.headers.clone());
     if let Some(body) = body {
         builder = builder.header(CONTENT_TYPE, "application/json").body(body);
     }

@@ -1,0 +1,557 @@
+//! The webhook target against a loopback HTTP server: GET and PUT of `{"percent": N}`, headers
+//! from a Secret, no redirects, a timeout, a size cap and clear errors for bad answers.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use kube::Client;
+use rollgate::api::{Target, WebhookTarget};
+use rollgate::targets::webhook::{self, BODY_CAP, WebhookHeaders, parse_answer};
+use rollgate::targets::{self, TargetError, WriteMode, WriteOutcome};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A request the server received.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An answer: status, extra headers, body, delay.
+#[derive(Clone)]
+struct Answer {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+    delay: Duration,
+}
+
+fn answer(status: u16, body: impl Into<String>) -> Answer {
+    Answer {
+        status,
+        headers: Vec::new(),
+        body: body.into().into_bytes(),
+        delay: Duration::ZERO,
+    }
+}
+
+type Handler = Arc<dyn Fn(&Seen) -> Answer + Send + Sync>;
+
+/// A loopback HTTP/1.1 server answering one request per connection.
+struct Server {
+    url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Server {
+    async fn start(handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let url = format!(
+            "http://{}/flags/passenger",
+            listener.local_addr().expect("addr")
+        );
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler: Handler = Arc::new(handler);
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let handler = handler.clone();
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        let Ok(n) = stream.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break p + 4;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    let mut lines = head.lines();
+                    let mut first = lines.next().unwrap_or_default().split_whitespace();
+                    let method = first.next().unwrap_or_default().to_owned();
+                    let path = first.next().unwrap_or_default().to_owned();
+                    let headers: Vec<(String, String)> = lines
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+                        .collect();
+                    let length: usize = headers
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(0);
+                    let mut body = buf[head_end..].to_vec();
+                    while body.len() < length {
+                        let Ok(n) = stream.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            break;
+                        }
+                        body.extend_from_slice(&chunk[..n]);
+                    }
+                    let seen = Seen {
+                        method,
+                        path,
+                        headers,
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    };
+                    let answer = handler(&seen);
+                    log.lock().expect("log").push(seen);
+                    tokio::time::sleep(answer.delay).await;
+                    let mut head = format!(
+                        "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        answer.status,
+                        answer.body.len()
+                    );
+                    for (name, value) in &answer.headers {
+                        head.push_str(&format!("{name}: {value}\r\n"));
+                    }
+                    head.push_str("\r\n");
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    let _ = stream.write_all(&answer.body).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Server { url, seen, task }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("log").clone()
+    }
+}
+
+/// A server that keeps a percent: GET answers it, PUT stores the body's percent.
+async fn store(initial: &'static str) -> Server {
+    let state = Arc::new(Mutex::new(initial.to_owned()));
+    Server::start(move |seen| {
+        let mut state = state.lock().expect("state");
+        match seen.method.as_str() {
+            "GET" => answer(200, state.clone()),
+            "PUT" => {
+                *state = seen.body.clone();
+                answer(204, "")
+            }
+            _ => answer(405, "{}"),
+        }
+    })
+    .await
+}
+
+fn target(url: &str) -> WebhookTarget {
+    WebhookTarget {
+        url: url.to_owned(),
+        ..WebhookTarget::default()
+    }
+}
+
+fn secret_headers() -> WebhookHeaders {
+    let data: BTreeMap<String, ByteString> = [
+        (
+            "Authorization".to_owned(),
+            ByteString(b"Bearer s3cr3t-token".to_vec()),
+        ),
+        ("X-Api-Key".to_owned(), ByteString(b"k-42".to_vec())),
+    ]
+    .into();
+    WebhookHeaders::from_secret_data("kaviar/flag-store", &data).expect("headers")
+}
+
+fn http_reason(err: TargetError) -> String {
+    match err {
+        TargetError::Http { reason, .. } => reason,
+        other => panic!("expected an HTTP error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn reads_the_percent_with_the_secrets_headers() {
+    let server = store(r#"{"percent": 5, "updatedBy": "someone"}"#).await;
+    let percent = webhook::read(&target(&server.url), &secret_headers())
+        .await
+        .expect("read");
+    assert_eq!(percent, Some(5));
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "GET");
+    assert_eq!(seen[0].path, "/flags/passenger");
+    assert_eq!(seen[0].header("authorization"), Some("Bearer s3cr3t-token"));
+    assert_eq!(seen[0].header("x-api-key"), Some("k-42"));
+}
+
+#[tokio::test]
+async fn writes_with_a_put_only_when_the_percent_differs() {
+    let server = store(r#"{"percent": 1}"#).await;
+    let t = target(&server.url);
+    assert_eq!(
+        webhook::write(&t, &secret_headers(), 5, WriteMode::Apply)
+            .await
+            .expect("write"),
+        WriteOutcome::Written
+    );
+    assert_eq!(
+        webhook::write(&t, &secret_headers(), 5, WriteMode::Apply)
+            .await
+            .expect("write"),
+        WriteOutcome::Unchanged
+    );
+    let seen = server.seen();
+    let methods: Vec<&str> = seen.iter().map(|s| s.method.as_str()).collect();
+    assert_eq!(methods, ["GET", "PUT", "GET"]);
+    let put = &seen[1];
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&put.body).expect("json"),
+        json!({"percent": 5})
+    );
+    assert_eq!(put.header("content-type"), Some("application/json"));
+    assert_eq!(put.header("authorization"), Some("Bearer s3cr3t-token"));
+    assert_eq!(
+        webhook::read(&t, &secret_headers()).await.expect("read"),
+        Some(5)
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_only_reads() {
+    let server = store(r#"{"percent": null}"#).await;
+    let outcome = webhook::write(
+        &target(&server.url),
+        &WebhookHeaders::none(),
+        5,
+        WriteMode::DryRun,
+    )
+    .await
+    .expect("checked");
+    assert_eq!(outcome, WriteOutcome::Checked);
+    let methods: Vec<String> = server.seen().into_iter().map(|s| s.method).collect();
+    assert_eq!(methods, ["GET"]);
+    assert_eq!(
+        webhook::read(&target(&server.url), &WebhookHeaders::none())
+            .await
+            .expect("read"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn the_dispatch_surface_reaches_the_webhook() {
+    let server = store(r#"{"percent": 0}"#).await;
+    let t = Target {
+        webhook: Some(target(&server.url)),
+        ..Target::default()
+    };
+    // A client that would fail any request: the webhook target never talks to Kubernetes.
+    let (service, _handle) = tower_test::mock::pair::<
+        http::Request<kube::client::Body>,
+        http::Response<kube::client::Body>,
+    >();
+    let client = Client::new(service, "default");
+    let headers = WebhookHeaders::none();
+    assert_eq!(
+        targets::read(&client, "kaviar", &t, &headers)
+            .await
+            .expect("read"),
+        Some(0)
+    );
+    assert_eq!(
+        targets::write(&client, "kaviar", &t, 10, WriteMode::Apply, &headers)
+            .await
+            .expect("write"),
+        WriteOutcome::Written
+    );
+    assert_eq!(
+        targets::read(&client, "kaviar", &t, &headers)
+            .await
+            .expect("read"),
+        Some(10)
+    );
+}
+
+#[tokio::test]
+async fn bad_answers_are_clear_errors() {
+    let cases: [(u16, &str, &str); 10] = [
+        (200, "not json", "answer is not JSON"),
+        (200, "", "answer is not JSON"),
+        (200, "{}", "answer has no \"percent\" field: {}"),
+        (200, "[5]", "answer has no \"percent\" field"),
+        (
+            200,
+            r#"{"percent": 5.0}"#,
+            "\"percent\" is 5.0, expected a whole number from 0 to 100",
+        ),
+        (200, r#"{"percent": "5"}"#, "\"percent\" is \"5\", expected"),
+        (200, r#"{"percent": 101}"#, "\"percent\" is 101, expected"),
+        (200, r#"{"percent": -1}"#, "\"percent\" is -1, expected"),
+        (
+            500,
+            "database\u{1b}[31m down",
+            "answered HTTP 500: database [31m down",
+        ),
+        (404, "", "answered HTTP 404"),
+    ];
+    for (status, body, expected) in cases {
+        let server = Server::start(move |_| answer(status, body)).await;
+        let err = webhook::read(&target(&server.url), &WebhookHeaders::none())
+            .await
+            .expect_err(body);
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("GET {}: ", server.url)),
+            "{message}"
+        );
+        assert!(http_reason(err).contains(expected), "{body:?}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_put_is_an_error() {
+    let server = Server::start(|seen| match seen.method.as_str() {
+        "GET" => answer(200, r#"{"percent": 1}"#),
+        _ => answer(409, r#"{"error": "locked by another deploy"}"#),
+    })
+    .await;
+    let err = webhook::write(
+        &target(&server.url),
+        &WebhookHeaders::none(),
+        5,
+        WriteMode::Apply,
+    )
+    .await
+    .expect_err("put fails");
+    assert!(
+        matches!(err, TargetError::Http { method: "PUT", .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("answered HTTP 409: {\"error\": \"locked by another deploy\"}"),
+        "{err}"
+    );
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let elsewhere = store(r#"{"percent": 100}"#).await;
+    let location = elsewhere.url.clone();
+    let server = Server::start(move |_| Answer {
+        headers: vec![("Location", location.clone())],
+        ..answer(302, "")
+    })
+    .await;
+    let err = webhook::read(&target(&server.url), &secret_headers())
+        .await
+        .expect_err("redirect");
+    let reason = http_reason(err);
+    assert!(
+        reason.contains("answered HTTP 302 redirecting to"),
+        "{reason}"
+    );
+    assert!(reason.contains("redirects are not followed"), "{reason}");
+    assert!(elsewhere.seen().is_empty(), "the redirect was followed");
+}
+
+#[tokio::test]
+async fn a_slow_answer_times_out() {
+    let server = Server::start(|_| Answer {
+        delay: Duration::from_secs(3),
+        ..answer(200, r#"{"percent": 1}"#)
+    })
+    .await;
+    let t: WebhookTarget =
+        serde_json::from_value(json!({"url": server.url, "timeout": "200ms"})).expect("target");
+    let started = std::time::Instant::now();
+    let err = webhook::read(&t, &WebhookHeaders::none())
+        .await
+        .expect_err("timeout");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(http_reason(err), "timed out after 200ms");
+}
+
+#[tokio::test]
+async fn a_huge_answer_is_refused() {
+    let server = Server::start(|_| {
+        answer(
+            200,
+            format!("{{\"percent\": 1, \"pad\": \"{}\"}}", "x".repeat(BODY_CAP)),
+        )
+    })
+    .await;
+    let err = webhook::read(&target(&server.url), &WebhookHeaders::none())
+        .await
+        .expect_err("too large");
+    assert_eq!(http_reason(err), "the answer is larger than 65536 bytes");
+}
+
+#[tokio::test]
+async fn an_unreachable_webhook_is_an_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/p", listener.local_addr().expect("addr"));
+    drop(listener);
+    let err = webhook::read(&target(&url), &WebhookHeaders::none())
+        .await
+        .expect_err("refused");
+    assert!(
+        err.to_string().starts_with(&format!("GET {url}: ")),
+        "{err}"
+    );
+    assert!(err.to_string().to_lowercase().contains("connect"), "{err}");
+}
+
+#[tokio::test]
+async fn unusable_urls_and_timeouts_are_invalid() {
+    for url in ["not a url", "ftp://127.0.0.1/p", "http://[::1"] {
+        let err = webhook::read(&target(url), &WebhookHeaders::none())
+            .await
+            .expect_err(url);
+        assert_eq!(err.reason(), "invalid", "{url}: {err}");
+        assert!(err.to_string().contains("webhook.url"), "{err}");
+    }
+    let t: WebhookTarget =
+        serde_json::from_value(json!({"url": "http://127.0.0.1:1/p", "timeout": "0s"}))
+            .expect("target");
+    let err = webhook::read(&t, &WebhookHeaders::none())
+        .await
+        .expect_err("zero");
+    assert_eq!(
+        err.to_string(),
+        "invalid target: webhook.timeout must be positive, got 0ns"
+    );
+    assert_eq!(
+        webhook::timeout_of(&target("http://x")).expect("default"),
+        Duration::from_secs(10)
+    );
+}
+
+#[test]
+fn secret_values_stay_out_of_errors_and_debug() {
+    let headers = secret_headers();
+    let shown = format!("{headers:?}");
+    assert!(
+        shown.contains("authorization") && shown.contains("x-api-key"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("s3cr3t") && !shown.contains("k-42"),
+        "{shown}"
+    );
+    let names: Vec<&str> = headers.names().collect();
+    assert_eq!(names, ["authorization", "x-api-key"]);
+
+    let bad_value: BTreeMap<String, ByteString> = [(
+        "Authorization".to_owned(),
+        ByteString(b"Bearer s3cr3t\r\nX-Evil: 1".to_vec()),
+    )]
+    .into();
+    let err = WebhookHeaders::from_secret_data("kaviar/flag-store", &bad_value).expect_err("bad");
+    let message = err.to_string();
+    assert!(
+        message.contains("Secret kaviar/flag-store key \"Authorization\""),
+        "{message}"
+    );
+    assert!(!message.contains("s3cr3t"), "{message}");
+
+    let bad_name: BTreeMap<String, ByteString> =
+        [("Bad Name".to_owned(), ByteString(b"v".to_vec()))].into();
+    let err = WebhookHeaders::from_secret_data("kaviar/flag-store", &bad_name).expect_err("bad");
+    assert!(
+        err.to_string()
+            .contains("\"Bad Name\" is not an HTTP header name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn answers_parse_strictly() {
+    assert_eq!(parse_answer(br#"{"percent": 0}"#), Ok(Some(0)));
+    assert_eq!(parse_answer(br#"{"percent": 100}"#), Ok(Some(100)));
+    assert_eq!(parse_answer(br#"{"percent": null}"#), Ok(None));
+    assert!(parse_answer(br#"{"percent": 1e1}"#).is_err());
+    assert!(parse_answer(br#"{"percent": true}"#).is_err());
+    assert!(parse_answer(b"\xff\xfe").is_err());
+}
+
+#[tokio::test]
+async fn the_operators_client_and_address_check_are_used() {
+    let server = store(r#"{"percent": 3}"#).await;
+    let refuse: rollgate::targets::UrlCheck = std::sync::Arc::new(|url: &reqwest::Url| {
+        Err(format!(
+            "{} is not in --allow-address; add it to allow",
+            url.host_str().unwrap_or_default()
+        ))
+    });
+    let access = secret_headers().through(reqwest::Client::new(), refuse);
+    let err = webhook::write(&target(&server.url), &access, 5, WriteMode::Apply)
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, TargetError::AddressRefused { .. }), "{err:?}");
+    assert_eq!(err.reason(), "address_refused");
+    assert!(!err.is_transient());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} is not an allowed address: 127.0.0.1 is not in --allow-address; add it to allow",
+            server.url
+        )
+    );
+    assert!(server.seen().is_empty(), "a refused URL is never requested");
+
+    let mut marker = reqwest::header::HeaderMap::new();
+    marker.insert(
+        "x-guarded",
+        reqwest::header::HeaderValue::from_static("yes"),
+    );
+    let client = reqwest::Client::builder()
+        .default_headers(marker)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let allow: rollgate::targets::UrlCheck = std::sync::Arc::new(|_: &reqwest::Url| Ok(()));
+    let access = secret_headers().through(client, allow);
+    assert_eq!(
+        webhook::read(&target(&server.url), &access)
+            .await
+            .expect("read"),
+        Some(3)
+    );
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header("x-guarded"), Some("yes"));
+    assert_eq!(seen[0].header("authorization"), Some("Bearer s3cr3t-token"));
+    let shown = format!("{access:?}");
+    assert!(
+        shown.contains("own_client: true") && !shown.contains("s3cr3t"),
+        "{shown}"
+    );
+}
