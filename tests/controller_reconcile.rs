@@ -153,6 +153,8 @@ fn config_map(percent: &str, version: &str) -> ConfigMap {
 
 // ── the mock API server ──────────────────────────────────────────────────────────────────────
 
+type ApiHandle = Handle<Request<Body>, Response<Body>>;
+
 type Respond = Box<dyn FnOnce(&Value) -> (u16, Value) + Send>;
 
 /// One request the reconcile must send, and the answer.
@@ -364,13 +366,7 @@ impl World {
         self
     }
 
-    fn context(
-        self,
-    ) -> (
-        Arc<Context>,
-        Handle<Request<Body>, Response<Body>>,
-        Arc<ScriptedGates>,
-    ) {
+    fn context(self) -> (Arc<Context>, ApiHandle, Arc<ScriptedGates>) {
         let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
         let client = kube::Client::new(service, "default");
         let mut writer: Writer<ConfigMap> = Writer::default();
