@@ -715,7 +715,13 @@ async fn stopped_between_status_and_target_the_restart_finishes_the_write_withou
     let plan = spec(PLAN);
     let r = rollout(plan.clone(), Some(started(&plan)));
     // The advance: its status is written, then the target write fails (the process dies).
-    let script = vec![status_apply(&r, "11"), cm_get("1"), cm_patch("5").fail(500)];
+    // The decision is recorded, so it is told even though the target write failed.
+    let script = vec![
+        status_apply(&r, "11"),
+        cm_get("1"),
+        cm_patch("5").fail(500),
+        event("Advanced", "AdvanceToStage1"),
+    ];
     let (result, bodies) = run(World::at(t(H)).cached("1"), &r, script).await;
     assert!(matches!(result, Err(ReconcileError::Target { .. })));
     let written = status_of(&bodies[0]);

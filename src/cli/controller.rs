@@ -15,8 +15,9 @@ use rollgate::controller::{
     Context, ControllerConfig, KubeTargets, ProviderObserver, SystemClock, run,
 };
 use rollgate::gates::GateEnv;
-use rollgate::gates::net::AllowRule;
+use rollgate::gates::net::{AllowRule, GuardedClient};
 use rollgate::gates::prometheus::{ClientSettings, PrometheusEndpoint};
+use rollgate::notify::{Endpoint, EndpointKind, Notifier, NotifierSettings, UrlCheck};
 use rollgate::telemetry::server::parse_bind_address;
 use rollgate::telemetry::{LogFormat, Metrics, Readiness, Servers, init_logging};
 use tracing::{error, info};
@@ -63,6 +64,13 @@ pub struct ControllerArgs {
     /// names: a host, a CIDR or a URL prefix (repeatable).
     #[arg(long = "allow-address", value_name = "RULE")]
     allow_address: Vec<String>,
+    /// A generic JSON webhook told about every rollout's transitions (repeatable).
+    #[arg(long = "notify-webhook", value_name = "URL")]
+    notify_webhook: Vec<String>,
+    /// A Slack-compatible incoming webhook told about every rollout's transitions
+    /// (repeatable).
+    #[arg(long = "notify-slack", value_name = "URL")]
+    notify_slack: Vec<String>,
 }
 
 /// Why the controller could not run.
@@ -148,12 +156,40 @@ fn gate_env(args: &ControllerArgs) -> Result<GateEnv, Failure> {
     GateEnv::new(default, allow).map_err(|e| Failure::Usage(e.to_string()))
 }
 
+/// The notifier: the operator's endpoints from the flags, and the address guard for the
+/// endpoints Rollout authors name.
+fn notifier(args: &ControllerArgs, env: &GateEnv) -> Result<Notifier, Failure> {
+    let mut global = Vec::new();
+    for (kind, urls) in [
+        (EndpointKind::Webhook, &args.notify_webhook),
+        (EndpointKind::Slack, &args.notify_slack),
+    ] {
+        for (i, url) in urls.iter().enumerate() {
+            let endpoint =
+                Endpoint::from_flag(kind, url, i + 1).map_err(|e| Failure::Usage(e.to_string()))?;
+            global.push(endpoint);
+        }
+    }
+    let settings = NotifierSettings {
+        global,
+        ..NotifierSettings::default()
+    };
+    let notifier = Notifier::new(settings.clone())
+        .map_err(|e| Failure::Environment(format!("cannot build the HTTP client: {e}")))?;
+    let policy = Arc::clone(env.policy());
+    let guarded = GuardedClient::build(Arc::clone(&policy))
+        .map_err(|e| Failure::Environment(format!("cannot build the HTTP client: {e}")))?;
+    let check: UrlCheck = Arc::new(move |url| policy.check_url(url).map_err(|e| e.to_string()));
+    Ok(notifier.with_address_guard(guarded.http().clone(), check))
+}
+
 async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     let metrics_address = parse_bind_address(&args.metrics_bind_address)
         .map_err(|e| Failure::Usage(format!("--metrics-bind-address: {e}")))?;
     let probes_address = parse_bind_address(&args.health_probe_bind_address)
         .map_err(|e| Failure::Usage(format!("--health-probe-bind-address: {e}")))?;
     let env = gate_env(&args)?;
+    let notifier = Arc::new(notifier(&args, &env)?);
 
     let config = kube::Config::infer()
         .await
@@ -193,6 +229,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
         (Leadership::always(), None)
     };
     readiness.set_role(leadership.clone());
+    let leader_metrics = leadership.report_to(metrics.clone());
 
     let recorder = Recorder::new(
         client.clone(),
@@ -209,6 +246,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     let controller_config = ControllerConfig {
         namespaces: args.namespaces.clone(),
         concurrency: args.concurrency,
+        readiness: Some(readiness.clone()),
     };
     info!(
         namespaces = ?args.namespaces,
@@ -216,13 +254,11 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
         leader_elect = args.leader_elect,
         "rollgate controller starting"
     );
-    let ready = readiness.clone();
     let context_client = client.clone();
     run(
         client,
         controller_config,
         move |config_maps, feature_flags| {
-            ready.set_synced(true);
             Context::new(
                 context_client.clone(),
                 recorder,
@@ -235,6 +271,8 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
                 )),
                 Arc::new(leadership),
             )
+            .with_metrics(metrics)
+            .with_notifier(notifier)
         },
         shutdown.clone(),
     )
@@ -243,6 +281,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     if let Some(task) = election {
         let _ = task.await;
     }
+    leader_metrics.abort();
     match serving.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => error!(%e, "the metrics and probe endpoints stopped with an error"),
