@@ -218,6 +218,11 @@ rules! {
         set("/spec/analysis/interval", json!("-1m")),
         ("spec.analysis.interval", "must be positive"),
         ("spec.analysis.interval", "interval must be positive");
+    notification_one_kind:
+        set("/spec/notifications", json!([{"webhook": {"urlSecretRef": {"name": "hooks", "key": "url"}}}])),
+        set("/spec/notifications", json!([{"on": ["rollback"]}])),
+        ("spec.notifications[0]", "must set exactly one of webhook and slack"),
+        ("spec.notifications[0]", "notification must set exactly one of webhook and slack");
     min_allowlist:
         set("/spec/preChecks", json!({"minAllowlist": 10})),
         set("/spec/preChecks", json!({"minAllowlist": 10001})),
