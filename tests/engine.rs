@@ -814,7 +814,10 @@ fn one_spike_is_not_a_rollback() {
 
 #[test]
 fn rollback_percent_is_taken_from_the_spec() {
-    let mut run = Run::started(plan_with(|s| s.rollback.percent = 2));
+    let mut run = Run::started(plan_with(|s| {
+        s.stages[0].percent = 2;
+        s.rollback.percent = 2;
+    }));
     run.act(M, ManualAction::Promote);
     let out = run.check(H + M, &alert());
     assert_eq!(out.write, Some(2));
@@ -2103,4 +2106,44 @@ fn judge_is_the_verdict_decide_uses() {
     }
     let g: &Gate = &spec.analysis.gates[0];
     assert_eq!(judge(g, &v(0.01)), GateVerdict::Pass);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A rollback never raises exposure (issue 7)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn abort_after_a_plan_change_never_raises_exposure() {
+    // Started at 1%; the plan then moves every stage up and its rollback to 10% (valid: not
+    // above the new first stage). The rollout still holds 1% when someone aborts.
+    let mut run = Run::started(plan());
+    run.respec(M, |s| {
+        s.stages[0].percent = 20;
+        s.stages[1].percent = 50;
+        s.stages[2].percent = 100;
+        s.rollback.percent = 10;
+    });
+    assert_eq!(run.status.percent, Some(1));
+    let out = run.act(10 * M, ManualAction::Abort);
+    assert_eq!(kinds(&out), ["rollback"]);
+    assert_eq!(out.write, Some(1), "an abort at 1% must not write 10%");
+    assert_eq!(run.status.percent, Some(1));
+    assert_eq!(out.transitions[0].percent, 1);
+}
+
+#[test]
+fn gate_rollback_after_a_plan_change_never_raises_exposure() {
+    let mut run = Run::started(plan());
+    run.respec(M, |s| {
+        s.stages[0].percent = 20;
+        s.stages[1].percent = 50;
+        s.stages[2].percent = 100;
+        s.rollback.percent = 20;
+    });
+    assert_eq!(run.status.percent, Some(1));
+    let out = run.check(H + M, &alert());
+    assert_eq!(kinds(&out), ["rollback"]);
+    assert_eq!(out.write, Some(1), "rolled back at 1%, not raised to 20%");
+    assert_eq!(run.status.phase, Some(Phase::RolledBack));
+    assert_eq!(run.status.percent, Some(1));
 }

@@ -471,9 +471,12 @@ fn a_misspelt_field_is_reported_by_path() {
 fn invalid_yaml_names_file_line_and_column() {
     let err = bad_input("spec: [\n", GOOD_SCENARIO);
     assert!(err.contains("plan.yaml") && err.contains("line 1"), "{err}");
+    // A value of the wrong type is named by its path, as kubectl names it.
     let err = bad_input(SMALL_PLAN, "gates:\n  ratio: [{at: 0s, value: abc}]\n");
     assert!(
-        err.contains("scenario.yaml") && err.contains("line 2"),
+        err.contains(
+            "scenario.yaml: gates.ratio[0].value: expected a number, found the string \"abc\""
+        ),
         "{err}"
     );
 }
@@ -549,15 +552,15 @@ fn scenario_problems_are_named() {
 
 #[test]
 fn a_run_that_would_never_end_is_refused() {
-    let plan = SMALL_PLAN.replace("interval: 10m", "interval: 1ms");
+    let plan = SMALL_PLAN.replace("interval: 10m", "interval: 1s");
     let err = bad_input(&plan, GOOD_SCENARIO);
     assert!(
-        err.contains("until (default 30d)") && err.contains("2592000000 checkpoints"),
+        err.contains("until (default 30d)") && err.contains("2592000 checkpoints"),
         "{err}"
     );
-    let err = bad_input(&plan, &format!("until: 3h\n{GOOD_SCENARIO}"));
+    let err = bad_input(&plan, &format!("until: 300h\n{GOOD_SCENARIO}"));
     assert!(
-        err.contains("until: 3h at an interval of 1ms is 10800000 checkpoints"),
+        err.contains("until: 12d12h at an interval of 1s is 1080000 checkpoints"),
         "{err}"
     );
 }
@@ -574,6 +577,367 @@ fn a_missing_file_is_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("/nonexistent/plan.yaml") && err.contains("cannot read"),
+        "{err}"
+    );
+}
+
+// ── input discipline (issue 7) ──────────────────────────────────────────────────────────
+
+/// Runs simulate on files and returns (exit status, stdout, stderr).
+fn simulate_files(plan: &Path, scenario: &Path, extra: &[&str]) -> (Option<i32>, String, String) {
+    let mut args = vec![
+        "simulate",
+        plan.to_str().unwrap(),
+        "--scenario",
+        scenario.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = rollgate(&args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes a plan and a scenario and runs simulate with `extra` flags.
+fn simulate_with(plan: &str, scenario_text: &str, extra: &[&str]) -> (Option<i32>, String, String) {
+    let dir = tempdir();
+    let plan_path = dir.join("plan.yaml");
+    let scenario_path = dir.join("scenario.yaml");
+    std::fs::write(&plan_path, plan).unwrap();
+    std::fs::write(&scenario_path, scenario_text).unwrap();
+    simulate_files(&plan_path, &scenario_path, extra)
+}
+
+#[test]
+fn scenario_durations_that_panicked_are_refused_with_a_message() {
+    for (field, text) in [
+        ("until", "99999999999999999999h"),
+        ("until", "18446744073709551615s"),
+        ("until", "2562047h47m16.854775808s"),
+        ("gates.ratio[0].at", "1h-5m"),
+        ("gates.ratio[0].at", "18446744073709551615s"),
+        ("gates.ratio[0].at", ""),
+    ] {
+        let scenario = if field == "until" {
+            format!("until: '{text}'\n{GOOD_SCENARIO}")
+        } else {
+            format!("gates:\n  ratio: [{{at: '{text}', value: 1}}]\n")
+        };
+        let err = bad_input(SMALL_PLAN, &scenario);
+        assert!(
+            err.contains(&format!("scenario.yaml: {field}: ")),
+            "{text:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn plans_and_scenarios_read_one_duration_grammar() {
+    // Go accepts `+5s`, `.5s` and `0`; both files do.
+    let plan = SMALL_PLAN.replace("duration: 30m}", "duration: +.5h}");
+    // `-0s` is zero, so it does not follow `0`: refused as out of order, not as negative.
+    let err = bad_input(
+        &plan,
+        "gates:\n  ratio: [{at: '0', value: 1}, {at: -0s, value: 1}]\n",
+    );
+    assert!(
+        err.contains("gates.ratio[1].at")
+            && err.contains("increasing")
+            && !err.contains("negative"),
+        "{err}"
+    );
+    let events = simulate_texts(
+        &plan,
+        "until: 1d\ngates:\n  ratio: [{at: '0', value: 1}, {at: +.5m, value: 1}]\n",
+    );
+    let last = events.last().expect("a summary");
+    assert_eq!(last["phase"], "Succeeded");
+    // Days only in scenarios.
+    let err = bad_input(
+        &SMALL_PLAN.replace("duration: 30m}", "duration: 1d}"),
+        GOOD_SCENARIO,
+    );
+    assert!(err.contains("\"1d\" is not a Go duration"), "{err}");
+}
+
+#[test]
+fn an_interval_below_one_second_is_refused() {
+    let err = bad_input(
+        &SMALL_PLAN.replace("interval: 10m", "interval: 1ns"),
+        GOOD_SCENARIO,
+    );
+    assert!(
+        err.contains("spec.analysis.interval: must be at least 1s, not 1ns"),
+        "{err}"
+    );
+}
+
+#[test]
+fn numbers_are_typed_as_the_crd_types_them() {
+    let err = bad_input(
+        &SMALL_PLAN.replace("percent: 20", "percent: \"20\""),
+        GOOD_SCENARIO,
+    );
+    assert!(
+        err.contains(
+            "plan.yaml: spec.stages[0].percent: expected an integer from 0 to 100, found the string \"20\""
+        ),
+        "{err}"
+    );
+    let err = bad_input(
+        &SMALL_PLAN.replace("max: 2", "max: \"0.01\""),
+        GOOD_SCENARIO,
+    );
+    assert!(
+        err.contains("spec.analysis.gates[0].max: expected a number, found the string \"0.01\""),
+        "{err}"
+    );
+    let err = bad_input(&SMALL_PLAN.replace("max: 2", "max: \"\""), GOOD_SCENARIO);
+    assert!(
+        err.contains("expected a number, found the string \"\""),
+        "{err}"
+    );
+    let err = bad_input(
+        &SMALL_PLAN.replace("percent: 50", "percent: 300"),
+        GOOD_SCENARIO,
+    );
+    assert!(
+        err.contains(
+            "spec.stages[1].percent: expected an integer from 0 to 100, found the integer 300"
+        ),
+        "{err}"
+    );
+    let err = bad_input(
+        &SMALL_PLAN.replace("errorLimit: 2", "errorLimit: -2"),
+        GOOD_SCENARIO,
+    );
+    assert!(
+        err.contains("spec.analysis.errorLimit: expected an integer"),
+        "{err}"
+    );
+    for rust_words in [
+        "invalid u8",
+        "invalid u32",
+        "cannot parse float",
+        "from_str_multiple",
+        "DuplicateKeyPolicy",
+    ] {
+        assert!(!err.contains(rust_words), "{err}");
+    }
+}
+
+#[test]
+fn a_misspelt_field_is_named_with_the_closest_known_one() {
+    let err = bad_input(&SMALL_PLAN.replace("  stages:", "  stagse:"), GOOD_SCENARIO);
+    assert!(
+        err.contains("plan.yaml: spec.stagse: unknown field; did you mean stages?"),
+        "{err}"
+    );
+    let err = bad_input(SMALL_PLAN, "gates:\n  ratio: [{at: 0s, valeu: 1}]\n");
+    assert!(
+        err.contains("gates.ratio[0].valeu: unknown field; did you mean value?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_keys_get_a_plain_message() {
+    let plan = format!("{SMALL_PLAN}  onDrift: Revert\n");
+    let err = bad_input(&plan, GOOD_SCENARIO);
+    assert!(
+        err.contains("the key \"onDrift\" appears twice in the same mapping"),
+        "{err}"
+    );
+    assert!(!err.contains("DuplicateKeyPolicy"), "{err}");
+}
+
+#[test]
+fn one_document_per_file_and_a_trailing_separator_is_fine() {
+    let plan = format!("{SMALL_PLAN}---\n# the end\n");
+    let events = simulate_texts(&plan, &format!("{GOOD_SCENARIO}---\n"));
+    assert!(events.last().is_some_and(|e| e["event"] == "summary"));
+    let err = bad_input(&format!("{SMALL_PLAN}---\n{SMALL_PLAN}"), GOOD_SCENARIO);
+    assert!(
+        err.contains("a second YAML document starts here; a file holds one document"),
+        "{err}"
+    );
+    assert!(!err.contains("from_str_multiple"), "{err}");
+}
+
+#[test]
+fn thirty_days_of_per_minute_values_for_two_gates_load() {
+    let plan = SMALL_PLAN.replace(
+        "      - {name: ratio, prometheus: {query: x}, min: 0.5, max: 2, failureLimit: 3}",
+        "      - {name: ratio, prometheus: {query: x}, min: 0.5, max: 2, failureLimit: 3}\n      - {name: other, prometheus: {query: other}, max: 2}",
+    );
+    let mut scenario = String::from("gates:\n");
+    for gate in ["ratio", "other"] {
+        scenario.push_str(&format!("  {gate}:\n"));
+        for minute in 0..30 * 24 * 60 {
+            scenario.push_str(&format!("    - {{at: {minute}m, value: 1}}\n"));
+        }
+    }
+    let (status, _, stderr) = simulate_with(&plan, &scenario, &["--output", "json"]);
+    assert_eq!(status, Some(0), "{stderr}");
+}
+
+#[test]
+fn too_many_yaml_nodes_are_refused_with_the_limit() {
+    // A flat list of two million and ten scalars: one node each, past the limit.
+    let scenario = format!("gates:\n  ratio: [{}0]\n", "0,".repeat(2_000_010));
+    let err = bad_input(SMALL_PLAN, &scenario);
+    assert!(
+        err.contains(
+            "more than 2000000 YAML nodes (values, lists and mappings), the most one file may hold"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("budget breached"), "{err}");
+}
+
+#[test]
+fn endless_files_are_refused_fast_with_the_limit() {
+    let dir = tempdir();
+    let plan_path = dir.join("plan.yaml");
+    let scenario_path = dir.join("scenario.yaml");
+    std::fs::write(&plan_path, SMALL_PLAN).unwrap();
+    std::fs::write(&scenario_path, GOOD_SCENARIO).unwrap();
+    for device in ["/dev/zero", "/dev/urandom"] {
+        let device = Path::new(device);
+        if !device.exists() {
+            continue;
+        }
+        let (status, stdout, stderr) = simulate_files(device, &scenario_path, &[]);
+        assert_eq!(status, Some(2), "{stderr}");
+        assert!(stdout.is_empty());
+        assert!(
+            stderr.contains(&format!(
+                "{}: the file is larger than 16 MiB",
+                device.display()
+            )),
+            "{stderr}"
+        );
+        let (status, _, stderr) = simulate_files(&plan_path, device, &[]);
+        assert_eq!(status, Some(2), "{stderr}");
+        assert!(
+            stderr.contains("the file is larger than 16 MiB"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn binary_files_are_named_as_such() {
+    let dir = tempdir();
+    let plan_path = dir.join("plan.yaml");
+    std::fs::write(&plan_path, b"apiVersion: \xff\xfe\n").unwrap();
+    let scenario_path = dir.join("scenario.yaml");
+    std::fs::write(&scenario_path, GOOD_SCENARIO).unwrap();
+    let (status, _, stderr) = simulate_files(&plan_path, &scenario_path, &[]);
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(stderr.contains("is not UTF-8 text"), "{stderr}");
+}
+
+#[test]
+fn rollback_above_the_first_stage_is_refused() {
+    let plan = format!("{SMALL_PLAN}  rollback: {{percent: 100}}\n");
+    let err = bad_input(&plan, GOOD_SCENARIO);
+    assert!(
+        err.contains("spec.rollback.percent: 100 is above the first stage's percent (20)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn exit_status_3_when_the_timeline_cannot_be_written() {
+    let full = Path::new("/dev/full");
+    if !full.exists() {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args([
+            "simulate",
+            example_plan().to_str().unwrap(),
+            "--scenario",
+            scenario("healthy").to_str().unwrap(),
+            "--expect",
+            "Succeeded",
+        ])
+        .stdout(std::fs::File::create(full).expect("/dev/full opens"))
+        .output()
+        .expect("the rollgate binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("cannot write the timeline"), "{stderr}");
+}
+
+#[test]
+fn exit_status_1_only_for_an_expect_mismatch() {
+    let out = rollgate(&[
+        "simulate",
+        example_plan().to_str().unwrap(),
+        "--scenario",
+        scenario("healthy").to_str().unwrap(),
+        "--expect",
+        "RolledBack",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected phase RolledBack"));
+}
+
+#[test]
+fn logging_is_initialised_with_the_global_flags() {
+    let out = rollgate(&[
+        "--log-format",
+        "json",
+        "--log-level",
+        "info",
+        "simulate",
+        example_plan().to_str().unwrap(),
+        "--scenario",
+        scenario("healthy").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("simulating"))
+        .unwrap_or_else(|| panic!("no log line: {stderr}"));
+    let log: Value = serde_json::from_str(line).expect("a JSON log line");
+    assert_eq!(log["level"], "INFO");
+    // Text by default, warn level: nothing on a healthy run.
+    let out = rollgate(&[
+        "simulate",
+        example_plan().to_str().unwrap(),
+        "--scenario",
+        scenario("healthy").to_str().unwrap(),
+    ]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = rollgate(&["--log-level", "rollgate=[[", "crd"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--log-level"));
+}
+
+#[test]
+fn many_gates_over_a_long_span_are_refused_by_the_work_budget() {
+    let mut plan = SMALL_PLAN.replace("interval: 10m", "interval: 1s");
+    let mut scenario_text = String::from("until: 2d\ngates:\n  ratio: [{at: 0s, value: 1}]\n");
+    for i in 0..31 {
+        plan = plan.replace(
+            "    gates:\n",
+            &format!("    gates:\n      - {{name: g{i}, prometheus: {{query: q}}}}\n"),
+        );
+        scenario_text.push_str(&format!("  g{i}: [{{at: 0s, value: 1}}]\n"));
+    }
+    let err = bad_input(&plan, &scenario_text);
+    assert!(
+        err.contains("until: 2d at an interval of 1s with 32 gate(s) is 5529600 gate evaluations, more than the 4000000 allowed"),
         "{err}"
     );
 }

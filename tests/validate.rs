@@ -208,16 +208,21 @@ rules! {
         set("/spec/stages/1/duration", json!("-1ns")),
         ("spec.stages[1].duration", "must not be negative"),
         ("spec.stages[1].duration", "duration must not be negative");
-    interval_positive:
+    interval_at_least_1s:
+        set("/spec/analysis/interval", json!("1s")),
         set("/spec/analysis/interval", json!("1ns")),
-        set("/spec/analysis/interval", json!("0s")),
-        ("spec.analysis.interval", "must be positive"),
-        ("spec.analysis.interval", "interval must be positive");
-    interval_positive_not_negative:
+        ("spec.analysis.interval", "must be at least 1s, not 1ns"),
+        ("spec.analysis.interval", "interval must be at least 1s");
+    interval_at_least_1s_not_zero:
+        set("/spec/analysis/interval", json!("1000ms")),
+        set("/spec/analysis/interval", json!("-0s")),
+        ("spec.analysis.interval", "must be at least 1s, not 0ns"),
+        ("spec.analysis.interval", "interval must be at least 1s");
+    interval_at_least_1s_not_negative:
         set("/spec/analysis/interval", json!("1m")),
         set("/spec/analysis/interval", json!("-1m")),
-        ("spec.analysis.interval", "must be positive"),
-        ("spec.analysis.interval", "interval must be positive");
+        ("spec.analysis.interval", "must be at least 1s, not -60s"),
+        ("spec.analysis.interval", "interval must be at least 1s");
     notification_one_kind:
         set("/spec/notifications", json!([{"webhook": {"urlSecretRef": {"name": "hooks", "key": "url"}}}])),
         set("/spec/notifications", json!([{"on": ["rollback"]}])),
@@ -322,13 +327,13 @@ rules! {
     ofrep_sample_at_least_1:
         set("/spec/analysis/gates/2/ofrep/sample", json!(1)),
         set("/spec/analysis/gates/2/ofrep/sample", json!(0)),
-        ("spec.analysis.gates[2].ofrep.sample", "must be between 1 and 100000"),
-        ("spec.analysis.gates[2].ofrep.sample", "sample must be between 1 and 100000");
-    ofrep_sample_at_most_100000:
-        set("/spec/analysis/gates/2/ofrep/sample", json!(100_000)),
-        set("/spec/analysis/gates/2/ofrep/sample", json!(100_001)),
-        ("spec.analysis.gates[2].ofrep.sample", "must be between 1 and 100000"),
-        ("spec.analysis.gates[2].ofrep.sample", "sample must be between 1 and 100000");
+        ("spec.analysis.gates[2].ofrep.sample", "must be between 1 and 10000"),
+        ("spec.analysis.gates[2].ofrep.sample", "sample must be between 1 and 10000");
+    ofrep_sample_at_most_10000:
+        set("/spec/analysis/gates/2/ofrep/sample", json!(10_000)),
+        set("/spec/analysis/gates/2/ofrep/sample", json!(10_001)),
+        ("spec.analysis.gates[2].ofrep.sample", "must be between 1 and 10000"),
+        ("spec.analysis.gates[2].ofrep.sample", "sample must be between 1 and 10000");
     ofrep_timeout_positive:
         set("/spec/analysis/gates/2/ofrep/timeout", json!("1ms")),
         set("/spec/analysis/gates/2/ofrep/timeout", json!("0")),
@@ -409,8 +414,16 @@ rules! {
         webhook("0s"),
         ("spec.target.webhook.timeout", "must be positive"),
         ("spec.target.webhook.timeout", "timeout must be positive");
+    rollback_not_above_first_stage:
+        set("/spec/rollback/percent", json!(1)),
+        set("/spec/rollback/percent", json!(2)),
+        ("spec.rollback.percent", "2 is above the first stage's percent (1): a rollback must never raise exposure"),
+        ("spec", "rollback.percent must not exceed the first stage's percent: a rollback never raises exposure");
     rollback_percent_range:
-        set("/spec/rollback/percent", json!(100)),
+        |p: &mut Value| {
+            p["spec"]["stages"] = json!([{"percent": 100}]);
+            p["spec"]["rollback"]["percent"] = json!(100);
+        },
         set("/spec/rollback/percent", json!(101)),
         ("spec.rollback.percent", "must be between 0 and 100"),
         ("spec.rollback.percent", "percent must be between 0 and 100");
@@ -475,8 +488,8 @@ fn durations_of_another_grammar_are_refused_when_read_and_by_cel() {
             "2 hours",
             "1d",
             "",
-            "+5s",
-            ".5s",
+            "+-5s",
+            ".s",
             "99999999999999999999h",
             "1h-5m",
         ] {
@@ -490,7 +503,7 @@ fn durations_of_another_grammar_are_refused_when_read_and_by_cel() {
                 .expect_err("the Rust types read a duration of another grammar")
                 .to_string();
             assert!(
-                error.contains("must be a Go duration") || error.contains("too long a duration"),
+                error.contains("is not a Go duration") || error.contains("too long a duration"),
                 "{pointer} = {text:?}: {error}"
             );
             if text == "99999999999999999999h" {

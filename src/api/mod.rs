@@ -1,8 +1,9 @@
 //! The `Rollout` custom resource: its spec, its status and the rules that validate it.
 
 mod crd;
-mod duration;
+pub mod duration;
 mod gate;
+pub mod limits;
 mod matcher;
 mod notifications;
 mod ofrep_memory;

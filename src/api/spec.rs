@@ -4,7 +4,9 @@ use kube::core::Duration;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::duration::{DURATION_FORMAT_RULE, DURATION_NOT_NEGATIVE_RULE, DURATION_POSITIVE_RULE};
+use super::duration::{
+    DURATION_AT_LEAST_1S_RULE, DURATION_FORMAT_RULE, DURATION_NOT_NEGATIVE_RULE,
+};
 use super::gate::Gate;
 use super::notifications::NotificationSpec;
 use super::status::RolloutStatus;
@@ -58,6 +60,8 @@ use super::target::Target;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(ROLLBACK_NOT_ABOVE_FIRST_STAGE_RULE)
+    .message("rollback.percent must not exceed the first stage's percent: a rollback never raises exposure"))]
 pub struct RolloutSpec {
     /// Where the rollout writes each stage's percentage. Exactly one kind of target.
     pub target: Target,
@@ -107,12 +111,18 @@ pub struct PreChecksSpec {
     pub min_allowlist: Option<u32>,
 }
 
+/// CEL rule on the spec: `rollback.percent` is at most `stages[0].percent` (a missing
+/// rollback percent is 0; a plan without stages and a percent above 100 are left to their own
+/// rules).
+const ROLLBACK_NOT_ABOVE_FIRST_STAGE_RULE: &str = "!has(self.rollback) || !has(self.rollback.percent) || size(self.stages) == 0 || self.rollback.percent > 100 || self.rollback.percent <= self.stages[0].percent";
+
 /// One step of exposure.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Stage {
     /// Share of users that get the change during this stage, 0 to 100.
     #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("percent must be between 0 and 100"))]
+    #[schemars(range(max = 100))]
     pub percent: u8,
     /// Minimum time at this stage before it may advance (bake time), as a Go duration such as
     /// `2h` or `90m`. Defaults to 0s: advance at the first passing checkpoint.
@@ -142,7 +152,7 @@ pub struct Analysis {
     #[schemars(length(max = 64))]
     #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
         .message("interval must be a Go duration such as 30s, 1m or 1h"))]
-    #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("interval must be positive"))]
+    #[x_kube(validation = Rule::new(DURATION_AT_LEAST_1S_RULE).message("interval must be at least 1s"))]
     pub interval: Duration,
     /// Checkpoints in a row without usable data from a gate (no data or a provider error)
     /// before the rollout pauses (default 3).
@@ -172,6 +182,7 @@ pub struct RollbackSpec {
     /// The percent written to the target on rollback (default 0).
     #[serde(default)]
     #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("percent must be between 0 and 100"))]
+    #[schemars(range(max = 100))]
     pub percent: u8,
 }
 

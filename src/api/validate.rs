@@ -16,14 +16,10 @@ use super::duration;
 use super::gate::Gate;
 use super::spec::RolloutSpec;
 
-/// Most stages a plan may have (the schema's `maxItems`).
-const MAX_STAGES: usize = 100;
-/// Most gates a plan may have (the schema's `maxItems`).
-const MAX_GATES: usize = 32;
-/// Longest gate name, in characters (the schema's `maxLength`).
-const MAX_GATE_NAME: usize = 63;
+use super::limits::{self, MAX_GATE_NAME, MAX_GATES, MAX_STAGES};
+
 /// Fewest and most targeting keys an OFREP gate may sample.
-const OFREP_SAMPLE_RANGE: std::ops::RangeInclusive<u32> = 1..=100_000;
+const OFREP_SAMPLE_RANGE: std::ops::RangeInclusive<u32> = 1..=limits::MAX_OFREP_SAMPLE;
 
 /// One broken rule, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +52,7 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), Vec<SpecError>> {
     {
         errors.push("spec.preChecks.minAllowlist", "must be between 0 and 10000");
     }
+    check_rollback_not_above_first_stage(spec, &mut errors);
     errors.0.extend(super::validate_gates::check_gates(spec));
     for (i, notification) in spec.notifications.iter().enumerate() {
         if notification.webhook.is_some() == notification.slack.is_some() {
@@ -103,6 +100,23 @@ impl Errors {
         if timeout.is_some_and(|t| !duration::is_positive(t)) {
             self.push(field, "must be positive");
         }
+    }
+}
+
+/// A rollback never raises exposure: `rollback.percent` is at most the first stage's percent,
+/// the lowest a started rollout ever writes (a percent above 100 is the range rule's).
+fn check_rollback_not_above_first_stage(spec: &RolloutSpec, errors: &mut Errors) {
+    if let Some(first) = spec.stages.first()
+        && spec.rollback.percent <= 100
+        && spec.rollback.percent > first.percent
+    {
+        errors.push(
+            "spec.rollback.percent",
+            format!(
+                "{} is above the first stage's percent ({}): a rollback must never raise exposure",
+                spec.rollback.percent, first.percent
+            ),
+        );
     }
 }
 
@@ -171,8 +185,11 @@ fn check_stages(spec: &RolloutSpec, errors: &mut Errors) {
 
 fn check_analysis(spec: &RolloutSpec, errors: &mut Errors) {
     let analysis = &spec.analysis;
-    if !duration::is_positive(analysis.interval) {
-        errors.push("spec.analysis.interval", "must be positive");
+    if !duration::is_at_least_one_second(analysis.interval) {
+        errors.push(
+            "spec.analysis.interval",
+            format!("must be at least 1s, not {}", analysis.interval),
+        );
     }
     if analysis.error_limit < 1 {
         errors.push("spec.analysis.errorLimit", "must be at least 1");
@@ -260,7 +277,7 @@ fn check_gate(field: &str, gate: &Gate, errors: &mut Errors) {
         if !OFREP_SAMPLE_RANGE.contains(&ofrep.sample) {
             errors.push(
                 format!("{field}.ofrep.sample"),
-                "must be between 1 and 100000",
+                "must be between 1 and 10000",
             );
         }
         errors.timeout(format!("{field}.ofrep.timeout"), ofrep.timeout);

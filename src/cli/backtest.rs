@@ -10,14 +10,15 @@ use rollgate::backtest::{PrometheusHistory, QueryMode};
 use rollgate::gates::net::AllowRule;
 use rollgate::gates::prometheus::ClientError;
 use rollgate::gates::prometheus::{ClientSettings, PrometheusAuth, PrometheusEndpoint};
-use rollgate::gates::secret::Secret;
-use rollgate::gates::{GateEnv, GateEnvError};
+use rollgate::gates::{GateEnv, GateEnvError, Secret};
 use rollgate::sim::load::load_rollout;
 use rollgate::sim::run;
 use rollgate::sim::scenario::{Scenario, check_budget};
 use rollgate::sim::timeline::TimelineWriter;
 
 use super::output::{ExpectedPhase, OutputFormat, bad_input, finish};
+use super::secret::{HeaderArg, SecretArg};
+use rollgate::sim::read::{MAX_SMALL_FILE_BYTES, read_bytes};
 
 /// The most checkpoints one backtest may replay.
 const BACKTEST_BUDGET: u64 = 200_000;
@@ -68,16 +69,16 @@ pub struct BacktestArgs {
     query_mode: QueryModeArg,
     /// Bearer token sent to Prometheus.
     #[arg(long, env = "ROLLGATE_PROMETHEUS_TOKEN", hide_env_values = true)]
-    prometheus_token: Option<Secret<String>>,
+    prometheus_token: Option<SecretArg>,
     /// Basic-auth user name sent to Prometheus.
     #[arg(long, env = "ROLLGATE_PROMETHEUS_USERNAME")]
     prometheus_username: Option<String>,
     /// Basic-auth password sent to Prometheus.
     #[arg(long, env = "ROLLGATE_PROMETHEUS_PASSWORD", hide_env_values = true)]
-    prometheus_password: Option<Secret<String>>,
+    prometheus_password: Option<SecretArg>,
     /// Extra header, as `Name: value` (for example a tenant header for Mimir or Thanos).
     #[arg(long = "prometheus-header", value_name = "HEADER")]
-    prometheus_headers: Vec<String>,
+    prometheus_headers: Vec<HeaderArg>,
     /// PEM CA bundle to trust besides the built-in roots.
     #[arg(long)]
     prometheus_ca: Option<PathBuf>,
@@ -89,7 +90,8 @@ pub struct BacktestArgs {
     prometheus_timeout: String,
 }
 
-/// Runs the backtest; exit status 0, 1 when `--expect` differs, 2 on bad input.
+/// Runs the backtest; exit status 0, 1 when `--expect` differs, 2 on bad input, 3 when the
+/// timeline cannot be written.
 pub fn backtest(args: BacktestArgs) -> ExitCode {
     let rollout = match load_rollout(&args.rollout) {
         Ok(rollout) => rollout,
@@ -185,29 +187,32 @@ fn window(args: &BacktestArgs) -> Result<(Timestamp, Timestamp), String> {
 fn endpoint(args: &BacktestArgs) -> Result<PrometheusEndpoint, String> {
     let mut settings = ClientSettings {
         auth: PrometheusAuth::from_parts(
-            args.prometheus_token.as_ref().map(|t| t.expose().clone()),
+            args.prometheus_token
+                .as_ref()
+                .map(|t| t.expose().to_owned()),
             args.prometheus_username.clone(),
             args.prometheus_password
                 .as_ref()
-                .map(|p| p.expose().clone()),
+                .map(|p| p.expose().to_owned()),
         )
         .map_err(|e| format!("Prometheus credentials: {e}"))?,
         insecure_skip_verify: args.prometheus_insecure_skip_verify,
         ..ClientSettings::default()
     };
+    check_credentials(args)?;
     for line in &args.prometheus_headers {
         settings
-            .add_header_line(line)
+            .add_header_line(line.expose())
             .map_err(|e| format!("--prometheus-header: {e}"))?;
     }
+    check_headers(&settings.headers)?;
     if let Some(path) = &args.prometheus_ca {
-        settings.ca_pem = Some(std::fs::read(path).map_err(|e| {
-            format!(
-                "--prometheus-ca {}: cannot read the file: {e}",
-                path.display()
-            )
-        })?);
+        let pem = read_bytes(path, MAX_SMALL_FILE_BYTES)
+            .map_err(|e| format!("--prometheus-ca {}: {e}", path.display()))?;
+        check_ca(&pem).map_err(|e| format!("--prometheus-ca {}: {e}", path.display()))?;
+        settings.ca_pem = Some(pem);
     }
+    check_address(&args.prometheus)?;
     let timeout = rollgate::api::parse_duration(&args.prometheus_timeout)
         .map_err(|e| format!("--prometheus-timeout: {e}"))?;
     if timeout.is_negative() || std::time::Duration::from(timeout).is_zero() {
@@ -218,4 +223,155 @@ fn endpoint(args: &BacktestArgs) -> Result<PrometheusEndpoint, String> {
         address: args.prometheus.clone(),
         settings,
     })
+}
+
+/// `--prometheus` is an http:// or https:// URL with a host.
+fn check_address(address: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(address).map_err(|e| {
+        format!("--prometheus {address:?} is not a URL such as http://127.0.0.1:9090 ({e})")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "--prometheus {address:?}: the scheme must be http or https, not {}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("--prometheus {address:?}: the URL names no host"));
+    }
+    Ok(())
+}
+
+/// Token, user name and password can travel in a header (no line breaks or other control
+/// characters); the message never repeats them.
+fn check_credentials(args: &BacktestArgs) -> Result<(), String> {
+    let fields = [
+        (
+            "--prometheus-token",
+            args.prometheus_token.as_ref().map(|t| t.expose()),
+        ),
+        ("--prometheus-username", args.prometheus_username.as_deref()),
+        (
+            "--prometheus-password",
+            args.prometheus_password.as_ref().map(|p| p.expose()),
+        ),
+    ];
+    for (flag, value) in fields {
+        if let Some(value) = value
+            && http::HeaderValue::from_str(value).is_err()
+        {
+            return Err(format!(
+                "{flag}: contains a character an HTTP header cannot carry (a line break or another control character)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Header names are HTTP tokens and values carry no control characters; a message names the
+/// header, never its value.
+fn check_headers(headers: &[(String, Secret<String>)]) -> Result<(), String> {
+    for (name, value) in headers {
+        let value = value.expose();
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(format!(
+                "--prometheus-header: {:?} is not a valid header name",
+                rollgate::sim::text::for_terminal(name)
+            ));
+        }
+        if http::HeaderValue::from_str(value).is_err() {
+            return Err(format!(
+                "--prometheus-header: the value of {name} contains a character an HTTP header cannot carry"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The bundle holds at least one PEM certificate.
+fn check_ca(pem: &[u8]) -> Result<(), String> {
+    match reqwest::Certificate::from_pem_bundle(pem) {
+        Ok(certs) if certs.is_empty() => Err("holds no PEM certificate".to_owned()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("is not a PEM certificate bundle ({e})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn args(extra: &[&str]) -> BacktestArgs {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: BacktestArgs,
+        }
+        let mut argv = vec!["backtest", "plan.yaml", "--start", "2026-01-01T00:00:00Z"];
+        if !extra.contains(&"--prometheus") {
+            argv.extend_from_slice(&["--prometheus", "http://127.0.0.1:9090"]);
+        }
+        argv.extend_from_slice(extra);
+        Wrapper::try_parse_from(argv).expect("flags parse").args
+    }
+
+    #[track_caller]
+    fn refused(extra: &[&str], expected: &str) {
+        let error = endpoint(&args(extra)).expect_err("refused");
+        assert!(error.contains(expected), "{error}");
+        assert!(
+            !error.contains("gate error-rate"),
+            "blamed on a gate: {error}"
+        );
+        assert!(!error.contains("s3cr3t"), "repeats a secret: {error}");
+    }
+
+    #[test]
+    fn good_flags_make_an_endpoint() {
+        let endpoint =
+            endpoint(&args(&["--prometheus-header", "X-Scope-OrgID: team"])).expect("an endpoint");
+        assert_eq!(endpoint.address, "http://127.0.0.1:9090");
+    }
+
+    #[test]
+    fn bad_flags_are_named_as_flags() {
+        refused(
+            &["--prometheus", "ftp://127.0.0.1/"],
+            "--prometheus \"ftp://127.0.0.1/\": the scheme must be http or https",
+        );
+        refused(
+            &["--prometheus", "http://[::1"],
+            "--prometheus \"http://[::1\" is not a URL",
+        );
+        refused(
+            &["--prometheus-header", "Bad Name: v"],
+            "--prometheus-header: \"Bad Name\" is not a valid header name",
+        );
+        refused(
+            &["--prometheus-header", "X-Tenant: s3cr3t\u{7}"],
+            "the value of X-Tenant contains a character",
+        );
+        refused(
+            &["--prometheus-token", "s3cr3t\nInjected: yes"],
+            "--prometheus-token: contains a character",
+        );
+        refused(&["--prometheus-timeout", "1h-5m"], "--prometheus-timeout");
+    }
+
+    #[test]
+    fn the_ca_file_is_read_with_a_cap_and_checked() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let not_pem = dir.path().join("ca.pem");
+        std::fs::write(&not_pem, "not a certificate").expect("written");
+        let path = not_pem.to_str().expect("UTF-8 path");
+        refused(&["--prometheus-ca", path], "holds no PEM certificate");
+        if std::path::Path::new("/dev/zero").exists() {
+            refused(
+                &["--prometheus-ca", "/dev/zero"],
+                "--prometheus-ca /dev/zero: the file is larger than 1 MiB",
+            );
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! `rollgate controller`: runs the reconcile loop against the cluster kubectl would use.
-//! Flags follow controller-runtime's names. Exit status: 0 after SIGTERM (reconciles in
+//! Flags follow controller-runtime's names; `--log-format` and `--log-level` are the global
+//! flags every command takes (default level `info` here). Exit status: 0 after SIGTERM (reconciles in
 //! flight finished), 2 for a bad flag, 3 when the cluster or an address cannot be used.
 
 use std::process::ExitCode;
@@ -19,7 +20,7 @@ use rollgate::gates::net::{AllowRule, GuardedClient};
 use rollgate::gates::prometheus::{ClientSettings, PrometheusEndpoint};
 use rollgate::notify::{Endpoint, EndpointKind, Notifier, NotifierSettings, UrlCheck};
 use rollgate::telemetry::server::parse_bind_address;
-use rollgate::telemetry::{LogFormat, Metrics, Readiness, Servers, init_logging};
+use rollgate::telemetry::{Metrics, Readiness, Servers};
 use tracing::{error, info};
 
 /// Time every gate of one checkpoint gets, together.
@@ -54,12 +55,6 @@ pub struct ControllerArgs {
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
-    /// Log lines as text for people or JSON for log pipelines.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-    /// Log filter such as `info` or `rollgate=debug,kube=warn` (default: RUST_LOG, else info).
-    #[arg(long, value_name = "FILTER")]
-    log_level: Option<String>,
     /// An address gates may reach besides the default Prometheus and in-cluster Service
     /// names: a host, a CIDR or a URL prefix (repeatable).
     #[arg(long = "allow-address", value_name = "RULE")]
@@ -83,10 +78,6 @@ enum Failure {
 
 /// Runs the controller; see the module documentation for the exit status.
 pub fn controller(args: ControllerArgs) -> ExitCode {
-    if let Err(message) = init_logging(args.log_format, args.log_level.as_deref(), "info") {
-        eprintln!("rollgate controller: {message}");
-        return ExitCode::from(2);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -28,7 +28,8 @@ pub struct SimulateArgs {
     expect: Option<ExpectedPhase>,
 }
 
-/// Runs the simulation; exit status 0, 1 when `--expect` differs, 2 on bad input.
+/// Runs the simulation; exit status 0, 1 when `--expect` differs, 2 on bad input (or a run
+/// past its output limit), 3 when the timeline cannot be written.
 pub fn simulate(args: SimulateArgs) -> ExitCode {
     let rollout = match load_rollout(&args.rollout) {
         Ok(rollout) => rollout,
@@ -38,10 +39,23 @@ pub fn simulate(args: SimulateArgs) -> ExitCode {
         Ok(scenario) => scenario,
         Err(e) => return super::output::bad_input(&e),
     };
+    tracing::info!(
+        plan = %args.rollout.display(),
+        scenario = %args.scenario.display(),
+        gates = rollout.spec.analysis.gates.len(),
+        "simulating"
+    );
     let stdout = io::stdout().lock();
     let mut timeline =
         TimelineWriter::new(BufWriter::new(stdout), args.output.into(), scenario.start);
     let mut source = SeriesSource::new(scenario.start, &scenario.series);
     let summary = run(&rollout.spec, &scenario, &mut source, &mut timeline);
+    if let Ok(summary) = &summary {
+        tracing::info!(
+            phase = summary.phase.as_str(),
+            stage = summary.stage,
+            "run ended"
+        );
+    }
     finish("simulate", summary, args.expect)
 }

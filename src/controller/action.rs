@@ -80,6 +80,8 @@ pub(super) fn requested(rollout: &Rollout) -> Option<&str> {
 /// Returns the Rollout as the API server now has it.
 pub(super) async fn claim(api: &Api<Rollout>, rollout: &Rollout) -> Result<Rollout, kube::Error> {
     let word = requested(rollout).unwrap_or_default().trim();
+    // The claim ends up in status.lastAction: a word that is no action is kept short.
+    let word: String = word.chars().take(32).collect();
     let version = rollout
         .metadata
         .resource_version

@@ -36,11 +36,18 @@ impl Decider<'_> {
         self.transition(TransitionKind::Complete, HistoryKind::Complete, reason);
     }
 
+    /// Rolls back to `rollback.percent`, but never above the percent in force: a rollback
+    /// never raises exposure, even under a plan that validation would refuse.
     pub(super) fn rollback(&mut self, reason: String) {
         self.status.phase = Some(Phase::RolledBack);
         self.status.next_checkpoint_at = None;
         self.status.paused_by_spec = false;
-        self.write(self.spec.rollback.percent);
+        let planned = self.spec.rollback.percent;
+        let percent = self
+            .status
+            .percent
+            .map_or(planned, |current| planned.min(current));
+        self.write(percent);
         self.transition(TransitionKind::Rollback, HistoryKind::Rollback, reason);
     }
 

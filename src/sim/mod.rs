@@ -2,8 +2,12 @@
 //! virtual clock and the timeline.
 
 pub mod load;
+pub mod read;
 mod run;
 pub mod scenario;
+mod schema_check;
+pub mod text;
 pub mod timeline;
+mod yaml_node;
 
 pub use run::{ObservationSource, RunSummary, SeriesSource, run};

@@ -5,34 +5,35 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::core::Duration;
 use serde::Deserialize;
 
-use super::load::{LoadError, load_yaml};
+use super::load::{LoadError, load_yaml, parse_yaml};
+use super::schema_check::child_path;
 use crate::api::RolloutSpec;
+use crate::api::duration::{Units, parse_nanos};
 use crate::engine::{ManualAction, Observation};
 
 /// Simulated time is capped at 30 days unless the scenario says otherwise.
 const DEFAULT_UNTIL: SignedDuration = SignedDuration::from_hours(30 * 24);
 
 /// The scenario file as written.
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct ScenarioFile {
     #[serde(default)]
     start: Option<String>,
     #[serde(default)]
-    until: Option<Duration>,
+    until: Option<String>,
     #[serde(default)]
     gates: BTreeMap<String, Vec<PointFile>>,
     #[serde(default)]
     events: Vec<EventFile>,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct PointFile {
-    at: Duration,
+    at: String,
     #[serde(default)]
     value: Option<f64>,
     #[serde(default)]
@@ -41,16 +42,17 @@ struct PointFile {
     error: Option<String>,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct EventFile {
-    at: Duration,
+    at: String,
     action: ActionWord,
     #[serde(default)]
+    #[schemars(range(max = 100))]
     percent: Option<u8>,
 }
 
-#[derive(Deserialize, Debug, Clone, Copy)]
+#[derive(Deserialize, Debug, Clone, Copy, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum ActionWord {
     Pause,
@@ -116,8 +118,29 @@ pub struct Scenario {
 
 /// Reads a scenario file and checks it against the plan.
 pub fn load_scenario(file: &Path, spec: &RolloutSpec) -> Result<Scenario, LoadError> {
-    let raw: ScenarioFile = load_yaml(file)?;
+    let raw: ScenarioFile = load_yaml(file, scenario_schema())?;
     from_file(raw, spec).map_err(|problems| LoadError::many(file, problems))
+}
+
+/// Parses a scenario's text and checks it against the plan; `file` names the source in
+/// messages.
+pub fn parse_scenario(file: &Path, text: &str, spec: &RolloutSpec) -> Result<Scenario, LoadError> {
+    let raw: ScenarioFile = parse_yaml(file, text, scenario_schema())?;
+    from_file(raw, spec).map_err(|problems| LoadError::many(file, problems))
+}
+
+/// The schema a scenario file is checked against before it is read (types, unknown fields).
+fn scenario_schema() -> &'static serde_json::Value {
+    static SCHEMA: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(generate_scenario_schema)
+}
+
+fn generate_scenario_schema() -> serde_json::Value {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator()
+        .into_root_schema_for::<ScenarioFile>();
+    serde_json::to_value(schema).unwrap_or(serde_json::Value::Null)
 }
 
 fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<String>> {
@@ -131,9 +154,9 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
             Timestamp::UNIX_EPOCH
         }),
     };
-    let until = match raw.until {
+    let until = match &raw.until {
         None => DEFAULT_UNTIL,
-        Some(d) => offset(d, "until", &mut problems),
+        Some(text) => offset(text, "until", &mut problems),
     };
 
     let gate_names: Vec<&str> = spec
@@ -145,7 +168,8 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
     for name in raw.gates.keys() {
         if !gate_names.contains(&name.as_str()) {
             problems.push(format!(
-                "gates.{name}: the plan has no gate named {name:?} (its gates: {})",
+                "{}: the plan has no gate named {name:?} (its gates: {})",
+                child_path("gates", name),
                 gate_names.join(", ")
             ));
         }
@@ -165,7 +189,7 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
 
     let mut events = Vec::with_capacity(raw.events.len());
     for (i, event) in raw.events.iter().enumerate() {
-        let at = offset(event.at, &format!("events[{i}].at"), &mut problems);
+        let at = offset(&event.at, &format!("events[{i}].at"), &mut problems);
         let action = match (event.action, event.percent) {
             (ActionWord::Drift, Some(p)) if p <= 100 => ScenarioAction::Drift(p),
             (ActionWord::Drift, Some(p)) => {
@@ -191,7 +215,9 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
     }
     events.sort_by_key(|e| e.at);
 
-    if let Err(problem) = check_budget(spec, until, SIMULATION_BUDGET) {
+    if let Err(problem) = check_budget(spec, until, SIMULATION_BUDGET)
+        .and_then(|()| check_gate_evaluations(spec, until, SIMULATION_GATE_EVALUATIONS))
+    {
         let field = if raw.until.is_some() {
             "until"
         } else {
@@ -212,8 +238,37 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
     }
 }
 
-/// The most checkpoints one simulation may take (about ten seconds of work).
-pub const SIMULATION_BUDGET: u64 = 10_000_000;
+/// The most checkpoints one simulation may take.
+pub const SIMULATION_BUDGET: u64 = 1_000_000;
+
+/// The most gate evaluations (checkpoints × gates) one simulation may take: what its output
+/// grows with.
+pub const SIMULATION_GATE_EVALUATIONS: u64 = 4_000_000;
+
+/// Refuses a run whose checkpoints × gates would pass `budget`, so a plan of many gates over a
+/// long span gets a clear message instead of gigabytes of timeline.
+pub fn check_gate_evaluations(
+    spec: &RolloutSpec,
+    span: SignedDuration,
+    budget: u64,
+) -> Result<(), String> {
+    let interval = std::time::Duration::from(spec.analysis.interval).as_nanos();
+    if interval == 0 {
+        return Ok(());
+    }
+    let span_nanos = u128::try_from(span.as_nanos()).unwrap_or(0);
+    let gates = spec.analysis.gates.len().max(1) as u128;
+    let evaluations = (span_nanos / interval).saturating_mul(gates);
+    if evaluations > u128::from(budget) {
+        return Err(format!(
+            "{} at an interval of {} with {gates} gate(s) is {evaluations} gate evaluations, \
+             more than the {budget} allowed; shorten the span or lengthen spec.analysis.interval",
+            crate::engine::compact(span.unsigned_abs()),
+            crate::engine::compact(spec.analysis.interval.into()),
+        ));
+    }
+    Ok(())
+}
 
 /// Refuses a run that would take more than `budget` checkpoints, so a plan with a tiny
 /// interval over a long span gets a clear message instead of a run that never ends.
@@ -238,15 +293,15 @@ pub fn check_budget(spec: &RolloutSpec, span: SignedDuration, budget: u64) -> Re
 fn parse_series(name: &str, points: &[PointFile], problems: &mut Vec<String>) -> Series {
     let mut parsed: Vec<(SignedDuration, Observation)> = Vec::with_capacity(points.len());
     for (i, point) in points.iter().enumerate() {
-        let field = format!("gates.{name}[{i}]");
-        let at = offset(point.at, &format!("{field}.at"), problems);
+        let field = format!("{}[{i}]", child_path("gates", name));
+        let at = offset(&point.at, &format!("{field}.at"), problems);
         if let Some((previous, _)) = parsed.last()
             && at <= *previous
         {
             problems.push(format!(
                 "{field}.at: entries must be in increasing order of time ({} does not follow {})",
                 point.at,
-                Duration::from(previous.unsigned_abs())
+                crate::engine::compact(previous.unsigned_abs())
             ));
         }
         let observation = match (point.value, point.nodata, &point.error) {
@@ -271,18 +326,20 @@ fn parse_series(name: &str, points: &[PointFile], problems: &mut Vec<String>) ->
     Series::new(parsed)
 }
 
-fn offset(d: Duration, field: &str, problems: &mut Vec<String>) -> SignedDuration {
-    if d.is_negative() {
-        problems.push(format!(
-            "{field}: {d} is negative; offsets count from the start"
-        ));
-        return SignedDuration::ZERO;
-    }
-    match SignedDuration::try_from(std::time::Duration::from(d)) {
-        Ok(offset) => offset,
-        Err(_) => {
-            problems.push(format!("{field}: {d} is too long"));
+/// An offset from the start: a duration of Go's grammar or with days (`3d`), not negative.
+fn offset(text: &str, field: &str, problems: &mut Vec<String>) -> SignedDuration {
+    match parse_nanos(text, Units::GoAndDays) {
+        Err(problem) => {
+            problems.push(format!("{field}: {problem}"));
             SignedDuration::ZERO
         }
+        Ok(nanos) if nanos < 0 => {
+            problems.push(format!(
+                "{field}: {text:?} is negative; offsets count from the start"
+            ));
+            SignedDuration::ZERO
+        }
+        // At most 2^63 - 1 nanoseconds, so within SignedDuration's range.
+        Ok(nanos) => i64::try_from(nanos).map_or(SignedDuration::MAX, SignedDuration::from_nanos),
     }
 }
