@@ -1,5 +1,6 @@
 //! `rollgate controller`: runs the reconcile loop against the cluster kubectl would use.
-//! Flags follow controller-runtime's names. Exit status: 0 after SIGTERM (reconciles in
+//! Flags follow controller-runtime's names; `--log-format` and `--log-level` are the global
+//! flags every command takes (default level `info` here). Exit status: 0 after SIGTERM (reconciles in
 //! flight finished), 2 for a bad flag, 3 when the cluster or an address cannot be used.
 
 use std::process::ExitCode;
@@ -15,8 +16,9 @@ use rollgate::controller::{
     Context, ControllerConfig, KubeTargets, ProviderObserver, SystemClock, run,
 };
 use rollgate::gates::GateEnv;
-use rollgate::gates::net::AllowRule;
+use rollgate::gates::net::{AllowRule, GuardedClient};
 use rollgate::gates::prometheus::{ClientSettings, PrometheusEndpoint};
+use rollgate::notify::{Endpoint, EndpointKind, Notifier, NotifierSettings, UrlCheck};
 use rollgate::telemetry::server::parse_bind_address;
 use rollgate::telemetry::{Metrics, Readiness, Servers};
 use tracing::{error, info};
@@ -57,6 +59,13 @@ pub struct ControllerArgs {
     /// names: a host, a CIDR or a URL prefix (repeatable).
     #[arg(long = "allow-address", value_name = "RULE")]
     allow_address: Vec<String>,
+    /// A generic JSON webhook told about every rollout's transitions (repeatable).
+    #[arg(long = "notify-webhook", value_name = "URL")]
+    notify_webhook: Vec<String>,
+    /// A Slack-compatible incoming webhook told about every rollout's transitions
+    /// (repeatable).
+    #[arg(long = "notify-slack", value_name = "URL")]
+    notify_slack: Vec<String>,
 }
 
 /// Why the controller could not run.
@@ -138,12 +147,40 @@ fn gate_env(args: &ControllerArgs) -> Result<GateEnv, Failure> {
     GateEnv::new(default, allow).map_err(|e| Failure::Usage(e.to_string()))
 }
 
+/// The notifier: the operator's endpoints from the flags, and the address guard for the
+/// endpoints Rollout authors name.
+fn notifier(args: &ControllerArgs, env: &GateEnv) -> Result<Notifier, Failure> {
+    let mut global = Vec::new();
+    for (kind, urls) in [
+        (EndpointKind::Webhook, &args.notify_webhook),
+        (EndpointKind::Slack, &args.notify_slack),
+    ] {
+        for (i, url) in urls.iter().enumerate() {
+            let endpoint =
+                Endpoint::from_flag(kind, url, i + 1).map_err(|e| Failure::Usage(e.to_string()))?;
+            global.push(endpoint);
+        }
+    }
+    let settings = NotifierSettings {
+        global,
+        ..NotifierSettings::default()
+    };
+    let notifier = Notifier::new(settings.clone())
+        .map_err(|e| Failure::Environment(format!("cannot build the HTTP client: {e}")))?;
+    let policy = Arc::clone(env.policy());
+    let guarded = GuardedClient::build(Arc::clone(&policy))
+        .map_err(|e| Failure::Environment(format!("cannot build the HTTP client: {e}")))?;
+    let check: UrlCheck = Arc::new(move |url| policy.check_url(url).map_err(|e| e.to_string()));
+    Ok(notifier.with_address_guard(guarded.http().clone(), check))
+}
+
 async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     let metrics_address = parse_bind_address(&args.metrics_bind_address)
         .map_err(|e| Failure::Usage(format!("--metrics-bind-address: {e}")))?;
     let probes_address = parse_bind_address(&args.health_probe_bind_address)
         .map_err(|e| Failure::Usage(format!("--health-probe-bind-address: {e}")))?;
     let env = gate_env(&args)?;
+    let notifier = Arc::new(notifier(&args, &env)?);
 
     let config = kube::Config::infer()
         .await
@@ -183,6 +220,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
         (Leadership::always(), None)
     };
     readiness.set_role(leadership.clone());
+    let leader_metrics = leadership.report_to(metrics.clone());
 
     let recorder = Recorder::new(
         client.clone(),
@@ -199,6 +237,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     let controller_config = ControllerConfig {
         namespaces: args.namespaces.clone(),
         concurrency: args.concurrency,
+        readiness: Some(readiness.clone()),
     };
     info!(
         namespaces = ?args.namespaces,
@@ -206,13 +245,11 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
         leader_elect = args.leader_elect,
         "rollgate controller starting"
     );
-    let ready = readiness.clone();
     let context_client = client.clone();
     run(
         client,
         controller_config,
         move |config_maps, feature_flags| {
-            ready.set_synced(true);
             Context::new(
                 context_client.clone(),
                 recorder,
@@ -225,6 +262,8 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
                 )),
                 Arc::new(leadership),
             )
+            .with_metrics(metrics)
+            .with_notifier(notifier)
         },
         shutdown.clone(),
     )
@@ -233,6 +272,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     if let Some(task) = election {
         let _ = task.await;
     }
+    leader_metrics.abort();
     match serving.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => error!(%e, "the metrics and probe endpoints stopped with an error"),
