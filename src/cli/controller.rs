@@ -167,11 +167,18 @@ fn notifier(args: &ControllerArgs, env: &GateEnv) -> Result<Notifier, Failure> {
     };
     let notifier = Notifier::new(settings.clone())
         .map_err(|e| Failure::Environment(format!("cannot build the HTTP client: {e}")))?;
+    let (client, check) = address_guard(env)?;
+    Ok(notifier.with_address_guard(client, check))
+}
+
+/// A client and a URL check that hold outgoing requests a Rollout names (webhook targets,
+/// notification endpoints) to the operator's `--allow-address` policy, as gates are.
+fn address_guard(env: &GateEnv) -> Result<(reqwest::Client, UrlCheck), Failure> {
     let policy = Arc::clone(env.policy());
     let guarded = GuardedClient::build(Arc::clone(&policy))
         .map_err(|e| Failure::Environment(format!("cannot build the HTTP client: {e}")))?;
     let check: UrlCheck = Arc::new(move |url| policy.check_url(url).map_err(|e| e.to_string()));
-    Ok(notifier.with_address_guard(guarded.http().clone(), check))
+    Ok((guarded.http().clone(), check))
 }
 
 async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
@@ -181,6 +188,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Usage(format!("--health-probe-bind-address: {e}")))?;
     let env = gate_env(&args)?;
     let notifier = Arc::new(notifier(&args, &env)?);
+    let webhook_guard = address_guard(&env)?;
 
     let config = kube::Config::infer()
         .await
@@ -255,11 +263,10 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
                 recorder,
                 Arc::new(SystemClock),
                 observer,
-                Arc::new(KubeTargets::new(
-                    context_client,
-                    Some(config_maps),
-                    feature_flags,
-                )),
+                Arc::new(
+                    KubeTargets::new(context_client, Some(config_maps), feature_flags)
+                        .with_webhook_guard(webhook_guard.0, webhook_guard.1),
+                ),
                 Arc::new(leadership),
             )
             .with_metrics(metrics)
