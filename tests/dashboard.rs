@@ -5,16 +5,22 @@
 //! `increase` and gauges directly, and every exported metric appears on the dashboard.
 //! Prometheus' own `promtool` checks the same expressions when it is installed (CI installs it).
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use promql_parser::label::Matchers;
 use promql_parser::parser::{self, Expr, LabelModifier, VectorSelector};
 use rollgate::api::{CheckpointVerdict, Phase};
-use rollgate::telemetry::Metrics;
+use rollgate::telemetry::{Metrics, Readiness, Servers};
 use serde_json::Value;
+use support::eventually;
+use support::prometheus::{Prometheus, binary, tool};
 
 const DASHBOARD: &str = "dashboards/rollgate.json";
 /// Where the Helm chart keeps its copy (a chart can only package files inside itself).
@@ -520,22 +526,9 @@ fn the_charts_copy_is_the_same_dashboard() {
 /// expression. Skipped loudly without promtool; CI (`CI=true`) installs it and requires it.
 #[test]
 fn promtool_accepts_every_expression() {
-    let has_promtool = Command::new("promtool")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_promtool {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but promtool is not on PATH: run `bash .ci/install-prometheus.sh`"
-        );
-        let _ignored = writeln!(
-            std::io::stderr(),
-            "\n******** SKIPPED: dashboard: promtool not on PATH; \
-             install it with `bash .ci/install-prometheus.sh` ********\n"
-        );
+    let Some(promtool) = tool("promtool") else {
         return;
-    }
+    };
     let (queries, _) = queries(&dashboard());
     let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
     for (n, query) in queries.iter().enumerate() {
@@ -547,7 +540,7 @@ fn promtool_accepts_every_expression() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let file = dir.path().join("dashboard.rules.yaml");
     std::fs::write(&file, &rules).expect("write the rules");
-    let out = Command::new("promtool")
+    let out = Command::new(promtool)
         .args(["check", "rules"])
         .arg(&file)
         .output()
@@ -558,6 +551,218 @@ fn promtool_accepts_every_expression() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The per-rollout gauges a standby keeps from its time as leader are stale: every query that
+/// reads them keeps only the series of the replica that leads now.
+#[test]
+fn per_rollout_series_come_from_the_leader() {
+    let (queries, _) = queries(&dashboard());
+    for query in queries.iter().filter(|q| !q.at.starts_with("variable")) {
+        let uses = parse(query).uses;
+        let per_rollout = uses.iter().any(|u| {
+            [
+                "rollgate_rollout_percent",
+                "rollgate_rollout_phase",
+                "rollgate_gate_value",
+            ]
+            .contains(&u.metric.as_str())
+        });
+        if per_rollout {
+            assert!(
+                query
+                    .expr
+                    .contains(r#"and on (job, instance) (rollgate_leader{job=~"$job"} == 1)"#),
+                "{}: {:?} must keep only the leader's series",
+                query.at,
+                query.expr
+            );
+        }
+    }
+}
+
+/// Serves `metrics` on a loopback port the way the controller does; the server stops when
+/// the returned sender is dropped.
+async fn serve(metrics: Metrics) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+    let servers = Servers::bind(Some(any), None, metrics, Readiness::new())
+        .await
+        .expect("bind the metrics server");
+    let address = servers.metrics_address().expect("metrics bound");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(servers.serve(async {
+        let _stopped = stopped.await;
+    }));
+    (address, stop)
+}
+
+/// The expression as Grafana sends it with every variable at "All" and a 10 s rate window.
+fn as_sent(expr: &str) -> String {
+    expr.replace("$__rate_interval", "10s")
+        .replace("$job", ".*")
+        .replace("$namespace", ".*")
+        .replace("$rollout", ".*")
+}
+
+/// An instant query's result vector: each series' labels and value.
+async fn query(prometheus: &Prometheus, expr: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    let answer = reqwest::Client::new()
+        .get(format!("{}/api/v1/query", prometheus.address))
+        .query(&[("query", expr)])
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("prometheus answers")
+        .text()
+        .await
+        .expect("an answer");
+    let answer: Value = serde_json::from_str(&answer).expect("a JSON answer");
+    assert_eq!(answer["status"], "success", "{expr}: {answer}");
+    let mut out = Vec::new();
+    for series in answer["data"]["result"].as_array().into_iter().flatten() {
+        let labels = series["metric"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let value = series["value"][1]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .expect("a sample value");
+        out.push((labels, value));
+    }
+    out
+}
+
+fn value_of(result: &[(BTreeMap<String, String>, f64)], labels: &[(&str, &str)]) -> Option<f64> {
+    result
+        .iter()
+        .find(|(l, _)| {
+            labels
+                .iter()
+                .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, v)| *v)
+}
+
+/// A real Prometheus scrapes two replicas' real `/metrics`, a leader and a standby that still
+/// holds stale series for the same rollout; every dashboard query returns data, and the
+/// per-rollout panels show the leader's values only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_query_returns_the_leaders_data_from_a_real_prometheus() {
+    let Some(binary) = binary() else {
+        return;
+    };
+    let leader = Metrics::new().expect("metrics");
+    leader.set_leader(true);
+    leader.set_rollout("kaviar", "pfm", Some(5), Some(Phase::Progressing));
+    leader.set_gate_value("kaviar", "pfm", "error-rate", Some(0.002));
+    leader.set_rollout("kaviar", "done", Some(10), Some(Phase::Succeeded));
+    let standby = Metrics::new().expect("metrics");
+    standby.set_leader(false);
+    standby.set_rollout("kaviar", "pfm", Some(50), Some(Phase::Paused));
+    standby.set_gate_value("kaviar", "pfm", "error-rate", Some(0.5));
+
+    let (leader_at, _stop_leader) = serve(leader.clone()).await;
+    let (standby_at, _stop_standby) = serve(standby).await;
+    let prometheus = Prometheus::start(
+        &binary,
+        &[
+            ("rollgate", leader_at.to_string()),
+            ("rollgate-standby", standby_at.to_string()),
+        ],
+        "",
+    )
+    .await;
+
+    // The leader keeps deciding while Prometheus scrapes, so every counter moves.
+    let driving = leader.clone();
+    let driver = tokio::spawn(async move {
+        for _ in 0..600 {
+            driving.count_checkpoint(CheckpointVerdict::Pass);
+            driving.count_transition("advance");
+            driving.count_transition("rollback");
+            driving.count_write("status");
+            driving.count_error("kube_api");
+            driving.observe_reconcile(0.02, "success");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+
+    let (queries, label_values) = queries(&dashboard());
+    for q in &queries {
+        let expr = as_sent(&q.expr);
+        eventually(
+            &format!("{}: {expr}", q.at),
+            || query(&prometheus, &expr),
+            |result| !result.is_empty(),
+        )
+        .await;
+    }
+    for (name, selector, label) in &label_values {
+        let result = query(&prometheus, &as_sent(selector)).await;
+        assert!(
+            result.iter().any(|(l, _)| l.contains_key(label)),
+            "variable {name}: no {label} in {result:?}"
+        );
+    }
+
+    let expr_of = |title: &str, n: usize| {
+        let dash = dashboard();
+        let panel = panels(&dash)
+            .into_iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("no panel {title:?}"))
+            .clone();
+        as_sent(panel["targets"][n]["expr"].as_str().expect("expr"))
+    };
+    let by_phase = query(&prometheus, &expr_of("Rollouts by phase", 0)).await;
+    assert_eq!(
+        value_of(&by_phase, &[("phase", "Progressing")]),
+        Some(1.0),
+        "{by_phase:?}"
+    );
+    assert_eq!(
+        value_of(&by_phase, &[("phase", "Succeeded")]),
+        Some(1.0),
+        "{by_phase:?}"
+    );
+    assert_eq!(
+        value_of(&by_phase, &[("phase", "Paused")]),
+        Some(0.0),
+        "the standby's stale phase: {by_phase:?}"
+    );
+    let now = query(&prometheus, &expr_of("Rollouts now", 0)).await;
+    assert_eq!(now.len(), 2, "one row per rollout: {now:?}");
+    let percent = query(&prometheus, &expr_of("Percent per rollout", 0)).await;
+    assert_eq!(
+        value_of(&percent, &[("name", "pfm")]),
+        Some(5.0),
+        "{percent:?}"
+    );
+    assert_eq!(
+        value_of(&percent, &[("name", "done")]),
+        Some(10.0),
+        "{percent:?}"
+    );
+    let gates = query(&prometheus, &expr_of("Gate values", 0)).await;
+    assert_eq!(
+        value_of(&gates, &[("name", "pfm"), ("gate", "error-rate")]),
+        Some(0.002),
+        "{gates:?}"
+    );
+    let leaders = query(&prometheus, &expr_of("Leaders", 0)).await;
+    assert_eq!(leaders.first().map(|(_, v)| *v), Some(1.0), "{leaders:?}");
+    let p50 = query(&prometheus, &expr_of("Reconcile duration", 0)).await;
+    let p50 = p50.first().map(|(_, v)| *v).expect("a p50");
+    assert!(
+        (0.01..=0.025).contains(&p50),
+        "0.02 s reconciles fall in the 0.025 bucket: {p50}"
+    );
+    driver.abort();
 }
 
 #[test]
