@@ -3,7 +3,9 @@
 //! queries) parses with a PromQL parser, names only metrics and labels that
 //! `Metrics::new()`'s registry encodes, reads counters and histograms through `rate` or
 //! `increase` and gauges directly, and every exported metric appears on the dashboard.
-//! Prometheus' own `promtool` checks the same expressions when it is installed (CI installs it).
+//! Prometheus' own `promtool` checks the same expressions, and a real Prometheus scraping two
+//! replicas' `/metrics` answers every query with the leader's data (both from Debian's
+//! `prometheus` package; skipped loudly without it, and failing under `CI=true`).
 
 mod support;
 
@@ -237,7 +239,7 @@ fn substitute(expr: &str) -> String {
         match name.as_str() {
             "__rate_interval" | "__interval" | "__range" => out.push_str("5m"),
             other if other.starts_with("__") => panic!("unknown Grafana variable ${other}"),
-            _ => out.push_str("x"),
+            _ => out.push('x'),
         }
     }
     out
@@ -763,6 +765,17 @@ async fn every_query_returns_the_leaders_data_from_a_real_prometheus() {
         "0.02 s reconciles fall in the 0.025 bucket: {p50}"
     );
     driver.abort();
+}
+
+#[test]
+fn the_kustomize_configmap_ships_the_dashboard_with_the_sidecar_label() {
+    let path = root().join("dashboards/kustomization.yaml");
+    let text = std::fs::read_to_string(&path).expect("read dashboards/kustomization.yaml");
+    let k: Value = serde_saphyr::from_str(&text).expect("dashboards/kustomization.yaml parses");
+    let generator = &k["configMapGenerator"][0];
+    assert_eq!(generator["files"][0], "rollgate.json");
+    assert_eq!(generator["options"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(generator["options"]["disableNameSuffixHash"], true);
 }
 
 #[test]
