@@ -215,6 +215,26 @@ pub async fn observe_all(
     join_all(runs).await
 }
 
+/// The pre-check of an alerts gate: its matchers select at least one alerting rule the
+/// gate's Prometheus knows (`None`), else what to fix. Other gates have nothing to check.
+pub async fn alert_rules_problem(env: &GateEnv, input: GateInput<'_>) -> Option<String> {
+    let Some(Provider::Alerts(gate)) = input.gate.provider() else {
+        return None;
+    };
+    let check = async {
+        let client = env.prometheus_client(gate.into(), input.secret)?;
+        alerts::known_rules(&client, gate, &input.ctx).await
+    };
+    match tokio::time::timeout(env.gate_deadline + GRACE, check).await {
+        Ok(Ok(())) => None,
+        Ok(Err(problem)) => Some(remote_text(&problem, MAX_ERROR_MESSAGE)),
+        Err(_) => Some(format!(
+            "Prometheus' alerting rules did not come within {:?}",
+            env.gate_deadline
+        )),
+    }
+}
+
 async fn run(env: &GateEnv, input: &GateInput<'_>) -> GateOutput {
     let ctx = &input.ctx;
     let plain = |observation| GateOutput {
