@@ -9,6 +9,7 @@ use rollgate::telemetry::{LogFormat, init_logging};
 mod backtest;
 mod controller;
 mod output;
+mod report;
 mod secret;
 mod simulate;
 
@@ -42,6 +43,9 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Replay a plan over a real Prometheus' past: would it have caught last Tuesday's incident?
     Backtest(Box<backtest::BacktestArgs>),
+    /// Write the release report of a Rollout in the cluster: plan, pre-checks, timeline,
+    /// drift and final state as Markdown, with an SVG chart beside `--output FILE.md`.
+    Report(report::ReportArgs),
 }
 
 /// The level of a command's own logs when neither `--log-level` nor `RUST_LOG` says: `warn`
@@ -49,7 +53,7 @@ enum Command {
 /// controller would say `info`). Every command gets its arm, so none is forgotten.
 fn default_log_level(command: &Command) -> &'static str {
     match command {
-        Command::Crd | Command::Simulate(_) | Command::Backtest(_) => "warn",
+        Command::Crd | Command::Simulate(_) | Command::Backtest(_) | Command::Report(_) => "warn",
         Command::Controller(_) => "info",
     }
 }
@@ -65,6 +69,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Controller(args) => controller::controller(*args),
         Command::Simulate(args) => simulate::simulate(args),
         Command::Backtest(args) => backtest::backtest(*args),
+        Command::Report(args) => report::report(args),
         Command::Crd => crd(),
     }
 }
