@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use rollgate::report::live::{FetchError, fetch};
+use rollgate::report::live::{FetchError, load_report};
 use rollgate::report::write::write_report;
-use rollgate::report::{Report, from_rollout, markdown};
+use rollgate::report::{Report, markdown};
 
 use super::output::{bad_input, environment_failure};
 
@@ -77,8 +77,8 @@ async fn read(args: &ReportArgs) -> Result<Report, ExitCode> {
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_owned());
     tracing::info!(namespace, name = args.name, "reading the rollout");
-    match fetch(client, &namespace, &args.name).await {
-        Ok(rollout) => Ok(from_rollout(&rollout)),
+    match load_report(client, &namespace, &args.name).await {
+        Ok(report) => Ok(report),
         Err(e @ FetchError::NotFound { .. }) => Err(bad_input(&format!("rollgate report: {e}"))),
         Err(e) => Err(environment_failure(&format!("rollgate report: {e}"))),
     }

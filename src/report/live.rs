@@ -5,7 +5,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 
 use super::model::{
-    Entry, Event, FinalState, GateReading, PreCheck, PreCheckResult, Report, Source,
+    Entry, Event, FinalState, GateReading, Plan, PreCheck, PreCheckResult, Report, Source,
 };
 use super::plan::plan_of;
 use crate::api::{
@@ -57,6 +57,17 @@ pub async fn fetch(
     }
 }
 
+/// Reads one Rollout and makes its report: what `rollgate report NAME` prints.
+pub async fn load_report(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Report, FetchError> {
+    fetch(client, namespace, name)
+        .await
+        .map(|rollout| from_rollout(&rollout))
+}
+
 /// The report of a live Rollout: its plan, and its status' history, gates and conditions.
 pub fn from_rollout(rollout: &Rollout) -> Report {
     let empty = RolloutStatus::default();
@@ -91,14 +102,7 @@ pub fn from_rollout(rollout: &Rollout) -> Report {
             generation,
             observed_generation: status.observed_generation,
         },
-        prechecks: prechecks(
-            status,
-            &plan
-                .gates
-                .iter()
-                .map(|g| g.name.as_str())
-                .collect::<Vec<_>>(),
-        ),
+        prechecks: prechecks(status, &plan),
         plan,
         entries,
         final_state: FinalState {
@@ -168,19 +172,34 @@ fn entry(
     }
 }
 
+/// A later attempt of the same pre-checks.
+const AGAIN: &str = "the same, again";
+
 /// The pre-checks as the status tells them: each time the rollout waited (Pending), and the
 /// start once they all passed.
-fn prechecks(status: &RolloutStatus, gates: &[&str]) -> Vec<PreCheck> {
-    let all = format!(
-        "the target exists and can be written, holds the rollback percent, and every gate answers ({})",
+fn prechecks(status: &RolloutStatus, plan: &Plan) -> Vec<PreCheck> {
+    let gates: Vec<&str> = plan.gates.iter().map(|g| g.name.as_str()).collect();
+    let mut all = format!(
+        "the target exists and can be written, holds the rollback percent ({}%), and every gate answers ({})",
+        plan.rollback_percent,
         gates.join(", ")
     );
+    if let Some(min) = plan.min_allowlist {
+        all.push_str(&format!(
+            "; the allowlist has at least {min} targeting keys"
+        ));
+    }
     let mut checks: Vec<PreCheck> = status
         .history
         .iter()
         .filter(|h| h.kind == HistoryKind::Pending)
-        .map(|h| PreCheck {
-            check: all.clone(),
+        .enumerate()
+        .map(|(i, h)| PreCheck {
+            check: if i == 0 {
+                all.clone()
+            } else {
+                AGAIN.to_owned()
+            },
             result: PreCheckResult::Failed {
                 at: Some(h.at.0),
                 reason: h.message.clone().unwrap_or_default(),
@@ -188,6 +207,9 @@ fn prechecks(status: &RolloutStatus, gates: &[&str]) -> Vec<PreCheck> {
         })
         .collect();
     let started = status.started_at.as_ref().map(|t| t.0);
+    if !checks.is_empty() {
+        all = AGAIN.to_owned();
+    }
     match (status.phase, started) {
         (Some(Phase::Pending), _) if checks.is_empty() => checks.push(PreCheck {
             check: all,

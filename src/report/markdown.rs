@@ -89,6 +89,18 @@ fn header(out: &mut String, report: &Report) {
     }
 }
 
+/// `+2h`, or `-2m` for what happened before the start (a pre-check that failed).
+fn offset(origin: Timestamp, at: Timestamp) -> String {
+    if at < origin {
+        format!(
+            "-{}",
+            crate::engine::compact(origin.duration_since(at).unsigned_abs())
+        )
+    } else {
+        offset_text(at.duration_since(origin))
+    }
+}
+
 fn number(n: Option<i64>) -> String {
     n.map_or_else(|| "unknown".to_owned(), |n| n.to_string())
 }
@@ -100,11 +112,7 @@ fn outcome(state: &FinalState, origin: Option<Timestamp>) -> String {
         let _ = write!(text, ", {percent}% on the target");
     }
     if let (Some(at), Some(origin)) = (state.at, origin) {
-        let _ = write!(
-            text,
-            ", {} after the start",
-            offset_text(at.duration_since(origin))
-        );
+        let _ = write!(text, ", {} after the start", offset(origin, at));
     }
     text
 }
@@ -263,7 +271,7 @@ fn timeline(out: &mut String, report: &Report) {
                     out,
                     "| {} | {} | {word} | {} | {}% | {verdict} | {details} |",
                     entry.at,
-                    offset_text(entry.at.duration_since(origin)),
+                    offset(origin, entry.at),
                     entry.stage,
                     entry.percent
                 );
@@ -273,11 +281,11 @@ fn timeline(out: &mut String, report: &Report) {
                     out,
                     "| {} | {} | {count} checkpoints | {} | {}% | pass | every gate passed, until {} ({}) |",
                     first.at,
-                    offset_text(first.at.duration_since(origin)),
+                    offset(origin, first.at),
                     first.stage,
                     first.percent,
                     last.at,
-                    offset_text(last.at.duration_since(origin))
+                    offset(origin, last.at)
                 );
             }
         }
@@ -344,7 +352,7 @@ fn drift(out: &mut String, report: &Report) {
             out,
             "| {} | {} | {}% | {found} | {} |",
             entry.at,
-            offset_text(entry.at.duration_since(origin)),
+            offset(origin, entry.at),
             entry.percent,
             reason.as_deref().map(inline).unwrap_or_default()
         );
@@ -363,10 +371,8 @@ fn final_state(out: &mut String, state: &FinalState, origin: Option<Timestamp>) 
         let _ = writeln!(out, "| Percent on the target | {percent}% |");
     }
     if let Some(at) = state.at {
-        let offset = origin.map_or_else(String::new, |o| {
-            format!(" ({})", offset_text(at.duration_since(o)))
-        });
-        let _ = writeln!(out, "| As of | {at}{offset} |");
+        let since = origin.map_or_else(String::new, |o| format!(" ({})", offset(o, at)));
+        let _ = writeln!(out, "| As of | {at}{since} |");
     }
     if let Some(message) = &state.message {
         let _ = writeln!(out, "| Message | {} |", inline(message));
