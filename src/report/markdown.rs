@@ -412,3 +412,161 @@ fn final_state(out: &mut String, state: &FinalState, origin: Option<Timestamp>) 
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{GateVerdict, HistoryKind, Phase};
+    use crate::report::model::{GatePlan, Plan};
+
+    fn at(minutes: i64) -> Timestamp {
+        Timestamp::from_second(1_769_973_480 + minutes * 60).expect("a time")
+    }
+
+    fn checkpoint(minute: i64, stage: u32, verdict: CheckpointVerdict) -> Entry {
+        Entry {
+            at: at(minute),
+            stage,
+            percent: 1,
+            event: Event::Checkpoint {
+                verdict,
+                gates: vec![GateReading {
+                    name: "error-rate".to_owned(),
+                    verdict: Some(GateVerdict::Pass),
+                    value: Some(0.002),
+                    message: None,
+                    failures: 0,
+                    misses: 0,
+                }],
+            },
+        }
+    }
+
+    fn report(entries: Vec<Entry>) -> Report {
+        Report {
+            name: "r".to_owned(),
+            namespace: None,
+            source: Source::Live {
+                generation: Some(1),
+                observed_generation: Some(1),
+            },
+            plan: Plan {
+                target: "ConfigMap c key k".to_owned(),
+                allowlist: None,
+                stages: Vec::new(),
+                interval: "1m".to_owned(),
+                error_limit: 3,
+                gates: vec![GatePlan {
+                    name: "error-rate".to_owned(),
+                    measures: "Prometheus query".to_owned(),
+                    query: None,
+                    min: Some(0.5),
+                    max: Some(1.0),
+                    failure_limit: 1,
+                }],
+                rollback_percent: 0,
+                on_drift: "Revert",
+                min_allowlist: None,
+            },
+            prechecks: Vec::new(),
+            entries,
+            final_state: FinalState {
+                at: None,
+                phase: Some(Phase::Progressing),
+                stage: 0,
+                percent: Some(1),
+                message: None,
+                gates: Vec::new(),
+                next_checkpoint_at: None,
+                conditions: Vec::new(),
+            },
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_long_run_folds_passing_checkpoints_but_keeps_every_other_row() {
+        let mut entries = vec![Entry {
+            at: at(0),
+            stage: 0,
+            percent: 1,
+            event: Event::Start,
+        }];
+        entries.extend((1..=150).map(|m| checkpoint(m, 0, CheckpointVerdict::Pass)));
+        entries.push(checkpoint(151, 0, CheckpointVerdict::Warn));
+        entries.extend((152..=251).map(|m| checkpoint(m, 0, CheckpointVerdict::Pass)));
+        entries.push(Entry {
+            at: at(251),
+            stage: 1,
+            percent: 5,
+            event: Event::Transition {
+                kind: HistoryKind::Advance,
+                reason: Some("bake time ended".to_owned()),
+            },
+        });
+        let text = render(&report(entries), None);
+        let rows: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("| Time |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        assert_eq!(rows.len(), 5, "{rows:#?}");
+        assert!(rows[1].contains("| +1m | 150 checkpoints |"), "{}", rows[1]);
+        assert!(
+            rows[1].contains("until 2026-02-01T21:48:00Z (+2h30m)"),
+            "{}",
+            rows[1]
+        );
+        assert!(rows[2].contains("| checkpoint |") && rows[2].contains("| warn |"));
+        assert!(
+            rows[3].contains("| +2h32m | 100 checkpoints |"),
+            "{}",
+            rows[3]
+        );
+        assert!(rows[4].contains("| advance |"));
+    }
+
+    #[test]
+    fn a_short_run_lists_every_checkpoint() {
+        let entries = (1..=3)
+            .map(|m| checkpoint(m, 0, CheckpointVerdict::Pass))
+            .collect();
+        let text = render(&report(entries), None);
+        assert_eq!(text.matches("| checkpoint |").count(), 3, "{text}");
+    }
+
+    #[test]
+    fn bounds_read_as_inequalities() {
+        let mut gate = report(Vec::new()).plan.gates.remove(0);
+        assert_eq!(bounds(&gate), "0.5 ≤ value ≤ 1");
+        gate.min = None;
+        assert_eq!(bounds(&gate), "value ≤ 1");
+        gate.max = None;
+        assert_eq!(bounds(&gate), "any value");
+        gate.min = Some(1.0);
+        assert_eq!(bounds(&gate), "value ≥ 1");
+    }
+
+    #[test]
+    fn hostile_texts_stay_in_their_cell() {
+        let mut report = report(Vec::new());
+        report.final_state.message = Some("bad | row\n## injected <img src=x>".to_owned());
+        let text = render(&report, Some("my report (1).svg"));
+        assert!(
+            text.contains("| Message | bad \\| row \\#\\# injected &lt;img src=x&gt; |"),
+            "{text}"
+        );
+        assert!(!text.contains("\n## injected"));
+        assert!(text.contains("(my%20report%20%281%29.svg)"), "{text}");
+    }
+
+    #[test]
+    fn an_empty_report_still_renders_and_charts() {
+        let report = report(Vec::new());
+        let text = render(&report, Some("r.svg"));
+        assert!(text.contains("Nothing happened yet."), "{text}");
+        let svg = crate::report::chart::render(&report).expect("a chart");
+        roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    }
+}
