@@ -26,6 +26,10 @@ pub const GATE_COLORS: [RGBColor; 8] = [
 ];
 
 const WIDTH: u32 = 960;
+/// Up to this many checkpoints a gate's series marks each one with a dot and keeps every
+/// point; past it, a run of equal values is drawn as one segment and without dots, so a month
+/// of per-minute checkpoints stays a chart of reasonable size.
+pub const MAX_MARKED_POINTS: usize = 400;
 const PANEL_HEIGHT: u32 = 240;
 
 /// The colour of gate `index`'s values.
@@ -105,6 +109,17 @@ pub fn gate_runs(report: &Report, gate: &str) -> Vec<Vec<(f64, f64)>> {
         runs.push(run);
     }
     runs
+}
+
+/// `run` without the points inside a stretch of equal values (its ends are kept), which
+/// draws the same line.
+fn without_repeats(run: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    let last = run.len().saturating_sub(1);
+    run.iter()
+        .enumerate()
+        .filter(|&(i, &(_, v))| i == 0 || i == last || run[i - 1].1 != v || run[i + 1].1 != v)
+        .map(|(_, &p)| p)
+        .collect()
 }
 
 /// Draws the chart of `report` as an SVG document.
@@ -246,9 +261,15 @@ fn gate_panel(
         .light_line_style(TRANSPARENT)
         .draw()
         .map_err(drawing)?;
+    let marked = runs.iter().map(Vec::len).sum::<usize>() <= MAX_MARKED_POINTS;
     for (i, run) in runs.into_iter().enumerate() {
+        let (run, dots) = if marked {
+            (run, 3)
+        } else {
+            (without_repeats(run), 0)
+        };
         let series = chart
-            .draw_series(LineSeries::new(run, color.stroke_width(2)).point_size(3))
+            .draw_series(LineSeries::new(run, color.stroke_width(2)).point_size(dots))
             .map_err(drawing)?;
         if i == 0 {
             series
@@ -277,4 +298,27 @@ fn gate_panel(
         .draw()
         .map_err(drawing)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeats_inside_a_stretch_are_dropped_and_its_ends_kept() {
+        let run = vec![
+            (0.0, 1.0),
+            (1.0, 1.0),
+            (2.0, 1.0),
+            (3.0, 2.0),
+            (4.0, 2.0),
+            (5.0, 2.0),
+        ];
+        assert_eq!(
+            without_repeats(run),
+            [(0.0, 1.0), (2.0, 1.0), (3.0, 2.0), (5.0, 2.0)]
+        );
+        assert_eq!(without_repeats(vec![(0.0, 1.0)]), [(0.0, 1.0)]);
+        assert!(without_repeats(Vec::new()).is_empty());
+    }
 }

@@ -11,16 +11,18 @@ use crate::api::{GateStatus, HistoryKind, Phase, Rollout};
 use crate::engine::{Transition, TransitionKind};
 use crate::sim::timeline::{TimelineEvent, TimelineSink};
 
-/// The most checkpoints a report records one by one; past it only checkpoints that did not
-/// pass are kept (every transition always is), so a month of per-minute checkpoints stays a
-/// readable report of bounded size.
-pub const MAX_RECORDED_CHECKPOINTS: usize = 20_000;
+/// The gate readings (checkpoints × gates) a report records one by one: a month of per-minute
+/// checkpoints of a few gates fits. Past it, a passing checkpoint is recorded only when a
+/// value changed since the last one recorded (which keeps the chart of piecewise-constant
+/// values exact), and past twice as many, passing checkpoints are no longer recorded; every
+/// other checkpoint and every transition always is, and the report says what was left out.
+pub const MAX_RECORDED_READINGS: usize = 400_000;
 
 /// A [`TimelineSink`] that records every event for a report and passes it on to `inner`.
 pub struct Recorder<'a> {
     inner: &'a mut dyn TimelineSink,
     entries: Vec<Entry>,
-    checkpoints: usize,
+    readings: usize,
     skipped: usize,
     message: Option<String>,
     gates: Vec<GateReading>,
@@ -33,7 +35,7 @@ impl<'a> Recorder<'a> {
         Self {
             inner,
             entries: Vec::new(),
-            checkpoints: 0,
+            readings: 0,
             skipped: 0,
             message: None,
             gates: Vec::new(),
@@ -47,7 +49,8 @@ impl<'a> Recorder<'a> {
         let mut notes = Vec::new();
         if self.skipped > 0 {
             notes.push(format!(
-                "{} passing checkpoints after the first {MAX_RECORDED_CHECKPOINTS} are not listed one by one.",
+                "{} passing checkpoints past the first {MAX_RECORDED_READINGS} gate readings are left out \
+                 (each repeated the values before it, or the run was too long to keep them all).",
                 self.skipped
             ));
         }
@@ -99,10 +102,17 @@ impl<'a> Recorder<'a> {
                 verdict,
                 gates,
             } => {
+                let changed = gates.len() != self.gates.len()
+                    || gates
+                        .iter()
+                        .zip(&self.gates)
+                        .any(|(now, before)| now.last_value != before.value);
                 self.gates = gates.iter().map(reading).collect();
-                self.checkpoints += 1;
+                self.readings = self.readings.saturating_add(gates.len().max(1));
                 let passed = verdict == crate::api::CheckpointVerdict::Pass;
-                if passed && self.checkpoints > MAX_RECORDED_CHECKPOINTS {
+                let over = self.readings > MAX_RECORDED_READINGS;
+                let far_over = self.readings > 2 * MAX_RECORDED_READINGS;
+                if passed && over && (far_over || !changed) {
                     self.skipped += 1;
                     return;
                 }
@@ -189,5 +199,85 @@ fn history_kind(kind: TransitionKind) -> HistoryKind {
         TransitionKind::Complete => HistoryKind::Complete,
         TransitionKind::Replan => HistoryKind::Replan,
         TransitionKind::Invalid => HistoryKind::Invalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CheckpointVerdict, GateVerdict};
+
+    struct Discard;
+
+    impl TimelineSink for Discard {
+        fn write(&mut self, _: &TimelineEvent<'_>) -> io::Result<()> {
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn gate(value: f64) -> [GateStatus; 1] {
+        [GateStatus {
+            name: "error-rate".to_owned(),
+            last_verdict: Some(GateVerdict::Pass),
+            last_value: Some(value),
+            ..GateStatus::default()
+        }]
+    }
+
+    fn checkpoint(
+        recorder: &mut Recorder<'_>,
+        second: i64,
+        value: f64,
+        verdict: CheckpointVerdict,
+    ) {
+        let gates = gate(value);
+        recorder
+            .write(&TimelineEvent::Checkpoint {
+                at: Timestamp::from_second(second).expect("a time"),
+                stage: 0,
+                percent: 1,
+                verdict,
+                gates: &gates,
+            })
+            .expect("recorded");
+    }
+
+    #[test]
+    fn past_its_budget_a_recorder_keeps_changes_and_warnings_only() {
+        let mut inner = Discard;
+        let mut recorder = Recorder::new(&mut inner);
+        let mut second = 0;
+        for _ in 0..MAX_RECORDED_READINGS + 5 {
+            second += 60;
+            checkpoint(&mut recorder, second, 0.002, CheckpointVerdict::Pass);
+        }
+        assert_eq!(recorder.entries.len(), MAX_RECORDED_READINGS);
+        checkpoint(&mut recorder, second + 60, 0.003, CheckpointVerdict::Pass);
+        checkpoint(&mut recorder, second + 120, 0.003, CheckpointVerdict::Pass);
+        checkpoint(&mut recorder, second + 180, 0.003, CheckpointVerdict::Warn);
+        assert_eq!(recorder.entries.len(), MAX_RECORDED_READINGS + 2);
+        let report = recorder.into_report(
+            &Rollout::new(
+                "r",
+                serde_json::from_value(serde_json::json!({
+                    "target": {"configMap": {"name": "c", "key": "k"}},
+                    "stages": [{"percent": 1}]
+                }))
+                .expect("a spec"),
+            ),
+            Source::Live {
+                generation: None,
+                observed_generation: None,
+            },
+        );
+        assert_eq!(report.notes.len(), 1);
+        assert!(
+            report.notes[0].starts_with("6 passing checkpoints"),
+            "{:?}",
+            report.notes
+        );
     }
 }
