@@ -39,13 +39,13 @@ enum Command {
     Controller(Box<controller::ControllerArgs>),
     /// Print the Rollout CustomResourceDefinition as YAML.
     Crd,
+    /// Write the release report of a Rollout in the cluster: plan, pre-checks, timeline,
+    /// drift and final state as Markdown, with an SVG chart beside `--output FILE.md`.
+    Report(report::ReportArgs),
     /// Run a plan on a virtual clock against a scenario of gate values and events.
     Simulate(simulate::SimulateArgs),
     /// Replay a plan over a real Prometheus' past: would it have caught last Tuesday's incident?
     Backtest(Box<backtest::BacktestArgs>),
-    /// Write the release report of a Rollout in the cluster: plan, pre-checks, timeline,
-    /// drift and final state as Markdown, with an SVG chart beside `--output FILE.md`.
-    Report(report::ReportArgs),
 }
 
 /// The level of a command's own logs when neither `--log-level` nor `RUST_LOG` says: `warn`
@@ -53,8 +53,9 @@ enum Command {
 /// controller would say `info`). Every command gets its arm, so none is forgotten.
 fn default_log_level(command: &Command) -> &'static str {
     match command {
-        Command::Crd | Command::Simulate(_) | Command::Backtest(_) | Command::Report(_) => "warn",
+        Command::Crd | Command::Simulate(_) | Command::Backtest(_) => "warn",
         Command::Controller(_) => "info",
+        Command::Report(_) => "warn",
     }
 }
 
@@ -67,9 +68,9 @@ pub fn run(cli: Cli) -> ExitCode {
     }
     match cli.command {
         Command::Controller(args) => controller::controller(*args),
+        Command::Report(args) => report::report(args),
         Command::Simulate(args) => simulate::simulate(args),
         Command::Backtest(args) => backtest::backtest(*args),
-        Command::Report(args) => report::report(args),
         Command::Crd => crd(),
     }
 }
