@@ -349,16 +349,6 @@ rules! {
         set("/spec/analysis/gates/3/http/timeout", json!("-5m")),
         ("spec.analysis.gates[3].http.timeout", "must be positive"),
         ("spec.analysis.gates[3].http.timeout", "timeout must be positive");
-    notification_one_kind_not_none:
-        set("/spec/notifications", json!([{"slack": {"urlSecretRef": {"name": "s", "key": "url"}}}])),
-        set("/spec/notifications", json!([{}])),
-        ("spec.notifications[0]", "must set exactly one of webhook and slack"),
-        ("spec.notifications[0]", "notification must set exactly one of webhook and slack");
-    notification_one_kind_not_two:
-        set("/spec/notifications", json!([{"webhook": {"urlSecretRef": {"name": "s", "key": "url"}}}])),
-        set("/spec/notifications", json!([{"webhook": {"urlSecretRef": {"name": "s", "key": "url"}}, "slack": {"urlSecretRef": {"name": "s", "key": "url"}}}])),
-        ("spec.notifications[0]", "must set exactly one of webhook and slack"),
-        ("spec.notifications[0]", "notification must set exactly one of webhook and slack");
     target_one_kind_not_none:
         set(WEBHOOK, json!({"configMap": {"name": "c", "key": "k"}})),
         set(WEBHOOK, json!({})),
@@ -369,6 +359,17 @@ rules! {
         set(WEBHOOK, json!({"webhook": {"url": "http://w"}, "configMap": {"name": "c", "key": "k"}})),
         ("spec.target", "must set exactly one of flagd, configMap and webhook"),
         ("spec.target", "target must set exactly one of flagd, configMap and webhook");
+    notification_one_kind_not_none:
+        set("/spec/notifications", json!([{"slack": {"urlSecretRef": {"name": "s", "key": "url"}}}])),
+        set("/spec/notifications", json!([{"on": ["rollback"]}])),
+        ("spec.notifications[0]", "must set exactly one of webhook and slack"),
+        ("spec.notifications[0]", "notification must set exactly one of webhook and slack");
+    notification_one_kind_not_two:
+        set("/spec/notifications", json!([{"webhook": {"urlSecretRef": {"name": "s", "key": "url"}}}])),
+        set("/spec/notifications", json!([{"webhook": {"urlSecretRef": {"name": "s", "key": "url"}},
+                                           "slack": {"urlSecretRef": {"name": "s", "key": "url"}}}])),
+        ("spec.notifications[0]", "must set exactly one of webhook and slack"),
+        ("spec.notifications[0]", "notification must set exactly one of webhook and slack");
     flagd_one_source_not_none:
         set("/spec/target/flagd", json!({"featureFlag": "ff", "flag": "f"})),
         set("/spec/target/flagd", json!({"flag": "f"})),

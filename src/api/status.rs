@@ -254,6 +254,7 @@ pub struct RolloutStatus {
     /// The one-shot `rollgate.dev/action` annotation last applied, as `action@token`, so an
     /// action is applied once even when the controller stops before removing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub last_action: Option<String>,
     /// Whether the current pause comes from `spec.paused` (cleared when the spec unpauses).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

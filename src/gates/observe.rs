@@ -3,7 +3,8 @@
 //! in parallel under one deadline. Whatever goes wrong becomes an `Error` observation whose
 //! message is capped and free of control characters, ready for status and timelines.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -18,6 +19,9 @@ use crate::engine::Observation;
 /// Longest error message an observation carries, in characters.
 pub const MAX_ERROR_MESSAGE: usize = 480;
 
+/// Clients kept for gates with an address of their own, most recent first.
+const CACHED_CLIENTS: usize = 128;
+
 /// Time one gate may take when the caller gives no deadline.
 pub const DEFAULT_GATE_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -30,6 +34,9 @@ pub struct GateEnv {
     http: GuardedClient,
     ofrep: GuardedClient,
     gate_deadline: Duration,
+    /// Clients for gates' own endpoints, by endpoint (Secret data included), so a checkpoint
+    /// does not build a TLS client per gate.
+    clients: Arc<Mutex<VecDeque<(PrometheusEndpoint, PrometheusClient)>>>,
 }
 
 /// An environment that cannot be built.
@@ -73,6 +80,7 @@ impl GateEnv {
             http,
             ofrep,
             gate_deadline: DEFAULT_GATE_DEADLINE,
+            clients: Arc::default(),
         })
     }
 
@@ -124,7 +132,22 @@ impl GateEnv {
                 .apply_secret(secret.iter())
                 .map_err(|e| format!("secretRef: {e}"))?;
         }
-        PrometheusClient::new(&endpoint, &self.policy).map_err(|e| e.to_string())
+        self.client_for(endpoint)
+    }
+
+    /// A client for `endpoint`, reused while it stays among the most recent ones.
+    fn client_for(&self, endpoint: PrometheusEndpoint) -> Result<PrometheusClient, String> {
+        if let Ok(clients) = self.clients.lock()
+            && let Some((_, client)) = clients.iter().find(|(e, _)| *e == endpoint)
+        {
+            return Ok(client.clone());
+        }
+        let client = PrometheusClient::new(&endpoint, &self.policy).map_err(|e| e.to_string())?;
+        if let Ok(mut clients) = self.clients.lock() {
+            clients.push_front((endpoint, client.clone()));
+            clients.truncate(CACHED_CLIENTS);
+        }
+        Ok(client)
     }
 }
 
