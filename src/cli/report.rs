@@ -10,6 +10,7 @@ use rollgate::report::live::{FetchError, load_report};
 use rollgate::report::write::write_report;
 use rollgate::report::{Report, markdown};
 
+use super::kube_client::NamespaceArg;
 use super::output::{bad_input, environment_failure};
 
 /// Arguments of `rollgate report`.
@@ -17,9 +18,8 @@ use super::output::{bad_input, environment_failure};
 pub struct ReportArgs {
     /// The Rollout's name.
     name: String,
-    /// The Rollout's namespace (default: the kubeconfig context's, else `default`).
-    #[arg(short = 'n', long)]
-    namespace: Option<String>,
+    #[command(flatten)]
+    namespace: NamespaceArg,
     /// Write the report to this Markdown file and its chart beside it (same name, `.svg`)
     /// instead of printing the Markdown.
     #[arg(long, value_name = "FILE.md")]
@@ -73,6 +73,7 @@ async fn read(args: &ReportArgs) -> Result<Report, ExitCode> {
         ))
     })?;
     let namespace = args
+        .namespace
         .namespace
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_owned());
