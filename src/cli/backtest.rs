@@ -16,7 +16,10 @@ use rollgate::sim::run;
 use rollgate::sim::scenario::{Scenario, check_budget};
 use rollgate::sim::timeline::TimelineWriter;
 
+use rollgate::report::{Recorder, Source};
+
 use super::output::{ExpectedPhase, OutputFormat, bad_input, finish};
+use super::report::{file_name, write_report_file};
 use super::secret::HeaderArg;
 use rollgate::sim::read::{MAX_SMALL_FILE_BYTES, read_bytes};
 
@@ -88,6 +91,10 @@ pub struct BacktestArgs {
     /// Time allowed for one query, as a Go duration.
     #[arg(long, default_value = "10s")]
     prometheus_timeout: String,
+    /// Also write a release report to this Markdown file, and its chart beside it (same name,
+    /// `.svg`).
+    #[arg(long, value_name = "FILE.md")]
+    report: Option<PathBuf>,
 }
 
 /// Runs the backtest; exit status 0, 1 when `--expect` differs, 2 on bad input, 3 when the
@@ -139,7 +146,25 @@ pub fn backtest(args: BacktestArgs) -> ExitCode {
     };
     let stdout = io::stdout().lock();
     let mut timeline = TimelineWriter::new(BufWriter::new(stdout), args.output.into(), start);
-    let summary = run(&rollout.spec, &scenario, &mut history, &mut timeline);
+    let summary = match &args.report {
+        None => run(&rollout.spec, &scenario, &mut history, &mut timeline),
+        Some(path) => {
+            let mut recorder = Recorder::new(&mut timeline);
+            let summary = run(&rollout.spec, &scenario, &mut history, &mut recorder);
+            let source = Source::Backtest {
+                plan: file_name(&args.rollout),
+                start,
+                end,
+            };
+            let report = recorder.into_report(&rollout, source);
+            if summary.is_ok()
+                && let Err(code) = write_report_file(&report, path, "backtest")
+            {
+                return code;
+            }
+            summary
+        }
+    };
     tracing::info!(requests = history.requests(), "backtest done");
     finish("backtest", summary, args.expect)
 }

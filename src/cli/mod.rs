@@ -15,6 +15,7 @@ mod get;
 mod kube_client;
 mod lint;
 mod output;
+mod report;
 mod secret;
 mod simulate;
 mod status;
@@ -49,6 +50,9 @@ enum Command {
     Controller(Box<controller::ControllerArgs>),
     /// Print the Rollout CustomResourceDefinition as YAML.
     Crd,
+    /// Write the release report of a Rollout in the cluster: plan, pre-checks, timeline,
+    /// drift and final state as Markdown, with an SVG chart beside `--output FILE.md`.
+    Report(report::ReportArgs),
     /// Run a plan on a virtual clock against a scenario of gate values and events.
     Simulate(simulate::SimulateArgs),
     /// Replay a plan over a real Prometheus' past: would it have caught last Tuesday's incident?
@@ -117,6 +121,7 @@ fn default_log_level(command: &Command) -> &'static str {
         | Command::Lint(_)
         | Command::Completions(_) => "warn",
         Command::Controller(_) => "info",
+        Command::Report(_) => "warn",
     }
 }
 
@@ -129,6 +134,7 @@ pub fn run(cli: Cli) -> ExitCode {
     }
     match cli.command {
         Command::Controller(args) => controller::controller(*args),
+        Command::Report(args) => report::report(args),
         Command::Simulate(args) => simulate::simulate(args),
         Command::Backtest(args) => backtest::backtest(*args),
         Command::Crd => crd(),

@@ -73,6 +73,25 @@ impl OutputLimitReached {
     }
 }
 
+/// Where a run sends its timeline events: a [`TimelineWriter`] that prints them, or something
+/// that also records them (a release report is built from the same events).
+pub trait TimelineSink {
+    /// Takes one event, in the order the run produced it.
+    fn write(&mut self, event: &TimelineEvent<'_>) -> io::Result<()>;
+    /// Called once when the run ends.
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+impl<W: Write> TimelineSink for TimelineWriter<W> {
+    fn write(&mut self, event: &TimelineEvent<'_>) -> io::Result<()> {
+        TimelineWriter::write(self, event)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        TimelineWriter::flush(self)
+    }
+}
+
 /// Writes timeline events in a format, at most a limit of bytes.
 pub struct TimelineWriter<W: Write> {
     out: Counting<W>,

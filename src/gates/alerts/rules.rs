@@ -57,7 +57,7 @@ pub fn selected_rules<'r>(
         .collect::<Result<_, _>>()?;
     Ok(rules
         .iter()
-        .filter(|rule| !gate.ignore.iter().any(|ignored| *ignored == rule.name))
+        .filter(|rule| !gate.ignore.contains(&rule.name))
         .filter(|rule| tests.iter().all(|(label, t)| t.accepts(rule.label(label))))
         .map(|rule| rule.name.as_str())
         .collect())
