@@ -68,8 +68,23 @@ where
         .collect();
     futures_util::stream::select_all(streams)
         .default_backoff()
+        .modify(slim)
         .reflect(writer)
         .touched_objects()
+}
+
+/// The annotation `kubectl apply` keeps a whole copy of the object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what the controller never reads before an object enters a cache: `managedFields` and
+/// `kubectl apply`'s copy of the object, often larger than the rest together. With tens of
+/// thousands of Rollouts this is most of the cache's memory.
+fn slim<K: kube::Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
 }
 
 /// One `Api` per namespace asked, or one for all namespaces.
