@@ -586,3 +586,35 @@ async fn two_replicas_with_leader_election_carry_a_rollout_out_once() {
         .count();
     assert_eq!(target_writes, 3, "one write per percent: 1, 5, 10");
 }
+
+/// `--namespace` twice: each namespace has its own watches and caches, so the Rollouts of one
+/// are not lost when the other's first list arrives, and the controller is ready once both
+/// have synced, even one without any Rollout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_namespaces_are_each_watched_and_readiness_waits_for_both() {
+    let Some(world) = World::start().await else {
+        return;
+    };
+    let namespaces = ["--namespace", "quiet", "--namespace", NAMESPACE];
+    let mut controller = Controller::start(&world.server, &world.prometheus.address, &namespaces);
+    world.apply(&plan(["3s", "3s", "3s"])).await;
+    let mut seen = Vec::new();
+    world.wait_percent(10, &controller, &mut seen).await;
+    let status = world
+        .wait_status("Succeeded", &controller, RUN_PATIENCE, |s| {
+            phase(s) == "Succeeded"
+        })
+        .await;
+    assert_eq!(phase(&status), "Succeeded");
+
+    let url = format!("http://{}/readyz", controller.health_address);
+    let answer = reqwest::get(&url).await.expect("probe answers");
+    assert!(
+        answer.status().is_success(),
+        "readyz: {} ({})",
+        answer.status(),
+        controller.log()
+    );
+    let status = controller.terminate(Duration::from_secs(20));
+    assert_eq!(status.expect("exits").code(), Some(0));
+}

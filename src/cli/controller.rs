@@ -258,19 +258,19 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
         client,
         controller_config,
         move |config_maps, feature_flags| {
+            let targets =
+                KubeTargets::new(context_client.clone(), Some(config_maps), feature_flags)
+                    .with_webhook_guard(webhook_guard.0.clone(), Arc::clone(&webhook_guard.1));
             Context::new(
                 context_client.clone(),
-                recorder,
+                recorder.clone(),
                 Arc::new(SystemClock),
-                observer,
-                Arc::new(
-                    KubeTargets::new(context_client, Some(config_maps), feature_flags)
-                        .with_webhook_guard(webhook_guard.0, webhook_guard.1),
-                ),
-                Arc::new(leadership),
+                observer.clone(),
+                Arc::new(targets),
+                Arc::new(leadership.clone()),
             )
-            .with_metrics(metrics)
-            .with_notifier(notifier)
+            .with_metrics(metrics.clone())
+            .with_notifier(Arc::clone(&notifier))
         },
         shutdown.clone(),
     )

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -19,6 +20,9 @@ use super::reconcile::{error_policy, reconcile};
 use crate::api::Rollout;
 use crate::targets::{self, MANAGED_SELECTOR, TargetObject, featureflag};
 use crate::telemetry::Readiness;
+
+/// How often a scope asks whether its Rollout cache has synced.
+const READY_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How the controller runs.
 #[derive(Clone, Debug)]
@@ -113,13 +117,69 @@ fn referencing(
 }
 
 /// Runs the controller until `shutdown` resolves; reconciles in flight finish first.
-pub async fn run(
+///
+/// With several `--namespace`s, each namespace gets its own watches, caches and
+/// kube-runtime `Controller` (a reflector store is filled by one watch: the first full list of
+/// a second watch would replace the first one's objects), each with `concurrency` reconciles
+/// at once and a context of its own from `make_context`. Readiness waits for every one.
+pub async fn run<S>(
     client: kube::Client,
     config: ControllerConfig,
-    make_context: impl FnOnce(Store<ConfigMap>, Option<Store<DynamicObject>>) -> Context,
+    make_context: impl Fn(Store<ConfigMap>, Option<Store<DynamicObject>>) -> Context,
+    shutdown: S,
+) where
+    S: Future<Output = ()> + Clone + Send + Sync + 'static,
+{
+    let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        let mut namespaces = config.namespaces.clone();
+        namespaces.sort();
+        namespaces.dedup();
+        namespaces.into_iter().map(Some).collect()
+    };
+    let unsynced = Arc::new(AtomicUsize::new(scopes.len()));
+    let feature_flags = feature_flags_installed(&client).await;
+    if !feature_flags {
+        info!("the FeatureFlag CRD is not installed: FeatureFlag targets are read with GET");
+    }
+    let runs = scopes.into_iter().map(|scope| {
+        let synced = config.readiness.clone().map(|r| (r, Arc::clone(&unsynced)));
+        run_scope(
+            client.clone(),
+            scope,
+            feature_flags,
+            config.concurrency,
+            synced,
+            &make_context,
+            shutdown.clone(),
+        )
+    });
+    futures_util::future::join_all(runs).await;
+}
+
+/// Marks the controller ready once the last of its scopes has synced its Rollout cache.
+fn scope_synced(synced: &Option<(Readiness, Arc<AtomicUsize>)>) {
+    if let Some((readiness, unsynced)) = synced
+        && unsynced.fetch_sub(1, Ordering::AcqRel) == 1
+    {
+        readiness.set_synced(true);
+        info!("the Rollout cache is synced");
+    }
+}
+
+/// One controller over the Rollouts of one namespace (`Some`) or of all (`None`).
+async fn run_scope(
+    client: kube::Client,
+    scope: Option<String>,
+    feature_flags: bool,
+    concurrency: u16,
+    synced: Option<(Readiness, Arc<AtomicUsize>)>,
+    make_context: &impl Fn(Store<ConfigMap>, Option<Store<DynamicObject>>) -> Context,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let namespaces = &config.namespaces;
+    let namespaces: Vec<String> = scope.into_iter().collect();
+    let namespaces = &namespaces;
     let managed = watcher::Config::default().labels(MANAGED_SELECTOR);
     let (cm_reader, cm_writer) = reflector::store::<ConfigMap>();
     let cm_apis = apis(namespaces, |ns| match ns {
@@ -128,7 +188,7 @@ pub async fn run(
     });
     let cm_stream = watch_into(cm_apis, managed.clone(), cm_writer);
 
-    let ff = if feature_flags_installed(&client).await {
+    let ff = if feature_flags {
         let resource = featureflag::resource();
         let ff_writer = reflector::store::Writer::new(resource.clone());
         let ff_reader = ff_writer.as_reader();
@@ -138,7 +198,6 @@ pub async fn run(
         });
         Some((ff_reader, watch_into(ff_apis, managed.clone(), ff_writer)))
     } else {
-        info!("the FeatureFlag CRD is not installed: FeatureFlag targets are read with GET");
         None
     };
     let ctx = Arc::new(make_context(cm_reader, ff.as_ref().map(|(r, _)| r.clone())));
@@ -153,18 +212,31 @@ pub async fn run(
         watcher::Config::default().any_semantic(),
         rollout_writer,
     );
-    if let Some(readiness) = config.readiness.clone() {
+    // The scope counts as synced at its cache's first full list, or at its first reconcile
+    // (the controller reconciles only from a synced cache), whichever is seen first.
+    let counted = Arc::new(AtomicBool::new(false));
+    let mark_synced = move || {
+        if !counted.swap(true, Ordering::AcqRel) {
+            scope_synced(&synced);
+        }
+    };
+    {
         let reader = rollout_reader.clone();
+        let mark_synced = mark_synced.clone();
+        // The store's readiness is a one-shot channel that wakes one waiter only, and the
+        // controller itself waits on it too: ask again every half second rather than wait once.
         tokio::spawn(async move {
-            if reader.wait_until_ready().await.is_ok() {
-                readiness.set_synced(true);
-                info!("the Rollout cache is synced");
+            loop {
+                match tokio::time::timeout(READY_POLL, reader.wait_until_ready()).await {
+                    Ok(Ok(())) => break mark_synced(),
+                    Ok(Err(_)) => break,
+                    Err(_) => {}
+                }
             }
         });
     }
-    let synced = config.readiness.clone();
     let mut controller = Controller::for_stream(rollout_stream, rollout_reader.clone())
-        .with_config(controller::Config::default().concurrency(config.concurrency));
+        .with_config(controller::Config::default().concurrency(concurrency));
     let for_cm = rollout_reader.clone();
     controller = controller.watches_stream(cm_stream, move |cm: ConfigMap| {
         let name = cm.metadata.name.clone().unwrap_or_default();
@@ -193,10 +265,7 @@ pub async fn run(
         .graceful_shutdown_on(shutdown)
         .run(
             move |rollout, ctx| {
-                // The controller reconciles only once its Rollout cache is synced.
-                if let Some(readiness) = &synced {
-                    readiness.set_synced(true);
-                }
+                mark_synced();
                 reconcile(rollout, ctx)
             },
             error_policy,
