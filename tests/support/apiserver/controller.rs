@@ -11,9 +11,12 @@ use tempfile::TempDir;
 
 use super::ApiServer;
 
-/// The `rollgate` binary under test.
+/// The `rollgate` binary under test: the one cargo built with the tests, or the one
+/// `ROLLGATE_CONTROLLER_BIN` names (to measure an optimised build with the bench).
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_rollgate"))
+    std::env::var_os("ROLLGATE_CONTROLLER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rollgate")))
 }
 
 /// Fails loudly (never skips) when the binary has no `controller` subcommand yet.
