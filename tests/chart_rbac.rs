@@ -683,6 +683,46 @@ fn allowed(rendered: &Rendered, request: &Request) -> bool {
     cluster_wide || in_namespace
 }
 
+/// The flags a rendered Deployment gives the controller, less those the test harness sets
+/// itself (the listen addresses, `--prometheus`, logging).
+fn chart_flags(rendered: &Rendered) -> Vec<String> {
+    const HARNESS: [&str; 5] = [
+        "--metrics-bind-address",
+        "--health-probe-bind-address",
+        "--prometheus",
+        "--log-format",
+        "--log-level",
+    ];
+    assert_eq!(
+        rendered.args.first().map(String::as_str),
+        Some("controller"),
+        "{}: the container runs `rollgate controller`",
+        rendered.file
+    );
+    rendered.args[1..]
+        .iter()
+        .filter(|a| !HARNESS.iter().any(|h| a.starts_with(&format!("{h}="))))
+        .cloned()
+        .collect()
+}
+
+/// Flags like the chart's, for a run without the chart tools.
+fn fallback_flags(namespace: Option<&str>) -> Vec<String> {
+    let mut flags: Vec<String> = [
+        "--leader-elect=true",
+        "--leader-election-namespace",
+        RELEASE_NAMESPACE,
+        "--leader-election-id",
+        LEASE_ID,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if let Some(namespace) = namespace {
+        flags.extend(["--namespace".to_owned(), namespace.to_owned()]);
+    }
+    flags
+}
+
 /// The stand-in with the example's target ConfigMap, a gate credentials Secret, and a
 /// controller running with `flags`.
 struct Run {
@@ -691,7 +731,7 @@ struct Run {
 }
 
 impl Run {
-    async fn start(prometheus: &Prometheus, flags: &[&str]) -> Self {
+    async fn start(prometheus: &Prometheus, flags: &[String]) -> Self {
         let server = ApiServer::start().await;
         server.put(
             json!({
@@ -709,16 +749,9 @@ impl Run {
             }),
             "kubectl",
         );
-        let mut args = vec![
-            "--leader-elect",
-            "--leader-election-namespace",
-            RELEASE_NAMESPACE,
-            "--leader-election-id",
-            LEASE_ID,
-            "--allow-address",
-            prometheus.address.as_str(),
-        ];
-        args.extend_from_slice(flags);
+        let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+        // The gate's own Prometheus address (loopback here).
+        args.extend(["--allow-address", prometheus.address.as_str()]);
         let controller = Controller::start(&server, &prometheus.address, &args);
         Self { server, controller }
     }
@@ -810,19 +843,32 @@ async fn every_request_of_a_real_run_is_in_the_table_and_allowed_by_the_chart() 
     let prometheus = Prometheus::start(&binary, &[("backend", app.target())], RULES).await;
     let plan = plan(&prometheus.address);
 
-    // Both at once: every namespace, and one namespace as the namespaced chart runs it.
-    let everywhere = Run::start(&prometheus, &[]).await;
-    let one_namespace = Run::start(&prometheus, &["--namespace", NAMESPACE]).await;
+    // The controller runs with the flags the chart gives it (so they must parse), for the
+    // default values (every namespace) and the namespaced variant, both at once.
+    let charts = tools.then(|| {
+        (
+            render(&root().join("charts/rollgate/ci/default-values.yaml")),
+            render(&root().join("charts/rollgate/ci/namespaced-values.yaml")),
+        )
+    });
+    let (all_flags, namespaced_flags) = match &charts {
+        Some((cluster, namespaced)) => (chart_flags(cluster), chart_flags(namespaced)),
+        None => (fallback_flags(None), fallback_flags(Some(NAMESPACE))),
+    };
+    assert!(
+        namespaced_flags.contains(&format!("--namespace={NAMESPACE}"))
+            || namespaced_flags.contains(&NAMESPACE.to_owned()),
+        "the namespaced run watches {NAMESPACE}: {namespaced_flags:?}"
+    );
+    let everywhere = Run::start(&prometheus, &all_flags).await;
+    let one_namespace = Run::start(&prometheus, &namespaced_flags).await;
     let (all_log, one_log) =
         tokio::join!(everywhere.exercise(&plan), one_namespace.exercise(&plan));
 
     let mut seen: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
     let mut unknown = Vec::new();
     let mut runs: Vec<(&str, Vec<Request>)> = Vec::new();
-    for (label, log) in [
-        ("all namespaces", &all_log),
-        ("--namespace kaviar", &one_log),
-    ] {
+    for (label, log) in [("all namespaces", &all_log), ("namespaced", &one_log)] {
         let mut requests = Vec::new();
         for logged in log {
             let request = match request_of(logged) {
@@ -871,23 +917,15 @@ async fn every_request_of_a_real_run_is_in_the_table_and_allowed_by_the_chart() 
         );
     }
 
-    if !tools {
+    let Some((cluster, namespaced)) = &charts else {
         return;
-    }
-    let cluster = render(&root().join("charts/rollgate/ci/default-values.yaml"));
-    let namespaced = render(&root().join("charts/rollgate/ci/namespaced-values.yaml"));
-    assert!(
-        namespaced
-            .flag_values("--namespace")
-            .contains(&NAMESPACE.to_owned()),
-        "the namespaced variant watches {NAMESPACE}"
-    );
+    };
     let mut denied = BTreeSet::new();
     for (label, requests) in &runs {
         let rendered = if *label == "all namespaces" {
-            &cluster
+            cluster
         } else {
-            &namespaced
+            namespaced
         };
         for request in requests {
             // The one cluster-wide request of a namespaced controller: whether the
