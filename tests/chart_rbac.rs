@@ -811,6 +811,36 @@ impl Run {
     }
 }
 
+/// Waits until Prometheus answers the error-rate query with a value (two scrapes in).
+async fn wait_for_error_rate(prometheus: &Prometheus) {
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/query", prometheus.address);
+    let start = Instant::now();
+    loop {
+        let answer: Option<Value> =
+            match http.get(&url).query(&[("query", ERROR_RATE)]).send().await {
+                Ok(response) => response
+                    .bytes()
+                    .await
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok()),
+                Err(_) => None,
+            };
+        let value = answer
+            .as_ref()
+            .and_then(|a| a["data"]["result"][0]["value"][1].as_str())
+            .and_then(|v| v.parse::<f64>().ok());
+        if value.is_some() {
+            return;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "Prometheus never answered the error-rate query; last answer {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// The example plan with a short first stage, a long second one, one-second checkpoints,
 /// and the error-rate gate querying Prometheus at its own address with a credentials Secret.
 fn plan(prometheus: &str) -> Value {
@@ -821,6 +851,9 @@ fn plan(prometheus: &str) -> Value {
         plan["spec"]["stages"][stage]["duration"] = json!(duration);
     }
     plan["spec"]["analysis"]["interval"] = json!("1s");
+    // A slow machine may miss a few scrapes; a pause for missing data is not what this
+    // test is about.
+    plan["spec"]["analysis"]["errorLimit"] = json!(60);
     let gates = plan["spec"]["analysis"]["gates"]
         .as_array_mut()
         .expect("gates");
@@ -841,6 +874,7 @@ async fn every_request_of_a_real_run_is_in_the_table_and_allowed_by_the_chart() 
     app.set_rate(200, 100.0);
     app.set_rate(500, 0.0);
     let prometheus = Prometheus::start(&binary, &[("backend", app.target())], RULES).await;
+    wait_for_error_rate(&prometheus).await;
     let plan = plan(&prometheus.address);
 
     // The controller runs with the flags the chart gives it (so they must parse), for the
