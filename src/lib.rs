@@ -7,6 +7,7 @@ pub mod controller;
 pub mod engine;
 pub mod gates;
 pub mod notify;
+pub mod report;
 pub mod sim;
 pub mod targets;
 pub mod telemetry;

@@ -610,8 +610,8 @@ fn gate_urls_reject_other_schemes() {
 }
 
 #[test]
-fn ofrep_sample_accepts_1_and_100000() {
-    for sample in [1, 100_000] {
+fn ofrep_sample_accepts_1_and_10000() {
+    for sample in [1, 10_000] {
         accepts(plan_with(|p| {
             p["spec"]["analysis"]["gates"][2]["ofrep"]["sample"] = json!(sample);
         }));
@@ -619,12 +619,12 @@ fn ofrep_sample_accepts_1_and_100000() {
 }
 
 #[test]
-fn ofrep_sample_rejects_0_and_100001() {
-    for sample in [0, 100_001] {
+fn ofrep_sample_rejects_0_and_10001() {
+    for sample in [0, 10_001, 100_000] {
         rejects(
             plan_with(|p| p["spec"]["analysis"]["gates"][2]["ofrep"]["sample"] = json!(sample)),
             "spec.analysis.gates[2].ofrep.sample",
-            "sample must be between 1 and 100000",
+            "sample must be between 1 and 10000",
         );
     }
 }
@@ -1044,5 +1044,369 @@ fn min_allowlist_rejects_a_huge_count() {
         plan_with(|p| p["spec"]["preChecks"] = json!({"minAllowlist": 20000})),
         "spec.preChecks.minAllowlist",
         "minAllowlist must be between 0 and 10000",
+    );
+}
+
+// ── size limits (maxLength, maxItems, maxProperties) ────────────────────────────────────
+//
+// kube's client-side validator runs the CEL rules only; the API server enforces these
+// keywords itself. Each limit is checked here three ways: the schema carries it, the command
+// line's schema check (the same one `rollgate simulate` reads a plan with) accepts a plan at
+// the limit and refuses one past it, and the CEL rules still accept the plan at the limit.
+
+use rollgate::api::limits;
+use rollgate::sim::load::{parse_yaml, rollout_schema};
+
+#[derive(Clone, Copy)]
+enum Limit {
+    /// A string of at most this many characters, made by the function from a length.
+    Length(fn(usize) -> String),
+    /// A list of at most this many strings.
+    Items,
+    /// A mapping of at most this many entries.
+    Properties,
+}
+
+/// (JSON pointer of the field in the plan, schema path, kind, limit).
+fn limit_table() -> Vec<(&'static str, &'static str, Limit, usize)> {
+    let text = Limit::Length(|n| "q".repeat(n));
+    let url = Limit::Length(|n| format!("http://{}", "a".repeat(n - 7)));
+    let path =
+        Limit::Length(|n| format!("${}", ".a".repeat((n - 1) / 2) + &"a".repeat((n - 1) % 2)));
+    vec![
+        (
+            "/spec/analysis/gates/0/prometheus/address",
+            "spec.analysis.gates[0].prometheus.address",
+            url,
+            limits::MAX_URL,
+        ),
+        (
+            "/spec/analysis/gates/0/prometheus/query",
+            "spec.analysis.gates[0].prometheus.query",
+            text,
+            limits::MAX_QUERY,
+        ),
+        (
+            "/spec/analysis/gates/0/prometheus/sampleQuery",
+            "spec.analysis.gates[0].prometheus.sampleQuery",
+            text,
+            limits::MAX_QUERY,
+        ),
+        (
+            "/spec/analysis/gates/0/prometheus/headers",
+            "spec.analysis.gates[0].prometheus.headers",
+            Limit::Properties,
+            limits::MAX_HEADERS,
+        ),
+        (
+            "/spec/analysis/gates/1/alerts/address",
+            "spec.analysis.gates[1].alerts.address",
+            url,
+            limits::MAX_URL,
+        ),
+        (
+            "/spec/analysis/gates/1/alerts/matchers",
+            "spec.analysis.gates[1].alerts.matchers",
+            Limit::Items,
+            limits::MAX_MATCHERS,
+        ),
+        (
+            "/spec/analysis/gates/1/alerts/matchers/0",
+            "spec.analysis.gates[1].alerts.matchers[0]",
+            text,
+            limits::MAX_MATCHER,
+        ),
+        (
+            "/spec/analysis/gates/1/alerts/ignore",
+            "spec.analysis.gates[1].alerts.ignore",
+            Limit::Items,
+            limits::MAX_MATCHERS,
+        ),
+        (
+            "/spec/analysis/gates/1/alerts/headers",
+            "spec.analysis.gates[1].alerts.headers",
+            Limit::Properties,
+            limits::MAX_HEADERS,
+        ),
+        (
+            "/spec/analysis/gates/2/ofrep/address",
+            "spec.analysis.gates[2].ofrep.address",
+            url,
+            limits::MAX_URL,
+        ),
+        (
+            "/spec/analysis/gates/2/ofrep/flag",
+            "spec.analysis.gates[2].ofrep.flag",
+            text,
+            limits::MAX_FLAG_KEY,
+        ),
+        (
+            "/spec/analysis/gates/2/ofrep/onVariant",
+            "spec.analysis.gates[2].ofrep.onVariant",
+            text,
+            limits::MAX_VARIANT,
+        ),
+        (
+            "/spec/analysis/gates/3/http/url",
+            "spec.analysis.gates[3].http.url",
+            url,
+            limits::MAX_URL,
+        ),
+        (
+            "/spec/analysis/gates/3/http/body",
+            "spec.analysis.gates[3].http.body",
+            text,
+            limits::MAX_HTTP_BODY,
+        ),
+        (
+            "/spec/analysis/gates/3/http/jsonPath",
+            "spec.analysis.gates[3].http.jsonPath",
+            path,
+            limits::MAX_JSON_PATH,
+        ),
+        (
+            "/spec/target/flagd/configMap",
+            "spec.target.flagd.configMap",
+            text,
+            limits::MAX_OBJECT_NAME,
+        ),
+        (
+            "/spec/target/flagd/key",
+            "spec.target.flagd.key",
+            text,
+            limits::MAX_OBJECT_NAME,
+        ),
+        (
+            "/spec/target/flagd/flag",
+            "spec.target.flagd.flag",
+            text,
+            limits::MAX_FLAG_KEY,
+        ),
+        (
+            "/spec/target/flagd/onVariant",
+            "spec.target.flagd.onVariant",
+            text,
+            limits::MAX_VARIANT,
+        ),
+        (
+            "/spec/target/flagd/offVariant",
+            "spec.target.flagd.offVariant",
+            text,
+            limits::MAX_VARIANT,
+        ),
+        (
+            "/spec/target/flagd/allowlist",
+            "spec.target.flagd.allowlist",
+            Limit::Items,
+            limits::MAX_ALLOWLIST,
+        ),
+        (
+            "/spec/target/flagd/allowlist/0",
+            "spec.target.flagd.allowlist[0]",
+            text,
+            limits::MAX_TARGETING_KEY,
+        ),
+    ]
+}
+
+/// Sets the field at `pointer`, creating it in its parent object or list.
+fn set_at(plan: &mut Value, pointer: &str, value: Value) {
+    let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
+    match plan.pointer_mut(parent).expect("the parent exists") {
+        Value::Object(object) => {
+            object.insert(key.to_owned(), value);
+        }
+        Value::Array(list) => list[key.parse::<usize>().expect("an index")] = value,
+        _ => panic!("{parent} holds no fields"),
+    }
+}
+
+fn value_of(limit: Limit, n: usize) -> Value {
+    match limit {
+        Limit::Length(make) => json!(make(n)),
+        Limit::Items => json!((0..n).map(|i| format!("k{i}")).collect::<Vec<_>>()),
+        Limit::Properties => Value::Object(
+            (0..n)
+                .map(|i| (format!("X-Header-{i}"), json!("v")))
+                .collect(),
+        ),
+    }
+}
+
+/// The schema node at a dotted path with `[i]` for list items.
+fn schema_at<'a>(schema: &'a Value, path: &str) -> &'a Value {
+    let mut node = schema;
+    for part in path.split('.') {
+        let (name, item) = match part.split_once('[') {
+            Some((name, _index)) => (name, true),
+            None => (part, false),
+        };
+        node = &node["properties"][name];
+        if item {
+            node = &node["items"];
+        }
+    }
+    node
+}
+
+/// The command line's schema check on the plan (read as untyped JSON afterwards, so only the
+/// schema check can refuse it).
+fn read_with_schema_check(object: &Value) -> Result<Value, String> {
+    let text = serde_json::to_string(object).expect("JSON");
+    parse_yaml::<Value>(std::path::Path::new("plan.yaml"), &text, &rollout_schema())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn every_size_limit_is_in_the_schema_and_refused_one_past_it() {
+    let schema = schema();
+    for (pointer, path, limit, max) in limit_table() {
+        let keyword = match limit {
+            Limit::Length(_) => "maxLength",
+            Limit::Items => "maxItems",
+            Limit::Properties => "maxProperties",
+        };
+        assert_eq!(
+            schema_at(&schema, path)[keyword],
+            json!(max),
+            "{path}: {keyword} in the CRD"
+        );
+        let at_limit = plan_with(|p| set_at(p, pointer, value_of(limit, max)));
+        if let Err(e) = read_with_schema_check(&at_limit) {
+            panic!("{path} at its limit ({max}) was refused: {e}");
+        }
+        accepts(at_limit);
+        let past = plan_with(|p| set_at(p, pointer, value_of(limit, max + 1)));
+        let error = read_with_schema_check(&past).expect_err("one past the limit");
+        let found = match limit {
+            Limit::Length(_) => format!(
+                "{path}: at most {max} characters allowed, found {}",
+                max + 1
+            ),
+            _ => format!("{path}: at most {max} entries allowed, found {}", max + 1),
+        };
+        assert!(error.contains(&found), "{path}: {error}");
+    }
+}
+
+// ── the largest status ───────────────────────────────────────────────────────────────────
+
+/// The largest JSON value `schema` allows, with every string made of a character JSON writes
+/// in 6 bytes (`\u0001`); panics naming any string, list or map the schema leaves unbounded.
+fn largest(schema: &Value, path: &str) -> Value {
+    if let Some(alternatives) = schema.get("anyOf").and_then(Value::as_array) {
+        let non_null: Vec<&Value> = alternatives
+            .iter()
+            .filter(|a| a.get("type") != Some(&json!("null")))
+            .collect();
+        return largest(non_null[0], path);
+    }
+    let kind = match &schema["type"] {
+        Value::String(kind) => kind.as_str(),
+        Value::Array(kinds) => kinds
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|k| *k != "null")
+            .unwrap_or("null"),
+        _ => panic!("{path}: a node without a type is unbounded"),
+    };
+    match kind {
+        "object" => {
+            let properties = schema["properties"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{path}: a map without properties is unbounded"));
+            Value::Object(
+                properties
+                    .iter()
+                    .map(|(name, child)| (name.clone(), largest(child, &format!("{path}.{name}"))))
+                    .collect(),
+            )
+        }
+        "array" => {
+            let max = schema["maxItems"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{path}: a list without maxItems is unbounded"));
+            let item = largest(&schema["items"], &format!("{path}[]"));
+            Value::Array(vec![item; max as usize])
+        }
+        "string" => {
+            if let Some(choices) = schema["enum"].as_array() {
+                return choices
+                    .iter()
+                    .max_by_key(|c| c.as_str().map_or(0, str::len))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+            }
+            if schema["format"] == "date-time" {
+                return json!("2026-11-30T23:59:59Z");
+            }
+            let max = schema["maxLength"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{path}: a string without maxLength is unbounded"));
+            json!("\u{1}".repeat(max as usize))
+        }
+        "integer" => match schema["format"].as_str() {
+            _ if schema["maximum"].is_number() => {
+                json!(schema["maximum"].as_f64().unwrap_or_default() as u64)
+            }
+            Some("uint8") => json!(u8::MAX),
+            Some("uint32") => json!(u32::MAX),
+            Some("int32") => json!(i32::MIN),
+            Some("uint64") => json!(u64::MAX),
+            _ => json!(i64::MIN),
+        },
+        "number" => json!(-1.797_693_134_862_315_7e308),
+        "boolean" => json!(false),
+        other => panic!("{path}: unexpected type {other}"),
+    }
+}
+
+#[test]
+fn the_largest_status_the_crd_allows_stays_far_below_etcds_limit() {
+    let schema = schema();
+    let status_schema = &schema["properties"]["status"];
+    let largest_status = largest(status_schema, "status");
+    // It is a status the controller could write: it reads as one.
+    let status: rollgate::api::RolloutStatus =
+        serde_json::from_value(largest_status.clone()).expect("the largest status reads");
+    assert_eq!(
+        status.history.len(),
+        rollgate::api::HISTORY_LIMIT,
+        "the history bound comes from HISTORY_LIMIT"
+    );
+    let bytes = serde_json::to_vec(&largest_status)
+        .expect("serializes")
+        .len();
+    println!("largest status: {bytes} bytes of JSON");
+    assert!(
+        bytes < 512 * 1024,
+        "the largest status is {bytes} bytes; etcd refuses objects above about 1.5 MiB and the \
+         spec needs room too"
+    );
+}
+
+#[test]
+fn the_engine_keeps_status_texts_within_their_limits() {
+    use rollgate::engine::{Inputs, Observation, decide};
+    let rollout: Rollout = serde_json::from_value(plan()).expect("the plan reads");
+    let mut status = rollgate::api::RolloutStatus::default();
+    let t0: k8s_openapi::jiff::Timestamp = "2026-02-01T19:18:00Z".parse().expect("a time");
+    decide(&rollout.spec, &mut status, &Inputs::at(t0));
+    let huge = Observation::Error("\u{1b}x".repeat(100_000));
+    let observations = vec![huge.clone(), huge.clone(), huge.clone(), huge];
+    let at = t0 + std::time::Duration::from_secs(3600);
+    decide(
+        &rollout.spec,
+        &mut status,
+        &Inputs::at(at).with_observations(&observations),
+    );
+    for gate in &status.gates {
+        let message = gate.last_message.as_deref().expect("an error message");
+        assert!(message.chars().count() <= limits::MAX_GATE_MESSAGE);
+    }
+    let value = serde_json::to_value(&status).expect("serializes");
+    assert!(
+        serde_json::to_vec(&value).expect("serializes").len() < 64 * 1024,
+        "{value:#}"
     );
 }

@@ -535,3 +535,54 @@ async fn sigterm_stops_the_controller_with_exit_status_0_and_probes_answer() {
     let status = status.expect("the controller exits within 20 s of SIGTERM");
     assert_eq!(status.code(), Some(0), "{}", controller.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_with_leader_election_carry_a_rollout_out_once() {
+    let Some(world) = World::start().await else {
+        return;
+    };
+    let plan = plan(["3s", "3s", "3s"]);
+    let election = [
+        "--leader-elect",
+        "--leader-election-namespace",
+        NAMESPACE,
+        "--leader-election-id",
+        "rollgate-e2e",
+    ];
+    let first = Controller::start(&world.server, &world.prometheus.address, &election);
+    let second = Controller::start(&world.server, &world.prometheus.address, &election);
+    world.apply(&plan).await;
+
+    let mut seen = Vec::new();
+    world.wait_percent(10, &first, &mut seen).await;
+    let status = world
+        .wait_status("Succeeded", &second, RUN_PATIENCE, |s| {
+            phase(s) == "Succeeded"
+        })
+        .await;
+    assert_eq!(seen, [1, 5, 10]);
+    let lease = world
+        .server
+        .object("leases", NAMESPACE, "rollgate-e2e")
+        .expect("a Lease named by --leader-election-id");
+    assert!(
+        lease["spec"]["holderIdentity"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty()),
+        "{lease:#}"
+    );
+    let scenario = "until: 1h\ngates:\n  error-rate:\n    - {at: 0s, value: 0}\n  critical-alerts:\n    - {at: 0s, value: 0}\n";
+    assert_eq!(
+        recorded(&status),
+        simulated(&plan, scenario),
+        "one replica decided, as simulate did: no transition twice"
+    );
+    let target_writes = world
+        .server
+        .writes()
+        .into_iter()
+        .filter(|w| w.on("configmaps") && w.name.as_deref() == Some(CONFIG_MAP))
+        .filter(|w| w.body.as_ref().is_some_and(|b| !b["data"].is_null()))
+        .count();
+    assert_eq!(target_writes, 3, "one write per percent: 1, 5, 10");
+}

@@ -197,3 +197,60 @@ async fn credentials_headers_time_and_path_prefix_are_sent() {
         Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==")
     );
 }
+
+/// The form value of `name` in a recorded request body, decoded.
+fn form_value(body: &str, name: &str) -> String {
+    let raw = body
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn a_hostile_flag_key_cannot_change_the_query() {
+    let fake = Fake::start(scalar("0"));
+    let client = fake.client(ClientSettings::default());
+    let hostile = r#"x"} or vector(1) or {a=""#;
+    let ctx = GateContext {
+        flag: Some(hostile),
+        ..ctx(Timestamp::UNIX_EPOCH)
+    };
+    let gate = PrometheusGate {
+        query: r#"sum(errors{flag="{{flag}}"})"#.into(),
+        ..PrometheusGate::default()
+    };
+    assert_eq!(observe(&client, &gate, &ctx).await, Observation::Value(0.0));
+    let alerts = rollgate::api::AlertsGate {
+        matchers: vec![r#"flag="{{flag}}""#.into()],
+        ..rollgate::api::AlertsGate::default()
+    };
+    let _ = rollgate::gates::alerts::observe(&client, &alerts, &ctx).await;
+    let requests = fake.requests();
+    let sent: Vec<String> = requests
+        .iter()
+        .map(|r| form_value(&r.body, "query"))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            r#"sum(errors{flag="x\"} or vector(1) or {a=\""})"#,
+            r#"count(ALERTS{alertstate="firing", flag="x\"} or vector(1) or {a=\""})"#,
+        ]
+    );
+}

@@ -390,11 +390,14 @@ async fn the_ofrep_probe_runs_under_one_overall_deadline() {
     assert!(message.contains("did not finish within 200ms"), "{message}");
 }
 
+/// One accepted connection: the protocol negotiated by ALPN, and the requests it carried.
+type Connection = (Option<Vec<u8>>, usize);
+
 /// A TLS server offering HTTP/2 and HTTP/1.1 that answers OFREP evaluations over HTTP/1.1
 /// with keep-alive, recording each connection's negotiated protocol and request count.
 struct TlsOfrep {
     address: std::net::SocketAddr,
-    connections: Arc<Mutex<Vec<(Option<Vec<u8>>, usize)>>>,
+    connections: Arc<Mutex<Vec<Connection>>>,
 }
 
 async fn tls_ofrep() -> TlsOfrep {

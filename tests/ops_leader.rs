@@ -381,6 +381,41 @@ async fn takes_over_a_lease_whose_holder_stopped_renewing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn takes_over_at_once_when_the_holder_releases_the_lease() {
+    let api = Shared::default();
+    lock(&api).spec = Some(
+        json!({"holderIdentity": "replica-b", "renewTime": now_micro(), "leaseDurationSeconds": 30})
+            .as_object()
+            .cloned()
+            .expect("object"),
+    );
+    let replica = start(&api, "replica-a");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!replica.leadership.is_leader());
+    // replica-b shuts down cleanly and releases the Lease, 29 s before it would expire.
+    {
+        let mut api = lock(&api);
+        let spec = api.spec.as_mut().expect("lease");
+        for field in [
+            "holderIdentity",
+            "renewTime",
+            "acquireTime",
+            "leaseDurationSeconds",
+        ] {
+            spec.remove(field);
+        }
+    }
+    let released_at = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(3), || replica.leadership.is_leader()).await,
+        "a released lease is taken at once, not when it would have expired"
+    );
+    assert!(released_at.elapsed() < Duration::from_secs(3));
+    replica.shut_down().await;
+    assert_no_violations(&api);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stops_leading_when_renewals_fail() {
     let api = Shared::default();
     let replica = start(&api, "replica-a");
@@ -487,6 +522,60 @@ async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_stops() {
     assert_no_violations(&api);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_lease_is_created_again() {
+    let api = Shared::default();
+    let replica = start(&api, "replica-a");
+    assert!(eventually(Duration::from_secs(3), || replica.leadership.is_leader()).await);
+    lock(&api).spec = None;
+    let creations = || {
+        lock(&api)
+            .log
+            .iter()
+            .filter(|l| l.starts_with(&format!("POST {LEASES} ")))
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(3), || creations() == 2).await,
+        "the lease is created again"
+    );
+    assert!(
+        eventually(Duration::from_secs(3), || lock(&api).holder().as_deref()
+            == Some("replica-a"))
+        .await,
+        "and taken again"
+    );
+    assert!(eventually(Duration::from_secs(1), || replica.leadership.is_leader()).await);
+    replica.shut_down().await;
+    assert_no_violations(&api);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_metric_follows_the_leadership() {
+    let api = Shared::default();
+    let metrics = rollgate::telemetry::Metrics::new().expect("metrics");
+    let replica = start(&api, "replica-a");
+    let reporter = replica.leadership.report_to(metrics.clone());
+    let gauge = |m: &rollgate::telemetry::Metrics| {
+        m.encode()
+            .expect("encode")
+            .lines()
+            .find_map(|l| l.strip_prefix("rollgate_leader ").map(str::to_owned))
+    };
+    assert!(
+        eventually(Duration::from_secs(3), || gauge(&metrics).as_deref()
+            == Some("1"))
+        .await
+    );
+    replica.shut_down().await;
+    assert!(
+        eventually(Duration::from_secs(1), || gauge(&metrics).as_deref()
+            == Some("0"))
+        .await
+    );
+    reporter.abort();
+}
+
 #[tokio::test]
 async fn without_election_a_replica_always_leads() {
     let mut leadership = Leadership::always();
@@ -535,4 +624,50 @@ async fn inconsistent_settings_are_refused() {
         );
     }
     assert!(lock(&api).log.is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn the_default_settings_are_consistent() {
+    let api = Shared::default();
+    let settings = ElectionSettings::new(NAMESPACE, LEASE);
+    assert_eq!(settings.lease_duration, Duration::from_secs(15));
+    assert!(!settings.identity.is_empty());
+    let (_leadership, task) =
+        spawn_election(client_for(&api), settings, async {}).expect("the defaults are valid");
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("an election shut down at once ends")
+        .expect("no panic");
+}
+
+#[tokio::test]
+async fn the_dedicated_client_gives_up_on_a_hung_api_server() {
+    // A server that accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let config = kube::Config::new(format!("http://{address}").parse().expect("uri"));
+    let settings = settings("replica-a");
+    let client = rollgate::controller::leader::dedicated_client(config, &settings).expect("client");
+    let started = Instant::now();
+    let api: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(client, NAMESPACE);
+    let result = tokio::time::timeout(Duration::from_secs(5), api.get_opt(LEASE))
+        .await
+        .expect("the client's own timeout fires first");
+    assert!(result.is_err(), "a hung request fails");
+    // request_timeout() is half the 1 s grace.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    hold.abort();
 }

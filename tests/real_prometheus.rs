@@ -402,3 +402,44 @@ async fn alerts_gate_counts_firing_alerts_except_ignored_ones() {
         "{bad:?}"
     );
 }
+
+/// The controller's pre-check asks the real Prometheus which alerting rules it loaded: the
+/// gate's matchers must select one, so a typo cannot make an alerts gate count nothing (and
+/// pass) forever.
+#[tokio::test]
+async fn alert_rule_pre_check_finds_the_rules_prometheus_loaded() {
+    let jobs: &[(&str, &[(u16, f64)])] = &[("app", &[(200, 1.0)])];
+    let Some((_apps, _prometheus, client)) = setup(jobs, RULES).await else {
+        return;
+    };
+    let rules = eventually(
+        "rules loaded",
+        || async { client.alerting_rules().await.map(|r| r.len()) },
+        |r| matches!(r, Ok(3)),
+    )
+    .await;
+    assert_eq!(rules.ok(), Some(3));
+    let gate = |matchers: &[&str], ignore: &[&str]| AlertsGate {
+        matchers: matchers.iter().map(|m| m.to_string()).collect(),
+        ignore: ignore.iter().map(|i| i.to_string()).collect(),
+        ..AlertsGate::default()
+    };
+    let check = |gate: AlertsGate| {
+        let client = &client;
+        async move { alerts::known_rules(client, &gate, &ctx("app", Timestamp::now())).await }
+    };
+    assert_eq!(check(gate(&[r#"severity="critical""#], &[])).await, Ok(()));
+    assert_eq!(check(gate(&[r#"alertname=~"High.*""#], &[])).await, Ok(()));
+    assert_eq!(check(gate(&[], &[])).await, Ok(()));
+    for (typo, ignore) in [
+        (r#"severity="crtical""#, &[][..]),
+        (r#"sevrity="critical""#, &[][..]),
+        (r#"severity="info""#, &["Chatter"][..]),
+    ] {
+        let problem = check(gate(&[typo], ignore)).await.expect_err(typo);
+        assert!(
+            problem.contains("select none of the 3 alerting rules"),
+            "{typo}: {problem}"
+        );
+    }
+}

@@ -849,3 +849,95 @@ fn rollback_above_the_first_stage_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn exit_status_3_when_the_timeline_cannot_be_written() {
+    let full = Path::new("/dev/full");
+    if !full.exists() {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args([
+            "simulate",
+            example_plan().to_str().unwrap(),
+            "--scenario",
+            scenario("healthy").to_str().unwrap(),
+            "--expect",
+            "Succeeded",
+        ])
+        .stdout(std::fs::File::create(full).expect("/dev/full opens"))
+        .output()
+        .expect("the rollgate binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("cannot write the timeline"), "{stderr}");
+}
+
+#[test]
+fn exit_status_1_only_for_an_expect_mismatch() {
+    let out = rollgate(&[
+        "simulate",
+        example_plan().to_str().unwrap(),
+        "--scenario",
+        scenario("healthy").to_str().unwrap(),
+        "--expect",
+        "RolledBack",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected phase RolledBack"));
+}
+
+#[test]
+fn logging_is_initialised_with_the_global_flags() {
+    let out = rollgate(&[
+        "--log-format",
+        "json",
+        "--log-level",
+        "info",
+        "simulate",
+        example_plan().to_str().unwrap(),
+        "--scenario",
+        scenario("healthy").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("simulating"))
+        .unwrap_or_else(|| panic!("no log line: {stderr}"));
+    let log: Value = serde_json::from_str(line).expect("a JSON log line");
+    assert_eq!(log["level"], "INFO");
+    // Text by default, warn level: nothing on a healthy run.
+    let out = rollgate(&[
+        "simulate",
+        example_plan().to_str().unwrap(),
+        "--scenario",
+        scenario("healthy").to_str().unwrap(),
+    ]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = rollgate(&["--log-level", "rollgate=[[", "crd"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--log-level"));
+}
+
+#[test]
+fn many_gates_over_a_long_span_are_refused_by_the_work_budget() {
+    let mut plan = SMALL_PLAN.replace("interval: 10m", "interval: 1s");
+    let mut scenario_text = String::from("until: 2d\ngates:\n  ratio: [{at: 0s, value: 1}]\n");
+    for i in 0..31 {
+        plan = plan.replace(
+            "    gates:\n",
+            &format!("    gates:\n      - {{name: g{i}, prometheus: {{query: q}}}}\n"),
+        );
+        scenario_text.push_str(&format!("  g{i}: [{{at: 0s, value: 1}}]\n"));
+    }
+    let err = bad_input(&plan, &scenario_text);
+    assert!(
+        err.contains("until: 2d at an interval of 1s with 32 gate(s) is 5529600 gate evaluations, more than the 4000000 allowed"),
+        "{err}"
+    );
+}

@@ -322,13 +322,13 @@ rules! {
     ofrep_sample_at_least_1:
         set("/spec/analysis/gates/2/ofrep/sample", json!(1)),
         set("/spec/analysis/gates/2/ofrep/sample", json!(0)),
-        ("spec.analysis.gates[2].ofrep.sample", "must be between 1 and 100000"),
-        ("spec.analysis.gates[2].ofrep.sample", "sample must be between 1 and 100000");
-    ofrep_sample_at_most_100000:
-        set("/spec/analysis/gates/2/ofrep/sample", json!(100_000)),
-        set("/spec/analysis/gates/2/ofrep/sample", json!(100_001)),
-        ("spec.analysis.gates[2].ofrep.sample", "must be between 1 and 100000"),
-        ("spec.analysis.gates[2].ofrep.sample", "sample must be between 1 and 100000");
+        ("spec.analysis.gates[2].ofrep.sample", "must be between 1 and 10000"),
+        ("spec.analysis.gates[2].ofrep.sample", "sample must be between 1 and 10000");
+    ofrep_sample_at_most_10000:
+        set("/spec/analysis/gates/2/ofrep/sample", json!(10_000)),
+        set("/spec/analysis/gates/2/ofrep/sample", json!(10_001)),
+        ("spec.analysis.gates[2].ofrep.sample", "must be between 1 and 10000"),
+        ("spec.analysis.gates[2].ofrep.sample", "sample must be between 1 and 10000");
     ofrep_timeout_positive:
         set("/spec/analysis/gates/2/ofrep/timeout", json!("1ms")),
         set("/spec/analysis/gates/2/ofrep/timeout", json!("0")),
@@ -349,16 +349,6 @@ rules! {
         set("/spec/analysis/gates/3/http/timeout", json!("-5m")),
         ("spec.analysis.gates[3].http.timeout", "must be positive"),
         ("spec.analysis.gates[3].http.timeout", "timeout must be positive");
-    notification_one_kind_not_none:
-        set("/spec/notifications", json!([{"slack": {"urlSecretRef": {"name": "s", "key": "url"}}}])),
-        set("/spec/notifications", json!([{}])),
-        ("spec.notifications[0]", "must set exactly one of webhook and slack"),
-        ("spec.notifications[0]", "notification must set exactly one of webhook and slack");
-    notification_one_kind_not_two:
-        set("/spec/notifications", json!([{"webhook": {"urlSecretRef": {"name": "s", "key": "url"}}}])),
-        set("/spec/notifications", json!([{"webhook": {"urlSecretRef": {"name": "s", "key": "url"}}, "slack": {"urlSecretRef": {"name": "s", "key": "url"}}}])),
-        ("spec.notifications[0]", "must set exactly one of webhook and slack"),
-        ("spec.notifications[0]", "notification must set exactly one of webhook and slack");
     target_one_kind_not_none:
         set(WEBHOOK, json!({"configMap": {"name": "c", "key": "k"}})),
         set(WEBHOOK, json!({})),
@@ -369,6 +359,17 @@ rules! {
         set(WEBHOOK, json!({"webhook": {"url": "http://w"}, "configMap": {"name": "c", "key": "k"}})),
         ("spec.target", "must set exactly one of flagd, configMap and webhook"),
         ("spec.target", "target must set exactly one of flagd, configMap and webhook");
+    notification_one_kind_not_none:
+        set("/spec/notifications", json!([{"slack": {"urlSecretRef": {"name": "s", "key": "url"}}}])),
+        set("/spec/notifications", json!([{"on": ["rollback"]}])),
+        ("spec.notifications[0]", "must set exactly one of webhook and slack"),
+        ("spec.notifications[0]", "notification must set exactly one of webhook and slack");
+    notification_one_kind_not_two:
+        set("/spec/notifications", json!([{"webhook": {"urlSecretRef": {"name": "s", "key": "url"}}}])),
+        set("/spec/notifications", json!([{"webhook": {"urlSecretRef": {"name": "s", "key": "url"}},
+                                           "slack": {"urlSecretRef": {"name": "s", "key": "url"}}}])),
+        ("spec.notifications[0]", "must set exactly one of webhook and slack"),
+        ("spec.notifications[0]", "notification must set exactly one of webhook and slack");
     flagd_one_source_not_none:
         set("/spec/target/flagd", json!({"featureFlag": "ff", "flag": "f"})),
         set("/spec/target/flagd", json!({"flag": "f"})),

@@ -103,18 +103,21 @@ pub struct PrometheusGate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')")
         .message("address must start with http:// or https://"))]
+    #[schemars(length(max = super::limits::MAX_URL))]
     pub address: Option<String>,
     /// The PromQL query; it must return a scalar or a vector with exactly one sample (an empty
     /// answer or NaN is no data). `{{rollout}}`, `{{namespace}}`, `{{flag}}`, `{{percent}}` and
     /// `{{stage}}` are replaced by the rollout's name, namespace, flag, current percent and stage
     /// index; any other `{{...}}` is an error.
     #[x_kube(validation = Rule::new("size(self.trim()) > 0").message("query must not be empty"))]
+    #[schemars(length(max = super::limits::MAX_QUERY))]
     pub query: String,
     /// A second query counting the traffic behind `query`, for example
     /// `sum(increase(http_requests_total{job="backend"}[1h]))`; while its value is below
     /// `minSample` the gate has no data, so a handful of requests never passes. Same variables
     /// as `query`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = super::limits::MAX_QUERY))]
     pub sample_query: Option<String>,
     /// The least value of `sampleQuery` that makes `query` count; set both or neither.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,6 +141,7 @@ pub struct PrometheusGate {
     /// Extra HTTP headers sent with every query, for example `X-Scope-OrgID: tenant-a` for
     /// Mimir, Cortex or Thanos; put secret values in `secretRef` instead.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = super::limits::MAX_HEADERS))]
     pub headers: BTreeMap<String, String>,
     /// Accept any TLS certificate from Prometheus. Only for tests; prefer `ca.crt` in
     /// `secretRef`.
@@ -153,13 +157,16 @@ pub struct AlertsGate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')")
         .message("address must start with http:// or https://"))]
+    #[schemars(length(max = super::limits::MAX_URL))]
     pub address: Option<String>,
     /// PromQL label matchers that select the alerts, each `label op "value"` with op one of
     /// `=`, `!=`, `=~`, `!~`, for example `severity="critical"`. None counts every firing alert.
     #[serde(default)]
+    #[schemars(length(max = super::limits::MAX_MATCHERS), inner(length(max = super::limits::MAX_MATCHER)))]
     pub matchers: Vec<String>,
     /// Alert names that never count.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = super::limits::MAX_MATCHERS), inner(length(max = super::limits::MAX_MATCHER)))]
     pub ignore: Vec<String>,
     /// Time allowed for the query, as a Go duration (default 10s).
     #[serde(
@@ -180,6 +187,7 @@ pub struct AlertsGate {
     /// Extra HTTP headers sent with every query, for example `X-Scope-OrgID: tenant-a` for
     /// Mimir, Cortex or Thanos; put secret values in `secretRef` instead.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = super::limits::MAX_HEADERS))]
     pub headers: BTreeMap<String, String>,
     /// Accept any TLS certificate from Prometheus. Only for tests; prefer `ca.crt` in
     /// `secretRef`.
@@ -194,17 +202,20 @@ pub struct OfrepGate {
     /// Base URL of the OFREP service, for example `http://flagd:8016`.
     #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')")
         .message("address must start with http:// or https://"))]
+    #[schemars(length(max = super::limits::MAX_URL))]
     pub address: String,
     /// Number of targeting keys probed at every checkpoint (default 1000).
     #[serde(default = "default_sample")]
-    #[x_kube(validation = Rule::new("self >= 1 && self <= 100000").message("sample must be between 1 and 100000"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 10000").message("sample must be between 1 and 10000"))]
     pub sample: u32,
     /// The flag to evaluate; defaults to the flagd target's flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = super::limits::MAX_FLAG_KEY))]
     pub flag: Option<String>,
     /// Variant that means a key has the flag. When unset, a key has the flag when the answer's
     /// value is `true` or its variant is `on`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = super::limits::MAX_VARIANT))]
     pub on_variant: Option<String>,
     /// The flagd `fractional` bucketing every evaluator must use. When set, each sampled key's
     /// expected answer is computed locally (the flag's rule being the one rollgate's flagd
@@ -269,15 +280,18 @@ pub struct HttpGate {
     /// URL to call.
     #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')")
         .message("url must start with http:// or https://"))]
+    #[schemars(length(max = super::limits::MAX_URL))]
     pub url: String,
     /// HTTP method (default GET).
     #[serde(default)]
     pub method: HttpMethod,
     /// Body sent with POST.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = super::limits::MAX_HTTP_BODY))]
     pub body: Option<String>,
     /// RFC 9535 JSONPath to the number or boolean in the answer, for example `$.errorRate`.
     #[x_kube(validation = Rule::new("self.startsWith('$')").message("jsonPath must start with $"))]
+    #[schemars(length(max = super::limits::MAX_JSON_PATH))]
     pub json_path: String,
     /// Time allowed for the request, as a Go duration (default 10s).
     #[serde(

@@ -3,6 +3,7 @@
 mod crd;
 pub mod duration;
 mod gate;
+pub mod limits;
 mod matcher;
 mod notifications;
 mod ofrep_memory;

@@ -101,20 +101,26 @@ impl TransitionKind {
         }
     }
 
-    /// The transition a history entry records; `None` for a routine checkpoint.
+    /// The transition a history entry records; `None` for a routine checkpoint (or a kind
+    /// this version does not announce).
     pub fn of_history(kind: HistoryKind) -> Option<TransitionKind> {
-        Some(match kind {
-            HistoryKind::Checkpoint => return None,
-            HistoryKind::Pending => TransitionKind::Pending,
-            HistoryKind::Start => TransitionKind::Start,
-            HistoryKind::Advance => TransitionKind::Advance,
-            HistoryKind::Pause => TransitionKind::Pause,
-            HistoryKind::Resume => TransitionKind::Resume,
-            HistoryKind::Drift => TransitionKind::Drift,
-            HistoryKind::Rollback => TransitionKind::Rollback,
-            HistoryKind::Complete => TransitionKind::Complete,
-            HistoryKind::Replan => TransitionKind::Replan,
-            HistoryKind::Invalid => TransitionKind::Invalid,
+        TransitionKind::from_word(kind.as_str())
+    }
+
+    /// The transition named by its word (`advance`, `rollback`, …), if it is one.
+    pub fn from_word(word: &str) -> Option<TransitionKind> {
+        Some(match word {
+            "pending" => TransitionKind::Pending,
+            "start" => TransitionKind::Start,
+            "advance" => TransitionKind::Advance,
+            "pause" => TransitionKind::Pause,
+            "resume" => TransitionKind::Resume,
+            "drift" => TransitionKind::Drift,
+            "rollback" => TransitionKind::Rollback,
+            "complete" => TransitionKind::Complete,
+            "replan" => TransitionKind::Replan,
+            "invalid" => TransitionKind::Invalid,
+            _ => return None,
         })
     }
 }
@@ -179,5 +185,23 @@ mod tests {
             assert_eq!(transition.as_str(), kind.as_str());
         }
         assert_eq!(TransitionKind::of_history(HistoryKind::Checkpoint), None);
+        let every = [
+            TransitionKind::Pending,
+            TransitionKind::Start,
+            TransitionKind::Advance,
+            TransitionKind::Pause,
+            TransitionKind::Resume,
+            TransitionKind::Drift,
+            TransitionKind::Rollback,
+            TransitionKind::Complete,
+            TransitionKind::Replan,
+            TransitionKind::Invalid,
+        ];
+        for kind in every {
+            assert_eq!(TransitionKind::from_word(kind.as_str()), Some(kind));
+            let json = serde_json::to_value(kind).expect("serializes");
+            assert_eq!(json, serde_json::json!(kind.as_str()), "the CRD's word");
+        }
+        assert_eq!(TransitionKind::from_word("Advance"), None);
     }
 }

@@ -116,6 +116,7 @@ pub struct Checkpoint {
 #[serde(rename_all = "camelCase")]
 pub struct GateStatus {
     /// The gate's name.
+    #[schemars(length(max = super::limits::MAX_GATE_NAME))]
     pub name: String,
     /// Consecutive failing checkpoints (reset by a pass).
     #[serde(default)]
@@ -131,10 +132,12 @@ pub struct GateStatus {
     pub last_value: Option<f64>,
     /// The provider's error at the last checkpoint, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = super::limits::MAX_GATE_MESSAGE))]
     pub last_message: Option<String>,
     /// What a determinism (OFREP) probe remembers between checkpoints: a few sampled keys that
     /// had the flag, so a key that loses it while the percent did not go down is caught.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = limit_determinism)]
     pub determinism: Option<super::ofrep_memory::OfrepMemory>,
 }
 
@@ -202,6 +205,7 @@ pub struct HistoryEntry {
     pub verdict: Option<CheckpointVerdict>,
     /// Why, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = super::limits::MAX_HISTORY_MESSAGE))]
     pub message: Option<String>,
 }
 
@@ -233,9 +237,11 @@ pub struct RolloutStatus {
     pub last_checkpoint: Option<Checkpoint>,
     /// Why the rollout is where it is, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = super::limits::MAX_STATUS_MESSAGE))]
     pub message: Option<String>,
     /// Per-gate counters and last observations, in the order of `spec.analysis.gates`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = super::limits::MAX_GATES))]
     pub gates: Vec<GateStatus>,
     /// The live percent seen on the target while paused by drift; the expected percent is
     /// written back on resume.
@@ -248,6 +254,7 @@ pub struct RolloutStatus {
     /// The one-shot `rollgate.dev/action` annotation last applied, as `action@token`, so an
     /// action is applied once even when the controller stops before removing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub last_action: Option<String>,
     /// Whether the current pause comes from `spec.paused` (cleared when the spec unpauses).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -255,12 +262,14 @@ pub struct RolloutStatus {
     /// The evidence trail, oldest first: every transition and the latest few checkpoints, at
     /// most 100 entries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = super::status::HISTORY_LIMIT))]
     pub history: Vec<HistoryEntry>,
     /// The spec generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// kstatus conditions: Ready, Reconciling and Stalled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = super::limits::MAX_CONDITIONS), transform = limit_condition_texts)]
     pub conditions: Vec<Condition>,
 }
 
@@ -286,6 +295,29 @@ impl RolloutStatus {
         if self.history.len() > HISTORY_LIMIT {
             let excess = self.history.len() - HISTORY_LIMIT;
             self.history.drain(..excess);
+        }
+    }
+
+    /// Cuts every text the status stores to its `maxLength` in the CRD (`message`, each gate's
+    /// `lastMessage`, each history entry's `message`), so a long provider error or reason can
+    /// never make the API server refuse the status. Cheap when the texts are short.
+    pub fn cap_to_limits(&mut self) {
+        use super::limits::{MAX_GATE_MESSAGE, MAX_HISTORY_MESSAGE, MAX_STATUS_MESSAGE, cap_text};
+        if let Some(message) = &mut self.message {
+            cap_text(message, MAX_STATUS_MESSAGE);
+        }
+        for gate in &mut self.gates {
+            if let Some(message) = &mut gate.last_message {
+                cap_text(message, MAX_GATE_MESSAGE);
+            }
+        }
+        for entry in &mut self.history {
+            if let Some(message) = &mut entry.message {
+                cap_text(message, MAX_HISTORY_MESSAGE);
+            }
+        }
+        for condition in &mut self.conditions {
+            cap_text(&mut condition.message, MAX_STATUS_MESSAGE);
         }
     }
 
@@ -326,6 +358,65 @@ impl RolloutStatus {
                 Some(existing) => *existing = wanted,
                 None => self.conditions.push(wanted),
             }
+        }
+    }
+}
+
+/// The texts of a condition get a `maxLength` (Kubernetes' own for `type` and `reason`, the
+/// status message's for `message`), so the status stays bounded.
+fn limit_condition_texts(schema: &mut schemars::Schema) {
+    let limits = [
+        ("type", 316),
+        ("status", 16),
+        ("reason", 1024),
+        ("message", super::limits::MAX_STATUS_MESSAGE),
+    ];
+    let properties = schema
+        .get_mut("items")
+        .and_then(|items| items.get_mut("properties"))
+        .and_then(serde_json::Value::as_object_mut);
+    if let Some(properties) = properties {
+        for (name, max) in limits {
+            if let Some(property) = properties.get_mut(name).and_then(|p| p.as_object_mut()) {
+                property.insert("maxLength".to_owned(), max.into());
+            }
+        }
+    }
+}
+
+/// The determinism probe's memory gets the limits its writer keeps: a flag key of at most
+/// [`MAX_FLAG_KEY`](super::limits::MAX_FLAG_KEY) characters and at most
+/// [`MAX_REMEMBERED_KEYS`](super::limits::MAX_REMEMBERED_KEYS) remembered keys.
+fn limit_determinism(schema: &mut schemars::Schema) {
+    let limits = [
+        ("flag", "maxLength", super::limits::MAX_FLAG_KEY),
+        ("on", "maxItems", super::limits::MAX_REMEMBERED_KEYS),
+    ];
+    // An optional field's schema is the object itself, or an `anyOf` with null.
+    if let Some(object) = schema.as_object_mut() {
+        limit_properties(object, &limits);
+        if let Some(any_of) = object.get_mut("anyOf").and_then(|a| a.as_array_mut()) {
+            for alternative in any_of.iter_mut().filter_map(|a| a.as_object_mut()) {
+                limit_properties(alternative, &limits);
+            }
+        }
+    }
+}
+
+/// Sets `keyword: max` on each named property of an object schema.
+fn limit_properties(
+    object: &mut serde_json::Map<String, serde_json::Value>,
+    limits: &[(&str, &str, usize)],
+) {
+    let Some(properties) = object
+        .get_mut("properties")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    for (name, keyword, max) in limits {
+        if let Some(property) = properties.get_mut(*name).and_then(|p| p.as_object_mut()) {
+            property.insert((*keyword).to_owned(), (*max).into());
         }
     }
 }

@@ -62,26 +62,33 @@ pub struct FlagdTarget {
     /// Name of the ConfigMap that holds the flag definition (same namespace as the Rollout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("size(self) > 0").message("configMap must not be empty"))]
+    #[schemars(length(max = super::limits::MAX_OBJECT_NAME))]
     pub config_map: Option<String>,
     /// Name of an OpenFeature Operator `core.openfeature.dev` FeatureFlag that holds the flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("size(self) > 0").message("featureFlag must not be empty"))]
+    #[schemars(length(max = super::limits::MAX_OBJECT_NAME))]
     pub feature_flag: Option<String>,
     /// Key inside the ConfigMap that holds the flagd JSON (default `flags.flagd.json`).
     #[serde(default = "default_flagd_key")]
     #[x_kube(validation = Rule::new("size(self) > 0").message("key must not be empty"))]
+    #[schemars(length(max = super::limits::MAX_OBJECT_NAME))]
     pub key: String,
     /// The flag's key in the definition.
     #[x_kube(validation = Rule::new("size(self) > 0").message("flag must not be empty"))]
+    #[schemars(length(max = super::limits::MAX_FLAG_KEY))]
     pub flag: String,
     /// Variant served to the users inside the rollout's percentage (default `on`).
     #[serde(default = "default_on_variant")]
+    #[schemars(length(max = super::limits::MAX_VARIANT))]
     pub on_variant: String,
     /// Variant served to everyone else (default `off`).
     #[serde(default = "default_off_variant")]
+    #[schemars(length(max = super::limits::MAX_VARIANT))]
     pub off_variant: String,
     /// Targeting keys that always get the on variant, whatever the percent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = super::limits::MAX_ALLOWLIST), inner(length(max = super::limits::MAX_TARGETING_KEY)))]
     pub allowlist: Vec<String>,
 }
 
@@ -91,9 +98,11 @@ pub struct FlagdTarget {
 pub struct ConfigMapTarget {
     /// Name of the ConfigMap (same namespace as the Rollout).
     #[x_kube(validation = Rule::new("size(self) > 0").message("name must not be empty"))]
+    #[schemars(length(max = super::limits::MAX_OBJECT_NAME))]
     pub name: String,
     /// Key that holds the percent as a decimal number.
     #[x_kube(validation = Rule::new("size(self) > 0").message("key must not be empty"))]
+    #[schemars(length(max = super::limits::MAX_OBJECT_NAME))]
     pub key: String,
 }
 
@@ -104,10 +113,12 @@ pub struct WebhookTarget {
     /// URL that answers GET with `{"percent": N}` and accepts PUT of the same body.
     #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')")
         .message("url must start with http:// or https://"))]
+    #[schemars(length(max = super::limits::MAX_URL))]
     pub url: String,
     /// Name of a Secret (same namespace) whose keys are sent as request headers, for example
     /// `Authorization`. Secrets are referenced, never inlined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = super::limits::MAX_OBJECT_NAME))]
     pub headers_secret: Option<String>,
     /// Time allowed for one request, as a Go duration (default 10s).
     #[serde(

@@ -16,14 +16,10 @@ use super::duration;
 use super::gate::Gate;
 use super::spec::RolloutSpec;
 
-/// Most stages a plan may have (the schema's `maxItems`).
-const MAX_STAGES: usize = 100;
-/// Most gates a plan may have (the schema's `maxItems`).
-const MAX_GATES: usize = 32;
-/// Longest gate name, in characters (the schema's `maxLength`).
-const MAX_GATE_NAME: usize = 63;
+use super::limits::{self, MAX_GATE_NAME, MAX_GATES, MAX_STAGES};
+
 /// Fewest and most targeting keys an OFREP gate may sample.
-const OFREP_SAMPLE_RANGE: std::ops::RangeInclusive<u32> = 1..=100_000;
+const OFREP_SAMPLE_RANGE: std::ops::RangeInclusive<u32> = 1..=limits::MAX_OFREP_SAMPLE;
 
 /// One broken rule, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +55,14 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), Vec<SpecError>> {
         errors.push("spec.preChecks.minAllowlist", "must be between 0 and 10000");
     }
     errors.0.extend(super::validate_gates::check_gates(spec));
+    for (i, notification) in spec.notifications.iter().enumerate() {
+        if notification.webhook.is_some() == notification.slack.is_some() {
+            errors.push(
+                format!("spec.notifications[{i}]"),
+                "must set exactly one of webhook and slack",
+            );
+        }
+    }
     if errors.0.is_empty() {
         Ok(())
     } else {
@@ -285,7 +289,7 @@ fn check_gate(field: &str, gate: &Gate, errors: &mut Errors) {
         if !OFREP_SAMPLE_RANGE.contains(&ofrep.sample) {
             errors.push(
                 format!("{field}.ofrep.sample"),
-                "must be between 1 and 100000",
+                "must be between 1 and 10000",
             );
         }
         errors.timeout(format!("{field}.ofrep.timeout"), ofrep.timeout);

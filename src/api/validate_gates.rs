@@ -75,10 +75,10 @@ fn check_gate(field: &str, gate: &Gate, has_flag: bool, errors: &mut Vec<SpecErr
         };
         own.check(&field, &mut push);
     }
-    if let Some(o) = &gate.ofrep {
-        if let Some(problem) = url_problem(&o.address) {
-            push(format!("{field}.ofrep.address"), problem);
-        }
+    if let Some(o) = &gate.ofrep
+        && let Some(problem) = url_problem(&o.address)
+    {
+        push(format!("{field}.ofrep.address"), problem);
     }
     if let Some(h) = &gate.http {
         if let Some(problem) = url_problem(&h.url) {

@@ -68,20 +68,29 @@ pub enum BacktestError {
     Runtime(io::Error),
 }
 
+/// The query texts of a gate for one (stage, percent), or why they cannot be built.
+type TextsMemo = Option<((u32, u8), Result<Vec<String>, String>)>;
+
 /// How one gate is replayed.
 enum Replay<'a> {
     /// A Prometheus or alerts gate, read through its client.
-    Queried {
-        gate: &'a Gate,
-        client: PrometheusClient,
-        /// The stretch read last.
-        stretch: Option<Stretch>,
-        /// Query texts whose range request failed: read with instant queries instead.
-        range_failed: Option<Vec<String>>,
-    },
+    Queried(Box<Queried<'a>>),
     /// A gate that cannot be replayed, assumed to pass with this value (its lower bound, else
     /// its upper bound, else 0).
     AssumedPass(f64),
+}
+
+/// A Prometheus or alerts gate being replayed.
+struct Queried<'a> {
+    gate: &'a Gate,
+    client: PrometheusClient,
+    /// The stretch read last.
+    stretch: Option<Stretch>,
+    /// Query texts whose range request failed: read with instant queries instead.
+    range_failed: Option<Vec<String>>,
+    /// The query texts for the last (stage, percent) seen: only those variables change during
+    /// a replay, so the texts are built once per stage, not per checkpoint.
+    texts: TextsMemo,
 }
 
 /// Observations read with one range request (two with a sample query).
@@ -150,12 +159,13 @@ impl<'a> PrometheusHistory<'a> {
                     problem,
                 }
             })?;
-            replays.push(Replay::Queried {
+            replays.push(Replay::Queried(Box::new(Queried {
                 gate,
                 client,
                 stretch: None,
                 range_failed: None,
-            });
+                texts: None,
+            })));
         }
         if !not_replayable.is_empty() {
             return Err(BacktestError::NotReplayable(not_replayable));
@@ -247,13 +257,23 @@ impl ObservationSource for PrometheusHistory<'_> {
             step_ms: interval_ms,
             count,
         };
+        into.clear();
+        // Most checkpoints are read from a stretch already fetched: no runtime needed.
+        let cached: Vec<Option<Observation>> = self
+            .gates
+            .iter_mut()
+            .map(|replay| replay.cached(self.mode, &ctx))
+            .collect();
+        if cached.iter().all(Option::is_some) {
+            into.extend(cached.into_iter().flatten());
+            return Ok(());
+        }
         let (env, mode) = (&self.env, self.mode);
         let runs = self.gates.iter_mut().map(|replay| {
             let ctx = &ctx;
             async move { replay.observe(env, mode, ctx, steps).await }
         });
         let results = self.runtime.block_on(futures_util::future::join_all(runs));
-        into.clear();
         for (observation, requests) in results {
             self.requests += requests;
             into.push(observation);
@@ -263,6 +283,32 @@ impl ObservationSource for PrometheusHistory<'_> {
 }
 
 impl Replay<'_> {
+    /// This gate's observation at `ctx.at` when it needs no request: assumed, an error in its
+    /// query text, or a step of the stretch already read.
+    fn cached(&mut self, mode: QueryMode, ctx: &GateContext<'_>) -> Option<Observation> {
+        let Queried {
+            gate,
+            stretch,
+            range_failed,
+            texts,
+            ..
+        } = match self {
+            Replay::AssumedPass(value) => return Some(Observation::Value(*value)),
+            Replay::Queried(queried) => &mut **queried,
+        };
+        let gate = *gate;
+        let queries = match texts_for(gate, texts, ctx) {
+            Ok(queries) => queries,
+            Err(message) => return Some(Observation::Error(message)),
+        };
+        if mode == QueryMode::Instant || range_failed.as_ref() == Some(&queries) {
+            return None;
+        }
+        let cached = stretch.as_ref().filter(|s| s.queries == queries)?;
+        let index = cached.steps.index_of(ctx.at.as_millisecond())?;
+        cached.observations.get(index).cloned()
+    }
+
     /// This gate's observation at `ctx.at`, and the requests it cost.
     async fn observe(
         &mut self,
@@ -271,16 +317,18 @@ impl Replay<'_> {
         ctx: &GateContext<'_>,
         steps: Steps,
     ) -> (Observation, u64) {
-        let (gate, client, stretch, range_failed) = match self {
+        let Queried {
+            gate,
+            client,
+            stretch,
+            range_failed,
+            texts,
+        } = match self {
             Replay::AssumedPass(value) => return (Observation::Value(*value), 0),
-            Replay::Queried {
-                gate,
-                client,
-                stretch,
-                range_failed,
-            } => (*gate, client, stretch, range_failed),
+            Replay::Queried(queried) => &mut **queried,
         };
-        let queries = match queries_of(gate, ctx) {
+        let gate = *gate;
+        let queries = match texts_for(gate, texts, ctx) {
             Ok(queries) => queries,
             Err(message) => return (Observation::Error(message), 0),
         };
@@ -328,6 +376,23 @@ impl Replay<'_> {
             first.unwrap_or_else(|| Observation::Error("an empty range".into())),
             cost,
         )
+    }
+}
+
+/// The query texts of `gate` at `ctx`, built once per (stage, percent) and kept in `memo`.
+fn texts_for(
+    gate: &Gate,
+    memo: &mut TextsMemo,
+    ctx: &GateContext<'_>,
+) -> Result<Vec<String>, String> {
+    let key = (ctx.stage, ctx.percent);
+    match memo {
+        Some((at, texts)) if *at == key => texts.clone(),
+        _ => {
+            let texts = queries_of(gate, ctx);
+            *memo = Some((key, texts.clone()));
+            texts
+        }
     }
 }
 

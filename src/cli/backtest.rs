@@ -10,14 +10,18 @@ use rollgate::backtest::{PrometheusHistory, QueryMode};
 use rollgate::gates::net::AllowRule;
 use rollgate::gates::prometheus::ClientError;
 use rollgate::gates::prometheus::{ClientSettings, PrometheusAuth, PrometheusEndpoint};
-use rollgate::gates::secret::Secret;
-use rollgate::gates::{GateEnv, GateEnvError};
+use rollgate::gates::{GateEnv, GateEnvError, Secret};
 use rollgate::sim::load::load_rollout;
 use rollgate::sim::run;
 use rollgate::sim::scenario::{Scenario, check_budget};
 use rollgate::sim::timeline::TimelineWriter;
 
+use rollgate::report::{Recorder, Source};
+
 use super::output::{ExpectedPhase, OutputFormat, bad_input, finish};
+use super::report::{file_name, write_report_file};
+use super::secret::HeaderArg;
+use rollgate::sim::read::{MAX_SMALL_FILE_BYTES, read_bytes};
 
 /// The most checkpoints one backtest may replay.
 const BACKTEST_BUDGET: u64 = 200_000;
@@ -77,7 +81,7 @@ pub struct BacktestArgs {
     prometheus_password: Option<Secret<String>>,
     /// Extra header, as `Name: value` (for example a tenant header for Mimir or Thanos).
     #[arg(long = "prometheus-header", value_name = "HEADER")]
-    prometheus_headers: Vec<String>,
+    prometheus_headers: Vec<HeaderArg>,
     /// PEM CA bundle to trust besides the built-in roots.
     #[arg(long)]
     prometheus_ca: Option<PathBuf>,
@@ -87,9 +91,14 @@ pub struct BacktestArgs {
     /// Time allowed for one query, as a Go duration.
     #[arg(long, default_value = "10s")]
     prometheus_timeout: String,
+    /// Also write a release report to this Markdown file, and its chart beside it (same name,
+    /// `.svg`).
+    #[arg(long, value_name = "FILE.md")]
+    report: Option<PathBuf>,
 }
 
-/// Runs the backtest; exit status 0, 1 when `--expect` differs, 2 on bad input.
+/// Runs the backtest; exit status 0, 1 when `--expect` differs, 2 on bad input, 3 when the
+/// timeline cannot be written.
 pub fn backtest(args: BacktestArgs) -> ExitCode {
     let rollout = match load_rollout(&args.rollout) {
         Ok(rollout) => rollout,
@@ -137,7 +146,25 @@ pub fn backtest(args: BacktestArgs) -> ExitCode {
     };
     let stdout = io::stdout().lock();
     let mut timeline = TimelineWriter::new(BufWriter::new(stdout), args.output.into(), start);
-    let summary = run(&rollout.spec, &scenario, &mut history, &mut timeline);
+    let summary = match &args.report {
+        None => run(&rollout.spec, &scenario, &mut history, &mut timeline),
+        Some(path) => {
+            let mut recorder = Recorder::new(&mut timeline);
+            let summary = run(&rollout.spec, &scenario, &mut history, &mut recorder);
+            let source = Source::Backtest {
+                plan: file_name(&args.rollout),
+                start,
+                end,
+            };
+            let report = recorder.into_report(&rollout, source);
+            if summary.is_ok()
+                && let Err(code) = write_report_file(&report, path, "backtest")
+            {
+                return code;
+            }
+            summary
+        }
+    };
     tracing::info!(requests = history.requests(), "backtest done");
     finish("backtest", summary, args.expect)
 }
@@ -195,19 +222,20 @@ fn endpoint(args: &BacktestArgs) -> Result<PrometheusEndpoint, String> {
         insecure_skip_verify: args.prometheus_insecure_skip_verify,
         ..ClientSettings::default()
     };
+    check_credentials(args)?;
     for line in &args.prometheus_headers {
         settings
-            .add_header_line(line)
+            .add_header_line(line.expose())
             .map_err(|e| format!("--prometheus-header: {e}"))?;
     }
+    check_headers(&settings.headers)?;
     if let Some(path) = &args.prometheus_ca {
-        settings.ca_pem = Some(std::fs::read(path).map_err(|e| {
-            format!(
-                "--prometheus-ca {}: cannot read the file: {e}",
-                path.display()
-            )
-        })?);
+        let pem = read_bytes(path, MAX_SMALL_FILE_BYTES)
+            .map_err(|e| format!("--prometheus-ca {}: {e}", path.display()))?;
+        check_ca(&pem).map_err(|e| format!("--prometheus-ca {}: {e}", path.display()))?;
+        settings.ca_pem = Some(pem);
     }
+    check_address(&args.prometheus)?;
     let timeout = rollgate::api::parse_duration(&args.prometheus_timeout)
         .map_err(|e| format!("--prometheus-timeout: {e}"))?;
     if timeout.is_negative() || std::time::Duration::from(timeout).is_zero() {
@@ -218,4 +246,155 @@ fn endpoint(args: &BacktestArgs) -> Result<PrometheusEndpoint, String> {
         address: args.prometheus.clone(),
         settings,
     })
+}
+
+/// `--prometheus` is an http:// or https:// URL with a host.
+fn check_address(address: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(address).map_err(|e| {
+        format!("--prometheus {address:?} is not a URL such as http://127.0.0.1:9090 ({e})")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "--prometheus {address:?}: the scheme must be http or https, not {}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("--prometheus {address:?}: the URL names no host"));
+    }
+    Ok(())
+}
+
+/// Token, user name and password can travel in a header (no line breaks or other control
+/// characters); the message never repeats them.
+fn check_credentials(args: &BacktestArgs) -> Result<(), String> {
+    let fields = [
+        (
+            "--prometheus-token",
+            args.prometheus_token.as_ref().map(|t| t.expose()),
+        ),
+        ("--prometheus-username", args.prometheus_username.as_ref()),
+        (
+            "--prometheus-password",
+            args.prometheus_password.as_ref().map(|p| p.expose()),
+        ),
+    ];
+    for (flag, value) in fields {
+        if let Some(value) = value
+            && http::HeaderValue::from_str(value).is_err()
+        {
+            return Err(format!(
+                "{flag}: contains a character an HTTP header cannot carry (a line break or another control character)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Header names are HTTP tokens and values carry no control characters; a message names the
+/// header, never its value.
+fn check_headers(headers: &[(String, Secret<String>)]) -> Result<(), String> {
+    for (name, value) in headers {
+        let value = value.expose();
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(format!(
+                "--prometheus-header: {:?} is not a valid header name",
+                rollgate::sim::text::for_terminal(name)
+            ));
+        }
+        if http::HeaderValue::from_str(value).is_err() {
+            return Err(format!(
+                "--prometheus-header: the value of {name} contains a character an HTTP header cannot carry"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The bundle holds at least one PEM certificate.
+fn check_ca(pem: &[u8]) -> Result<(), String> {
+    match reqwest::Certificate::from_pem_bundle(pem) {
+        Ok(certs) if certs.is_empty() => Err("holds no PEM certificate".to_owned()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("is not a PEM certificate bundle ({e})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn args(extra: &[&str]) -> BacktestArgs {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: BacktestArgs,
+        }
+        let mut argv = vec!["backtest", "plan.yaml", "--start", "2026-01-01T00:00:00Z"];
+        if !extra.contains(&"--prometheus") {
+            argv.extend_from_slice(&["--prometheus", "http://127.0.0.1:9090"]);
+        }
+        argv.extend_from_slice(extra);
+        Wrapper::try_parse_from(argv).expect("flags parse").args
+    }
+
+    #[track_caller]
+    fn refused(extra: &[&str], expected: &str) {
+        let error = endpoint(&args(extra)).expect_err("refused");
+        assert!(error.contains(expected), "{error}");
+        assert!(
+            !error.contains("gate error-rate"),
+            "blamed on a gate: {error}"
+        );
+        assert!(!error.contains("s3cr3t"), "repeats a secret: {error}");
+    }
+
+    #[test]
+    fn good_flags_make_an_endpoint() {
+        let endpoint =
+            endpoint(&args(&["--prometheus-header", "X-Scope-OrgID: team"])).expect("an endpoint");
+        assert_eq!(endpoint.address, "http://127.0.0.1:9090");
+    }
+
+    #[test]
+    fn bad_flags_are_named_as_flags() {
+        refused(
+            &["--prometheus", "ftp://127.0.0.1/"],
+            "--prometheus \"ftp://127.0.0.1/\": the scheme must be http or https",
+        );
+        refused(
+            &["--prometheus", "http://[::1"],
+            "--prometheus \"http://[::1\" is not a URL",
+        );
+        refused(
+            &["--prometheus-header", "Bad Name: v"],
+            "--prometheus-header: \"Bad Name\" is not a valid header name",
+        );
+        refused(
+            &["--prometheus-header", "X-Tenant: s3cr3t\u{7}"],
+            "the value of X-Tenant contains a character",
+        );
+        refused(
+            &["--prometheus-token", "s3cr3t\nInjected: yes"],
+            "--prometheus-token: contains a character",
+        );
+        refused(&["--prometheus-timeout", "1h-5m"], "--prometheus-timeout");
+    }
+
+    #[test]
+    fn the_ca_file_is_read_with_a_cap_and_checked() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let not_pem = dir.path().join("ca.pem");
+        std::fs::write(&not_pem, "not a certificate").expect("written");
+        let path = not_pem.to_str().expect("UTF-8 path");
+        refused(&["--prometheus-ca", path], "holds no PEM certificate");
+        if std::path::Path::new("/dev/zero").exists() {
+            refused(
+                &["--prometheus-ca", "/dev/zero"],
+                "--prometheus-ca /dev/zero: the file is larger than 1 MiB",
+            );
+        }
+    }
 }

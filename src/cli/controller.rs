@@ -1,5 +1,6 @@
 //! `rollgate controller`: runs the reconcile loop against the cluster kubectl would use.
-//! Flags follow controller-runtime's names. Exit status: 0 after SIGTERM (reconciles in
+//! Flags follow controller-runtime's names; `--log-format` and `--log-level` are the global
+//! flags every command takes (default level `info` here). Exit status: 0 after SIGTERM (reconciles in
 //! flight finished), 2 for a bad flag, 3 when the cluster or an address cannot be used.
 
 use std::process::ExitCode;
@@ -15,10 +16,11 @@ use rollgate::controller::{
     Context, ControllerConfig, KubeTargets, ProviderObserver, SystemClock, run,
 };
 use rollgate::gates::GateEnv;
-use rollgate::gates::net::AllowRule;
+use rollgate::gates::net::{AllowRule, GuardedClient};
 use rollgate::gates::prometheus::{ClientSettings, PrometheusEndpoint};
+use rollgate::notify::{Endpoint, EndpointKind, Notifier, NotifierSettings, UrlCheck};
 use rollgate::telemetry::server::parse_bind_address;
-use rollgate::telemetry::{LogFormat, Metrics, Readiness, Servers, init_logging};
+use rollgate::telemetry::{Metrics, Readiness, Servers};
 use tracing::{error, info};
 
 /// Time every gate of one checkpoint gets, together.
@@ -53,16 +55,17 @@ pub struct ControllerArgs {
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
-    /// Log lines as text for people or JSON for log pipelines.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-    /// Log filter such as `info` or `rollgate=debug,kube=warn` (default: RUST_LOG, else info).
-    #[arg(long, value_name = "FILTER")]
-    log_level: Option<String>,
     /// An address gates may reach besides the default Prometheus and in-cluster Service
     /// names: a host, a CIDR or a URL prefix (repeatable).
     #[arg(long = "allow-address", value_name = "RULE")]
     allow_address: Vec<String>,
+    /// A generic JSON webhook told about every rollout's transitions (repeatable).
+    #[arg(long = "notify-webhook", value_name = "URL")]
+    notify_webhook: Vec<String>,
+    /// A Slack-compatible incoming webhook told about every rollout's transitions
+    /// (repeatable).
+    #[arg(long = "notify-slack", value_name = "URL")]
+    notify_slack: Vec<String>,
 }
 
 /// Why the controller could not run.
@@ -75,10 +78,6 @@ enum Failure {
 
 /// Runs the controller; see the module documentation for the exit status.
 pub fn controller(args: ControllerArgs) -> ExitCode {
-    if let Err(message) = init_logging(args.log_format, args.log_level.as_deref(), "info") {
-        eprintln!("rollgate controller: {message}");
-        return ExitCode::from(2);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -148,12 +147,48 @@ fn gate_env(args: &ControllerArgs) -> Result<GateEnv, Failure> {
     GateEnv::new(default, allow).map_err(|e| Failure::Usage(e.to_string()))
 }
 
+/// The notifier: the operator's endpoints from the flags, and the address guard for the
+/// endpoints Rollout authors name.
+fn notifier(args: &ControllerArgs, env: &GateEnv) -> Result<Notifier, Failure> {
+    let mut global = Vec::new();
+    for (kind, urls) in [
+        (EndpointKind::Webhook, &args.notify_webhook),
+        (EndpointKind::Slack, &args.notify_slack),
+    ] {
+        for (i, url) in urls.iter().enumerate() {
+            let endpoint =
+                Endpoint::from_flag(kind, url, i + 1).map_err(|e| Failure::Usage(e.to_string()))?;
+            global.push(endpoint);
+        }
+    }
+    let settings = NotifierSettings {
+        global,
+        ..NotifierSettings::default()
+    };
+    let notifier = Notifier::new(settings.clone())
+        .map_err(|e| Failure::Environment(format!("cannot build the HTTP client: {e}")))?;
+    let (client, check) = address_guard(env)?;
+    Ok(notifier.with_address_guard(client, check))
+}
+
+/// A client and a URL check that hold outgoing requests a Rollout names (webhook targets,
+/// notification endpoints) to the operator's `--allow-address` policy, as gates are.
+fn address_guard(env: &GateEnv) -> Result<(reqwest::Client, UrlCheck), Failure> {
+    let policy = Arc::clone(env.policy());
+    let guarded = GuardedClient::build(Arc::clone(&policy))
+        .map_err(|e| Failure::Environment(format!("cannot build the HTTP client: {e}")))?;
+    let check: UrlCheck = Arc::new(move |url| policy.check_url(url).map_err(|e| e.to_string()));
+    Ok((guarded.http().clone(), check))
+}
+
 async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     let metrics_address = parse_bind_address(&args.metrics_bind_address)
         .map_err(|e| Failure::Usage(format!("--metrics-bind-address: {e}")))?;
     let probes_address = parse_bind_address(&args.health_probe_bind_address)
         .map_err(|e| Failure::Usage(format!("--health-probe-bind-address: {e}")))?;
     let env = gate_env(&args)?;
+    let notifier = Arc::new(notifier(&args, &env)?);
+    let webhook_guard = address_guard(&env)?;
 
     let config = kube::Config::infer()
         .await
@@ -193,6 +228,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
         (Leadership::always(), None)
     };
     readiness.set_role(leadership.clone());
+    let leader_metrics = leadership.report_to(metrics.clone());
 
     let recorder = Recorder::new(
         client.clone(),
@@ -209,6 +245,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     let controller_config = ControllerConfig {
         namespaces: args.namespaces.clone(),
         concurrency: args.concurrency,
+        readiness: Some(readiness.clone()),
     };
     info!(
         namespaces = ?args.namespaces,
@@ -216,25 +253,24 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
         leader_elect = args.leader_elect,
         "rollgate controller starting"
     );
-    let ready = readiness.clone();
     let context_client = client.clone();
     run(
         client,
         controller_config,
         move |config_maps, feature_flags| {
-            ready.set_synced(true);
             Context::new(
                 context_client.clone(),
                 recorder,
                 Arc::new(SystemClock),
                 observer,
-                Arc::new(KubeTargets::new(
-                    context_client,
-                    Some(config_maps),
-                    feature_flags,
-                )),
+                Arc::new(
+                    KubeTargets::new(context_client, Some(config_maps), feature_flags)
+                        .with_webhook_guard(webhook_guard.0, webhook_guard.1),
+                ),
                 Arc::new(leadership),
             )
+            .with_metrics(metrics)
+            .with_notifier(notifier)
         },
         shutdown.clone(),
     )
@@ -243,6 +279,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     if let Some(task) = election {
         let _ = task.await;
     }
+    leader_metrics.abort();
     match serving.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => error!(%e, "the metrics and probe endpoints stopped with an error"),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 use rollgate::api::Phase;
 use rollgate::sim::RunSummary;
-use rollgate::sim::timeline::Format;
+use rollgate::sim::timeline::{Format, OutputLimitReached};
 
 /// `--output`.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,13 +51,29 @@ impl From<ExpectedPhase> for Phase {
     }
 }
 
+/// Exit status when `--expect` names another phase than the run ended in.
+pub const EXIT_EXPECT_MISMATCH: u8 = 1;
+/// Exit status for bad input: a file, a flag or a plan rollgate refuses, or a run that would
+/// pass a budget.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit status for an I/O or environment failure: the output cannot be written, something
+/// cannot be reached or started.
+pub const EXIT_ENVIRONMENT: u8 = 3;
+
 /// Exit status 2, after the message naming the file, field and problem.
 pub fn bad_input(error: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("{error}");
-    ExitCode::from(2)
+    ExitCode::from(EXIT_BAD_INPUT)
 }
 
-/// Turns a run's result into the exit status: 1 when `--expect` names another phase.
+/// Exit status 3, after the message saying what could not be done.
+pub fn environment_failure(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("{error}");
+    ExitCode::from(EXIT_ENVIRONMENT)
+}
+
+/// Turns a run's result into the exit status: 1 when `--expect` names another phase, 2 when
+/// the run passed its output limit, 3 when the timeline could not be written.
 pub fn finish(
     command: &str,
     summary: io::Result<RunSummary>,
@@ -71,14 +87,17 @@ pub fn finish(
                     expected.as_str(),
                     summary.phase.as_str()
                 );
-                ExitCode::FAILURE
+                ExitCode::from(EXIT_EXPECT_MISMATCH)
             }
             _ => ExitCode::SUCCESS,
         },
+        // A reader that stopped early (`| head`) got what it asked for.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rollgate {command}: cannot write the timeline: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match OutputLimitReached::in_error(&e) {
+            Some(limit) => bad_input(&format!("rollgate {command}: {limit}")),
+            None => environment_failure(&format!(
+                "rollgate {command}: cannot write the timeline: {e}"
+            )),
+        },
     }
 }

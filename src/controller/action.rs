@@ -21,6 +21,9 @@ pub const ACTION_ANNOTATION: &str = "rollgate.dev/action";
 /// The annotation that holds a claimed action until its status write is done.
 pub const CLAIMED_ANNOTATION: &str = "rollgate.dev/action-claimed";
 
+/// The most characters of the annotation's value a claim keeps.
+const MAX_WORD_CHARS: usize = 32;
+
 /// An action claimed from the annotation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Claim {
@@ -79,7 +82,14 @@ pub(super) fn requested(rollout: &Rollout) -> Option<&str> {
 /// by the resourceVersion (a 409 means the Rollout changed: the next reconcile sees it).
 /// Returns the Rollout as the API server now has it.
 pub(super) async fn claim(api: &Api<Rollout>, rollout: &Rollout) -> Result<Rollout, kube::Error> {
-    let word = requested(rollout).unwrap_or_default().trim();
+    // Only the five action words mean anything; a longer value is cut so the claim (and
+    // `status.lastAction`, which records it) stays within its schema's length.
+    let word: String = requested(rollout)
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(MAX_WORD_CHARS)
+        .collect();
     let version = rollout
         .metadata
         .resource_version

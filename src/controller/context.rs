@@ -10,6 +10,8 @@ use kube::runtime::events::Recorder;
 
 use super::observe::GateObserver;
 use super::target::TargetIo;
+use crate::notify::Notifier;
+use crate::telemetry::Metrics;
 
 /// Where the controller reads the time; tests inject a fixed one.
 pub trait Clock: Send + Sync {
@@ -64,6 +66,10 @@ pub struct Context {
     pub targets: Arc<dyn TargetIo>,
     /// Whether this replica may write.
     pub leader: Arc<dyn LeaderCheck>,
+    /// The controller's own metrics, when served.
+    pub metrics: Option<Metrics>,
+    /// Sends transition notifications, when any endpoint may be configured.
+    pub notifier: Option<Arc<Notifier>>,
     /// The controller's own writes, so a stale cache is never acted on.
     pub(super) memory: Mutex<WriteMemory>,
 }
@@ -85,8 +91,22 @@ impl Context {
             observer,
             targets,
             leader,
+            metrics: None,
+            notifier: None,
             memory: Mutex::new(WriteMemory::default()),
         }
+    }
+
+    /// This context, recording into `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// This context, announcing transitions through `notifier`.
+    pub fn with_notifier(mut self, notifier: Arc<Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
     }
 
     pub(super) fn memory(&self) -> std::sync::MutexGuard<'_, WriteMemory> {

@@ -169,3 +169,136 @@ pub(super) fn cap(text: &str, max: usize) -> String {
     }
     text[..end].to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CheckpointVerdict, GateStatus};
+    use crate::engine::CheckpointReport;
+
+    fn transition(kind: TransitionKind, stage: u32, percent: u8) -> Transition {
+        Transition {
+            kind,
+            stage,
+            percent,
+            reason: Some("why".into()),
+        }
+    }
+
+    fn reasons(notices: &[Notice]) -> Vec<(&'static str, &str)> {
+        notices
+            .iter()
+            .map(|n| (n.reason, n.action.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn the_stage_goes_into_the_action_so_the_recorder_does_not_fold_two_stages() {
+        let outcome = Outcome {
+            transitions: vec![
+                transition(TransitionKind::Advance, 1, 5),
+                transition(TransitionKind::Advance, 2, 10),
+            ],
+            ..Outcome::default()
+        };
+        let notices = notices(&outcome, &RolloutStatus::default());
+        assert_eq!(
+            reasons(&notices),
+            [
+                ("Advanced", "AdvanceToStage1"),
+                ("Advanced", "AdvanceToStage2")
+            ]
+        );
+        assert!(
+            notices[0].note.contains("stage 1 at 5%"),
+            "{:?}",
+            notices[0]
+        );
+        assert!(!notices[0].warning);
+    }
+
+    #[test]
+    fn a_reverted_drift_is_detected_then_reverted_and_a_paused_one_only_detected() {
+        let drift = |action| TransitionKind::Drift {
+            expected: 1,
+            actual: 7,
+            action,
+        };
+        let reverted = Outcome {
+            transitions: vec![transition(drift(DriftAction::Reverted), 0, 1)],
+            ..Outcome::default()
+        };
+        assert_eq!(
+            reasons(&notices(&reverted, &RolloutStatus::default())),
+            [
+                ("DriftDetected", "Drift7Expected1"),
+                ("DriftReverted", "Revert7To1")
+            ]
+        );
+        let paused = Outcome {
+            transitions: vec![
+                transition(drift(DriftAction::Paused), 0, 1),
+                transition(TransitionKind::Pause, 0, 1),
+            ],
+            ..Outcome::default()
+        };
+        assert_eq!(
+            reasons(&notices(&paused, &RolloutStatus::default())),
+            [
+                ("DriftDetected", "Drift7Expected1"),
+                ("Paused", "PauseAtStage0")
+            ]
+        );
+    }
+
+    #[test]
+    fn gate_errors_come_between_earlier_transitions_and_the_checkpoints_decision() {
+        let outcome = Outcome {
+            checkpoint: Some(CheckpointReport {
+                position: 1,
+                stage: 0,
+                percent: 1,
+                verdict: CheckpointVerdict::Warn,
+            }),
+            transitions: vec![
+                transition(TransitionKind::Resume, 0, 1),
+                transition(TransitionKind::Pause, 0, 1),
+            ],
+            write: None,
+        };
+        let status = RolloutStatus {
+            gates: vec![
+                GateStatus {
+                    name: "error-rate".into(),
+                    last_verdict: Some(GateVerdict::Error),
+                    last_message: Some("connection refused".into()),
+                    ..GateStatus::default()
+                },
+                GateStatus {
+                    name: "alerts".into(),
+                    last_verdict: Some(GateVerdict::Pass),
+                    ..GateStatus::default()
+                },
+            ],
+            ..RolloutStatus::default()
+        };
+        let notices = notices(&outcome, &status);
+        assert_eq!(
+            reasons(&notices),
+            [
+                ("Resumed", "ResumeAtStage0"),
+                ("GateError", "Observe:error-rate"),
+                ("Paused", "PauseAtStage0"),
+            ]
+        );
+        assert!(notices[1].warning);
+        assert_eq!(notices[1].note, "gate error-rate: connection refused");
+    }
+
+    #[test]
+    fn cap_cuts_on_a_character_boundary() {
+        assert_eq!(cap("abc", 10), "abc");
+        assert_eq!(cap("héllo", 2), "h");
+        assert_eq!(cap("héllo", 3), "hé");
+    }
+}

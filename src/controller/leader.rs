@@ -25,6 +25,7 @@
 //! `is_leader` compares with the clock at the moment it is asked, not with the last poll.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -124,6 +125,19 @@ impl Leadership {
             Ok(()) => self.is_leader(),
             Err(_ended) => std::future::pending().await,
         }
+    }
+
+    /// Keeps `rollgate_leader` equal to [`is_leader`](Self::is_leader) until the election
+    /// ends (a task on the current runtime; abort it to stop earlier).
+    pub fn report_to(&self, metrics: crate::telemetry::Metrics) -> JoinHandle<()> {
+        let mut leadership = self.clone();
+        tokio::spawn(async move {
+            metrics.set_leader(leadership.is_leader());
+            loop {
+                let leading = leadership.changed().await;
+                metrics.set_leader(leading);
+            }
+        })
     }
 
     /// Waits until this replica leads (at once if it does).
@@ -288,40 +302,55 @@ async fn run<F>(
         sender.send_replace(stopped());
         return;
     };
-    let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
-    let manager = &manager;
+    let mut manager = Arc::new(manager);
+    let api: Api<Lease> = Api::namespaced(client.clone(), &settings.namespace);
     let mut observed = Observation::default();
     let mut wake_in = Duration::ZERO;
     let mut backoff = MIN_BACKOFF;
     // The lease manager's own loop: acquires the Lease when it is free or expired, renews
     // it while held, and returns when the holder changes (or on an API error).
-    let mut attempt: Attempt<'_> = Box::pin(manager.changed());
+    let mut attempt = manager_pass(manager.clone(), Duration::ZERO);
 
     loop {
         tokio::select! {
             biased;
             () = &mut shutdown => break,
             result = &mut attempt => {
-                attempt = match result {
+                let wait = match result {
                     Ok(_) => {
                         backoff = MIN_BACKOFF;
-                        Box::pin(manager.changed())
+                        Duration::ZERO
                     }
                     Err(error) => {
                         warn!(%error, retry_in = ?backoff, "leader election failed to reach the lease");
                         let wait = backoff;
                         backoff = (backoff * 2).min(settings.lease_duration);
-                        Box::pin(async move {
-                            tokio::time::sleep(wait).await;
-                            manager.changed().await
-                        })
+                        wait
                     }
                 };
+                attempt = manager_pass(manager.clone(), wait);
             }
             () = tokio::time::sleep(wake_in) => {}
         }
         if let Some(fresh) = read_lease(&api, &settings).await {
+            // A standby's lease manager sleeps until the holder's Lease would expire; when the
+            // holder releases it early (a clean shutdown), start a fresh manager, which sees
+            // the free Lease at once and takes it.
+            let released = fresh.holder.is_none() && observed.holder.is_some() && !observed.ours;
+            // Someone deleted the Lease: the lease manager cannot renew a Lease that does not
+            // exist; a fresh one creates it again.
+            let deleted = !fresh.exists;
             observed = fresh;
+            if released || deleted {
+                match try_build(&client, &settings).await {
+                    Ok(fresh_manager) => {
+                        debug!(released, deleted, "starting a fresh lease manager");
+                        manager = Arc::new(fresh_manager);
+                        attempt = manager_pass(manager.clone(), Duration::ZERO);
+                    }
+                    Err(error) => debug!(%error, "could not restart the lease manager"),
+                }
+            }
         }
         let now = Instant::now();
         let state = observed.state(now, SystemTime::now());
@@ -356,9 +385,19 @@ async fn run<F>(
 }
 
 /// One pass of the lease manager's loop, possibly after a backoff.
-type Attempt<'a> = std::pin::Pin<
-    Box<dyn Future<Output = Result<bool, kube_lease_manager::LeaseManagerError>> + Send + 'a>,
+type Attempt = std::pin::Pin<
+    Box<dyn Future<Output = Result<bool, kube_lease_manager::LeaseManagerError>> + Send>,
 >;
+
+/// Runs the lease manager's loop after `wait`, until the holder changes or an error.
+fn manager_pass(manager: Arc<LeaseManager>, wait: Duration) -> Attempt {
+    Box::pin(async move {
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        manager.changed().await
+    })
+}
 
 /// The first wait after a failed pass of the lease manager's loop; it doubles up to the lease
 /// duration.
@@ -418,28 +457,16 @@ async fn build_manager<F>(
 where
     F: Future<Output = ()>,
 {
-    let params = LeaseParams::new(
-        settings.identity.clone(),
-        settings.lease_duration.as_secs(),
-        settings.renew_grace.as_secs(),
-    )
-    .with_field_manager(format!("rollgate-leader-{}", settings.identity));
     let mut backoff = Duration::from_millis(200);
     loop {
-        let build = LeaseManagerBuilder::new(client.clone(), settings.lease_name.clone())
-            .with_namespace(settings.namespace.clone())
-            .with_parameters(params.clone())
-            .with_create_mode(LeaseCreateMode::AutoCreate)
-            .build();
         let result = tokio::select! {
             biased;
             () = shutdown.as_mut() => return None,
-            result = tokio::time::timeout(settings.request_timeout() * 2, build) => result,
+            result = try_build(client, settings) => result,
         };
         match result {
-            Ok(Ok(manager)) => return Some(manager),
-            Ok(Err(error)) => warn!(%error, "cannot reach the leader lease yet; standing by"),
-            Err(_elapsed) => warn!("reading the leader lease timed out; standing by"),
+            Ok(manager) => return Some(manager),
+            Err(error) => warn!(%error, "cannot reach the leader lease yet; standing by"),
         }
         tokio::select! {
             biased;
@@ -450,9 +477,31 @@ where
     }
 }
 
+/// Builds a lease manager once: it reads the Lease, creating it when absent.
+async fn try_build(client: &Client, settings: &ElectionSettings) -> Result<LeaseManager, String> {
+    let params = LeaseParams::new(
+        settings.identity.clone(),
+        settings.lease_duration.as_secs(),
+        settings.renew_grace.as_secs(),
+    )
+    .with_field_manager(format!("rollgate-leader-{}", settings.identity));
+    let build = LeaseManagerBuilder::new(client.clone(), settings.lease_name.clone())
+        .with_namespace(settings.namespace.clone())
+        .with_parameters(params)
+        .with_create_mode(LeaseCreateMode::AutoCreate)
+        .build();
+    match tokio::time::timeout(settings.request_timeout() * 2, build).await {
+        Ok(Ok(manager)) => Ok(manager),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_elapsed) => Err("reading the lease timed out".to_owned()),
+    }
+}
+
 /// The Lease as last read, from this replica's point of view.
 #[derive(Clone, Debug, Default)]
 struct Observation {
+    /// Whether the Lease exists.
+    exists: bool,
     holder: Option<String>,
     ours: bool,
     /// The wall-clock instant our last renewal expires (`renewTime + leaseDurationSeconds`).
@@ -461,8 +510,14 @@ struct Observation {
 
 impl Observation {
     fn of(lease: Option<&Lease>, identity: &str) -> Observation {
-        let Some(spec) = lease.and_then(|l| l.spec.as_ref()) else {
+        let Some(lease) = lease else {
             return Observation::default();
+        };
+        let Some(spec) = lease.spec.as_ref() else {
+            return Observation {
+                exists: true,
+                ..Observation::default()
+            };
         };
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
         let ours = holder.as_deref() == Some(identity);
@@ -474,6 +529,7 @@ impl Observation {
             _ => None,
         };
         Observation {
+            exists: true,
             holder,
             ours,
             expires,

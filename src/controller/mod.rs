@@ -10,6 +10,7 @@ mod action;
 mod context;
 mod events;
 pub mod leader;
+mod notifications;
 mod observe;
 mod prechecks;
 mod reconcile;

@@ -13,7 +13,7 @@ use kube::api::Api;
 use crate::api::{Gate, Provider, Rollout, RolloutStatus};
 use crate::engine::Observation;
 use crate::gates::prometheus::GateConnection;
-use crate::gates::{GateContext, GateEnv, GateInput, SecretData, observe_all};
+use crate::gates::{GateContext, GateEnv, GateInput, SecretData, alert_rules_problem, observe_all};
 
 pub use crate::gates::GateOutput as GateReading;
 
@@ -34,6 +34,17 @@ pub trait GateObserver: Send + Sync {
         status: &'a RolloutStatus,
         at: Timestamp,
     ) -> BoxFuture<'a, Vec<GateReading>>;
+
+    /// The pre-check of the rollout's alerts gates: one problem per gate whose matchers select
+    /// no alerting rule its Prometheus knows. Observers without Prometheus have none.
+    fn alert_rule_problems<'a>(
+        &'a self,
+        rollout: &'a Rollout,
+        at: Timestamp,
+    ) -> BoxFuture<'a, Vec<String>> {
+        let _ = (rollout, at);
+        Box::pin(async { Vec::new() })
+    }
 }
 
 /// The providers of [`crate::gates`], against the cluster and the default Prometheus.
@@ -71,6 +82,37 @@ impl ProviderObserver {
         )
     }
 
+    async fn alert_rule_problems(&self, rollout: &Rollout, at: Timestamp) -> Vec<String> {
+        let namespace = rollout.metadata.namespace.as_deref().unwrap_or("default");
+        // Before the start: the first stage's percent is the one the gates will see.
+        let percent = rollout.spec.stages.first().map_or(0, |s| s.percent);
+        let ctx = context(rollout, 0, percent, at);
+        let mut problems = Vec::new();
+        for gate in &rollout.spec.analysis.gates {
+            if !matches!(gate.provider(), Some(Provider::Alerts(_))) {
+                continue;
+            }
+            let secret = match self.secret(namespace, gate).await {
+                Some(Ok(data)) => Some(data),
+                Some(Err(problem)) => {
+                    problems.push(format!("gate {}: {problem}", gate.name));
+                    continue;
+                }
+                None => None,
+            };
+            let input = GateInput {
+                gate,
+                ctx,
+                secret: secret.as_ref(),
+                memory: None,
+            };
+            if let Some(problem) = alert_rules_problem(&self.env, input).await {
+                problems.push(format!("gate {}: {problem}", gate.name));
+            }
+        }
+        problems
+    }
+
     async fn observe_all(
         &self,
         rollout: &Rollout,
@@ -79,19 +121,7 @@ impl ProviderObserver {
     ) -> Vec<GateReading> {
         let spec = &rollout.spec;
         let namespace = rollout.metadata.namespace.as_deref().unwrap_or("default");
-        let ctx = GateContext {
-            rollout: rollout.metadata.name.as_deref().unwrap_or_default(),
-            namespace,
-            flag: spec.target.flag_name(),
-            allowlist: spec
-                .target
-                .flagd
-                .as_ref()
-                .map_or(&[][..], |f| f.allowlist.as_slice()),
-            stage: status.stage,
-            percent: status.percent.unwrap_or(0),
-            at,
-        };
+        let ctx = context(rollout, status.stage, status.percent.unwrap_or(0), at);
         let gates = &spec.analysis.gates;
         let mut secrets = Vec::with_capacity(gates.len());
         for gate in gates {
@@ -130,7 +160,33 @@ impl ProviderObserver {
     }
 }
 
+/// What the gates know of `rollout` at `stage` and `percent`, at `at`.
+fn context(rollout: &Rollout, stage: u32, percent: u8, at: Timestamp) -> GateContext<'_> {
+    let spec = &rollout.spec;
+    GateContext {
+        rollout: rollout.metadata.name.as_deref().unwrap_or_default(),
+        namespace: rollout.metadata.namespace.as_deref().unwrap_or("default"),
+        flag: spec.target.flag_name(),
+        allowlist: spec
+            .target
+            .flagd
+            .as_ref()
+            .map_or(&[][..], |f| f.allowlist.as_slice()),
+        stage,
+        percent,
+        at,
+    }
+}
+
 impl GateObserver for ProviderObserver {
+    fn alert_rule_problems<'a>(
+        &'a self,
+        rollout: &'a Rollout,
+        at: Timestamp,
+    ) -> BoxFuture<'a, Vec<String>> {
+        Box::pin(ProviderObserver::alert_rule_problems(self, rollout, at))
+    }
+
     /// The providers' futures are not provably `Send` (a higher-ranked closure inside the
     /// OFREP probe), so they are driven on a blocking thread of the runtime, with owned copies.
     fn observe<'a>(

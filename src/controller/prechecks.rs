@@ -1,7 +1,8 @@
 //! The baseline checked before the start (DESIGN §4 rule 0), as a careful team does by hand:
 //! the target exists and can be written (server-side dry run), the target holds the rollback
-//! percent (or what this rollout last wrote), the allowlist is long enough, and every gate
-//! answers (a value or no data, not an error). The engine decides to start; this only
+//! percent (or what this rollout last wrote), the allowlist is long enough, every gate
+//! answers (a value or no data, not an error), and each alerts gate's matchers select at least
+//! one alerting rule its Prometheus knows. The engine decides to start; this only
 //! gathers what failed, in words.
 
 use k8s_openapi::jiff::Timestamp;
@@ -45,7 +46,12 @@ pub(super) async fn failures(
         }
     }
     let readings = ctx.observer.observe(rollout, status, now).await;
-    failed.extend(gate_failures(rollout, &readings));
+    let unanswered = gate_failures(rollout, &readings);
+    if unanswered.is_empty() {
+        // Only a Prometheus that answers can say which alerting rules it knows.
+        failed.extend(ctx.observer.alert_rule_problems(rollout, now).await);
+    }
+    failed.extend(unanswered);
     failed
 }
 

@@ -23,6 +23,7 @@ use tracing::{Instrument, debug, info, warn};
 use super::action::{self, Claim};
 use super::context::{Context, RolloutKey};
 use super::events::{self, Notice, cap};
+use super::notifications;
 use super::observe::GateReading;
 use super::prechecks;
 use super::status;
@@ -147,14 +148,66 @@ impl Reconcile<'_> {
             debug!("the cached Rollout predates this controller's last status write");
             return Ok(Action::requeue(STALE_REQUEUE));
         }
+        let started_at = std::time::Instant::now();
+        let result = self.pipeline(cached).await;
+        if let Some(metrics) = &self.ctx.metrics {
+            let outcome = if result.is_ok() { "success" } else { "error" };
+            metrics.observe_reconcile(started_at.elapsed().as_secs_f64(), outcome);
+            if let Err(error) = &result {
+                metrics.count_error(error.reason());
+            }
+        }
+        result
+    }
+
+    async fn pipeline(&self, cached: Arc<Rollout>) -> Result<Action, ReconcileError> {
         let rollout = self.claim_action(cached).await?;
         let now = self.ctx.clock.now();
         let live = self.ctx.targets.read(&rollout).await;
         let plan = self.decide(&rollout, &live, now).await;
-        self.write(&rollout, &plan).await?;
+        self.write_status(&rollout, &plan).await?;
+        let rest = self.write_target_and_release(&rollout, &plan).await;
         let notices = self.notices(&rollout, &plan, &live);
         events::publish(self.ctx, &rollout, &notices).await;
+        self.count(&rollout, &plan, notices.len());
+        notifications::send(self.ctx, &rollout, &plan.status, now).await;
+        rest?;
         Ok(self.requeue(&plan.status, now))
+    }
+
+    /// Records what this reconcile did in the controller's metrics.
+    fn count(&self, rollout: &Rollout, plan: &Plan, events: usize) {
+        let Some(metrics) = &self.ctx.metrics else {
+            return;
+        };
+        let (namespace, name) = (&self.key.0, &self.key.1);
+        metrics.set_rollout(namespace, name, plan.status.percent, plan.status.phase);
+        if let Some(checkpoint) = plan.outcome.checkpoint {
+            metrics.count_checkpoint(checkpoint.verdict);
+            for gate in &plan.status.gates {
+                metrics.set_gate_value(namespace, name, &gate.name, gate.last_value);
+            }
+            let names: Vec<&str> = rollout
+                .spec
+                .analysis
+                .gates
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect();
+            metrics.retain_gates(namespace, name, &names);
+        }
+        for transition in &plan.outcome.transitions {
+            metrics.count_transition(transition.kind.as_str());
+        }
+        for _ in 0..events {
+            metrics.count_write("event");
+        }
+    }
+
+    fn count_write(&self, kind: &str) {
+        if let Some(metrics) = &self.ctx.metrics {
+            metrics.count_write(kind);
+        }
     }
 
     fn is_stale(&self, rollout: &Rollout) -> bool {
@@ -178,12 +231,14 @@ impl Reconcile<'_> {
             action = action::requested(&rollout),
             "claiming the action annotation"
         );
-        action::claim(&self.api(), &rollout)
+        let claimed = action::claim(&self.api(), &rollout)
             .await
             .map_err(|source| ReconcileError::Annotation {
                 rollout: self.label(),
                 source,
-            })
+            })?;
+        self.count_write("annotation");
+        Ok(claimed)
     }
 
     async fn decide(
@@ -294,21 +349,32 @@ impl Reconcile<'_> {
         (Some(live), None)
     }
 
-    /// Status first (when it changed), then the target, then the claim's release.
-    async fn write(&self, rollout: &Rollout, plan: &Plan) -> Result<(), ReconcileError> {
+    /// The status first, and only when it changed.
+    async fn write_status(&self, rollout: &Rollout, plan: &Plan) -> Result<(), ReconcileError> {
         let before = rollout.status.clone().unwrap_or_default();
-        let api = self.api();
-        if plan.status != before {
-            let written = status::apply(&api, rollout, &plan.status)
-                .await
-                .map_err(|source| ReconcileError::Status {
-                    rollout: self.label(),
-                    source,
-                })?;
-            self.ctx
-                .memory()
-                .wrote_status(self.key.clone(), written.metadata.resource_version);
+        if plan.status == before {
+            return Ok(());
         }
+        let written = status::apply(&self.api(), rollout, &plan.status)
+            .await
+            .map_err(|source| ReconcileError::Status {
+                rollout: self.label(),
+                source,
+            })?;
+        self.count_write("status");
+        self.ctx
+            .memory()
+            .wrote_status(self.key.clone(), written.metadata.resource_version);
+        Ok(())
+    }
+
+    /// Then the target, then the claim's release.
+    async fn write_target_and_release(
+        &self,
+        rollout: &Rollout,
+        plan: &Plan,
+    ) -> Result<(), ReconcileError> {
+        let api = self.api();
         if let Some(percent) = plan.target {
             info!(percent, "writing the target");
             self.ctx
@@ -319,6 +385,7 @@ impl Reconcile<'_> {
                     rollout: self.label(),
                     source,
                 })?;
+            self.count_write("target");
             let uid = rollout.metadata.uid.as_deref().unwrap_or_default();
             self.ctx.memory().confirm(uid, percent);
         }
@@ -329,6 +396,7 @@ impl Reconcile<'_> {
                     rollout: self.label(),
                     source,
                 })?;
+            self.count_write("annotation");
         }
         Ok(())
     }

@@ -18,14 +18,17 @@ use super::context::Context;
 use super::reconcile::{error_policy, reconcile};
 use crate::api::Rollout;
 use crate::targets::{self, MANAGED_SELECTOR, TargetObject, featureflag};
+use crate::telemetry::Readiness;
 
 /// How the controller runs.
 #[derive(Clone, Debug)]
 pub struct ControllerConfig {
     /// Namespaces to reconcile; empty means all.
     pub namespaces: Vec<String>,
-    /// Reconciles at once (per namespace watched).
+    /// Reconciles at once.
     pub concurrency: u16,
+    /// Marked synced once the Rollout cache has its first full list (`/readyz`).
+    pub readiness: Option<Readiness>,
 }
 
 /// Whether the OpenFeature Operator's FeatureFlag CRD is served (a missing CRD is not an
@@ -65,8 +68,23 @@ where
         .collect();
     futures_util::stream::select_all(streams)
         .default_backoff()
+        .modify(slim)
         .reflect(writer)
         .touched_objects()
+}
+
+/// The annotation `kubectl apply` keeps a whole copy of the object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what the controller never reads before an object enters a cache: `managedFields` and
+/// `kubectl apply`'s copy of the object, often larger than the rest together. With tens of
+/// thousands of Rollouts this is most of the cache's memory.
+fn slim<K: kube::Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
 }
 
 /// One `Api` per namespace asked, or one for all namespaces.
@@ -135,6 +153,16 @@ pub async fn run(
         watcher::Config::default().any_semantic(),
         rollout_writer,
     );
+    if let Some(readiness) = config.readiness.clone() {
+        let reader = rollout_reader.clone();
+        tokio::spawn(async move {
+            if reader.wait_until_ready().await.is_ok() {
+                readiness.set_synced(true);
+                info!("the Rollout cache is synced");
+            }
+        });
+    }
+    let synced = config.readiness.clone();
     let mut controller = Controller::for_stream(rollout_stream, rollout_reader.clone())
         .with_config(controller::Config::default().concurrency(config.concurrency));
     let for_cm = rollout_reader.clone();
@@ -163,7 +191,17 @@ pub async fn run(
     }
     controller
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(
+            move |rollout, ctx| {
+                // The controller reconciles only once its Rollout cache is synced.
+                if let Some(readiness) = &synced {
+                    readiness.set_synced(true);
+                }
+                reconcile(rollout, ctx)
+            },
+            error_policy,
+            ctx,
+        )
         .for_each(|result| async move {
             if let Err(error) = result {
                 warn!(%error, "controller");

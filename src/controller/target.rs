@@ -2,7 +2,7 @@
 //! object is not cached yet), writes and server-side dry runs through [`crate::targets`].
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -12,7 +12,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::api::{Rollout, TargetKind};
 use crate::targets::{
-    self, TargetError, TargetObject, WebhookHeaders, WriteMode, WriteOutcome, featureflag,
+    self, TargetError, TargetObject, UrlCheck, WebhookHeaders, WriteMode, WriteOutcome, featureflag,
 };
 
 /// Reads and writes the percent of a Rollout's target.
@@ -47,6 +47,9 @@ pub struct KubeTargets {
     /// controller last wrote it, and the percent written. While the cache still shows that
     /// version, it has not seen the write yet and the written percent is the live one.
     written: Mutex<WrittenTargets>,
+    /// The operator's address guard for webhook targets: a client that checks resolved
+    /// addresses and follows no redirect, and the URL check; `None` sends unguarded.
+    webhook_guard: Option<(reqwest::Client, UrlCheck)>,
 }
 
 impl KubeTargets {
@@ -61,6 +64,22 @@ impl KubeTargets {
             config_maps,
             feature_flags,
             written: Mutex::new(HashMap::new()),
+            webhook_guard: None,
+        }
+    }
+
+    /// Webhook targets go through `client` after `check` accepts their URL (the operator's
+    /// `--allow-address` policy), as gates do.
+    pub fn with_webhook_guard(mut self, client: reqwest::Client, check: UrlCheck) -> Self {
+        self.webhook_guard = Some((client, check));
+        self
+    }
+
+    /// `access` sent through the webhook guard, when there is one.
+    fn guarded(&self, access: WebhookHeaders) -> WebhookHeaders {
+        match &self.webhook_guard {
+            Some((client, check)) => access.through(client.clone(), Arc::clone(check)),
+            None => access,
         }
     }
 
@@ -100,7 +119,7 @@ impl KubeTargets {
             return Ok(WebhookHeaders::none());
         };
         let Some(secret) = &webhook.headers_secret else {
-            return Ok(WebhookHeaders::none());
+            return Ok(self.guarded(WebhookHeaders::none()));
         };
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let object = format!("Secret {namespace}/{secret}");
@@ -109,6 +128,7 @@ impl KubeTargets {
             .await
             .map_err(|e| TargetError::from_kube("get", &object, e))?;
         WebhookHeaders::from_secret_data(&object, &found.data.unwrap_or_default())
+            .map(|access| self.guarded(access))
     }
 
     async fn read_live(&self, rollout: &Rollout) -> Result<Option<u8>, TargetError> {
@@ -178,4 +198,48 @@ pub(super) fn namespace_of(rollout: &Rollout) -> String {
         .namespace
         .clone()
         .unwrap_or_else(|| "default".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webhook_rollout(url: &str) -> Rollout {
+        let spec = serde_json::from_value(serde_json::json!({
+            "target": {"webhook": {"url": url}},
+            "stages": [{"percent": 1}]
+        }))
+        .expect("a valid spec");
+        let mut rollout = Rollout::new("r", spec);
+        rollout.metadata.namespace = Some("ns".to_owned());
+        rollout
+    }
+
+    fn targets_refusing_every_url() -> KubeTargets {
+        // No Kubernetes request is made for a webhook target without a headers Secret: the
+        // mock's other half is dropped, so any request would fail loudly.
+        let (service, _handle) = tower_test::mock::pair::<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >();
+        let client = kube::Client::new(service, "ns");
+        let refuse: UrlCheck = Arc::new(|url| Err(format!("{url} is not allowed")));
+        KubeTargets::new(client, None, None).with_webhook_guard(reqwest::Client::new(), refuse)
+    }
+
+    #[tokio::test]
+    async fn webhook_targets_obey_the_operators_address_policy() {
+        let targets = targets_refusing_every_url();
+        let rollout = webhook_rollout("http://169.254.169.254/percent");
+        let read = targets.read(&rollout).await;
+        assert!(
+            matches!(read, Err(TargetError::AddressRefused { .. })),
+            "{read:?}"
+        );
+        let write = targets.write(&rollout, 5, WriteMode::Apply).await;
+        assert!(
+            matches!(write, Err(TargetError::AddressRefused { .. })),
+            "{write:?}"
+        );
+    }
 }

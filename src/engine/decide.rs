@@ -32,6 +32,7 @@ pub fn decide(spec: &RolloutSpec, status: &mut RolloutStatus, inputs: &Inputs<'_
         out: Outcome::default(),
     };
     decider.run(inputs);
+    decider.status.cap_to_limits();
     decider.out
 }
 

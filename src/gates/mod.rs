@@ -16,7 +16,9 @@ pub mod prometheus;
 pub mod query;
 pub mod secret;
 
-pub use observe::{GateEnv, GateEnvError, GateInput, GateOutput, observe, observe_all};
+pub use observe::{
+    GateEnv, GateEnvError, GateInput, GateOutput, alert_rules_problem, observe, observe_all,
+};
 pub use secret::{Secret, SecretData};
 
 use k8s_openapi::jiff::Timestamp;

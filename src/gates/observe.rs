@@ -3,7 +3,8 @@
 //! in parallel under one deadline. Whatever goes wrong becomes an `Error` observation whose
 //! message is capped and free of control characters, ready for status and timelines.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -18,6 +19,9 @@ use crate::engine::Observation;
 /// Longest error message an observation carries, in characters.
 pub const MAX_ERROR_MESSAGE: usize = 480;
 
+/// Clients kept for gates with an address of their own, most recent first.
+const CACHED_CLIENTS: usize = 128;
+
 /// Time one gate may take when the caller gives no deadline.
 pub const DEFAULT_GATE_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -30,6 +34,9 @@ pub struct GateEnv {
     http: GuardedClient,
     ofrep: GuardedClient,
     gate_deadline: Duration,
+    /// Clients for gates' own endpoints, by endpoint (Secret data included), so a checkpoint
+    /// does not build a TLS client per gate.
+    clients: Arc<Mutex<VecDeque<(PrometheusEndpoint, PrometheusClient)>>>,
 }
 
 /// An environment that cannot be built.
@@ -73,6 +80,7 @@ impl GateEnv {
             http,
             ofrep,
             gate_deadline: DEFAULT_GATE_DEADLINE,
+            clients: Arc::default(),
         })
     }
 
@@ -124,7 +132,22 @@ impl GateEnv {
                 .apply_secret(secret.iter())
                 .map_err(|e| format!("secretRef: {e}"))?;
         }
-        PrometheusClient::new(&endpoint, &self.policy).map_err(|e| e.to_string())
+        self.client_for(endpoint)
+    }
+
+    /// A client for `endpoint`, reused while it stays among the most recent ones.
+    fn client_for(&self, endpoint: PrometheusEndpoint) -> Result<PrometheusClient, String> {
+        if let Ok(clients) = self.clients.lock()
+            && let Some((_, client)) = clients.iter().find(|(e, _)| *e == endpoint)
+        {
+            return Ok(client.clone());
+        }
+        let client = PrometheusClient::new(&endpoint, &self.policy).map_err(|e| e.to_string())?;
+        if let Ok(mut clients) = self.clients.lock() {
+            clients.push_front((endpoint, client.clone()));
+            clients.truncate(CACHED_CLIENTS);
+        }
+        Ok(client)
     }
 }
 
@@ -190,6 +213,26 @@ pub async fn observe_all(
         }
     });
     join_all(runs).await
+}
+
+/// The pre-check of an alerts gate: its matchers select at least one alerting rule the
+/// gate's Prometheus knows (`None`), else what to fix. Other gates have nothing to check.
+pub async fn alert_rules_problem(env: &GateEnv, input: GateInput<'_>) -> Option<String> {
+    let Some(Provider::Alerts(gate)) = input.gate.provider() else {
+        return None;
+    };
+    let check = async {
+        let client = env.prometheus_client(gate.into(), input.secret)?;
+        alerts::known_rules(&client, gate, &input.ctx).await
+    };
+    match tokio::time::timeout(env.gate_deadline + GRACE, check).await {
+        Ok(Ok(())) => None,
+        Ok(Err(problem)) => Some(remote_text(&problem, MAX_ERROR_MESSAGE)),
+        Err(_) => Some(format!(
+            "Prometheus' alerting rules did not come within {:?}",
+            env.gate_deadline
+        )),
+    }
 }
 
 async fn run(env: &GateEnv, input: &GateInput<'_>) -> GateOutput {

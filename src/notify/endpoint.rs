@@ -31,6 +31,9 @@ pub struct Endpoint {
     url: Url,
     on: Vec<TransitionKind>,
     label: String,
+    /// Given by the operator (a controller flag), not by a Rollout's author: exempt from the
+    /// address guard (see [`Notifier::with_address_guard`](super::Notifier::with_address_guard)).
+    operator: bool,
 }
 
 /// Why an endpoint could not be made. Messages name where the URL came from, never the URL.
@@ -53,8 +56,8 @@ pub enum EndpointError {
 }
 
 impl Endpoint {
-    /// An endpoint for `url`; `label` names where it came from in logs and errors (for example
-    /// `spec.notifications[0].slack` or `--notify-webhook #1`).
+    /// An endpoint for `url` named by a Rollout's author; `label` names where it came from in
+    /// logs and errors (for example `spec.notifications[0].slack`).
     pub fn new(
         kind: EndpointKind,
         url: &str,
@@ -72,6 +75,7 @@ impl Endpoint {
             url,
             on: Vec::new(),
             label,
+            operator: false,
         })
     }
 
@@ -82,7 +86,15 @@ impl Endpoint {
         url: &str,
         index: usize,
     ) -> Result<Endpoint, EndpointError> {
-        Endpoint::new(kind, url, format!("--notify-{} #{index}", kind.as_str()))
+        let mut endpoint =
+            Endpoint::new(kind, url, format!("--notify-{} #{index}", kind.as_str()))?;
+        endpoint.operator = true;
+        Ok(endpoint)
+    }
+
+    /// Whether the operator gave this endpoint (a controller flag) rather than a Rollout.
+    pub fn is_operator(&self) -> bool {
+        self.operator
     }
 
     /// Restricts the endpoint to these transitions (empty: all of them).
@@ -118,6 +130,7 @@ impl std::fmt::Debug for Endpoint {
             .field("label", &self.label)
             .field("url", &"<redacted>")
             .field("on", &self.on)
+            .field("operator", &self.operator)
             .finish()
     }
 }

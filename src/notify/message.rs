@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::api::{Phase, TransitionKind};
+use crate::api::{HistoryEntry, Phase, Rollout, RolloutStatus, TransitionKind};
 
 /// How many characters of a reason a notification carries; the rest is cut (`…`).
 const REASON_CAP: usize = 500;
@@ -36,6 +36,32 @@ pub struct Notification {
 }
 
 impl Notification {
+    /// The notification for a transition recorded in `status.history`: `rollout` gives the
+    /// names, uid, generation and stage count, `status` the phase after it. `None` for a
+    /// routine checkpoint. The key depends only on what status records, so a reconcile that
+    /// reads the entry back computes the same key.
+    pub fn for_entry(
+        rollout: &Rollout,
+        status: &RolloutStatus,
+        entry: &HistoryEntry,
+    ) -> Option<Notification> {
+        let kind = TransitionKind::of_history(entry.kind)?;
+        let meta = &rollout.metadata;
+        Some(Notification {
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            uid: meta.uid.clone().unwrap_or_default(),
+            generation: meta.generation.unwrap_or_default(),
+            kind,
+            stage: entry.stage,
+            stages: u32::try_from(rollout.spec.stages.len()).unwrap_or(u32::MAX),
+            percent: Some(entry.percent),
+            phase: status.phase,
+            reason: entry.message.clone(),
+            at: entry.at.0,
+        })
+    }
+
     /// The transition's identity: uid, generation, kind, stage and time in whole seconds
     /// (the precision status keeps, so a key computed again from status read back matches).
     /// Two notifications with the same key announce the same transition.
@@ -87,7 +113,7 @@ impl Notification {
             .percent
             .map_or_else(|| "?%".to_owned(), |p| format!("{p}%"));
         let what = match self.kind {
-            TransitionKind::Pending => "waits for its pre-checks".to_owned(),
+            TransitionKind::Pending => "is waiting for its pre-checks".to_owned(),
             TransitionKind::Start => format!("started: {stage} at {percent}"),
             TransitionKind::Advance => format!("advanced to {stage} at {percent}"),
             TransitionKind::Pause => format!("paused at {stage} ({percent})"),
@@ -144,6 +170,45 @@ mod tests {
             reason: Some("gate error-rate failed 2 checkpoints in a row".to_owned()),
             at: "2026-02-01T21:18:00.250Z".parse().expect("time"),
         }
+    }
+
+    #[test]
+    fn from_a_history_entry() {
+        let rollout: Rollout = serde_json::from_value(json!({
+            "apiVersion": "rollgate.dev/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "pfm", "namespace": "kaviar", "uid": "0b9f-uid", "generation": 3},
+            "spec": {
+                "target": {"configMap": {"name": "c", "key": "k"}},
+                "stages": [{"percent": 1}, {"percent": 5}, {"percent": 10}]
+            }
+        }))
+        .expect("rollout");
+        let status = RolloutStatus {
+            phase: Some(Phase::RolledBack),
+            ..RolloutStatus::default()
+        };
+        let entry: HistoryEntry = serde_json::from_value(json!({
+            "at": "2026-02-01T21:18:00Z", "kind": "rollback", "stage": 1, "percent": 0,
+            "message": "gate error-rate failed 2 checkpoints in a row"
+        }))
+        .expect("entry");
+        let n = Notification::for_entry(&rollout, &status, &entry).expect("a transition");
+        assert_eq!(
+            n,
+            Notification {
+                at: "2026-02-01T21:18:00Z".parse().expect("time"),
+                ..rollback()
+            }
+        );
+        let checkpoint: HistoryEntry = serde_json::from_value(json!({
+            "at": "2026-02-01T21:18:00Z", "kind": "checkpoint", "stage": 1, "percent": 5, "verdict": "pass"
+        }))
+        .expect("entry");
+        assert_eq!(
+            Notification::for_entry(&rollout, &status, &checkpoint),
+            None
+        );
     }
 
     #[test]

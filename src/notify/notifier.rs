@@ -20,7 +20,7 @@
 //! The controller keeps both windows small by notifying right after the status write that
 //! records the transition.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -90,8 +90,19 @@ pub struct Delivery {
 /// deduplication set).
 pub struct Notifier {
     http: reqwest::Client,
+    guard: Option<AddressGuard>,
     global: Vec<Endpoint>,
     sent: Mutex<Dedupe>,
+}
+
+/// Checks a URL a Rollout's author chose before anything is sent to it; the error says why
+/// it is refused and how an operator allows it (it must not repeat the URL's path or query).
+pub type UrlCheck = Arc<dyn Fn(&reqwest::Url) -> Result<(), String> + Send + Sync>;
+
+/// The client and check used for endpoints a Rollout's author chose.
+struct AddressGuard {
+    http: reqwest::Client,
+    check: UrlCheck,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -119,9 +130,20 @@ impl Notifier {
     pub fn with_client(http: reqwest::Client, settings: NotifierSettings) -> Notifier {
         Notifier {
             http,
+            guard: None,
             global: settings.global,
             sent: Mutex::new(Dedupe::new(settings.dedupe_capacity)),
         }
+    }
+
+    /// Restricts the endpoints Rollout authors name (from `spec.notifications`) to the
+    /// addresses the operator allows: each URL passes `check` first, and is sent with `http`,
+    /// a client that enforces the same policy after DNS resolution and follows no redirect.
+    /// The operator's own endpoints (controller flags) are exempt. Without a guard, every
+    /// endpoint is sent with the notifier's plain client.
+    pub fn with_address_guard(mut self, http: reqwest::Client, check: UrlCheck) -> Notifier {
+        self.guard = Some(AddressGuard { http, check });
+        self
     }
 
     /// Sends `event` to `endpoints` and to the global endpoints, all at once, and reports
@@ -173,11 +195,19 @@ impl Notifier {
             EndpointKind::Slack => event.slack_body(),
         }
         .to_string();
+        let http = match (&self.guard, endpoint.is_operator()) {
+            (Some(guard), false) => {
+                if let Err(why) = (guard.check)(endpoint.url()) {
+                    return Outcome::Failed(format!("refused: {why}"));
+                }
+                &guard.http
+            }
+            _ => &self.http,
+        };
         let mut tries = 0;
         loop {
             tries += 1;
-            let result = self
-                .http
+            let result = http
                 .post(endpoint.url().clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.clone())

@@ -12,7 +12,7 @@ use kube::CustomResourceExt;
 use serde_json::Value;
 
 use super::read::{MAX_YAML_FILE_BYTES, read_text};
-use super::schema_check::check;
+use super::schema_check::{check, child_path};
 use super::yaml_node::Node;
 use crate::api::{Rollout, RolloutSpec, RolloutStatus, validate_spec};
 
@@ -123,7 +123,8 @@ fn without_trailing_separator(text: &str) -> &str {
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim();
         if !(trimmed.is_empty() || trimmed.starts_with('#')) {
-            last_significant = Some((start, trimmed));
+            // A document marker starts at the first column; an indented `---` is content.
+            last_significant = Some((start, line.trim_end()));
         }
         start += line.len();
     }
@@ -133,7 +134,7 @@ fn without_trailing_separator(text: &str) -> &str {
     }
 }
 
-/// `---`, alone or followed by a comment.
+/// `---` at the first column, alone or followed by a comment.
 fn is_separator(line: &str) -> bool {
     line.strip_prefix("---")
         .is_some_and(|rest| rest.trim().is_empty() || rest.trim_start().starts_with('#'))
@@ -146,7 +147,7 @@ fn plain(error: &serde_saphyr::Error) -> String {
     use serde_saphyr::budget::BudgetBreach as B;
     let inner = error.without_snippet();
     let at = match inner.location() {
-        Some(l) if l.line() > 0 => format!("line {}: ", l.line()),
+        Some(l) if l.line() > 0 => format!("line {}, column {}: ", l.line(), l.column()),
         _ => String::new(),
     };
     match inner {
@@ -174,13 +175,26 @@ fn plain(error: &serde_saphyr::Error) -> String {
             };
             format!("{at}the file holds {limit}")
         }
-        _ => {
-            let text = inner.to_string();
-            let text = text.strip_prefix("error: ").unwrap_or(&text);
-            // The reader's messages start with the place; keep them on one line.
-            text.lines().next().unwrap_or_default().to_owned()
+        _ => place_first(&inner.to_string()),
+    }
+}
+
+/// The reader's message on one line with its place first: `line 3, column 5: problem`, as
+/// the other messages of a file are written.
+fn place_first(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    if first.starts_with("line ") {
+        return first.to_owned();
+    }
+    if let Some(i) = first.rfind(" at line ") {
+        let (problem, place) = first.split_at(i);
+        let place = place.trim_start_matches(" at ");
+        if place.starts_with("line ") {
+            return format!("{place}: {problem}");
         }
     }
+    format!("the document: {first}")
 }
 
 /// A field path in the form users write it: `spec.analysis.gates[0].name`.
@@ -189,14 +203,7 @@ fn field_path(path: &serde_ignored::Path<'_>) -> String {
     match path {
         P::Root => String::new(),
         P::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
-        P::Map { parent, key } => {
-            let parent = field_path(parent);
-            if parent.is_empty() {
-                key.clone()
-            } else {
-                format!("{parent}.{key}")
-            }
-        }
+        P::Map { parent, key } => child_path(&field_path(parent), key),
         P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
             field_path(parent)
         }
@@ -218,7 +225,17 @@ struct Manifest {
 
 /// Reads a Rollout manifest and checks it against the rules of a valid plan.
 pub fn load_rollout(file: &Path) -> Result<Rollout, LoadError> {
-    let manifest: Manifest = load_yaml(file, &rollout_schema())?;
+    let text =
+        read_text(file, MAX_YAML_FILE_BYTES).map_err(|e| LoadError::new(file, e.to_string()))?;
+    parse_rollout(file, &text)
+}
+
+/// Parses a Rollout manifest's text and checks it against the rules of a valid plan; `file`
+/// names the source in messages.
+pub fn parse_rollout(file: &Path, text: &str) -> Result<Rollout, LoadError> {
+    static SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let schema = SCHEMA.get_or_init(rollout_schema);
+    let manifest: Manifest = parse_yaml(file, text, schema)?;
     let mut problems = Vec::new();
     if manifest.api_version != "rollgate.dev/v1alpha1" {
         problems.push(format!(
@@ -270,4 +287,37 @@ pub fn rollout_schema() -> Value {
         required.insert(0, Value::from("apiVersion"));
     }
     schema
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_final_document_marker_is_dropped() {
+        assert_eq!(without_trailing_separator("a: 1\n---\n"), "a: 1\n");
+        assert_eq!(
+            without_trailing_separator("a: 1\n--- # end\n\n# bye\n"),
+            "a: 1\n"
+        );
+        assert_eq!(without_trailing_separator("a: 1\n"), "a: 1\n");
+        let block = "a: |\n  text\n  ---\n";
+        assert_eq!(
+            without_trailing_separator(block),
+            block,
+            "content, not a marker"
+        );
+        let two = "a: 1\n---\nb: 2\n";
+        assert_eq!(without_trailing_separator(two), two);
+    }
+
+    #[test]
+    fn reader_messages_lead_with_their_place() {
+        assert_eq!(
+            place_first("error: did not find expected key at line 8, column 3"),
+            "line 8, column 3: did not find expected key"
+        );
+        assert_eq!(place_first("line 2, column 1: x"), "line 2, column 1: x");
+        assert_eq!(place_first("something odd"), "the document: something odd");
+    }
 }

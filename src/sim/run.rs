@@ -1,12 +1,12 @@
 //! The virtual clock: runs the engine over a scenario, from one instant of interest to the
 //! next (a scheduled action or a due checkpoint), in simulated time.
 
-use std::io::{self, Write};
+use std::io;
 
 use k8s_openapi::jiff::Timestamp;
 
 use super::scenario::{Scenario, ScenarioAction, Series};
-use super::timeline::{TimelineEvent, TimelineWriter};
+use super::timeline::{TimelineEvent, TimelineSink};
 use crate::api::{Phase, RolloutSpec, RolloutStatus};
 use crate::engine::{Inputs, Observation, Outcome, decide};
 
@@ -62,12 +62,13 @@ impl ObservationSource for SeriesSource<'_> {
     }
 }
 
-/// Runs the plan over the scenario's time span, writing every event to `timeline`.
-pub fn run<W: Write>(
+/// Runs the plan over the scenario's time span, sending every event to `timeline` (a
+/// [`TimelineWriter`](super::timeline::TimelineWriter), or a sink that also records them).
+pub fn run(
     spec: &RolloutSpec,
     scenario: &Scenario,
     source: &mut dyn ObservationSource,
-    timeline: &mut TimelineWriter<W>,
+    timeline: &mut dyn TimelineSink,
 ) -> io::Result<RunSummary> {
     let start = scenario.start;
     let end = start.checked_add(scenario.until).unwrap_or(Timestamp::MAX);
@@ -141,8 +142,8 @@ fn apply_write(outcome: &Outcome, live: &mut Option<u8>) {
     }
 }
 
-fn emit<W: Write>(
-    timeline: &mut TimelineWriter<W>,
+fn emit(
+    timeline: &mut dyn TimelineSink,
     at: Timestamp,
     outcome: &Outcome,
     status: &RolloutStatus,
@@ -168,8 +169,8 @@ fn emit<W: Write>(
     Ok(())
 }
 
-fn write_transition<W: Write>(
-    timeline: &mut TimelineWriter<W>,
+fn write_transition(
+    timeline: &mut dyn TimelineSink,
     at: Timestamp,
     transition: &crate::engine::Transition,
 ) -> io::Result<()> {

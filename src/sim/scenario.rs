@@ -7,7 +7,8 @@ use std::path::Path;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
-use super::load::{LoadError, load_yaml};
+use super::load::{LoadError, load_yaml, parse_yaml};
+use super::schema_check::child_path;
 use crate::api::RolloutSpec;
 use crate::api::duration::{Units, parse_nanos};
 use crate::engine::{ManualAction, Observation};
@@ -117,12 +118,24 @@ pub struct Scenario {
 
 /// Reads a scenario file and checks it against the plan.
 pub fn load_scenario(file: &Path, spec: &RolloutSpec) -> Result<Scenario, LoadError> {
-    let raw: ScenarioFile = load_yaml(file, &scenario_schema())?;
+    let raw: ScenarioFile = load_yaml(file, scenario_schema())?;
+    from_file(raw, spec).map_err(|problems| LoadError::many(file, problems))
+}
+
+/// Parses a scenario's text and checks it against the plan; `file` names the source in
+/// messages.
+pub fn parse_scenario(file: &Path, text: &str, spec: &RolloutSpec) -> Result<Scenario, LoadError> {
+    let raw: ScenarioFile = parse_yaml(file, text, scenario_schema())?;
     from_file(raw, spec).map_err(|problems| LoadError::many(file, problems))
 }
 
 /// The schema a scenario file is checked against before it is read (types, unknown fields).
-fn scenario_schema() -> serde_json::Value {
+fn scenario_schema() -> &'static serde_json::Value {
+    static SCHEMA: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(generate_scenario_schema)
+}
+
+fn generate_scenario_schema() -> serde_json::Value {
     let schema = schemars::generate::SchemaSettings::draft2020_12()
         .with(|s| s.inline_subschemas = true)
         .into_generator()
@@ -155,7 +168,8 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
     for name in raw.gates.keys() {
         if !gate_names.contains(&name.as_str()) {
             problems.push(format!(
-                "gates.{name}: the plan has no gate named {name:?} (its gates: {})",
+                "{}: the plan has no gate named {name:?} (its gates: {})",
+                child_path("gates", name),
                 gate_names.join(", ")
             ));
         }
@@ -201,7 +215,9 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
     }
     events.sort_by_key(|e| e.at);
 
-    if let Err(problem) = check_budget(spec, until, SIMULATION_BUDGET) {
+    if let Err(problem) = check_budget(spec, until, SIMULATION_BUDGET)
+        .and_then(|()| check_gate_evaluations(spec, until, SIMULATION_GATE_EVALUATIONS))
+    {
         let field = if raw.until.is_some() {
             "until"
         } else {
@@ -224,6 +240,35 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
 
 /// The most checkpoints one simulation may take.
 pub const SIMULATION_BUDGET: u64 = 1_000_000;
+
+/// The most gate evaluations (checkpoints × gates) one simulation may take: what its output
+/// grows with.
+pub const SIMULATION_GATE_EVALUATIONS: u64 = 4_000_000;
+
+/// Refuses a run whose checkpoints × gates would pass `budget`, so a plan of many gates over a
+/// long span gets a clear message instead of gigabytes of timeline.
+pub fn check_gate_evaluations(
+    spec: &RolloutSpec,
+    span: SignedDuration,
+    budget: u64,
+) -> Result<(), String> {
+    let interval = std::time::Duration::from(spec.analysis.interval).as_nanos();
+    if interval == 0 {
+        return Ok(());
+    }
+    let span_nanos = u128::try_from(span.as_nanos()).unwrap_or(0);
+    let gates = spec.analysis.gates.len().max(1) as u128;
+    let evaluations = (span_nanos / interval).saturating_mul(gates);
+    if evaluations > u128::from(budget) {
+        return Err(format!(
+            "{} at an interval of {} with {gates} gate(s) is {evaluations} gate evaluations, \
+             more than the {budget} allowed; shorten the span or lengthen spec.analysis.interval",
+            crate::engine::compact(span.unsigned_abs()),
+            crate::engine::compact(spec.analysis.interval.into()),
+        ));
+    }
+    Ok(())
+}
 
 /// Refuses a run that would take more than `budget` checkpoints, so a plan with a tiny
 /// interval over a long span gets a clear message instead of a run that never ends.
@@ -248,7 +293,7 @@ pub fn check_budget(spec: &RolloutSpec, span: SignedDuration, budget: u64) -> Re
 fn parse_series(name: &str, points: &[PointFile], problems: &mut Vec<String>) -> Series {
     let mut parsed: Vec<(SignedDuration, Observation)> = Vec::with_capacity(points.len());
     for (i, point) in points.iter().enumerate() {
-        let field = format!("gates.{name}[{i}]");
+        let field = format!("{}[{i}]", child_path("gates", name));
         let at = offset(&point.at, &format!("{field}.at"), problems);
         if let Some((previous, _)) = parsed.last()
             && at <= *previous

@@ -219,11 +219,17 @@ fn unknown_field<'a>(path: &str, key: &str, known: impl Iterator<Item = &'a Stri
     }
 }
 
-fn child_path(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
+/// The path of `key` under `path`: `spec.stages`, or `gates["a b"]` for a key that is not a
+/// plain name (quoted, control characters escaped), so a path always reads one way.
+pub(crate) fn child_path(path: &str, key: &str) -> String {
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    match (plain, path.is_empty()) {
+        (true, true) => key.to_owned(),
+        (true, false) => format!("{path}.{key}"),
+        (false, _) => format!("{path}[{:?}]", super::text::capped(key)),
     }
 }
 

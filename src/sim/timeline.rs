@@ -7,6 +7,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
 
+use super::text::{capped, for_terminal};
 use crate::api::{CheckpointVerdict, GateStatus, Phase};
 use crate::engine::{DriftAction, Transition, TransitionKind};
 
@@ -50,17 +51,73 @@ pub enum Format {
     Text,
 }
 
-/// Writes timeline events in a format.
+/// The most bytes one run may print (256 MiB): a month of per-minute checkpoints of a plan's
+/// largest gate list prints far less.
+pub const MAX_OUTPUT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// A run printed more than its output limit; it stopped there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the timeline reached {} bytes, the most one run may print; shorten the scenario's until or lengthen spec.analysis.interval",
+    .0
+)]
+pub struct OutputLimitReached(pub u64);
+
+impl OutputLimitReached {
+    /// The limit behind an I/O error from [`TimelineWriter`], if that is what it was.
+    pub fn in_error(error: &io::Error) -> Option<Self> {
+        error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<Self>())
+            .copied()
+    }
+}
+
+/// Where a run sends its timeline events: a [`TimelineWriter`] that prints them, or something
+/// that also records them (a release report is built from the same events).
+pub trait TimelineSink {
+    /// Takes one event, in the order the run produced it.
+    fn write(&mut self, event: &TimelineEvent<'_>) -> io::Result<()>;
+    /// Called once when the run ends.
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+impl<W: Write> TimelineSink for TimelineWriter<W> {
+    fn write(&mut self, event: &TimelineEvent<'_>) -> io::Result<()> {
+        TimelineWriter::write(self, event)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        TimelineWriter::flush(self)
+    }
+}
+
+/// Writes timeline events in a format, at most a limit of bytes.
 pub struct TimelineWriter<W: Write> {
-    out: W,
+    out: Counting<W>,
     format: Format,
     start: Timestamp,
 }
 
 impl<W: Write> TimelineWriter<W> {
-    /// A writer for a run that started at `start` (text output shows offsets from it).
+    /// A writer for a run that started at `start` (text output shows offsets from it), limited
+    /// to [`MAX_OUTPUT_BYTES`].
     pub fn new(out: W, format: Format, start: Timestamp) -> Self {
-        Self { out, format, start }
+        Self::with_limit(out, format, start, MAX_OUTPUT_BYTES)
+    }
+
+    /// A writer that refuses to print more than `limit` bytes: the write that would pass it
+    /// fails with [`OutputLimitReached`].
+    pub fn with_limit(out: W, format: Format, start: Timestamp, limit: u64) -> Self {
+        Self {
+            out: Counting {
+                inner: out,
+                written: 0,
+                limit,
+            },
+            format,
+            start,
+        }
     }
 
     /// Writes one event.
@@ -77,6 +134,29 @@ impl<W: Write> TimelineWriter<W> {
     /// Flushes the output.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// A writer that counts what passes and stops at a limit.
+struct Counting<W> {
+    inner: W,
+    written: u64,
+    limit: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
+        if self.written.saturating_add(len) > self.limit {
+            return Err(io::Error::other(OutputLimitReached(self.limit)));
+        }
+        let n = self.inner.write(buf)?;
+        self.written += u64::try_from(n).unwrap_or(u64::MAX);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -127,7 +207,7 @@ impl Serialize for GateLine<'_> {
         let fields =
             2 + usize::from(gate.last_value.is_some()) + usize::from(gate.last_message.is_some());
         let mut st = s.serialize_struct("Gate", fields)?;
-        st.serialize_field("name", &gate.name)?;
+        st.serialize_field("name", &capped(&gate.name))?;
         st.serialize_field("verdict", verdict)?;
         if let Some(v) = gate.last_value {
             st.serialize_field("value", &Value(v))?;
@@ -135,7 +215,7 @@ impl Serialize for GateLine<'_> {
             st.skip_field("value")?;
         }
         if let Some(m) = &gate.last_message {
-            st.serialize_field("message", m)?;
+            st.serialize_field("message", &capped(m))?;
         } else {
             st.skip_field("message")?;
         }
@@ -218,7 +298,7 @@ fn serialize_transition<S: Serializer>(
     st.serialize_field("stage", &transition.stage)?;
     st.serialize_field("percent", &transition.percent)?;
     match (&transition.reason, with_reason) {
-        (Some(reason), true) => st.serialize_field("reason", reason)?,
+        (Some(reason), true) => st.serialize_field("reason", &capped(reason))?,
         _ => st.skip_field("reason")?,
     }
     st.end()
@@ -255,10 +335,11 @@ fn write_text<W: Write>(
             for (i, gate) in gates.iter().enumerate() {
                 let sep = if i == 0 { "  " } else { ", " };
                 let verdict = gate.last_verdict.map_or("inconclusive", |v| v.as_str());
+                let name = for_terminal(&gate.name);
                 match (&gate.last_value, &gate.last_message) {
-                    (Some(v), _) => write!(out, "{sep}{}={v} {verdict}", gate.name)?,
-                    (None, Some(m)) => write!(out, "{sep}{} {verdict} ({m})", gate.name)?,
-                    (None, None) => write!(out, "{sep}{} {verdict}", gate.name)?,
+                    (Some(v), _) => write!(out, "{sep}{name}={v} {verdict}")?,
+                    (None, Some(m)) => write!(out, "{sep}{name} {verdict} ({})", for_terminal(m))?,
+                    (None, None) => write!(out, "{sep}{name} {verdict}")?,
                 }
             }
             writeln!(out)
@@ -278,7 +359,7 @@ fn write_text<W: Write>(
             _ => {
                 write!(out, "stage {} at {}%", transition.stage, transition.percent)?;
                 match &transition.reason {
-                    Some(reason) => writeln!(out, "  {reason}"),
+                    Some(reason) => writeln!(out, "  {}", for_terminal(reason)),
                     None => writeln!(out),
                 }
             }
@@ -295,4 +376,79 @@ fn write_text<W: Write>(
 /// `+2h30m`, `+3d4h`, `+0s`: an offset from the start, compact.
 pub fn offset_text(offset: SignedDuration) -> String {
     format!("+{}", crate::engine::compact(offset.unsigned_abs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_stops_at_its_output_limit_with_a_clear_error() {
+        let mut out = Vec::new();
+        let mut timeline =
+            TimelineWriter::with_limit(&mut out, Format::Json, Timestamp::UNIX_EPOCH, 100);
+        let start = TimelineEvent::Start {
+            at: Timestamp::UNIX_EPOCH,
+            stage: 0,
+            percent: 1,
+        };
+        timeline.write(&start).expect("the first line fits");
+        let error = timeline
+            .write(&start)
+            .expect_err("the second passes 100 bytes");
+        assert_eq!(
+            OutputLimitReached::in_error(&error),
+            Some(OutputLimitReached(100))
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("100 bytes, the most one run may print")
+        );
+        assert!(out.len() <= 100);
+    }
+
+    #[test]
+    fn untrusted_text_is_capped_and_cleaned_in_text_and_capped_in_json() {
+        let hostile = format!("boom\u{1b}[2J\r\nforged line{}", "x".repeat(100_000));
+        let gates = [GateStatus {
+            name: "error-rate".to_owned(),
+            last_verdict: Some(crate::api::GateVerdict::Error),
+            last_message: Some(hostile),
+            ..GateStatus::default()
+        }];
+        let checkpoint = TimelineEvent::Checkpoint {
+            at: Timestamp::UNIX_EPOCH,
+            stage: 0,
+            percent: 1,
+            verdict: CheckpointVerdict::Warn,
+            gates: &gates,
+        };
+        let mut text = Vec::new();
+        TimelineWriter::new(&mut text, Format::Text, Timestamp::UNIX_EPOCH)
+            .write(&checkpoint)
+            .expect("written");
+        let text = String::from_utf8(text).expect("UTF-8");
+        assert_eq!(text.lines().count(), 1, "{text:?}");
+        assert!(
+            !text.trim_end_matches('\n').chars().any(char::is_control),
+            "{text:?}"
+        );
+        assert!(text.len() < 1_000, "{} bytes", text.len());
+
+        let mut json = Vec::new();
+        TimelineWriter::new(&mut json, Format::Json, Timestamp::UNIX_EPOCH)
+            .write(&checkpoint)
+            .expect("written");
+        let line: serde_json::Value = serde_json::from_slice(&json).expect("valid JSON");
+        let message = line["gates"][0]["message"].as_str().expect("a message");
+        assert!(
+            message.starts_with("boom\u{1b}[2J\r\nforged"),
+            "{message:?}"
+        );
+        assert_eq!(
+            message.chars().count(),
+            crate::sim::text::MAX_TEXT_CHARS + 1
+        );
+    }
 }

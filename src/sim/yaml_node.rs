@@ -32,7 +32,8 @@ impl Node {
             Node::Null => "nothing (null)".to_owned(),
             Node::Bool(b) => format!("the boolean {b}"),
             Node::Int(i) => format!("the integer {i}"),
-            Node::Float(f) => format!("the number {f}"),
+            // `{:?}` keeps the fraction: `5.0`, so a whole float is told from an integer.
+            Node::Float(f) => format!("the number {f:?}"),
             Node::Str(s) => format!("the string {}", quoted_short(s)),
             Node::Seq(_) => "a list".to_owned(),
             Node::Map(_) => "a mapping".to_owned(),
@@ -150,7 +151,7 @@ mod tests {
             non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
         };
         let node: Node = serde_saphyr::from_str_with_options(
-            "a: 5\nb: \"5\"\nc: 0.5\nd: 2h\ne: ~\nf: true\ng: [1]\nh: {x: y}\ni: .nan\n",
+            "a: 5\nb: \"5\"\nc: 0.5\nd: 2h\ne: ~\nf: true\ng: [1]\nh: {x: y}\ni: .nan\nj: 5.0\n",
             options,
         )
         .expect("parses");
@@ -170,6 +171,7 @@ mod tests {
                 "a list",
                 "a mapping",
                 "the number NaN",
+                "the number 5.0",
             ]
         );
     }

@@ -15,7 +15,7 @@
 //!
 //! The controller reads live percents from its watch caches with
 //! [`live_percent_from_configmap`] and [`live_percent_from_featureflag`], learns what to watch
-//! with [`object_of`], and writes with [`write`] (or reads without a cache with [`read`]).
+//! with [`object_of`], and writes with [`write()`] (or reads without a cache with [`read()`]).
 
 pub mod configmap;
 pub mod configmap_io;

@@ -10,6 +10,10 @@ use super::GateContext;
 use super::prometheus::{Answer, PrometheusClient, QueryError};
 use super::query::fill_text;
 
+mod rules;
+
+pub use rules::{known_rules, selected_rules};
+
 /// Why an alerts gate has no observation.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AlertsError {
@@ -25,6 +29,16 @@ pub enum AlertsError {
     /// The query failed.
     #[error(transparent)]
     Query(#[from] QueryError),
+    /// A `=~` or `!~` matcher whose value is not a regular expression.
+    #[error("matcher on {label}: {value:?} is not a regular expression ({problem})")]
+    Regex {
+        /// The matcher's label.
+        label: String,
+        /// The value as written.
+        value: String,
+        /// What the regex parser said.
+        problem: String,
+    },
 }
 
 /// The PromQL query counting the firing alerts `gate` selects: `count(ALERTS{alertstate="firing",
@@ -33,14 +47,7 @@ pub enum AlertsError {
 /// change the selector.
 pub fn query(gate: &AlertsGate, ctx: &GateContext<'_>) -> Result<String, AlertsError> {
     let mut selector = vec![Matcher::new("alertstate", Op::Eq, "firing")];
-    for text in &gate.matchers {
-        let mut matcher = Matcher::parse(text)?;
-        matcher.value = fill_text(&matcher.value, ctx)?;
-        if matcher.label == "alertstate" {
-            return Err(AlertsError::AlertState(text.clone()));
-        }
-        selector.push(matcher);
-    }
+    selector.extend(matchers(gate, ctx)?);
     selector.extend(
         gate.ignore
             .iter()
@@ -48,6 +55,20 @@ pub fn query(gate: &AlertsGate, ctx: &GateContext<'_>) -> Result<String, AlertsE
     );
     let selector: Vec<String> = selector.iter().map(Matcher::to_string).collect();
     Ok(format!("count(ALERTS{{{}}})", selector.join(", ")))
+}
+
+/// The gate's own matchers, parsed, with query variables in their values replaced.
+pub fn matchers(gate: &AlertsGate, ctx: &GateContext<'_>) -> Result<Vec<Matcher>, AlertsError> {
+    let mut matchers = Vec::with_capacity(gate.matchers.len());
+    for text in &gate.matchers {
+        let mut matcher = Matcher::parse(text)?;
+        matcher.value = fill_text(&matcher.value, ctx)?;
+        if matcher.label == "alertstate" {
+            return Err(AlertsError::AlertState(text.clone()));
+        }
+        matchers.push(matcher);
+    }
+    Ok(matchers)
 }
 
 /// Observes `gate` at `ctx.at` through `client`: the number of matching firing alerts, or an

@@ -22,7 +22,7 @@ pub enum Answer {
 struct Envelope {
     status: String,
     #[serde(default)]
-    data: Option<Data>,
+    data: Option<Json>,
     #[serde(default)]
     error_type: Option<String>,
     #[serde(default)]
@@ -70,8 +70,19 @@ pub fn parse(status: u16, body: &[u8]) -> Result<Answer, QueryError> {
     }
 }
 
-/// The `data` of a successful answer, or the error Prometheus (or the HTTP layer) reported.
+/// The `data` of a successful query answer, or the error Prometheus (or the HTTP layer)
+/// reported.
 pub(super) fn parse_envelope(status: u16, body: &[u8]) -> Result<Data, QueryError> {
+    let data = envelope_data(status, body)?;
+    serde_json::from_value(data).map_err(|err| QueryError::NotJson {
+        problem: format!("data: {}", remote_text(&err.to_string(), MAX_REMOTE_TEXT)),
+        body: snippet(body),
+    })
+}
+
+/// The `data` of any successful API answer, as JSON, or the error Prometheus (or the HTTP
+/// layer) reported.
+pub(super) fn envelope_data(status: u16, body: &[u8]) -> Result<Json, QueryError> {
     let ok = (200..300).contains(&status);
     let envelope: Envelope = match serde_json::from_slice(body) {
         Ok(envelope) => envelope,
@@ -183,7 +194,7 @@ fn shape(err: serde_json::Error, body: &[u8]) -> QueryError {
 }
 
 /// The start of a body, as text, for an error message.
-fn snippet(body: &[u8]) -> String {
+pub(super) fn snippet(body: &[u8]) -> String {
     const LIMIT: usize = 200;
     let head = &body[..body.len().min(LIMIT * 4)];
     excerpt(&String::from_utf8_lossy(head), LIMIT).replace(['\n', '\r'], " ")

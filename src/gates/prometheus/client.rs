@@ -11,6 +11,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use super::QueryError;
 use super::answer::{self, Answer};
 use super::range::{Steps, parse_range};
+use super::rules::{AlertingRule, parse_rules};
 use super::settings::{PrometheusAuth, PrometheusEndpoint};
 use crate::gates::net::{AddressPolicy, BodyError, describe, guarded_builder, read_capped};
 
@@ -24,6 +25,7 @@ pub struct PrometheusClient {
     auth: PrometheusAuth,
     address: String,
     query_url: String,
+    rules_url: String,
     range_url: String,
     timeout: Duration,
 }
@@ -111,6 +113,7 @@ impl PrometheusClient {
             http,
             auth: settings.auth.clone(),
             query_url: format!("{address}/api/v1/query"),
+            rules_url: format!("{address}/api/v1/rules?type=alert"),
             range_url: format!("{address}/api/v1/query_range"),
             address,
             timeout: settings.timeout,
@@ -181,13 +184,34 @@ impl PrometheusClient {
         }
     }
 
+    /// The alerting rules Prometheus has loaded (`GET /api/v1/rules?type=alert`), within the
+    /// timeout.
+    pub async fn alerting_rules(&self) -> Result<Vec<AlertingRule>, QueryError> {
+        let exchange = async {
+            tracing::debug!(address = %self.address, "Prometheus alerting rules");
+            let (status, body) = self.send(self.http.get(&self.rules_url)).await?;
+            parse_rules(status, &body)
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(QueryError::Timeout {
+                address: self.address.clone(),
+                timeout: self.timeout,
+            }),
+        }
+    }
+
     /// POSTs a form with credentials and Prometheus' own timeout; the status and the body,
     /// read within the cap.
     async fn post(&self, url: &str, form: &[(&str, &str)]) -> Result<(u16, Vec<u8>), QueryError> {
         let timeout = format!("{}ms", self.timeout.as_millis().max(1));
         let mut fields = form.to_vec();
         fields.push(("timeout", &timeout));
-        let request = self.http.post(url).form(&fields);
+        self.send(self.http.post(url).form(&fields)).await
+    }
+
+    /// Sends `request` with credentials; the status and the body, read within the cap.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), QueryError> {
         let request = match &self.auth {
             PrometheusAuth::None => request,
             PrometheusAuth::Bearer(token) => request.bearer_auth(token.expose()),

@@ -13,12 +13,14 @@ mod answer;
 mod client;
 mod error;
 mod range;
+mod rules;
 mod settings;
 
 pub use answer::{Answer, parse as parse_answer};
 pub use client::{ClientError, MAX_ANSWER_BYTES, PrometheusClient};
 pub use error::QueryError;
 pub use range::{Steps, parse_range};
+pub use rules::{AlertingRule, parse_rules};
 pub use settings::{
     ClientSettings, DEFAULT_TIMEOUT, GateConnection, PrometheusAuth, PrometheusEndpoint, SECRET_CA,
     SECRET_HEADER_PREFIX, SECRET_PASSWORD, SECRET_TOKEN, SECRET_USERNAME, SettingsError,

@@ -57,19 +57,21 @@ impl Controller {
         server.write_kubeconfig(dir.path(), "default");
         let health_address = format!("127.0.0.1:{}", super::super::prometheus::free_port());
         let metrics_address = format!("127.0.0.1:{}", super::super::prometheus::free_port());
-        let mut args: Vec<String> = vec![
-            "controller".into(),
-            "--prometheus".into(),
-            prometheus.into(),
-            "--metrics-bind-address".into(),
-            metrics_address.clone(),
-            "--health-probe-bind-address".into(),
-            health_address.clone(),
-            "--log-format".into(),
-            "json".into(),
-            "--log-level".into(),
-            "debug".into(),
+        let defaults = [
+            ("--prometheus", prometheus.to_owned()),
+            ("--metrics-bind-address", metrics_address.clone()),
+            ("--health-probe-bind-address", health_address.clone()),
+            ("--log-format", "json".to_owned()),
+            ("--log-level", "debug".to_owned()),
         ];
+        let mut args: Vec<String> = vec!["controller".into()];
+        // A flag in `extra` replaces its default.
+        for (flag, value) in defaults {
+            if !extra.contains(&flag) {
+                args.push(flag.into());
+                args.push(value);
+            }
+        }
         args.extend(extra.iter().map(|a| (*a).to_owned()));
         let mut controller = Self {
             child: None,
@@ -152,6 +154,13 @@ impl Controller {
         let _ = child.kill();
         let _ = child.wait();
         None
+    }
+
+    /// Panics with the log when the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.exited() {
+            panic!("the controller exited ({status}):\n{}", self.log());
+        }
     }
 
     /// Whether the process has exited (and how).

@@ -1,0 +1,243 @@
+//! `rollgate pause|resume|promote|abort|retry NAME`: one merge patch that sets the one-shot
+//! `rollgate.dev/action` annotation (or, with `--gitops`, `spec.paused`), after asking the
+//! engine what the action would do in the rollout's current state. An action the engine would
+//! ignore is refused (exit 2) with the phases where it applies, so the decision rules live in
+//! one place: `engine::decide`.
+
+use std::io::Write;
+
+use clap::Args;
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::api::{Patch, PatchParams};
+use rollgate::api::{Phase, Rollout, RolloutStatus};
+use rollgate::controller::ACTION_ANNOTATION;
+use rollgate::engine::{Inputs, ManualAction, PreChecks, Transition, TransitionKind, decide};
+use serde_json::json;
+
+use super::kube_client::{NamespaceArg, OpsError, Target};
+
+/// The field manager of the command line's patches.
+pub const CLI_FIELD_MANAGER: &str = "rollgate-cli";
+
+/// `promote`, `abort` and `retry`: a rollout's name and namespace.
+#[derive(Args, Debug, Clone)]
+pub struct ActionArgs {
+    /// The Rollout's name.
+    pub name: String,
+    #[command(flatten)]
+    pub namespace: NamespaceArg,
+}
+
+/// `pause` and `resume`: also `--gitops`.
+#[derive(Args, Debug, Clone)]
+pub struct PauseArgs {
+    /// The Rollout's name.
+    pub name: String,
+    #[command(flatten)]
+    pub namespace: NamespaceArg,
+    /// Set `spec.paused` instead of the one-shot annotation. A GitOps tool reverts a spec
+    /// edit made in the cluster, so where one syncs the Rollout change `paused` in the
+    /// repository instead; use this where the cluster's spec is the source of truth.
+    #[arg(long)]
+    pub gitops: bool,
+}
+
+/// How an action reaches the controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The one-shot `rollgate.dev/action` annotation, applied once and removed.
+    Annotation,
+    /// `spec.paused` (pause and resume only): a new spec generation.
+    SpecPaused,
+}
+
+/// Sets `action` on the Rollout in one merge patch, guarded by the resourceVersion that was
+/// read, and writes what will happen to `out`. Refuses (exit 2) when the engine says the
+/// action changes nothing in the rollout's state, or when another action is still pending.
+pub async fn act(
+    client: &Client,
+    target: &Target,
+    action: ManualAction,
+    via: Via,
+    now: Timestamp,
+    out: &mut dyn Write,
+) -> Result<(), OpsError> {
+    let rollout = target.get(client).await?;
+    let word = action.as_str();
+    let who = format!("{}/{}", target.namespace, target.name);
+    if via == Via::Annotation
+        && let Some(pending) = rollout
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ACTION_ANNOTATION))
+    {
+        return Err(OpsError::Refused(format!(
+            "{word}: {who} already has the action {pending:?} waiting for the controller \
+             ({ACTION_ANNOTATION}); wait for it to be applied, or remove it with \
+             `kubectl annotate rollout {} -n {} {ACTION_ANNOTATION}-`",
+            target.name, target.namespace
+        )));
+    }
+    if via == Via::SpecPaused {
+        let wanted = action == ManualAction::Pause;
+        if rollout.spec.paused == wanted {
+            return Err(OpsError::Refused(format!(
+                "{word} --gitops: {who} already has spec.paused: {wanted}"
+            )));
+        }
+    }
+    let transitions = preview(&rollout, rollout.status.as_ref(), action, via, now);
+    if transitions.is_empty() {
+        return Err(OpsError::Refused(refusal(&rollout, action, via, now, &who)));
+    }
+    let version = rollout.metadata.resource_version.clone();
+    let patch = match via {
+        Via::Annotation => json!({
+            "metadata": {"resourceVersion": version, "annotations": {ACTION_ANNOTATION: word}}
+        }),
+        Via::SpecPaused => json!({
+            "metadata": {"resourceVersion": version},
+            "spec": {"paused": action == ManualAction::Pause}
+        }),
+    };
+    let params = PatchParams {
+        field_manager: Some(CLI_FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    target
+        .api(client)
+        .patch(&target.name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|e| target.error(e))?;
+    let status = rollout.status.unwrap_or_default();
+    let effect = describe(&status, &transitions);
+    let how = match via {
+        Via::Annotation => format!("set {ACTION_ANNOTATION}={word}"),
+        Via::SpecPaused => format!("set spec.paused={}", action == ManualAction::Pause),
+    };
+    writeln!(
+        out,
+        "{word}: {} will {effect} at its next reconcile ({how})",
+        target.name
+    )?;
+    Ok(())
+}
+
+/// What the engine would do with the action now: its transitions (empty when it would
+/// change nothing). A rollout that has not started stays so (its pre-checks are not run
+/// here), as the controller keeps an action until the start.
+fn preview(
+    rollout: &Rollout,
+    status: Option<&RolloutStatus>,
+    action: ManualAction,
+    via: Via,
+    now: Timestamp,
+) -> Vec<Transition> {
+    let mut status = status.cloned().unwrap_or_default();
+    let mut spec = rollout.spec.clone();
+    let not_started = ["not started".to_owned()];
+    let mut inputs = Inputs::at(now).with_prechecks(PreChecks::Failed(&not_started));
+    match via {
+        Via::Annotation => {
+            inputs = inputs
+                .with_generation(status.observed_generation)
+                .with_action(action);
+        }
+        Via::SpecPaused => {
+            spec.paused = action == ManualAction::Pause;
+            let next = status.observed_generation.map_or(1, |g| g + 1);
+            inputs = inputs.with_generation(Some(next));
+        }
+    }
+    decide(&spec, &mut status, &inputs)
+        .transitions
+        .into_iter()
+        .filter(|t| t.kind != TransitionKind::Pending)
+        .collect()
+}
+
+/// Why the action is refused, with the phases in which the engine would apply it.
+fn refusal(rollout: &Rollout, action: ManualAction, via: Via, now: Timestamp, who: &str) -> String {
+    let status = rollout.status.clone().unwrap_or_default();
+    let word = action.as_str();
+    let state = match status.phase {
+        Some(phase) => format!("is {}", phase.as_str()),
+        None => "has no status yet (the controller has not taken it up)".to_owned(),
+    };
+    // Failed is left out: its spec is invalid, and nothing applies until the spec is fixed
+    // (trying it with this rollout's spec would not say that).
+    let phases = [
+        Phase::Pending,
+        Phase::Progressing,
+        Phase::Paused,
+        Phase::Succeeded,
+        Phase::RolledBack,
+    ];
+    let applies: Vec<&str> = phases
+        .into_iter()
+        .filter(|phase| {
+            let mut other = status.clone();
+            other.phase = Some(*phase);
+            !preview(rollout, Some(&other), action, via, now).is_empty()
+        })
+        .map(Phase::as_str)
+        .collect();
+    let hint = match applies.as_slice() {
+        [] => String::new(),
+        [one] => format!(" ({word} applies to a {one} rollout)"),
+        [rest @ .., last] => format!(
+            " ({word} applies to a {} or {last} rollout)",
+            rest.join(", ")
+        ),
+    };
+    format!("{word}: {who} {state}: {word} would change nothing{hint}")
+}
+
+/// The transitions in words, from the stage and percent the rollout is at.
+fn describe(before: &RolloutStatus, transitions: &[Transition]) -> String {
+    let stage = before.stage;
+    let percent = before.percent.unwrap_or(0);
+    let here = format!("stage {stage} ({percent}%)");
+    let words: Vec<String> = transitions
+        .iter()
+        .map(|t| match t.kind {
+            TransitionKind::Advance => {
+                format!("advance from {here} to stage {} ({}%)", t.stage, t.percent)
+            }
+            TransitionKind::Complete => format!("complete at {here}, its last stage"),
+            TransitionKind::Rollback => format!("roll back from {here} to {}%", t.percent),
+            TransitionKind::Pause => {
+                format!("pause at {here} (checkpoints go on and a failing gate still rolls back)")
+            }
+            TransitionKind::Resume => format!("resume at {here}"),
+            TransitionKind::Start => format!("start again from stage 0 ({}%)", t.percent),
+            other => format!("{} at stage {} ({}%)", other.as_str(), t.stage, t.percent),
+        })
+        .collect();
+    words.join(", then ")
+}
+
+/// An action on the command line: connects, patches, prints; exit 2 when refused.
+pub fn run(
+    action: ManualAction,
+    name: &str,
+    namespace: Option<&str>,
+    via: Via,
+) -> std::process::ExitCode {
+    super::kube_client::run_command(action.as_str(), || async move {
+        let client = super::kube_client::connect().await?;
+        let target = Target::new(&client, namespace, name);
+        act(
+            &client,
+            &target,
+            action,
+            via,
+            Timestamp::now(),
+            &mut std::io::stdout().lock(),
+        )
+        .await?;
+        Ok(std::process::ExitCode::SUCCESS)
+    })
+}
