@@ -55,14 +55,6 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), Vec<SpecError>> {
         errors.push("spec.preChecks.minAllowlist", "must be between 0 and 10000");
     }
     errors.0.extend(super::validate_gates::check_gates(spec));
-    for (i, notification) in spec.notifications.iter().enumerate() {
-        if notification.webhook.is_some() == notification.slack.is_some() {
-            errors.push(
-                format!("spec.notifications[{i}]"),
-                "must set exactly one of webhook and slack",
-            );
-        }
-    }
     if errors.0.is_empty() {
         Ok(())
     } else {
