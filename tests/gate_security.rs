@@ -14,9 +14,9 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use rollgate::api::{AlertsGate, Gate, HttpGate, OfrepGate, PrometheusGate};
 use rollgate::engine::Observation;
-use rollgate::gates::net::{AllowRule, GuardedClient, guarded_builder};
 use rollgate::gates::prometheus::{ClientSettings, PrometheusAuth, PrometheusEndpoint};
 use rollgate::gates::{GateContext, GateEnv, GateInput, SecretData, observe, observe_all, ofrep};
+use rollgate::net::{AllowRule, GuardedClient, guarded_builder};
 use support::fake::{Canned, Fake};
 use support_ofrep::http_server::{Response, TestServer};
 

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use super::QueryError;
-use crate::gates::net::{MAX_REMOTE_TEXT, excerpt, remote_text};
+use crate::text::{REMOTE as MAX_REMOTE_TEXT, remote as remote_text};
 
 /// What an instant query answered.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -99,9 +99,12 @@ pub(super) fn envelope_data(status: u16, body: &[u8]) -> Result<Json, QueryError
             });
         }
     };
-    for warning in envelope.warnings.iter().take(SHOWN_SERIES) {
-        let warning = remote_text(warning, MAX_REMOTE_TEXT);
-        tracing::warn!(%warning, "Prometheus warned about a gate query");
+    if !envelope.warnings.is_empty() {
+        // Their text is not logged: the address may be one a Rollout names.
+        tracing::warn!(
+            warnings = envelope.warnings.len(),
+            "Prometheus warned about a gate query"
+        );
     }
     if envelope.status != "success" {
         return Err(QueryError::Api {
@@ -197,7 +200,7 @@ fn shape(err: serde_json::Error, body: &[u8]) -> QueryError {
 pub(super) fn snippet(body: &[u8]) -> String {
     const LIMIT: usize = 200;
     let head = &body[..body.len().min(LIMIT * 4)];
-    excerpt(&String::from_utf8_lossy(head), LIMIT).replace(['\n', '\r'], " ")
+    remote_text(&String::from_utf8_lossy(head), LIMIT).replace(['\n', '\r'], " ")
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 
 use super::QueryError;
 use super::answer::{Answer, number, parse_envelope};
-use crate::gates::net::{MAX_REMOTE_TEXT, remote_text};
+use crate::text::{REMOTE as MAX_REMOTE_TEXT, remote as remote_text};
 
 /// The steps of a range query: `count` instants, `step_ms` apart from `start_ms` (Unix
 /// milliseconds).

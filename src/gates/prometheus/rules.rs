@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::QueryError;
 use super::answer::{envelope_data, snippet};
-use crate::gates::net::{MAX_REMOTE_TEXT, remote_text};
+use crate::text::{REMOTE as MAX_REMOTE_TEXT, remote as remote_text};
 
 /// One alerting rule: its name (the `alertname` of the alerts it fires) and its labels.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
