@@ -3,6 +3,7 @@
 //! flags every command takes (default level `info` here). Exit status: 0 after SIGTERM (reconciles in
 //! flight finished), 2 for a bad flag, 3 when the cluster or an address cannot be used.
 
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,7 +143,9 @@ fn shutdown_signal() -> Shared<BoxFuture<'static, ()>> {
     .shared()
 }
 
-fn gate_env(args: &ControllerArgs) -> Result<GateEnv, Failure> {
+/// The gates' environment: the default Prometheus and the address policy from the flags, with
+/// `api_server` (the addresses the controller reaches its API server at) guarded.
+fn gate_env(args: &ControllerArgs, api_server: &[IpAddr]) -> Result<GateEnv, Failure> {
     let allow = args
         .allow_address
         .iter()
@@ -168,7 +171,7 @@ fn gate_env(args: &ControllerArgs) -> Result<GateEnv, Failure> {
     }
     let policy = AddressPolicy::new(allow)
         .with_cluster_domain(domain)
-        .with_api_server(api_server_from_env())
+        .with_api_server(api_server.iter().copied())
         .with_insecure_credentials(args.allow_insecure_credentials);
     let default = args.prometheus.as_ref().map(|address| PrometheusEndpoint {
         address: address.clone(),
@@ -208,18 +211,36 @@ fn address_guard(env: &GateEnv) -> Result<GuardedClient, Failure> {
         .map_err(|e| Failure::Environment(format!("cannot build the HTTP client: {e}")))
 }
 
+/// Where the controller reaches its API server: `KUBERNETES_SERVICE_HOST` (the `kubernetes`
+/// Service) and the host of the cluster URL it connects to, when they are addresses.
+fn api_server_addresses(config: &kube::Config) -> Vec<IpAddr> {
+    let mut addresses = api_server_from_env();
+    if let Some(ip) = config
+        .cluster_url
+        .host()
+        .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
+        .and_then(|host| host.parse::<IpAddr>().ok())
+        && !addresses.contains(&ip)
+    {
+        addresses.push(ip);
+    }
+    addresses
+}
+
 async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     let metrics_address = parse_bind_address(&args.metrics_bind_address)
         .map_err(|e| Failure::Usage(format!("--metrics-bind-address: {e}")))?;
     let probes_address = parse_bind_address(&args.health_probe_bind_address)
         .map_err(|e| Failure::Usage(format!("--health-probe-bind-address: {e}")))?;
-    let env = gate_env(&args)?;
-    let notifier = Arc::new(notifier(&args, &env)?);
-    let webhook_guard = address_guard(&env)?;
-
+    // Flags first (exit 2 before any cluster is looked for), then the same environment with
+    // the API server's addresses guarded.
+    gate_env(&args, &[])?;
     let config = kube::Config::infer()
         .await
         .map_err(|e| Failure::Environment(format!("cannot find a cluster to connect to: {e}")))?;
+    let env = gate_env(&args, &api_server_addresses(&config))?;
+    let notifier = Arc::new(notifier(&args, &env)?);
+    let webhook_guard = address_guard(&env)?;
     let client = kube::Client::try_from(config.clone())
         .map_err(|e| Failure::Environment(format!("cannot build the Kubernetes client: {e}")))?;
     let shutdown = shutdown_signal();

@@ -133,8 +133,8 @@ impl GateEnv {
     /// default credentials) for a gate without an address, else one for the gate's own
     /// address, checked for the Rollout's `namespace` (`None`: no namespace scope), with
     /// only its own headers and Secret (never over plain HTTP unless the operator allows
-    /// it). A client for a gate's own address keeps no text of its answers
-    /// ([`PrometheusClient::withholding_remote_text`]).
+    /// it). A client for a gate's own address checked for a namespace keeps no text of its
+    /// answers ([`PrometheusClient::withholding_remote_text`]).
     pub fn prometheus_client(
         &self,
         connection: GateConnection<'_>,
@@ -179,8 +179,13 @@ impl GateEnv {
                 .apply_secret(secret.iter())
                 .map_err(|e| format!("secretRef: {e}"))?;
         }
-        self.client_for(endpoint)
-            .map(PrometheusClient::withholding_remote_text)
+        let client = self.client_for(endpoint)?;
+        // For a Rollout (a namespace), the address is the author's: keep none of its text.
+        // Without one (`backtest` on a person's machine), the person reads their own answers.
+        Ok(match namespace {
+            Some(_) => client.withholding_remote_text(),
+            None => client,
+        })
     }
 
     /// A client for `endpoint`, reused while it stays among the most recent ones.
