@@ -4,7 +4,8 @@
 //!
 //! | limit | characters | for |
 //! |---|---|---|
-//! | [`QUOTE`] | 80 | one value quoted in a message (a gate name, a JSON value of a flag) |
+//! | [`FIELD`] | 75 | one short structured field of an answer (Prometheus `errorType`, `resultType`, a sample value) |
+//! | [`QUOTE`] | 80 | one value quoted in a message (a gate name, an OFREP `errorCode`) |
 //! | [`CONFIG_EXCERPT`] | 160 | an excerpt of a target's own configuration (flagd documents) |
 //! | [`REMOTE`] | 300 | one structured field of a provider's answer (Prometheus `errorType`/`error`, OFREP `errorCode`), a line of a timeline |
 //! | [`ERROR_MESSAGE`] | 480 | a gate's error observation as a whole |
@@ -17,6 +18,8 @@
 
 use std::borrow::Cow;
 
+/// One short structured field of an answer, in characters.
+pub const FIELD: usize = 75;
 /// One value quoted in a message, in characters.
 pub const QUOTE: usize = 80;
 /// An excerpt of a target's own configuration, in characters.
