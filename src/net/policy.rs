@@ -309,15 +309,8 @@ impl AddressPolicy {
             };
         }
         let name = host.trim_end_matches('.').to_ascii_lowercase();
-        if self.named(&name) {
-            return Ok(url.clone());
-        }
-        if let Some(service) = self.service_of(&name) {
-            let namespace_ok = match (service.namespace, namespace) {
-                (Some(ns), Some(own)) => ns == own,
-                (Some(_), None) => true,
-                (None, _) => namespace.is_some(),
-            };
+        let service = self.service_of(&name);
+        if let Some(service) = &service {
             let ns = service.namespace.or(namespace).unwrap_or_default();
             if service.name == "kubernetes" && ns == "default" {
                 return Err(refuse(
@@ -328,6 +321,17 @@ impl AddressPolicy {
                     ),
                 ));
             }
+        }
+        if self.named(&name) {
+            return Ok(url.clone());
+        }
+        if let Some(service) = service {
+            let namespace_ok = match (service.namespace, namespace) {
+                (Some(ns), Some(own)) => ns == own,
+                (Some(_), None) => true,
+                (None, _) => namespace.is_some(),
+            };
+            let ns = service.namespace.or(namespace).unwrap_or_default();
             if namespace_ok {
                 if service.namespace.is_some() {
                     return Ok(url.clone());
@@ -342,7 +346,9 @@ impl AddressPolicy {
                 })?;
                 return Ok(full);
             }
-            if let (Some(own), false) = (namespace, self.has_cidr()) {
+            // Another namespace's Service, even with range rules: the resolver trusts a
+            // Service name's private addresses, so only a rule naming it opens it.
+            if let Some(own) = namespace {
                 return Err(refuse(
                     format!("a Rollout reaches the Services of its own namespace {own:?} only"),
                     name,
@@ -806,6 +812,19 @@ mod tests {
                 trust: Trust::Service
             }]
         );
+        // Range rules do not open another namespace's Services (they resolve in-cluster,
+        // where the resolver trusts private addresses): only a rule naming them does.
+        let ranges = policy(&["10.0.0.0/8", "203.0.113.0/24"]);
+        assert!(
+            ranges
+                .check_url(&url("http://prometheus.monitoring:9090/"), NS)
+                .is_err()
+        );
+        assert!(
+            ranges
+                .check_url(&url("http://anything.example.org/"), NS)
+                .is_ok()
+        );
         // The namespace `com` may of course reach its own Service `attacker`.
         assert_eq!(
             p.check_url(&url("http://attacker.com/"), Some("com")),
@@ -947,6 +966,14 @@ mod tests {
             .unwrap_err();
         assert!(err.reason.contains("API server"), "{err}");
         assert!(p.check_resolved("svc.shop", [sock("10.96.0.1")]).is_err());
+        // Not even a rule naming it opens it by name.
+        let named = policy(&["kubernetes.default", "*.svc.cluster.local"]);
+        for name in [
+            "https://kubernetes.default",
+            "https://kubernetes.default.svc.cluster.local",
+        ] {
+            assert!(named.check_url(&url(name), NS).is_err(), "{name}");
+        }
     }
 
     #[test]
