@@ -6,6 +6,7 @@ pub mod backtest;
 pub mod controller;
 pub mod engine;
 pub mod gates;
+pub mod lint;
 pub mod net;
 pub mod notify;
 pub mod report;

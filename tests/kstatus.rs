@@ -136,8 +136,11 @@ fn conditions_follow_kstatus_rules_in_every_phase() {
         );
         assert_eq!(
             is_true(&status, "Reconciling"),
-            matches!(phase, None | Some(Phase::Pending | Phase::Progressing)),
-            "{at}: Reconciling is True exactly while the controller moves on its own"
+            matches!(
+                phase,
+                None | Some(Phase::Pending | Phase::Progressing | Phase::Paused)
+            ),
+            "{at}: Reconciling is True exactly while the rollout is not done (a pause waits for a person)"
         );
         assert_eq!(
             is_true(&status, "Stalled"),
@@ -173,8 +176,8 @@ fn conditions_follow_kstatus_rules_in_every_phase() {
 /// What kstatus makes of each phase, as the table in gitops/flux/README.md says.
 fn expected_kstatus(phase: Option<Phase>) -> &'static str {
     match phase {
-        None | Some(Phase::Pending | Phase::Progressing) => "InProgress",
-        Some(Phase::Paused | Phase::Succeeded) => "Current",
+        None | Some(Phase::Pending | Phase::Progressing | Phase::Paused) => "InProgress",
+        Some(Phase::Succeeded) => "Current",
         Some(Phase::RolledBack | Phase::Failed) => "Failed",
     }
 }

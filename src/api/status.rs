@@ -330,7 +330,9 @@ impl RolloutStatus {
             None => ("False", "True", "False", "Pending"),
             Some(Phase::Pending) => ("False", "True", "False", "PreCheckFailed"),
             Some(Phase::Progressing) => ("False", "True", "False", "Progressing"),
-            Some(Phase::Paused) => ("False", "False", "False", "Paused"),
+            // Paused is not done: kstatus reads Reconciling=True as InProgress, so a Flux
+            // `dependsOn` step waits for a person instead of running during the pause.
+            Some(Phase::Paused) => ("False", "True", "False", "Paused"),
             Some(Phase::Succeeded) => ("True", "False", "False", "Succeeded"),
             Some(Phase::RolledBack) => ("False", "False", "True", "RolledBack"),
             Some(Phase::Failed) => ("False", "False", "True", "InvalidSpec"),

@@ -75,7 +75,7 @@ enum Command {
     Get(get::GetArgs),
     /// The Rollouts of a namespace (or of all) as the printer-column table.
     List(get::ListArgs),
-    /// Check Rollout manifests offline (schema, plan rules and the CRD's CEL rules), for CI.
+    /// Check Rollout manifests offline (files, directories, stdin; schema, plan rules, CEL), for CI.
     Lint(lint::LintArgs),
     /// Print a shell completion script.
     Completions(completions::CompletionsArgs),

@@ -2,6 +2,7 @@
 //! virtual clock and the timeline.
 
 pub mod load;
+pub mod locate;
 pub mod read;
 mod run;
 pub mod scenario;
