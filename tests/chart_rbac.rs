@@ -997,6 +997,8 @@ fn requests_are_read_as_the_authorizer_reads_them() {
         body: None,
         status: 200,
         changed: false,
+        impersonated: None,
+        impersonated_groups: Vec::new(),
     };
     let read = |method, path, query| request_of(&logged(method, path, query)).expect("a request");
     let status = read(
