@@ -142,7 +142,7 @@ pub struct PrometheusGate {
     /// certificate); and `header.<Name>` keys, each sent as the header `<Name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(SECRET_REF_NAME_RULE).message(
-        "secretRef.name must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters"
+        "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
     ))]
     pub secret_ref: Option<LocalObjectReference>,
     /// Extra HTTP headers sent with every query, for example `X-Scope-OrgID: tenant-a` for
@@ -191,7 +191,7 @@ pub struct AlertsGate {
     /// certificate); and `header.<Name>` keys, each sent as the header `<Name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(SECRET_REF_NAME_RULE).message(
-        "secretRef.name must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters"
+        "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
     ))]
     pub secret_ref: Option<LocalObjectReference>,
     /// Extra HTTP headers sent with every query, for example `X-Scope-OrgID: tenant-a` for
