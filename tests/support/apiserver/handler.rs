@@ -77,7 +77,19 @@ pub async fn handle(
                 table.check(user, verb, &target)
             });
             match refusal {
-                Some(status) => json_response(StatusCode::FORBIDDEN, &status),
+                Some(status) => {
+                    entry.verb = match verb {
+                        "get" => Verb::Get,
+                        "list" => Verb::List,
+                        "watch" => Verb::Watch,
+                        "create" => Verb::Create,
+                        "update" => Verb::Update,
+                        "patch" => Verb::Patch,
+                        "delete" => Verb::Delete,
+                        _ => Verb::Other,
+                    };
+                    json_response(StatusCode::FORBIDDEN, &status)
+                }
                 None => resource_request(
                     &shared, &target, &method, &query, &headers, &body, &mut entry,
                 ),
