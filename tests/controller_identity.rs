@@ -515,6 +515,74 @@ analysis:
 }
 
 #[tokio::test]
+async fn a_webhook_targets_headers_secret_is_read_as_the_service_account_and_a_refusal_stops_there()
+{
+    let plan = spec(
+        r#"
+serviceAccountName: deployer
+target:
+  webhook: {url: "http://127.0.0.1:9/percent", headersSecret: prom-token}
+stages:
+  - {percent: 1}
+"#,
+    );
+    let r = rollout(plan, None);
+    let (ctx, mut handle) = context(t(0), None, None);
+    let refuse = Refuse {
+        get_secret: true,
+        ..Refuse::default()
+    };
+    let (ok, seen) = reconcile_once(&ctx, &mut handle, &r, refuse).await;
+    assert!(ok.is_ok(), "{ok:?} {seen:#?}");
+    assert_identities(&seen, USER);
+    assert!(
+        seen.iter()
+            .any(|s| s.path.ends_with("/secrets/prom-token") && s.user.as_deref() == Some(USER)),
+        "{seen:#?}"
+    );
+    let status = status_writes(&seen).pop().expect("a status");
+    assert_eq!(status.phase, Some(Phase::Pending));
+    assert_eq!(status.reason.as_deref(), Some(REASON_FORBIDDEN));
+    let message = status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("ServiceAccount kaviar/deployer may not get secrets \"prom-token\""),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn notification_urls_are_read_as_the_service_account() {
+    let plan = spec(
+        r#"
+serviceAccountName: deployer
+target:
+  configMap: {name: pct, key: percent}
+stages:
+  - {percent: 1}
+notifications:
+  - webhook: {urlSecretRef: {name: prom-token, key: url}}
+"#,
+    );
+    let r = rollout(plan, None);
+    let (ctx, mut handle) = context(t(0), Some("0"), None);
+    let notifier = rollgate::notify::Notifier::new(rollgate::notify::NotifierSettings::default())
+        .expect("a notifier");
+    let ctx = Arc::new(
+        Arc::into_inner(ctx)
+            .expect("the only reference")
+            .with_notifier(Arc::new(notifier)),
+    );
+    let (ok, seen) = reconcile_once(&ctx, &mut handle, &r, Refuse::default()).await;
+    assert!(ok.is_ok(), "{ok:?} {seen:#?}");
+    assert_identities(&seen, USER);
+    assert!(
+        seen.iter()
+            .any(|s| s.path.ends_with("/secrets/prom-token") && s.user.as_deref() == Some(USER)),
+        "the notification URL's Secret was read as the ServiceAccount: {seen:#?}"
+    );
+}
+
+#[tokio::test]
 async fn impersonating_clients_are_made_once_per_service_account_and_dropped_when_idle() {
     let (service, _handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
