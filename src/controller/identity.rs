@@ -125,13 +125,20 @@ impl fmt::Display for Denial {
     }
 }
 
+/// The impersonating clients made so far, each with its last use, and when idle ones were
+/// last dropped.
+struct Clients {
+    by_account: HashMap<ServiceAccount, (kube::Client, Instant)>,
+    swept: Instant,
+}
+
 /// The identities Rollouts act as: the controller's own client, the impersonating clients
 /// made so far, and the latest denial per Rollout.
 pub struct Identities {
     base: kube::Client,
     default_account: Option<String>,
     idle: Duration,
-    clients: Mutex<HashMap<ServiceAccount, (kube::Client, Instant)>>,
+    clients: Mutex<Clients>,
     denials: Mutex<HashMap<RolloutKey, Denial>>,
 }
 
@@ -142,7 +149,10 @@ impl Identities {
             base,
             default_account: None,
             idle: IDLE,
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new(Clients {
+                by_account: HashMap::new(),
+                swept: Instant::now(),
+            }),
             denials: Mutex::new(HashMap::new()),
         }
     }
@@ -196,19 +206,27 @@ impl Identities {
         let now = Instant::now();
         let mut clients = lock(&self.clients);
         let idle = self.idle;
-        clients.retain(|_, (_, used)| now.saturating_duration_since(*used) < idle);
-        if let Some((client, used)) = clients.get_mut(account) {
+        // Idle clients are dropped at most every quarter of the idle time, not at every use.
+        if now.saturating_duration_since(clients.swept) >= idle / 4 {
+            clients
+                .by_account
+                .retain(|_, (_, used)| now.saturating_duration_since(*used) < idle);
+            clients.swept = now;
+        }
+        if let Some((client, used)) = clients.by_account.get_mut(account) {
             *used = now;
             return Ok(client.clone());
         }
         let client = impersonating_client(&self.base, account)?;
-        clients.insert(account.clone(), (client.clone(), now));
+        clients
+            .by_account
+            .insert(account.clone(), (client.clone(), now));
         Ok(client)
     }
 
     /// How many impersonating clients are kept.
     pub fn cached_clients(&self) -> usize {
-        lock(&self.clients).len()
+        lock(&self.clients).by_account.len()
     }
 
     /// Remembers a 403 answered to a call of `verb` made for `rollout` (as its ServiceAccount;
