@@ -260,3 +260,19 @@ async fn a_controller_that_may_not_impersonate_says_so() {
         .expect("the ConfigMap");
     assert_eq!(cm["data"]["percent"], "0", "the ConfigMap is untouched");
 }
+
+#[test]
+fn a_default_service_account_that_is_not_a_name_is_a_usage_error() {
+    let out = std::process::Command::new(support::apiserver::controller::binary())
+        .args(["controller", "--default-service-account", "Team_Runner"])
+        .env("KUBECONFIG", "/nonexistent")
+        .output()
+        .expect("the rollgate binary runs");
+    assert_eq!(out.status.code(), Some(2), "exit status 2 for a bad flag");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--default-service-account")
+            && stderr.contains("not a ServiceAccount name"),
+        "{stderr}"
+    );
+}
