@@ -807,6 +807,105 @@ fn flagd_names_accept_one_character() {
     ));
 }
 
+// ── names in the spec are Kubernetes object names (DNS-1123 subdomains) ───────────────────
+
+/// The plan with `value` set at the JSON `pointer` (its parent must exist).
+fn plan_setting(pointer: &str, value: Value) -> Value {
+    plan_with(|p| {
+        let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
+        p.pointer_mut(parent).expect("the parent exists")[key] = value;
+    })
+}
+
+/// Each name field, where its rule reports, and a plan that puts `name` into it.
+fn name_fields(name: &str) -> Vec<(&'static str, &'static str, Value)> {
+    let name = json!(name);
+    vec![
+        (
+            "configMap",
+            "spec.target.flagd.configMap",
+            plan_setting("/spec/target/flagd/configMap", name.clone()),
+        ),
+        (
+            "featureFlag",
+            "spec.target.flagd.featureFlag",
+            with_target(json!({"flagd": {"featureFlag": name.clone(), "flag": "f"}})),
+        ),
+        (
+            "name",
+            "spec.target.configMap.name",
+            with_target(json!({"configMap": {"name": name.clone(), "key": "percent"}})),
+        ),
+        (
+            "headersSecret",
+            "spec.target.webhook.headersSecret",
+            with_target(
+                json!({"webhook": {"url": "https://flags.example/p", "headersSecret": name.clone()}}),
+            ),
+        ),
+        (
+            "secretRef",
+            "spec.analysis.gates[0].prometheus.secretRef",
+            plan_setting(
+                "/spec/analysis/gates/0/prometheus/secretRef",
+                json!({"name": name.clone()}),
+            ),
+        ),
+        (
+            "secretRef",
+            "spec.analysis.gates[1].alerts.secretRef",
+            plan_setting(
+                "/spec/analysis/gates/1/alerts/secretRef",
+                json!({"name": name.clone()}),
+            ),
+        ),
+        (
+            "serviceAccountName",
+            "spec.serviceAccountName",
+            plan_setting("/spec/serviceAccountName", name),
+        ),
+    ]
+}
+
+#[test]
+fn object_names_accept_dns_1123_subdomains() {
+    for name in [
+        "a",
+        "feature-flags",
+        "flags.v2",
+        "0-team.a9",
+        &"a".repeat(253),
+    ] {
+        for (_, _, plan) in name_fields(name) {
+            accepts(plan);
+        }
+    }
+}
+
+#[test]
+fn object_names_reject_what_kubernetes_refuses() {
+    for name in [
+        "Flags",
+        "flags_v2",
+        "-flags",
+        "flags-",
+        ".flags",
+        "flags.",
+        "a b",
+        "system:sa",
+    ] {
+        for (field, path, plan) in name_fields(name) {
+            rejects(
+                plan,
+                path,
+                &format!(
+                    "{field} must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+                ),
+            );
+        }
+    }
+}
+
 #[test]
 fn flagd_names_reject_empty() {
     for (field, message) in [

@@ -2147,3 +2147,107 @@ fn gate_rollback_after_a_plan_change_never_raises_exposure() {
     assert_eq!(run.status.phase, Some(Phase::RolledBack));
     assert_eq!(run.status.percent, Some(1));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Refusals met as the rollout's ServiceAccount (DESIGN §8, controller only)
+// ---------------------------------------------------------------------------------------------
+
+const DENIED: &str = "ServiceAccount kaviar/deployer may not patch configmaps \"feature-flags\"";
+
+#[test]
+fn a_refusal_before_the_start_keeps_the_rollout_pending_with_reason_forbidden() {
+    let mut run = Run::new(plan());
+    let out = run.decide(Inputs::at(t(0)).with_forbidden(DENIED));
+    assert_eq!(out.write, None);
+    assert_eq!(kinds(&out), ["pending"]);
+    assert_eq!(run.status.phase, Some(Phase::Pending));
+    assert_eq!(run.status.reason.as_deref(), Some("Forbidden"));
+    let message = run.status.message.clone().unwrap_or_default();
+    assert!(message.contains(DENIED), "{message}");
+    run.status.update_conditions(t(0));
+    assert!(
+        run.status
+            .conditions
+            .iter()
+            .all(|c| c.reason == "Forbidden"),
+        "{:?}",
+        run.status.conditions
+    );
+
+    // Granted: the next pre-checks pass and the rollout starts, the reason gone.
+    let out = run.decide(Inputs::at(t(60)));
+    assert_eq!(out.write, Some(1));
+    assert_eq!(run.status.phase, Some(Phase::Progressing));
+    assert_eq!(run.status.reason, None);
+}
+
+#[test]
+fn a_refusal_with_other_failing_prechecks_keeps_all_of_them_in_the_message() {
+    let mut run = Run::new(plan());
+    let failures = [DENIED.to_owned(), "gate error-rate: timed out".to_owned()];
+    run.decide(
+        Inputs::at(t(0))
+            .with_prechecks(PreChecks::Failed(&failures))
+            .with_forbidden(DENIED),
+    );
+    assert_eq!(run.status.reason.as_deref(), Some("Forbidden"));
+    let message = run.status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains(DENIED) && message.contains("timed out"),
+        "{message}"
+    );
+    // A failure that is not a refusal takes the reason back.
+    let others = ["gate error-rate: timed out".to_owned()];
+    run.decide(Inputs::at(t(60)).with_prechecks(PreChecks::Failed(&others)));
+    assert_eq!(run.status.reason, None);
+}
+
+#[test]
+fn a_refusal_after_the_start_pauses_once_and_resume_clears_it() {
+    let mut run = Run::started(plan());
+    let out = run.decide(Inputs::at(t(60)).with_forbidden(DENIED));
+    assert_eq!(kinds(&out), ["pause"]);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.phase, Some(Phase::Paused));
+    assert_eq!(run.status.reason.as_deref(), Some("Forbidden"));
+    assert!(
+        run.status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains(DENIED)),
+        "{:?}",
+        run.status.message
+    );
+    run.status.update_conditions(t(60));
+    assert!(
+        run.status
+            .conditions
+            .iter()
+            .all(|c| c.reason == "Forbidden")
+    );
+
+    let again = run.decide(Inputs::at(t(120)).with_forbidden(DENIED));
+    assert!(again.transitions.is_empty(), "paused once: {again:?}");
+
+    run.act(180, ManualAction::Resume);
+    assert_eq!(run.status.phase, Some(Phase::Progressing));
+    assert_eq!(run.status.reason, None);
+    run.status.update_conditions(t(180));
+    assert!(
+        run.status
+            .conditions
+            .iter()
+            .all(|c| c.reason == "Progressing")
+    );
+}
+
+#[test]
+fn a_refusal_leaves_a_finished_rollout_alone() {
+    let mut run = Run::started(plan());
+    run.act(60, ManualAction::Abort);
+    assert_eq!(run.status.phase, Some(Phase::RolledBack));
+    let before = run.status.clone();
+    let out = run.decide(Inputs::at(t(120)).with_forbidden(DENIED));
+    assert!(!out.changed_anything(), "{out:?}");
+    assert_eq!(run.status, before);
+}

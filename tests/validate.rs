@@ -385,6 +385,41 @@ rules! {
         set("/spec/target/flagd/configMap", json!("")),
         ("spec.target.flagd.configMap", "must not be empty"),
         ("spec.target.flagd.configMap", "configMap must not be empty");
+    flagd_config_map_is_an_object_name:
+        set("/spec/target/flagd/configMap", json!("feature-flags.v2")),
+        set("/spec/target/flagd/configMap", json!("Feature_Flags")),
+        ("spec.target.flagd.configMap", "\"Feature_Flags\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.target.flagd.configMap", "configMap must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+    flagd_feature_flag_is_an_object_name:
+        set("/spec/target/flagd", json!({"featureFlag": "flags-1", "flag": "f"})),
+        set("/spec/target/flagd", json!({"featureFlag": "flags-", "flag": "f"})),
+        ("spec.target.flagd.featureFlag", "\"flags-\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.target.flagd.featureFlag", "featureFlag must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+    config_map_target_name_is_an_object_name:
+        set(WEBHOOK, json!({"configMap": {"name": "pct", "key": "percent"}})),
+        set(WEBHOOK, json!({"configMap": {"name": ".pct", "key": "percent"}})),
+        ("spec.target.configMap.name", "\".pct\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.target.configMap.name", "name must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+    webhook_headers_secret_is_an_object_name:
+        set(WEBHOOK, json!({"webhook": {"url": "https://flags.example/percent", "headersSecret": "hook-auth"}})),
+        set(WEBHOOK, json!({"webhook": {"url": "https://flags.example/percent", "headersSecret": "hook auth"}})),
+        ("spec.target.webhook.headersSecret", "\"hook auth\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.target.webhook.headersSecret", "headersSecret must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+    prometheus_secret_ref_is_an_object_name:
+        set("/spec/analysis/gates/0/prometheus/secretRef", json!({"name": "prom-token"})),
+        set("/spec/analysis/gates/0/prometheus/secretRef", json!({"name": "Prom"})),
+        ("spec.analysis.gates[0].prometheus.secretRef.name", "\"Prom\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.analysis.gates[0].prometheus.secretRef", "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+    alerts_secret_ref_is_an_object_name:
+        set("/spec/analysis/gates/1/alerts/secretRef", json!({"name": "prom-token"})),
+        set("/spec/analysis/gates/1/alerts/secretRef", json!({"name": ""})),
+        ("spec.analysis.gates[1].alerts.secretRef.name", "\"\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.analysis.gates[1].alerts.secretRef", "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+    service_account_name_is_an_object_name:
+        set("/spec/serviceAccountName", json!("deployer")),
+        set("/spec/serviceAccountName", json!("system:deployer")),
+        ("spec.serviceAccountName", "\"system:deployer\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.serviceAccountName", "serviceAccountName must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
     flagd_feature_flag_not_empty:
         set("/spec/target/flagd", json!({"featureFlag": "x", "flag": "f"})),
         set("/spec/target/flagd", json!({"featureFlag": "", "flag": "f"})),
@@ -707,6 +742,23 @@ fn generic(path: &str) -> String {
         }
     }
     out
+}
+
+#[test]
+fn notification_secret_names_are_object_names() {
+    let plan = changed(set(
+        "/spec/notifications",
+        json!([{"webhook": {"urlSecretRef": {"name": "Hooks", "key": "url"}}}]),
+    ));
+    rejects(
+        plan,
+        "spec.notifications[0].webhook.urlSecretRef.name",
+        "\"Hooks\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
+    );
+    accepts(changed(set(
+        "/spec/notifications",
+        json!([{"slack": {"urlSecretRef": {"name": "hooks.team-a", "key": "url"}}}]),
+    )));
 }
 
 #[test]

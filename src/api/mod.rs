@@ -28,7 +28,7 @@ pub use query_vars::{Piece, QueryVar, VarError, check_query, check_text, parse_t
 pub use spec::{Analysis, DriftPolicy, PreChecksSpec, RollbackSpec, Rollout, RolloutSpec, Stage};
 pub use status::{
     CHECKPOINT_HISTORY_LIMIT, Checkpoint, CheckpointVerdict, GateStatus, GateVerdict,
-    HISTORY_LIMIT, HistoryEntry, HistoryKind, Phase, RolloutStatus,
+    HISTORY_LIMIT, HistoryEntry, HistoryKind, Phase, REASON_FORBIDDEN, RolloutStatus,
 };
 pub use target::{ConfigMapTarget, FlagdTarget, Target, TargetKind, WebhookTarget};
 pub use validate::{SpecError, validate_spec};

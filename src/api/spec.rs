@@ -98,6 +98,19 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8))]
     pub notifications: Vec<NotificationSpec>,
+    /// The ServiceAccount (in the rollout's namespace) the controller acts as for this
+    /// rollout: every Secret it reads (gate `secretRef`, webhook `headersSecret`, notification
+    /// URLs), every read of the target's content and every target write (and the pre-check's
+    /// dry run) go through a client impersonating `system:serviceaccount:<namespace>:<name>`,
+    /// so that ServiceAccount's RBAC decides. Unset: the controller's
+    /// `--default-service-account` when the operator set one (lockdown), otherwise the
+    /// controller's own identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = super::limits::MAX_OBJECT_NAME))]
+    #[x_kube(validation = Rule::new("size(self) > 0 && self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message(
+        "serviceAccountName must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+    ))]
+    pub service_account_name: Option<String>,
 }
 
 /// CEL rule on the spec: `rollback.percent` is at most `stages[0].percent` (a missing

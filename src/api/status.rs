@@ -239,6 +239,12 @@ pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = super::limits::MAX_STATUS_MESSAGE))]
     pub message: Option<String>,
+    /// A machine word for why the rollout waits or is paused when it is not the phase's own
+    /// (`Forbidden`: the rollout's ServiceAccount may not do what the rollout needs, or the
+    /// controller may not act as it); the conditions' reason while Pending or Paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub reason: Option<String>,
     /// Per-gate counters and last observations, in the order of `spec.analysis.gates`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = super::limits::MAX_GATES))]
@@ -337,6 +343,11 @@ impl RolloutStatus {
             Some(Phase::RolledBack) => ("False", "False", "True", "RolledBack"),
             Some(Phase::Failed) => ("False", "False", "True", "InvalidSpec"),
         };
+        let reason = match (phase, self.reason.as_deref()) {
+            (Some(Phase::Pending | Phase::Paused), Some(own)) => own,
+            _ => reason,
+        };
+        let reason = reason.to_owned();
         let generation = self.observed_generation;
         for (kind, status) in [
             ("Ready", ready),
@@ -346,7 +357,7 @@ impl RolloutStatus {
             let wanted = Condition {
                 type_: kind.to_owned(),
                 status: status.to_owned(),
-                reason: reason.to_owned(),
+                reason: reason.clone(),
                 message: message.clone(),
                 observed_generation: generation,
                 last_transition_time: Time(now),
@@ -363,6 +374,10 @@ impl RolloutStatus {
         }
     }
 }
+
+/// `status.reason` (and the conditions' reason) when the rollout's ServiceAccount may not do
+/// what the rollout needs, or the controller may not act as that ServiceAccount.
+pub const REASON_FORBIDDEN: &str = "Forbidden";
 
 /// The texts of a condition get a `maxLength` (Kubernetes' own for `type` and `reason`, the
 /// status message's for `message`), so the status stays bounded.

@@ -14,7 +14,7 @@ use futures_util::future::{BoxFuture, Shared};
 use kube::runtime::events::{Recorder, Reporter};
 use rollgate::controller::leader::{self, ElectionSettings, Leadership};
 use rollgate::controller::{
-    Context, ControllerConfig, KubeTargets, ProviderObserver, SystemClock, run,
+    Context, ControllerConfig, Identities, KubeTargets, ProviderObserver, SystemClock, run,
 };
 use rollgate::gates::GateEnv;
 use rollgate::gates::prometheus::{ClientSettings, PrometheusEndpoint};
@@ -78,6 +78,22 @@ pub struct ControllerArgs {
     /// (repeatable).
     #[arg(long = "notify-slack", value_name = "URL")]
     notify_slack: Vec<String>,
+    /// Lockdown: a Rollout without `spec.serviceAccountName` acts as this ServiceAccount of
+    /// its own namespace (Secrets, target reads and writes are made impersonating it).
+    #[arg(long, value_name = "NAME", value_parser = service_account_name)]
+    default_service_account: Option<String>,
+}
+
+/// A ServiceAccount name: a Kubernetes object name.
+fn service_account_name(name: &str) -> Result<String, String> {
+    if rollgate::api::limits::is_object_name(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "{name:?} is not a ServiceAccount name: lowercase letters, digits, '-' and '.', \
+             starting and ending with a letter or digit, at most 253 characters"
+        ))
+    }
 }
 
 /// Why the controller could not run.
@@ -285,20 +301,24 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
             instance: Some(identity),
         },
     );
-    let observer = Arc::new(ProviderObserver::new(
-        client.clone(),
-        env,
-        CHECKPOINT_DEADLINE,
-    ));
+    let identities = Arc::new(
+        Identities::new(client.clone()).with_default_account(args.default_service_account.clone()),
+    );
+    let observer = Arc::new(
+        ProviderObserver::new(client.clone(), env, CHECKPOINT_DEADLINE)
+            .with_identities(Arc::clone(&identities)),
+    );
     let controller_config = ControllerConfig {
         namespaces: args.namespaces.clone(),
         concurrency: args.concurrency,
         readiness: Some(readiness.clone()),
+        default_service_account: args.default_service_account.clone(),
     };
     info!(
         namespaces = ?args.namespaces,
         concurrency = args.concurrency,
         leader_elect = args.leader_elect,
+        default_service_account = ?args.default_service_account,
         "rollgate controller starting"
     );
     let context_client = client.clone();
@@ -308,7 +328,8 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
         move |config_maps, feature_flags| {
             let targets =
                 KubeTargets::new(context_client.clone(), Some(config_maps), feature_flags)
-                    .with_webhook_guard(webhook_guard.clone());
+                    .with_webhook_guard(webhook_guard.clone())
+                    .with_identities(Arc::clone(&identities));
             Context::new(
                 context_client.clone(),
                 recorder.clone(),
@@ -319,6 +340,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
             )
             .with_metrics(metrics.clone())
             .with_notifier(Arc::clone(&notifier))
+            .with_identities(Arc::clone(&identities))
         },
         shutdown.clone(),
     )

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::Recorder;
 
+use super::identity::Identities;
 use super::observe::GateObserver;
 use super::target::TargetIo;
 use crate::notify::Notifier;
@@ -70,6 +71,8 @@ pub struct Context {
     pub metrics: Option<Metrics>,
     /// Sends transition notifications, when any endpoint may be configured.
     pub notifier: Option<Arc<Notifier>>,
+    /// The identities Rollouts act as (their ServiceAccounts), and the refusals they met.
+    pub identities: Arc<Identities>,
     /// The controller's own writes, so a stale cache is never acted on.
     pub(super) memory: Mutex<WriteMemory>,
 }
@@ -84,6 +87,7 @@ impl Context {
         targets: Arc<dyn TargetIo>,
         leader: Arc<dyn LeaderCheck>,
     ) -> Self {
+        let identities = Arc::new(Identities::new(client.clone()));
         Self {
             client,
             recorder,
@@ -93,6 +97,7 @@ impl Context {
             leader,
             metrics: None,
             notifier: None,
+            identities,
             memory: Mutex::new(WriteMemory::default()),
         }
     }
@@ -106,6 +111,13 @@ impl Context {
     /// This context, announcing transitions through `notifier`.
     pub fn with_notifier(mut self, notifier: Arc<Notifier>) -> Self {
         self.notifier = Some(notifier);
+        self
+    }
+
+    /// This context, acting for Rollouts as `identities` says (the same ones its targets and
+    /// gate observer use, so the refusals they meet reach the reconcile).
+    pub fn with_identities(mut self, identities: Arc<Identities>) -> Self {
+        self.identities = identities;
         self
     }
 

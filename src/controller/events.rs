@@ -7,7 +7,7 @@ use kube::runtime::events::{Event, EventType};
 use tracing::warn;
 
 use super::context::Context;
-use crate::api::{GateVerdict, Rollout, RolloutStatus};
+use crate::api::{GateVerdict, REASON_FORBIDDEN, Rollout, RolloutStatus};
 use crate::engine::{DriftAction, Outcome, Transition, TransitionKind};
 
 /// An event to publish: type, reason, action and note.
@@ -57,6 +57,15 @@ pub(super) fn notices(outcome: &Outcome, status: &RolloutStatus) -> Vec<Notice> 
     }
     for t in &outcome.transitions[split..] {
         transition_notices(t, &mut out);
+    }
+    if status.reason.as_deref() == Some(REASON_FORBIDDEN) {
+        // Waiting or paused because the rollout's ServiceAccount was refused: say so.
+        for notice in &mut out {
+            if matches!(notice.reason, "Paused" | "PreCheckFailed") {
+                notice.reason = REASON_FORBIDDEN;
+                notice.warning = true;
+            }
+        }
     }
     out
 }

@@ -10,6 +10,7 @@ use kube::api::Api;
 use kube::core::DynamicObject;
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::identity::Identities;
 use crate::api::{Rollout, TargetKind};
 use crate::net::GuardedClient;
 use crate::targets::{
@@ -41,7 +42,8 @@ type Cached = (Option<String>, Result<Option<u8>, TargetError>);
 /// Targets in the cluster, read from the controller's watch caches of managed ConfigMaps and
 /// FeatureFlags.
 pub struct KubeTargets {
-    client: kube::Client,
+    /// The client of each Rollout: its ServiceAccount's, or the controller's own.
+    identities: Arc<Identities>,
     config_maps: Option<Store<ConfigMap>>,
     feature_flags: Option<Store<DynamicObject>>,
     /// Per target object (kind, namespace, name): the cached resourceVersion when the
@@ -62,12 +64,26 @@ impl KubeTargets {
         feature_flags: Option<Store<DynamicObject>>,
     ) -> Self {
         Self {
-            client,
+            identities: Arc::new(Identities::new(client)),
             config_maps,
             feature_flags,
             written: Mutex::new(HashMap::new()),
             webhook_guard: None,
         }
+    }
+
+    /// Secrets and targets are read and written as each Rollout's ServiceAccount, when
+    /// `identities` gives it one; a refusal is remembered there for the reconcile.
+    pub fn with_identities(mut self, identities: Arc<Identities>) -> Self {
+        self.identities = identities;
+        self
+    }
+
+    /// The client `rollout` reads its Secrets and target through, and writes the target.
+    fn client_for(&self, rollout: &Rollout) -> Result<kube::Client, TargetError> {
+        self.identities
+            .client_for(rollout)
+            .map_err(|e| TargetError::Invalid(e.to_string()))
     }
 
     /// Webhook targets go through `guard`'s client after its policy accepts their URL for
@@ -137,7 +153,7 @@ impl KubeTargets {
         let Some(secret) = &webhook.headers_secret else {
             return Ok(self.guarded(WebhookHeaders::none(), namespace));
         };
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let api: Api<Secret> = Api::namespaced(self.client_for(rollout)?, namespace);
         let object = format!("Secret {namespace}/{secret}");
         let found = api
             .get(secret)
@@ -160,7 +176,8 @@ impl KubeTargets {
             return live;
         }
         let headers = self.webhook_headers(rollout, &namespace).await?;
-        targets::read(&self.client, &namespace, &rollout.spec.target, &headers).await
+        let client = self.client_for(rollout)?;
+        targets::read(&client, &namespace, &rollout.spec.target, &headers).await
     }
 
     async fn write_percent(
@@ -172,8 +189,9 @@ impl KubeTargets {
         let namespace = namespace_of(rollout);
         let headers = self.webhook_headers(rollout, &namespace).await?;
         let cached_version = self.cached(rollout, &namespace).map(|(v, _)| v);
+        let client = self.client_for(rollout)?;
         let outcome = targets::write(
-            &self.client,
+            &client,
             &namespace,
             &rollout.spec.target,
             percent,
@@ -194,7 +212,13 @@ impl KubeTargets {
 
 impl TargetIo for KubeTargets {
     fn read<'a>(&'a self, rollout: &'a Rollout) -> BoxFuture<'a, Result<Option<u8>, TargetError>> {
-        Box::pin(self.read_live(rollout))
+        Box::pin(async move {
+            let read = self.read_live(rollout).await;
+            if let Err(error) = &read {
+                self.identities.record_target(rollout, error);
+            }
+            read
+        })
     }
 
     fn write<'a>(
@@ -203,7 +227,13 @@ impl TargetIo for KubeTargets {
         percent: u8,
         mode: WriteMode,
     ) -> BoxFuture<'a, Result<WriteOutcome, TargetError>> {
-        Box::pin(self.write_percent(rollout, percent, mode))
+        Box::pin(async move {
+            let written = self.write_percent(rollout, percent, mode).await;
+            if let Err(error) = &written {
+                self.identities.record_target(rollout, error);
+            }
+            written
+        })
     }
 }
 

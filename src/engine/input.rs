@@ -57,6 +57,11 @@ pub struct Inputs<'a> {
     pub observations: Option<&'a [Observation]>,
     /// The pre-checks' result, consulted only while the rollout has not started.
     pub prechecks: PreChecks<'a>,
+    /// The API server refused a call made as the rollout's ServiceAccount (or refused the
+    /// controller acting as it), in words naming the ServiceAccount, verb, resource and name.
+    /// Before the start the rollout stays Pending; after it, a Progressing rollout pauses.
+    /// Both carry `status.reason` `Forbidden`.
+    pub forbidden: Option<&'a str>,
 }
 
 impl<'a> Inputs<'a> {
@@ -69,7 +74,14 @@ impl<'a> Inputs<'a> {
             live_percent: None,
             observations: None,
             prechecks: PreChecks::Passed,
+            forbidden: None,
         }
+    }
+
+    /// These inputs with a refusal of the API server (see [`Inputs::forbidden`]).
+    pub fn with_forbidden(mut self, denial: &'a str) -> Self {
+        self.forbidden = Some(denial);
+        self
     }
 
     /// These inputs with a manual action.

@@ -76,6 +76,7 @@ impl Decider<'_> {
     pub(super) fn leave_pause(&mut self) {
         self.status.phase = Some(Phase::Progressing);
         self.status.paused_by_spec = false;
+        self.status.reason = None;
         for gate in &mut self.status.gates {
             gate.misses = 0;
         }
