@@ -267,6 +267,74 @@ fn stage_percent_range_rejects_101() {
     );
 }
 
+/// Runs the CRD's CEL rules on JSON as written, without the Rust types in between (so `0.29`
+/// stays the double the API server sees).
+fn cel_on_json(object: &Value) -> Result<(), Vec<ValidationError>> {
+    Validator::new()
+        .validate(&schema(), object, None)
+        .map_err(|errors| errors.into_vec())
+}
+
+#[test]
+fn percent_decimals_accept_two_decimals_within_the_tolerance() {
+    for percent in [
+        json!(0.5),
+        json!(0.29),
+        json!(2.25),
+        json!(100),
+        json!(0.01),
+        json!(99.99),
+    ] {
+        let plan = plan_with(|p| {
+            p["spec"]["stages"] = json!([{"percent": percent}]);
+            p["spec"]["rollback"] = json!({"percent": 0});
+        });
+        accepts(plan.clone());
+        if let Err(errors) = cel_on_json(&plan) {
+            panic!("{percent} was rejected: {errors:#?}");
+        }
+    }
+    // A rollback percent with decimals, under a first stage with decimals.
+    let plan = plan_with(|p| {
+        p["spec"]["stages"] = json!([{"percent": 0.5}, {"percent": 2.25}]);
+        p["spec"]["rollback"] = json!({"percent": 0.29});
+    });
+    accepts(plan.clone());
+    assert!(cel_on_json(&plan).is_ok());
+}
+
+#[test]
+fn percent_decimals_reject_a_third_decimal() {
+    for percent in [0.001, 0.125, 2.255] {
+        rejected_with(
+            cel_on_json_rust_refuses(&plan_with(|p| {
+                p["spec"]["stages"] = json!([{"percent": 1}, {"percent": 5}, {"percent": percent}]);
+            })),
+            "spec.stages[2].percent",
+            "percent takes at most two decimals (steps of 0.01)",
+        );
+    }
+    rejected_with(
+        cel_on_json_rust_refuses(&plan_with(|p| {
+            p["spec"]["rollback"] = json!({"percent": 0.001})
+        })),
+        "spec.rollback.percent",
+        "percent takes at most two decimals (steps of 0.01)",
+    );
+}
+
+#[test]
+fn percent_range_rejects_100_5_once() {
+    // Out of range is the range rule's alone: the decimals rule stays quiet.
+    rejected_with(
+        cel_on_json_rust_refuses(&plan_with(|p| {
+            p["spec"]["stages"] = json!([{"percent": 1}, {"percent": 100.5}]);
+        })),
+        "spec.stages[1].percent",
+        "percent must be between 0 and 100",
+    );
+}
+
 #[test]
 fn stage_duration_format_accepts_go_durations() {
     for duration in [

@@ -1,6 +1,7 @@
 //! The webhook target against a loopback HTTP server: GET and PUT of `{"percent": N}`, headers
 //! from a Secret, no redirects, a timeout, a size cap and clear errors for bad answers.
 
+use rollgate::api::Percent;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -201,7 +202,7 @@ async fn reads_the_percent_with_the_secrets_headers() {
     let percent = webhook::read(&target(&server.url), &secret_headers())
         .await
         .expect("read");
-    assert_eq!(percent, Some(5));
+    assert_eq!(percent, Some(Percent::whole(5)));
     let seen = server.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].method, "GET");
@@ -215,13 +216,13 @@ async fn writes_with_a_put_only_when_the_percent_differs() {
     let server = store(r#"{"percent": 1}"#).await;
     let t = target(&server.url);
     assert_eq!(
-        webhook::write(&t, &secret_headers(), 5, WriteMode::Apply)
+        webhook::write(&t, &secret_headers(), Percent::whole(5), WriteMode::Apply)
             .await
             .expect("write"),
         WriteOutcome::Written
     );
     assert_eq!(
-        webhook::write(&t, &secret_headers(), 5, WriteMode::Apply)
+        webhook::write(&t, &secret_headers(), Percent::whole(5), WriteMode::Apply)
             .await
             .expect("write"),
         WriteOutcome::Unchanged
@@ -238,7 +239,7 @@ async fn writes_with_a_put_only_when_the_percent_differs() {
     assert_eq!(put.header("authorization"), Some("Bearer s3cr3t-token"));
     assert_eq!(
         webhook::read(&t, &secret_headers()).await.expect("read"),
-        Some(5)
+        Some(Percent::whole(5))
     );
 }
 
@@ -248,7 +249,7 @@ async fn a_dry_run_only_reads() {
     let outcome = webhook::write(
         &target(&server.url),
         &WebhookHeaders::none(),
-        5,
+        Percent::whole(5),
         WriteMode::DryRun,
     )
     .await
@@ -282,19 +283,26 @@ async fn the_dispatch_surface_reaches_the_webhook() {
         targets::read(&client, "kaviar", &t, &headers)
             .await
             .expect("read"),
-        Some(0)
+        Some(Percent::whole(0))
     );
     assert_eq!(
-        targets::write(&client, "kaviar", &t, 10, WriteMode::Apply, &headers)
-            .await
-            .expect("write"),
+        targets::write(
+            &client,
+            "kaviar",
+            &t,
+            Percent::whole(10),
+            WriteMode::Apply,
+            &headers
+        )
+        .await
+        .expect("write"),
         WriteOutcome::Written
     );
     assert_eq!(
         targets::read(&client, "kaviar", &t, &headers)
             .await
             .expect("read"),
-        Some(10)
+        Some(Percent::whole(10))
     );
 }
 
@@ -344,7 +352,7 @@ async fn a_failing_put_is_an_error() {
     let err = webhook::write(
         &target(&server.url),
         &WebhookHeaders::none(),
-        5,
+        Percent::whole(5),
         WriteMode::Apply,
     )
     .await
@@ -494,8 +502,14 @@ fn secret_values_stay_out_of_errors_and_debug() {
 
 #[test]
 fn answers_parse_strictly() {
-    assert_eq!(parse_answer(br#"{"percent": 0}"#), Ok(Some(0)));
-    assert_eq!(parse_answer(br#"{"percent": 100}"#), Ok(Some(100)));
+    assert_eq!(
+        parse_answer(br#"{"percent": 0}"#),
+        Ok(Some(Percent::whole(0)))
+    );
+    assert_eq!(
+        parse_answer(br#"{"percent": 100}"#),
+        Ok(Some(Percent::whole(100)))
+    );
     assert_eq!(parse_answer(br#"{"percent": null}"#), Ok(None));
     assert!(parse_answer(br#"{"percent": 1e1}"#).is_err());
     assert!(parse_answer(br#"{"percent": true}"#).is_err());
@@ -512,9 +526,14 @@ async fn the_operators_client_and_address_check_are_used() {
         ))
     });
     let access = secret_headers().through(reqwest::Client::new(), refuse);
-    let err = webhook::write(&target(&server.url), &access, 5, WriteMode::Apply)
-        .await
-        .expect_err("refused");
+    let err = webhook::write(
+        &target(&server.url),
+        &access,
+        Percent::whole(5),
+        WriteMode::Apply,
+    )
+    .await
+    .expect_err("refused");
     assert!(matches!(err, TargetError::AddressRefused { .. }), "{err:?}");
     assert_eq!(err.reason(), "address_refused");
     assert!(!err.is_transient());
@@ -543,7 +562,7 @@ async fn the_operators_client_and_address_check_are_used() {
         webhook::read(&target(&server.url), &access)
             .await
             .expect("read"),
-        Some(3)
+        Some(Percent::whole(3))
     );
     let seen = server.seen();
     assert_eq!(seen.len(), 1);

@@ -69,7 +69,7 @@ mod tests {
             flag,
             allowlist: &[],
             stage: 2,
-            percent: 10,
+            percent: crate::api::Percent::whole(10),
             at: Timestamp::UNIX_EPOCH,
         }
     }
