@@ -682,7 +682,7 @@ fn numbers_are_typed_as_the_crd_types_them() {
     );
     assert!(
         err.contains(
-            "plan.yaml: spec.stages[0].percent: expected an integer from 0 to 100, found the string \"20\""
+            "plan.yaml: spec.stages[0].percent: expected a number from 0 to 100, found the string \"20\""
         ),
         "{err}"
     );
@@ -705,7 +705,18 @@ fn numbers_are_typed_as_the_crd_types_them() {
     );
     assert!(
         err.contains(
-            "spec.stages[1].percent: expected an integer from 0 to 100, found the integer 300"
+            "spec.stages[1].percent: expected a number from 0 to 100, found the integer 300"
+        ),
+        "{err}"
+    );
+    // A third decimal: the CRD's CEL rule, named by field as `kubectl apply` would.
+    let err = bad_input(
+        &SMALL_PLAN.replace("percent: 20", "percent: 20.125"),
+        GOOD_SCENARIO,
+    );
+    assert!(
+        err.contains(
+            "plan.yaml: spec.stages[0].percent: 20.125 has more than two decimals (percents take steps of 0.01)"
         ),
         "{err}"
     );

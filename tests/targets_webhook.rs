@@ -212,6 +212,31 @@ async fn reads_the_percent_with_the_secrets_headers() {
 }
 
 #[tokio::test]
+async fn a_percent_with_decimals_is_put_as_a_json_number_and_read_back() {
+    let server = store(r#"{"percent": 0}"#).await;
+    let t = target(&server.url);
+    let half = Percent::from_basis_points(50).expect("0.5 %");
+    assert_eq!(
+        webhook::write(&t, &secret_headers(), half, WriteMode::Apply)
+            .await
+            .expect("write"),
+        WriteOutcome::Written
+    );
+    let seen = server.seen();
+    assert_eq!(seen[1].body, r#"{"percent":0.5}"#);
+    assert_eq!(
+        webhook::read(&t, &secret_headers()).await.expect("read"),
+        Some(half)
+    );
+    assert_eq!(
+        webhook::write(&t, &secret_headers(), half, WriteMode::Apply)
+            .await
+            .expect("write"),
+        WriteOutcome::Unchanged
+    );
+}
+
+#[tokio::test]
 async fn writes_with_a_put_only_when_the_percent_differs() {
     let server = store(r#"{"percent": 1}"#).await;
     let t = target(&server.url);
@@ -315,8 +340,8 @@ async fn bad_answers_are_clear_errors() {
         (200, "[5]", "answer has no \"percent\" field"),
         (
             200,
-            r#"{"percent": 5.0}"#,
-            "\"percent\" is 5.0, expected a whole number from 0 to 100",
+            r#"{"percent": 0.001}"#,
+            "\"percent\" is 0.001, expected a number from 0 to 100 with at most two decimals",
         ),
         (200, r#"{"percent": "5"}"#, "\"percent\" is \"5\", expected"),
         (200, r#"{"percent": 101}"#, "\"percent\" is 101, expected"),
@@ -511,7 +536,21 @@ fn answers_parse_strictly() {
         Ok(Some(Percent::whole(100)))
     );
     assert_eq!(parse_answer(br#"{"percent": null}"#), Ok(None));
-    assert!(parse_answer(br#"{"percent": 1e1}"#).is_err());
+    // Decimals, as the target writes them, and any JSON spelling of such a number.
+    for (body, basis_points) in [
+        (&br#"{"percent": 0.5}"#[..], 50),
+        (br#"{"percent": 2.25}"#, 225),
+        (br#"{"percent": 5.0}"#, 500),
+        (br#"{"percent": 1e1}"#, 1000),
+    ] {
+        assert_eq!(
+            parse_answer(body).map(|p| p.map(Percent::basis_points)),
+            Ok(Some(basis_points))
+        );
+    }
+    assert!(parse_answer(br#"{"percent": 0.001}"#).is_err());
+    assert!(parse_answer(br#"{"percent": 100.5}"#).is_err());
+    assert!(parse_answer(br#"{"percent": -0.5}"#).is_err());
     assert!(parse_answer(br#"{"percent": true}"#).is_err());
     assert!(parse_answer(b"\xff\xfe").is_err());
 }
