@@ -65,6 +65,36 @@ fn writing_replaces_only_the_targeting_value() {
     );
 }
 
+/// A flag rollgate wrote before basis points, `[["on", p], ["off", 100 - p]]`, already serves
+/// p %: writing p % again changes nothing (the same users have the flag), and the next percent
+/// is written in basis points.
+#[test]
+fn a_whole_percent_flag_of_the_old_form_is_left_alone_until_the_percent_changes() {
+    let t = target(&["u-1"]);
+    let old = r#"{"flags": {"passenger_favorites_matching": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": {"if": [{"in": [{"var": "targetingKey"}, ["u-1"]]}, "on", {"fractional": [["on", 5], ["off", 95]]}]}}}}"#;
+    assert_eq!(read_percent(old, &t), Ok(Some(Percent::whole(5))));
+    assert_eq!(
+        write_percent(Some(old), &t, Percent::whole(5)),
+        Ok(DocumentEdit::Unchanged)
+    );
+    let flag: Value = serde_json::from_str(old).expect("json");
+    let flag = &flag["flags"][FLAG];
+    assert_eq!(
+        flag_merge_patch(Some(flag), &t, Percent::whole(5)),
+        Ok(None)
+    );
+    let next = changed(write_percent(Some(old), &t, Percent::whole(10)));
+    assert!(
+        next.contains(r#"{"fractional":[["on",1000],["off",9000]]}"#),
+        "{next}"
+    );
+    // Another allowlist is another targeting: it is written.
+    assert!(matches!(
+        write_percent(Some(old), &target(&["u-2"]), Percent::whole(5)),
+        Ok(DocumentEdit::Changed(_))
+    ));
+}
+
 #[test]
 fn without_an_allowlist_the_targeting_is_just_the_split() {
     let text = changed(write_percent(

@@ -98,6 +98,37 @@ pub fn targeting(target: &FlagdTarget, percent: Percent) -> Value {
     }
 }
 
+/// Whether a flag's targeting already serves `percent` as rollgate writes it: the targeting
+/// [`targeting`] makes, or the whole-percent form rollgate wrote before basis points
+/// (`[on, p]`, `[off, 100 - p]`), which puts exactly the same users in the cohort; such a flag
+/// is left as it is until the percent changes.
+fn already_written(existing: Option<&Value>, target: &FlagdTarget, percent: Percent) -> bool {
+    let Some(existing) = existing else {
+        return false;
+    };
+    if *existing == targeting(target, percent) {
+        return true;
+    }
+    if !percent.is_whole() {
+        return false;
+    }
+    let whole = u64::from(percent.min(Percent::HUNDRED).basis_points() / 100);
+    let legacy = json!({"fractional": [
+        [target.on_variant, whole],
+        [target.off_variant, 100 - whole],
+    ]});
+    let legacy = if target.allowlist.is_empty() {
+        legacy
+    } else {
+        json!({"if": [
+            {"in": [{"var": "targetingKey"}, target.allowlist]},
+            target.on_variant,
+            legacy,
+        ]})
+    };
+    *existing == legacy
+}
+
 /// A new flag for this target at `percent`, as JSON text with its members in the usual order
 /// (`state`, `variants`, `defaultVariant`, `targeting`).
 pub fn new_flag_text(target: &FlagdTarget, percent: Percent) -> String {
@@ -173,7 +204,7 @@ pub fn write_percent(
             let flag: Value = serde_json::from_str(&document[range.clone()])
                 .map_err(|e| FlagdError::Unreadable(format!("flag is not JSON: {e}")))?;
             check_writable(&flag, target)?;
-            if flag.get("targeting") == Some(&desired) {
+            if already_written(flag.get("targeting"), target, percent) {
                 return Ok(DocumentEdit::Unchanged);
             }
             let object = object_at(document, range.start).map_err(FlagdError::Unreadable)?;
@@ -240,7 +271,7 @@ pub fn flag_merge_patch(
         return Ok(Some(new_flag(target, percent)));
     };
     check_writable(flag, target)?;
-    if flag.get("targeting") == Some(&desired) {
+    if already_written(flag.get("targeting"), target, percent) {
         return Ok(None);
     }
     let mut patch = desired;
