@@ -89,13 +89,14 @@ impl Percent {
 
     /// Whether it is a whole percent (no decimals).
     pub const fn is_whole(self) -> bool {
-        self.0 % 100 == 0
+        self.0.is_multiple_of(100)
     }
 
     /// The percent read from a number: rounded to the nearest basis point when it is within
     /// [`PERCENT_TOLERANCE`] of a two-decimal value from 0 to 100, refused otherwise.
     pub fn from_f64(value: f64) -> Result<Percent, PercentError> {
-        if !value.is_finite() || value < -PERCENT_TOLERANCE || value > 100.0 + PERCENT_TOLERANCE {
+        if !value.is_finite() || !(-PERCENT_TOLERANCE..=100.0 + PERCENT_TOLERANCE).contains(&value)
+        {
             return Err(PercentError::OutOfRange(format_number(value)));
         }
         let scaled = value * 100.0;
@@ -167,7 +168,7 @@ impl fmt::Display for Percent {
         let hundredths = self.0 % 100;
         let text = if hundredths == 0 {
             whole.to_string()
-        } else if hundredths % 10 == 0 {
+        } else if hundredths.is_multiple_of(10) {
             format!("{whole}.{}", hundredths / 10)
         } else {
             format!("{whole}.{hundredths:02}")
