@@ -2160,3 +2160,84 @@ fn gate_rollback_after_a_plan_change_never_raises_exposure() {
     assert_eq!(run.status.phase, Some(Phase::RolledBack));
     assert_eq!(run.status.percent, Some(pc(1)));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Percents with decimals (basis points inside)
+// ---------------------------------------------------------------------------------------------
+
+fn bp(basis_points: u16) -> rollgate::api::Percent {
+    rollgate::api::Percent::from_basis_points(basis_points).expect("a percent")
+}
+
+/// 0.5 % → 2.25 % → 10 %, read from YAML as a user writes it.
+fn decimal_plan() -> RolloutSpec {
+    parse_spec(
+        &PLAN
+            .replace("percent: 1,", "percent: 0.5,")
+            .replace("percent: 5,", "percent: 2.25,"),
+    )
+}
+
+#[test]
+fn stages_with_decimals_are_written_as_basis_points_and_advance_in_order() {
+    let spec = decimal_plan();
+    let read: Vec<u16> = spec
+        .stages
+        .iter()
+        .map(|s| s.percent.basis_points())
+        .collect();
+    assert_eq!(read, [50, 225, 1000]);
+    let mut run = Run::new(spec);
+    let out = run.decide(Inputs::at(t(0)));
+    assert_eq!(out.write, Some(bp(50)));
+    assert_eq!(
+        run.status.message.as_deref(),
+        Some("started at stage 0 (0.5%)")
+    );
+    run.check(H, &good());
+    let out = run.check(2 * H, &good());
+    assert_eq!(kinds(&out), ["advance"]);
+    assert_eq!(out.write, Some(bp(225)));
+    assert_eq!(run.status.history.last().map(|e| e.percent), Some(bp(225)));
+    run.check(3 * H, &good());
+    let out = run.check(4 * H, &good());
+    assert_eq!(out.write, Some(pc(10)));
+}
+
+#[test]
+fn a_drift_to_a_decimal_percent_is_seen_and_reverted() {
+    let mut run = Run::started(decimal_plan());
+    // 0.51 % is not 0.5 %: one basis point is a drift.
+    let out = run.decide(Inputs::at(t(90 * M)).with_live_percent(bp(51)));
+    assert_eq!(
+        only(&out),
+        TransitionKind::Drift {
+            expected: bp(50),
+            actual: bp(51),
+            action: DriftAction::Reverted
+        }
+    );
+    assert_eq!(out.write, Some(bp(50)));
+    let message = run.status.history.last().and_then(|e| e.message.clone());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("0.51") && m.contains("0.5")),
+        "{message:?}"
+    );
+    let out = run.decide(Inputs::at(t(91 * M)).with_live_percent(bp(50)));
+    assert_eq!(out, Outcome::default());
+}
+
+#[test]
+fn a_rollback_writes_a_decimal_rollback_percent() {
+    let mut run = Run::started(plan_with(|s| {
+        s.stages[0].percent = bp(50);
+        s.rollback.percent = bp(29);
+    }));
+    run.check(H, &spike());
+    let out = run.check(2 * H, &spike());
+    assert_eq!(kinds(&out), ["rollback"]);
+    assert_eq!(out.write, Some(bp(29)));
+    assert_eq!(run.status.percent, Some(bp(29)));
+}

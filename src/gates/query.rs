@@ -85,6 +85,17 @@ mod tests {
     }
 
     #[test]
+    fn a_percent_with_decimals_is_decimal_text() {
+        for (basis_points, text) in [(50, "x * 0.5"), (225, "x * 2.25"), (100, "x * 1")] {
+            let ctx = GateContext {
+                percent: crate::api::Percent::from_basis_points(basis_points).unwrap(),
+                ..ctx(None)
+            };
+            assert_eq!(fill_query("x * {{percent}}", &ctx).unwrap(), text);
+        }
+    }
+
+    #[test]
     fn a_value_cannot_break_out_of_its_string() {
         let query = r#"sum(x{flag="{{flag}}"})"#;
         for hostile in [

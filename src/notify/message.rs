@@ -235,6 +235,22 @@ mod tests {
     }
 
     #[test]
+    fn a_percent_with_decimals_is_a_json_number_and_text_with_its_decimals() {
+        let half = Notification {
+            kind: TransitionKind::Start,
+            stage: 0,
+            percent: Percent::from_basis_points(50),
+            ..rollback()
+        };
+        assert_eq!(half.webhook_body()["percent"], json!(0.5));
+        assert!(
+            half.summary(false).contains("started: stage 1/3 at 0.5%"),
+            "{}",
+            half.summary(false)
+        );
+    }
+
+    #[test]
     fn slack_text() {
         assert_eq!(
             rollback().slack_body(),

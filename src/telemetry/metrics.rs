@@ -443,6 +443,16 @@ mod tests {
         };
         assert_eq!(value(&text, "rollgate_rollout_percent", &at), Some(5.0));
         assert_eq!(phase(&text, "Paused"), Some(1.0));
+        // A percent with decimals is a float sample.
+        let half = Percent::from_basis_points(50);
+        let other = Metrics::new().expect("metrics");
+        other.set_rollout("kaviar", "half", half, Some(Phase::Progressing));
+        let text = other.encode().expect("encode");
+        let at_half = [("namespace", "kaviar"), ("name", "half")];
+        assert_eq!(
+            value(&text, "rollgate_rollout_percent", &at_half),
+            Some(0.5)
+        );
         assert_eq!(
             count(&text, "rollgate_rollout_phase"),
             1,
