@@ -10,11 +10,11 @@
 //!
 //! (variant names from the target; just the `fractional` when the allowlist is empty). The
 //! weights are basis points (1/100 of a percent; 5 % is 500 of 10,000, 0.5 % is 50): flagd
-//! buckets `[on, 100·p]`, `[off, 10000 − 100·p]` exactly as it did today's earlier
-//! `[on, p]`, `[off, 100 − p]` (every bucketing version compares `hash·total` against the
-//! cumulative weights, and both sides scale by 100), so moving to this writer flips no user.
-//! There
-//! is no explicit bucketing expression, so flagd hashes the flag key with the targeting key
+//! buckets `[on, 100·p]`, `[off, 10000 − 100·p]` exactly as the whole-percent weights
+//! `[on, p]`, `[off, 100 − p]` rollgate wrote before (every bucketing version compares
+//! `hash·total` against the cumulative weights, and both sides scale by 100), so moving to
+//! this writer flips no user (`tests/flagd_bucketing.rs`). There is no explicit bucketing
+//! expression, so flagd hashes the flag key with the targeting key
 //! and each flag gets its own cohort; `on` comes first, so raising the percent only adds
 //! users. A flag that does not exist is created enabled, with variants `on: true` and
 //! `off: false` and `defaultVariant` off (the OpenFeature Operator requires one).
