@@ -250,6 +250,20 @@ fn status_renders_a_fixed_rollout() {
 }
 
 #[test]
+fn status_shows_a_percent_with_its_decimals() {
+    let half = with(|r| {
+        r["spec"]["stages"][1]["percent"] = json!(2.25);
+        r["status"]["percent"] = json!(2.25);
+        r["status"]["driftedPercent"] = json!(0.5);
+        r["status"]["history"][4]["percent"] = json!(2.25);
+    });
+    let text = status::render(&parse(&half), now(), 1);
+    assert!(text.contains("Stage:            2/3 at 2.25%\n"), "{text}");
+    assert!(text.contains("the target holds 0.5%"), "{text}");
+    assert!(text.contains("stage 2/3 at 2.25%\n"), "{text}");
+}
+
+#[test]
 fn status_of_an_ended_rollout_shows_no_clock() {
     let rolled_back = with(|r| {
         r["status"]["phase"] = json!("RolledBack");

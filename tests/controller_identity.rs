@@ -419,7 +419,7 @@ async fn a_forbidden_target_write_after_the_start_pauses_once_and_stops_writing(
     let advanced = status_writes(&seen)
         .pop()
         .expect("the advance was recorded first");
-    assert_eq!(advanced.percent, Some(5));
+    assert_eq!(advanced.percent, Some(rollgate::api::Percent::whole(5)));
     assert!(advanced.target_pending);
 
     // 2: the next reconcile pauses with reason Forbidden, and writes no target.

@@ -7,6 +7,7 @@
 mod support;
 mod support_ofrep;
 
+use rollgate::api::Percent;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,7 +28,7 @@ fn ctx() -> GateContext<'static> {
         flag: Some("fav"),
         allowlist: &[],
         stage: 0,
-        percent: 100,
+        percent: Percent::whole(100),
         at: Timestamp::UNIX_EPOCH,
     }
 }

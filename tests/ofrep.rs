@@ -4,6 +4,7 @@
 
 mod support_ofrep;
 
+use rollgate::api::Percent;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
@@ -45,7 +46,7 @@ async fn check(
         flag: Some(FLAG),
         allowlist,
         stage: 0,
-        percent,
+        percent: Percent::whole(percent),
         at: Timestamp::UNIX_EPOCH,
     };
     probe(
@@ -100,7 +101,10 @@ async fn a_correct_evaluator_passes() {
         "{violations}"
     );
     let memory = result.memory.expect("memory");
-    assert_eq!((memory.flag.as_str(), memory.percent), (FLAG, 10));
+    assert_eq!(
+        (memory.flag.as_str(), memory.percent),
+        (FLAG, Percent::whole(10))
+    );
     assert!(!memory.on.is_empty() && memory.on.len() <= 64);
 }
 
@@ -365,7 +369,7 @@ async fn a_gate_without_a_flag_is_an_error() {
         flag: None,
         allowlist: &[],
         stage: 0,
-        percent: 1,
+        percent: Percent::whole(1),
         at: Timestamp::UNIX_EPOCH,
     };
     let result = probe(

@@ -15,7 +15,7 @@ use http::{Request, Response as HttpResponse};
 use k8s_openapi::api::core::v1::Secret;
 use kube::client::Body;
 use kube::{Api, Client};
-use rollgate::api::{NotificationSpec, Phase, TransitionKind};
+use rollgate::api::{NotificationSpec, Percent, Phase, TransitionKind};
 use rollgate::net::{AddressPolicy, GuardedClient};
 use rollgate::notify::{
     Delivery, Endpoint, EndpointKind, Notification, Notifier, NotifierSettings, Outcome,
@@ -106,7 +106,7 @@ fn event(kind: TransitionKind, stage: u32, percent: u8) -> Notification {
         kind,
         stage,
         stages: 3,
-        percent: Some(percent),
+        percent: Some(Percent::whole(percent)),
         phase: Some(match kind {
             TransitionKind::Rollback => Phase::RolledBack,
             TransitionKind::Complete => Phase::Succeeded,

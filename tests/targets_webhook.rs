@@ -1,6 +1,7 @@
 //! The webhook target against a loopback HTTP server: GET and PUT of `{"percent": N}`, headers
 //! from a Secret, no redirects, a timeout, a size cap and clear errors for bad answers.
 
+use rollgate::api::Percent;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -204,7 +205,7 @@ async fn reads_the_percent_with_the_secrets_headers() {
     let percent = webhook::read(&target(&server.url), &secret_headers())
         .await
         .expect("read");
-    assert_eq!(percent, Some(5));
+    assert_eq!(percent, Some(Percent::whole(5)));
     let seen = server.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].method, "GET");
@@ -214,17 +215,42 @@ async fn reads_the_percent_with_the_secrets_headers() {
 }
 
 #[tokio::test]
+async fn a_percent_with_decimals_is_put_as_a_json_number_and_read_back() {
+    let server = store(r#"{"percent": 0}"#).await;
+    let t = target(&server.url);
+    let half = Percent::from_basis_points(50).expect("0.5 %");
+    assert_eq!(
+        webhook::write(&t, &secret_headers(), half, WriteMode::Apply)
+            .await
+            .expect("write"),
+        WriteOutcome::Written
+    );
+    let seen = server.seen();
+    assert_eq!(seen[1].body, r#"{"percent":0.5}"#);
+    assert_eq!(
+        webhook::read(&t, &secret_headers()).await.expect("read"),
+        Some(half)
+    );
+    assert_eq!(
+        webhook::write(&t, &secret_headers(), half, WriteMode::Apply)
+            .await
+            .expect("write"),
+        WriteOutcome::Unchanged
+    );
+}
+
+#[tokio::test]
 async fn writes_with_a_put_only_when_the_percent_differs() {
     let server = store(r#"{"percent": 1}"#).await;
     let t = target(&server.url);
     assert_eq!(
-        webhook::write(&t, &secret_headers(), 5, WriteMode::Apply)
+        webhook::write(&t, &secret_headers(), Percent::whole(5), WriteMode::Apply)
             .await
             .expect("write"),
         WriteOutcome::Written
     );
     assert_eq!(
-        webhook::write(&t, &secret_headers(), 5, WriteMode::Apply)
+        webhook::write(&t, &secret_headers(), Percent::whole(5), WriteMode::Apply)
             .await
             .expect("write"),
         WriteOutcome::Unchanged
@@ -241,7 +267,7 @@ async fn writes_with_a_put_only_when_the_percent_differs() {
     assert_eq!(put.header("authorization"), Some("Bearer s3cr3t-token"));
     assert_eq!(
         webhook::read(&t, &secret_headers()).await.expect("read"),
-        Some(5)
+        Some(Percent::whole(5))
     );
 }
 
@@ -251,7 +277,7 @@ async fn a_dry_run_only_reads() {
     let outcome = webhook::write(
         &target(&server.url),
         &WebhookHeaders::none(),
-        5,
+        Percent::whole(5),
         WriteMode::DryRun,
     )
     .await
@@ -285,19 +311,26 @@ async fn the_dispatch_surface_reaches_the_webhook() {
         targets::read(&client, "kaviar", &t, &headers)
             .await
             .expect("read"),
-        Some(0)
+        Some(Percent::whole(0))
     );
     assert_eq!(
-        targets::write(&client, "kaviar", &t, 10, WriteMode::Apply, &headers)
-            .await
-            .expect("write"),
+        targets::write(
+            &client,
+            "kaviar",
+            &t,
+            Percent::whole(10),
+            WriteMode::Apply,
+            &headers
+        )
+        .await
+        .expect("write"),
         WriteOutcome::Written
     );
     assert_eq!(
         targets::read(&client, "kaviar", &t, &headers)
             .await
             .expect("read"),
-        Some(10)
+        Some(Percent::whole(10))
     );
 }
 
@@ -314,8 +347,8 @@ async fn bad_answers_are_clear_errors() {
         (200, "[5]", "answer has no \"percent\" field"),
         (
             200,
-            r#"{"percent": 5.0}"#,
-            "\"percent\" is 5.0, expected a whole number from 0 to 100",
+            r#"{"percent": 0.001}"#,
+            "\"percent\" is 0.001, expected a number from 0 to 100 with at most two decimals",
         ),
         (
             200,
@@ -369,7 +402,7 @@ async fn a_hostile_endpoints_text_never_reaches_the_error() {
             webhook::write(
                 &target(&server.url),
                 &WebhookHeaders::none(),
-                5,
+                Percent::whole(5),
                 WriteMode::Apply,
             )
             .await
@@ -406,14 +439,14 @@ async fn secret_headers_never_travel_over_plain_http_unless_allowed() {
         webhook::read(&target(&server.url), &WebhookHeaders::none())
             .await
             .expect("read"),
-        Some(3)
+        Some(Percent::whole(3))
     );
     let allowed = strict.allowing_insecure_credentials(true);
     assert_eq!(
         webhook::read(&target(&server.url), &allowed)
             .await
             .expect("read"),
-        Some(3)
+        Some(Percent::whole(3))
     );
 }
 
@@ -427,7 +460,7 @@ async fn a_failing_put_is_an_error() {
     let err = webhook::write(
         &target(&server.url),
         &WebhookHeaders::none(),
-        5,
+        Percent::whole(5),
         WriteMode::Apply,
     )
     .await
@@ -573,10 +606,30 @@ fn secret_values_stay_out_of_errors_and_debug() {
 
 #[test]
 fn answers_parse_strictly() {
-    assert_eq!(parse_answer(br#"{"percent": 0}"#), Ok(Some(0)));
-    assert_eq!(parse_answer(br#"{"percent": 100}"#), Ok(Some(100)));
+    assert_eq!(
+        parse_answer(br#"{"percent": 0}"#),
+        Ok(Some(Percent::whole(0)))
+    );
+    assert_eq!(
+        parse_answer(br#"{"percent": 100}"#),
+        Ok(Some(Percent::whole(100)))
+    );
     assert_eq!(parse_answer(br#"{"percent": null}"#), Ok(None));
-    assert!(parse_answer(br#"{"percent": 1e1}"#).is_err());
+    // Decimals, as the target writes them, and any JSON spelling of such a number.
+    for (body, basis_points) in [
+        (&br#"{"percent": 0.5}"#[..], 50),
+        (br#"{"percent": 2.25}"#, 225),
+        (br#"{"percent": 5.0}"#, 500),
+        (br#"{"percent": 1e1}"#, 1000),
+    ] {
+        assert_eq!(
+            parse_answer(body).map(|p| p.map(Percent::basis_points)),
+            Ok(Some(basis_points))
+        );
+    }
+    assert!(parse_answer(br#"{"percent": 0.001}"#).is_err());
+    assert!(parse_answer(br#"{"percent": 100.5}"#).is_err());
+    assert!(parse_answer(br#"{"percent": -0.5}"#).is_err());
     assert!(parse_answer(br#"{"percent": true}"#).is_err());
     assert!(parse_answer(b"\xff\xfe").is_err());
 }
@@ -591,9 +644,14 @@ async fn the_operators_client_and_address_check_are_used() {
         ))
     });
     let access = secret_headers().through(reqwest::Client::new(), refuse);
-    let err = webhook::write(&target(&server.url), &access, 5, WriteMode::Apply)
-        .await
-        .expect_err("refused");
+    let err = webhook::write(
+        &target(&server.url),
+        &access,
+        Percent::whole(5),
+        WriteMode::Apply,
+    )
+    .await
+    .expect_err("refused");
     assert!(matches!(err, TargetError::AddressRefused { .. }), "{err:?}");
     assert_eq!(err.reason(), "address_refused");
     assert!(!err.is_transient());
@@ -623,7 +681,7 @@ async fn the_operators_client_and_address_check_are_used() {
         webhook::read(&target(&server.url), &access)
             .await
             .expect("read"),
-        Some(3)
+        Some(Percent::whole(3))
     );
     let seen = server.seen();
     assert_eq!(seen.len(), 1);

@@ -229,8 +229,9 @@ pub struct OfrepGate {
     pub on_variant: Option<String>,
     /// The flagd `fractional` bucketing every evaluator must use. When set, each sampled key's
     /// expected answer is computed locally (the flag's rule being the one rollgate's flagd
-    /// target writes: `fractional` over the targeting key with weights `[on, percent]` then
-    /// `[off, 100 - percent]`) and every disagreement counts as a violation, which catches
+    /// target writes: `fractional` over the targeting key with weights in basis points,
+    /// `[on, 100 × percent]` then `[off, 10000 - 100 × percent]`) and every disagreement counts
+    /// as a violation, which catches
     /// replicas running evaluators of different versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucketing: Option<FlagdBucketing>,

@@ -5,6 +5,8 @@ use k8s_openapi::jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::percent::Percent;
+
 /// How many entries `status.history` keeps; older ones are dropped first.
 pub const HISTORY_LIMIT: usize = 100;
 
@@ -106,7 +108,7 @@ pub struct Checkpoint {
     /// The stage index at the checkpoint.
     pub stage: u32,
     /// The percent at the checkpoint.
-    pub percent: u8,
+    pub percent: Percent,
     /// The checkpoint's verdict.
     pub verdict: CheckpointVerdict,
 }
@@ -199,7 +201,7 @@ pub struct HistoryEntry {
     /// The stage index after it happened.
     pub stage: u32,
     /// The expected percent after it happened.
-    pub percent: u8,
+    pub percent: Percent,
     /// A checkpoint's verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<CheckpointVerdict>,
@@ -222,7 +224,7 @@ pub struct RolloutStatus {
     pub stage: u32,
     /// The percent the controller last wrote to the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub percent: Option<u8>,
+    pub percent: Option<Percent>,
     /// When the rollout started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
@@ -252,7 +254,7 @@ pub struct RolloutStatus {
     /// The live percent seen on the target while paused by drift; the expected percent is
     /// written back on resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drifted_percent: Option<u8>,
+    pub drifted_percent: Option<Percent>,
     /// The percent in `percent` was decided but its write to the target is not confirmed yet:
     /// a controller restarted in between finishes the write instead of reading a drift.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -451,7 +453,7 @@ mod tests {
             at: Time(at(i64::from(n))),
             kind: HistoryKind::Checkpoint,
             stage: n,
-            percent: 1,
+            percent: Percent::whole(1),
             verdict: Some(CheckpointVerdict::Pass),
             message: None,
         }

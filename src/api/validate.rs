@@ -14,6 +14,7 @@ use kube::core::Duration;
 
 use super::duration;
 use super::gate::Gate;
+use super::percent::Percent;
 use super::spec::RolloutSpec;
 
 use super::limits::{self, MAX_GATE_NAME, MAX_GATES, MAX_STAGES};
@@ -102,8 +103,8 @@ impl Errors {
         }
     }
 
-    fn percent(&mut self, field: impl Into<String>, percent: u8) {
-        if percent > 100 {
+    fn percent(&mut self, field: impl Into<String>, percent: Percent) {
+        if percent > Percent::HUNDRED {
             self.push(field, "must be between 0 and 100");
         }
     }
@@ -119,7 +120,7 @@ impl Errors {
 /// the lowest a started rollout ever writes (a percent above 100 is the range rule's).
 fn check_rollback_not_above_first_stage(spec: &RolloutSpec, errors: &mut Errors) {
     if let Some(first) = spec.stages.first()
-        && spec.rollback.percent <= 100
+        && spec.rollback.percent <= Percent::HUNDRED
         && spec.rollback.percent > first.percent
     {
         errors.push(

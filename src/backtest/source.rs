@@ -11,7 +11,7 @@ use std::io;
 use k8s_openapi::jiff::Timestamp;
 use tokio::runtime::Runtime;
 
-use crate::api::{Gate, Provider, Rollout, RolloutStatus};
+use crate::api::{Gate, Percent, Provider, Rollout, RolloutStatus};
 use crate::engine::Observation;
 use crate::gates::prometheus::{self, PrometheusClient, Steps};
 use crate::gates::query::fill_query;
@@ -69,7 +69,7 @@ pub enum BacktestError {
 }
 
 /// The query texts of a gate for one (stage, percent), or why they cannot be built.
-type TextsMemo = Option<((u32, u8), Result<Vec<String>, String>)>;
+type TextsMemo = Option<((u32, Percent), Result<Vec<String>, String>)>;
 
 /// How one gate is replayed.
 enum Replay<'a> {
@@ -239,7 +239,7 @@ impl ObservationSource for PrometheusHistory<'_> {
                 .as_ref()
                 .map_or(&[][..], |f| f.allowlist.as_slice()),
             stage: status.stage,
-            percent: status.percent.unwrap_or(0),
+            percent: status.percent.unwrap_or(Percent::ZERO),
             at,
         };
         let interval_ms = std::time::Duration::from(spec.analysis.interval)

@@ -10,7 +10,7 @@ use clap::Args;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Patch, PatchParams};
-use rollgate::api::{Phase, Rollout, RolloutStatus};
+use rollgate::api::{Percent, Phase, Rollout, RolloutStatus};
 use rollgate::controller::ACTION_ANNOTATION;
 use rollgate::engine::{Inputs, ManualAction, PreChecks, Transition, TransitionKind, decide};
 use serde_json::json;
@@ -198,7 +198,7 @@ fn refusal(rollout: &Rollout, action: ManualAction, via: Via, now: Timestamp, wh
 /// The transitions in words, from the stage and percent the rollout is at.
 fn describe(before: &RolloutStatus, transitions: &[Transition]) -> String {
     let stage = before.stage;
-    let percent = before.percent.unwrap_or(0);
+    let percent = before.percent.unwrap_or(Percent::ZERO);
     let here = format!("stage {stage} ({percent}%)");
     let words: Vec<String> = transitions
         .iter()

@@ -11,6 +11,7 @@ use kube::runtime::events::Recorder;
 use super::identity::Identities;
 use super::observe::GateObserver;
 use super::target::TargetIo;
+use crate::api::Percent;
 use crate::notify::Notifier;
 use crate::telemetry::Metrics;
 
@@ -137,7 +138,7 @@ pub(super) struct WriteMemory {
     status_versions: HashMap<RolloutKey, String>,
     /// The percent this controller confirmed on the target (written, or read back), per
     /// Rollout uid.
-    confirmed: HashMap<String, u8>,
+    confirmed: HashMap<String, Percent>,
     /// Reconciles in a row that left the Rollout Pending, for the pre-checks' backoff.
     pending: HashMap<RolloutKey, u32>,
 }
@@ -164,12 +165,12 @@ impl WriteMemory {
     }
 
     /// Remembers that the target holds `percent` for the rollout with this uid.
-    pub(super) fn confirm(&mut self, uid: &str, percent: u8) {
+    pub(super) fn confirm(&mut self, uid: &str, percent: Percent) {
         self.confirmed.insert(uid.to_owned(), percent);
     }
 
     /// Whether the target was seen or made to hold `percent` for this uid.
-    pub(super) fn confirmed(&self, uid: &str, percent: u8) -> bool {
+    pub(super) fn confirmed(&self, uid: &str, percent: Percent) -> bool {
         self.confirmed.get(uid) == Some(&percent)
     }
 
@@ -220,9 +221,9 @@ mod tests {
     #[test]
     fn confirmation_is_per_uid_and_percent() {
         let mut memory = WriteMemory::default();
-        memory.confirm("u1", 5);
-        assert!(memory.confirmed("u1", 5));
-        assert!(!memory.confirmed("u1", 10));
-        assert!(!memory.confirmed("u2", 5));
+        memory.confirm("u1", Percent::whole(5));
+        assert!(memory.confirmed("u1", Percent::whole(5)));
+        assert!(!memory.confirmed("u1", Percent::whole(10)));
+        assert!(!memory.confirmed("u2", Percent::whole(5)));
     }
 }

@@ -175,10 +175,10 @@ pub(super) fn cap(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{CheckpointVerdict, GateStatus};
+    use crate::api::{CheckpointVerdict, GateStatus, Percent};
     use crate::engine::CheckpointReport;
 
-    fn transition(kind: TransitionKind, stage: u32, percent: u8) -> Transition {
+    fn transition(kind: TransitionKind, stage: u32, percent: Percent) -> Transition {
         Transition {
             kind,
             stage,
@@ -198,8 +198,8 @@ mod tests {
     fn the_stage_goes_into_the_action_so_the_recorder_does_not_fold_two_stages() {
         let outcome = Outcome {
             transitions: vec![
-                transition(TransitionKind::Advance, 1, 5),
-                transition(TransitionKind::Advance, 2, 10),
+                transition(TransitionKind::Advance, 1, Percent::whole(5)),
+                transition(TransitionKind::Advance, 2, Percent::whole(10)),
             ],
             ..Outcome::default()
         };
@@ -222,12 +222,16 @@ mod tests {
     #[test]
     fn a_reverted_drift_is_detected_then_reverted_and_a_paused_one_only_detected() {
         let drift = |action| TransitionKind::Drift {
-            expected: 1,
-            actual: 7,
+            expected: Percent::whole(1),
+            actual: Percent::whole(7),
             action,
         };
         let reverted = Outcome {
-            transitions: vec![transition(drift(DriftAction::Reverted), 0, 1)],
+            transitions: vec![transition(
+                drift(DriftAction::Reverted),
+                0,
+                Percent::whole(1),
+            )],
             ..Outcome::default()
         };
         assert_eq!(
@@ -239,8 +243,8 @@ mod tests {
         );
         let paused = Outcome {
             transitions: vec![
-                transition(drift(DriftAction::Paused), 0, 1),
-                transition(TransitionKind::Pause, 0, 1),
+                transition(drift(DriftAction::Paused), 0, Percent::whole(1)),
+                transition(TransitionKind::Pause, 0, Percent::whole(1)),
             ],
             ..Outcome::default()
         };
@@ -259,12 +263,12 @@ mod tests {
             checkpoint: Some(CheckpointReport {
                 position: 1,
                 stage: 0,
-                percent: 1,
+                percent: Percent::whole(1),
                 verdict: CheckpointVerdict::Warn,
             }),
             transitions: vec![
-                transition(TransitionKind::Resume, 0, 1),
-                transition(TransitionKind::Pause, 0, 1),
+                transition(TransitionKind::Resume, 0, Percent::whole(1)),
+                transition(TransitionKind::Pause, 0, Percent::whole(1)),
             ],
             write: None,
         };

@@ -12,7 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 
 use super::identity::Identities;
-use crate::api::{Gate, Provider, Rollout, RolloutStatus};
+use crate::api::{Gate, Percent, Provider, Rollout, RolloutStatus};
 use crate::engine::Observation;
 use crate::gates::prometheus::GateConnection;
 use crate::gates::{GateContext, GateEnv, GateInput, SecretData, alert_rules_problem, observe_all};
@@ -107,7 +107,11 @@ impl ProviderObserver {
     async fn alert_rule_problems(&self, rollout: &Rollout, at: Timestamp) -> Vec<String> {
         let namespace = rollout.metadata.namespace.as_deref().unwrap_or("default");
         // Before the start: the first stage's percent is the one the gates will see.
-        let percent = rollout.spec.stages.first().map_or(0, |s| s.percent);
+        let percent = rollout
+            .spec
+            .stages
+            .first()
+            .map_or(Percent::ZERO, |s| s.percent);
         let ctx = context(rollout, 0, percent, at);
         let mut problems = Vec::new();
         for gate in &rollout.spec.analysis.gates {
@@ -143,7 +147,12 @@ impl ProviderObserver {
     ) -> Vec<GateReading> {
         let spec = &rollout.spec;
         let namespace = rollout.metadata.namespace.as_deref().unwrap_or("default");
-        let ctx = context(rollout, status.stage, status.percent.unwrap_or(0), at);
+        let ctx = context(
+            rollout,
+            status.stage,
+            status.percent.unwrap_or(Percent::ZERO),
+            at,
+        );
         let gates = &spec.analysis.gates;
         let mut secrets = Vec::with_capacity(gates.len());
         for gate in gates {
@@ -183,7 +192,7 @@ impl ProviderObserver {
 }
 
 /// What the gates know of `rollout` at `stage` and `percent`, at `at`.
-fn context(rollout: &Rollout, stage: u32, percent: u8, at: Timestamp) -> GateContext<'_> {
+fn context(rollout: &Rollout, stage: u32, percent: Percent, at: Timestamp) -> GateContext<'_> {
     let spec = &rollout.spec;
     GateContext {
         rollout: rollout.metadata.name.as_deref().unwrap_or_default(),

@@ -28,7 +28,7 @@ use super::observe::GateReading;
 use super::prechecks;
 use super::status;
 use super::target::namespace_of;
-use crate::api::{Phase, REASON_FORBIDDEN, Rollout, RolloutStatus, validate_spec};
+use crate::api::{Percent, Phase, REASON_FORBIDDEN, Rollout, RolloutStatus, validate_spec};
 use crate::engine::{self, Inputs, Observation, Outcome, PreChecks};
 use crate::targets::{TargetError, WriteMode};
 
@@ -120,7 +120,7 @@ struct Reconcile<'a> {
 struct Plan {
     status: RolloutStatus,
     outcome: Outcome,
-    target: Option<u8>,
+    target: Option<Percent>,
     claim: Option<Claim>,
 }
 
@@ -245,7 +245,7 @@ impl Reconcile<'_> {
     async fn decide(
         &self,
         rollout: &Rollout,
-        live: &Result<Option<u8>, TargetError>,
+        live: &Result<Option<Percent>, TargetError>,
         now: Timestamp,
     ) -> Plan {
         let spec = &rollout.spec;
@@ -341,9 +341,9 @@ impl Reconcile<'_> {
     fn live_input(
         &self,
         status: &RolloutStatus,
-        live: &Result<Option<u8>, TargetError>,
+        live: &Result<Option<Percent>, TargetError>,
         uid: &str,
-    ) -> (Option<u8>, Option<u8>) {
+    ) -> (Option<Percent>, Option<Percent>) {
         let live = match live {
             Ok(Some(p)) => *p,
             Ok(None) => return (None, status.percent.filter(|_| status.target_pending)),
@@ -362,8 +362,8 @@ impl Reconcile<'_> {
         }
         if status.target_pending && !memory.confirmed(uid, expected) {
             info!(
-                live,
-                expected, "finishing a target write the status records as not yet confirmed"
+                %live,
+                %expected, "finishing a target write the status records as not yet confirmed"
             );
             return (None, Some(expected));
         }
@@ -397,7 +397,7 @@ impl Reconcile<'_> {
     ) -> Result<(), ReconcileError> {
         let api = self.api();
         if let Some(percent) = plan.target {
-            info!(percent, "writing the target");
+            info!(%percent, "writing the target");
             self.ctx
                 .targets
                 .write(rollout, percent, WriteMode::Apply)
@@ -426,7 +426,7 @@ impl Reconcile<'_> {
         &self,
         rollout: &Rollout,
         plan: &Plan,
-        live: &Result<Option<u8>, TargetError>,
+        live: &Result<Option<Percent>, TargetError>,
     ) -> Vec<Notice> {
         let mut notices = events::notices(&plan.outcome, &plan.status);
         let before = rollout.status.as_ref();

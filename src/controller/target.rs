@@ -11,7 +11,7 @@ use kube::core::DynamicObject;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::identity::Identities;
-use crate::api::{Rollout, TargetKind};
+use crate::api::{Percent, Rollout, TargetKind};
 use crate::net::GuardedClient;
 use crate::targets::{
     self, TargetError, TargetObject, UrlCheck, WebhookHeaders, WriteMode, WriteOutcome, featureflag,
@@ -21,23 +21,26 @@ use crate::targets::{
 pub trait TargetIo: Send + Sync {
     /// The target's live percent: `None` when the target is there but holds no percent yet
     /// (the key or flag is absent).
-    fn read<'a>(&'a self, rollout: &'a Rollout) -> BoxFuture<'a, Result<Option<u8>, TargetError>>;
+    fn read<'a>(
+        &'a self,
+        rollout: &'a Rollout,
+    ) -> BoxFuture<'a, Result<Option<Percent>, TargetError>>;
 
     /// Writes `percent` (or, with [`WriteMode::DryRun`], asks whether it could).
     fn write<'a>(
         &'a self,
         rollout: &'a Rollout,
-        percent: u8,
+        percent: Percent,
         mode: WriteMode,
     ) -> BoxFuture<'a, Result<WriteOutcome, TargetError>>;
 }
 
 /// The controller's writes per target object (kind and name, namespace): the cached
 /// resourceVersion when it wrote, and the percent written.
-type WrittenTargets = HashMap<(TargetObject, String), (Option<String>, u8)>;
+type WrittenTargets = HashMap<(TargetObject, String), (Option<String>, Percent)>;
 
 /// A cached target: its resourceVersion and the live percent it holds.
-type Cached = (Option<String>, Result<Option<u8>, TargetError>);
+type Cached = (Option<String>, Result<Option<Percent>, TargetError>);
 
 /// Targets in the cluster, read from the controller's watch caches of managed ConfigMaps and
 /// FeatureFlags.
@@ -163,7 +166,7 @@ impl KubeTargets {
             .map(|access| self.guarded(access, namespace))
     }
 
-    async fn read_live(&self, rollout: &Rollout) -> Result<Option<u8>, TargetError> {
+    async fn read_live(&self, rollout: &Rollout) -> Result<Option<Percent>, TargetError> {
         let namespace = namespace_of(rollout);
         if let Some((version, live)) = self.cached(rollout, &namespace) {
             if let Some(object) = targets::object_of(&rollout.spec.target)
@@ -183,7 +186,7 @@ impl KubeTargets {
     async fn write_percent(
         &self,
         rollout: &Rollout,
-        percent: u8,
+        percent: Percent,
         mode: WriteMode,
     ) -> Result<WriteOutcome, TargetError> {
         let namespace = namespace_of(rollout);
@@ -211,7 +214,10 @@ impl KubeTargets {
 }
 
 impl TargetIo for KubeTargets {
-    fn read<'a>(&'a self, rollout: &'a Rollout) -> BoxFuture<'a, Result<Option<u8>, TargetError>> {
+    fn read<'a>(
+        &'a self,
+        rollout: &'a Rollout,
+    ) -> BoxFuture<'a, Result<Option<Percent>, TargetError>> {
         Box::pin(async move {
             let read = self.read_live(rollout).await;
             if let Err(error) = &read {
@@ -224,7 +230,7 @@ impl TargetIo for KubeTargets {
     fn write<'a>(
         &'a self,
         rollout: &'a Rollout,
-        percent: u8,
+        percent: Percent,
         mode: WriteMode,
     ) -> BoxFuture<'a, Result<WriteOutcome, TargetError>> {
         Box::pin(async move {
@@ -295,7 +301,9 @@ mod tests {
             matches!(read, Err(TargetError::AddressRefused { .. })),
             "{read:?}"
         );
-        let write = targets.write(&rollout, 5, WriteMode::Apply).await;
+        let write = targets
+            .write(&rollout, Percent::whole(5), WriteMode::Apply)
+            .await;
         assert!(
             matches!(write, Err(TargetError::AddressRefused { .. })),
             "{write:?}"

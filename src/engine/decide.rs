@@ -9,7 +9,8 @@ use k8s_openapi::jiff::Timestamp;
 use super::input::{Inputs, ManualAction, PreChecks};
 use super::outcome::{DriftAction, Outcome, Transition, TransitionKind};
 use crate::api::{
-    DriftPolicy, HistoryKind, Phase, REASON_FORBIDDEN, RolloutSpec, RolloutStatus, validate_spec,
+    DriftPolicy, HistoryKind, Percent, Phase, REASON_FORBIDDEN, RolloutSpec, RolloutStatus,
+    validate_spec,
 };
 
 /// Whether a checkpoint is due at `now`, so the shell knows to gather observations.
@@ -113,7 +114,7 @@ impl Decider<'_> {
             self.out.transitions.push(Transition {
                 kind: TransitionKind::Pending,
                 stage: self.status.stage,
-                percent: self.status.percent.unwrap_or(0),
+                percent: self.status.percent.unwrap_or(Percent::ZERO),
                 reason: Some(reason),
             });
         }
@@ -196,7 +197,11 @@ impl Decider<'_> {
     }
 
     fn start(&mut self) {
-        let percent = self.spec.stages.first().map_or(0, |s| s.percent);
+        let percent = self
+            .spec
+            .stages
+            .first()
+            .map_or(Percent::ZERO, |s| s.percent);
         let now = Time(self.now);
         let status = &mut *self.status;
         status.phase = Some(Phase::Progressing);
@@ -220,7 +225,7 @@ impl Decider<'_> {
     /// it, the percent stays and the next passing checkpoint enters stage 0.
     fn replan(&mut self, generation: Option<i64>) {
         self.align_gates();
-        let current = self.status.percent.unwrap_or(0);
+        let current = self.status.percent.unwrap_or(Percent::ZERO);
         let stages = &self.spec.stages;
         let index = stages
             .iter()
@@ -244,7 +249,7 @@ impl Decider<'_> {
         self.schedule_next();
     }
 
-    fn check_drift(&mut self, live: u8) {
+    fn check_drift(&mut self, live: Percent) {
         if !self.started() || self.phase().is_some_and(Phase::is_terminal) {
             return;
         }

@@ -3,6 +3,7 @@
 use k8s_openapi::jiff::Timestamp;
 
 use super::Observation;
+use crate::api::Percent;
 
 /// A person's command (DESIGN §4 rule 7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +52,7 @@ pub struct Inputs<'a> {
     /// A person's command, applied before any checkpoint at the same instant.
     pub action: Option<ManualAction>,
     /// The percent read from the target right now, for drift detection.
-    pub live_percent: Option<u8>,
+    pub live_percent: Option<Percent>,
     /// One observation per gate, in the order of `spec.analysis.gates`, gathered because
     /// [`checkpoint_due`](super::checkpoint_due) said so. A missing entry counts as an error.
     pub observations: Option<&'a [Observation]>,
@@ -91,7 +92,7 @@ impl<'a> Inputs<'a> {
     }
 
     /// These inputs with the target's live percent.
-    pub fn with_live_percent(mut self, percent: u8) -> Self {
+    pub fn with_live_percent(mut self, percent: Percent) -> Self {
         self.live_percent = Some(percent);
         self
     }

@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::decide::Decider;
 use super::outcome::{Transition, TransitionKind};
 use super::schedule::next_checkpoint;
-use crate::api::{GateStatus, HistoryEntry, HistoryKind, Phase};
+use crate::api::{GateStatus, HistoryEntry, HistoryKind, Percent, Phase};
 
 impl Decider<'_> {
     /// Enters the next stage, or completes at the last one. A rollout held below its stage's
@@ -65,7 +65,7 @@ impl Decider<'_> {
         }
         self.leave_pause();
         self.transition_quiet(TransitionKind::Resume, HistoryKind::Resume, None);
-        let percent = self.status.percent.unwrap_or(0);
+        let percent = self.status.percent.unwrap_or(Percent::ZERO);
         self.status.message = Some(format!(
             "resumed at stage {} ({percent}%)",
             self.status.stage
@@ -88,7 +88,7 @@ impl Decider<'_> {
     }
 
     /// Sets the expected percent and asks the shell to write it.
-    pub(super) fn write(&mut self, percent: u8) {
+    pub(super) fn write(&mut self, percent: Percent) {
         self.status.percent = Some(percent);
         self.status.drifted_percent = None;
         self.out.write = Some(percent);
@@ -147,7 +147,7 @@ impl Decider<'_> {
         reason: Option<String>,
     ) {
         let stage = self.status.stage;
-        let percent = self.status.percent.unwrap_or(0);
+        let percent = self.status.percent.unwrap_or(Percent::ZERO);
         self.status.record(HistoryEntry {
             at: Time(self.now),
             kind: history,

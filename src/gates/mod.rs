@@ -23,6 +23,8 @@ pub use secret::{Secret, SecretData};
 
 use k8s_openapi::jiff::Timestamp;
 
+use crate::api::Percent;
+
 /// What a provider may know about the rollout it observes for.
 #[derive(Clone, Copy, Debug)]
 pub struct GateContext<'a> {
@@ -37,7 +39,7 @@ pub struct GateContext<'a> {
     /// Index of the current stage (`{{stage}}`).
     pub stage: u32,
     /// The percent currently expected on the target (`{{percent}}`).
-    pub percent: u8,
+    pub percent: Percent,
     /// The instant the observation is for: now for live checks, a past checkpoint in backtests.
     pub at: Timestamp,
 }

@@ -69,7 +69,7 @@ mod tests {
             flag,
             allowlist: &[],
             stage: 2,
-            percent: 10,
+            percent: crate::api::Percent::whole(10),
             at: Timestamp::UNIX_EPOCH,
         }
     }
@@ -82,6 +82,17 @@ mod tests {
             r#"x{rollout="checkout",ns="shop",flag="fav"} * 10 + 2"#
         );
         assert_eq!(fill_query("{{flag}}", &ctx(None)), Err(VarError::NoFlag));
+    }
+
+    #[test]
+    fn a_percent_with_decimals_is_decimal_text() {
+        for (basis_points, text) in [(50, "x * 0.5"), (225, "x * 2.25"), (100, "x * 1")] {
+            let ctx = GateContext {
+                percent: crate::api::Percent::from_basis_points(basis_points).unwrap(),
+                ..ctx(None)
+            };
+            assert_eq!(fill_query("x * {{percent}}", &ctx).unwrap(), text);
+        }
     }
 
     #[test]

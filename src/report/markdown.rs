@@ -416,7 +416,7 @@ fn final_state(out: &mut String, state: &FinalState, origin: Option<Timestamp>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{GateVerdict, HistoryKind, Phase};
+    use crate::api::{GateVerdict, HistoryKind, Percent, Phase};
     use crate::report::model::{GatePlan, Plan};
 
     fn at(minutes: i64) -> Timestamp {
@@ -427,7 +427,7 @@ mod tests {
         Entry {
             at: at(minute),
             stage,
-            percent: 1,
+            percent: Percent::whole(1),
             event: Event::Checkpoint {
                 verdict,
                 gates: vec![GateReading {
@@ -464,7 +464,7 @@ mod tests {
                     max: Some(1.0),
                     failure_limit: 1,
                 }],
-                rollback_percent: 0,
+                rollback_percent: Percent::whole(0),
                 on_drift: "Revert",
                 min_allowlist: None,
             },
@@ -474,7 +474,7 @@ mod tests {
                 at: None,
                 phase: Some(Phase::Progressing),
                 stage: 0,
-                percent: Some(1),
+                percent: Some(Percent::whole(1)),
                 message: None,
                 gates: Vec::new(),
                 next_checkpoint_at: None,
@@ -489,7 +489,7 @@ mod tests {
         let mut entries = vec![Entry {
             at: at(0),
             stage: 0,
-            percent: 1,
+            percent: Percent::whole(1),
             event: Event::Start,
         }];
         entries.extend((1..=150).map(|m| checkpoint(m, 0, CheckpointVerdict::Pass)));
@@ -498,7 +498,7 @@ mod tests {
         entries.push(Entry {
             at: at(251),
             stage: 1,
-            percent: 5,
+            percent: Percent::whole(5),
             event: Event::Transition {
                 kind: HistoryKind::Advance,
                 reason: Some("bake time ended".to_owned()),

@@ -7,7 +7,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
 
-use crate::api::{CheckpointVerdict, GateStatus, Phase};
+use crate::api::{CheckpointVerdict, GateStatus, Percent, Phase};
 use crate::engine::{DriftAction, Transition, TransitionKind};
 use crate::text::{REMOTE, capped, for_terminal};
 
@@ -18,13 +18,13 @@ pub enum TimelineEvent<'a> {
     Start {
         at: Timestamp,
         stage: u32,
-        percent: u8,
+        percent: Percent,
     },
     /// A checkpoint: the gates' verdicts are in `gates`, in plan order.
     Checkpoint {
         at: Timestamp,
         stage: u32,
-        percent: u8,
+        percent: Percent,
         verdict: CheckpointVerdict,
         gates: &'a [GateStatus],
     },
@@ -38,7 +38,7 @@ pub enum TimelineEvent<'a> {
         at: Timestamp,
         phase: Phase,
         stage: u32,
-        percent: u8,
+        percent: Percent,
     },
 }
 
@@ -390,7 +390,7 @@ mod tests {
         let start = TimelineEvent::Start {
             at: Timestamp::UNIX_EPOCH,
             stage: 0,
-            percent: 1,
+            percent: Percent::whole(1),
         };
         timeline.write(&start).expect("the first line fits");
         let error = timeline
@@ -420,7 +420,7 @@ mod tests {
         let checkpoint = TimelineEvent::Checkpoint {
             at: Timestamp::UNIX_EPOCH,
             stage: 0,
-            percent: 1,
+            percent: Percent::whole(1),
             verdict: CheckpointVerdict::Warn,
             gates: &gates,
         };

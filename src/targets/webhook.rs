@@ -15,8 +15,8 @@
 //! kind of a wrong `percent`, and fixed messages; never text of the answer (nor a redirect's
 //! `Location`), so the endpoint's words never reach status, Events or logs.
 //!
-//! `{"percent": null}` reads as "no percent set". A percent must be a whole number from 0 to
-//! 100 (`5`, not `5.0` or `"5"`).
+//! `{"percent": null}` reads as "no percent set". A percent is a number from 0 to 100 with at
+//! most two decimals (`5`, `5.0`, `0.5`; not `"5"` or `0.001`); rollgate writes `5` or `0.5`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use tracing::debug;
 
 use super::{TargetError, WriteMode, WriteOutcome};
-use crate::api::WebhookTarget;
+use crate::api::{Percent, WebhookTarget};
 use crate::net::{BodyError, describe, read_capped};
 
 /// Time allowed for one request when the target names none.
@@ -142,7 +142,7 @@ pub fn timeout_of(target: &WebhookTarget) -> Result<Duration, TargetError> {
 pub async fn read(
     target: &WebhookTarget,
     access: &WebhookAccess,
-) -> Result<Option<u8>, TargetError> {
+) -> Result<Option<Percent>, TargetError> {
     let body = request(target, access, Method::GET, None).await?;
     parse_answer(&body).map_err(|reason| http_error("GET", &target.url, reason))
 }
@@ -152,10 +152,10 @@ pub async fn read(
 pub async fn write(
     target: &WebhookTarget,
     access: &WebhookAccess,
-    percent: u8,
+    percent: Percent,
     mode: WriteMode,
 ) -> Result<WriteOutcome, TargetError> {
-    if percent > 100 {
+    if percent > Percent::HUNDRED {
         return Err(TargetError::Invalid(format!(
             "percent {percent} is above 100"
         )));
@@ -165,18 +165,18 @@ pub async fn write(
         return Ok(WriteOutcome::Checked);
     }
     if current == Some(percent) {
-        debug!(url = %target.url, percent, "webhook already holds the percent");
+        debug!(url = %target.url, %percent, "webhook already holds the percent");
         return Ok(WriteOutcome::Unchanged);
     }
-    let body = json!({ "percent": percent }).to_string();
+    let body = json!({ "percent": percent.to_json() }).to_string();
     request(target, access, Method::PUT, Some(body)).await?;
-    debug!(url = %target.url, percent, "wrote webhook target");
+    debug!(url = %target.url, %percent, "wrote webhook target");
     Ok(WriteOutcome::Written)
 }
 
-/// `{"percent": N}` → `N`; `{"percent": null}` → `None`. Errors quote nothing of the answer
-/// but a number.
-pub fn parse_answer(body: &[u8]) -> Result<Option<u8>, String> {
+/// `{"percent": N}` → `N` (an integer or a number with up to two decimals, such as `0.5`);
+/// `{"percent": null}` → `None`. Errors quote nothing of the answer but a number.
+pub fn parse_answer(body: &[u8]) -> Result<Option<Percent>, String> {
     let answer: Value = serde_json::from_slice(body).map_err(|e| {
         format!(
             "answer is not JSON (it stops parsing at line {}, column {})",
@@ -189,14 +189,14 @@ pub fn parse_answer(body: &[u8]) -> Result<Option<u8>, String> {
     };
     match percent {
         Value::Null => Ok(None),
-        Value::Number(n) => match n.as_u64() {
-            Some(p) if p <= 100 => Ok(Some(p as u8)),
-            _ => Err(format!(
-                "\"percent\" is {n}, expected a whole number from 0 to 100"
+        Value::Number(n) => match Percent::from_json(percent) {
+            Ok(p) => Ok(Some(p)),
+            Err(_) => Err(format!(
+                "\"percent\" is {n}, expected a number from 0 to 100 with at most two decimals"
             )),
         },
         other => Err(format!(
-            "\"percent\" is {}, expected a whole number from 0 to 100",
+            "\"percent\" is {}, expected a number from 0 to 100 with at most two decimals",
             match other {
                 Value::String(_) => "a string",
                 Value::Bool(_) => "a boolean",
