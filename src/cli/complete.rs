@@ -135,10 +135,16 @@ pub fn kubectl_complete(
         args.push(OsString::new());
     }
     let index = args.len() - 1;
+    // As cobra does: flags are offered once a `-` is typed.
+    let flag = args[index].to_string_lossy().starts_with('-');
     let current_dir = std::env::current_dir().ok();
     let candidates = clap_complete::engine::complete(command, args, index, current_dir.as_deref())
         .unwrap_or_default();
-    for candidate in candidates.iter().filter(|c| !c.is_hide_set()) {
+    let shown = candidates
+        .iter()
+        .filter(|c| !c.is_hide_set())
+        .filter(|c| flag || !c.get_value().to_string_lossy().starts_with('-'));
+    for candidate in shown {
         writeln!(out, "{}", candidate.get_value().to_string_lossy())?;
     }
     writeln!(out, ":{NO_FILE_COMPLETION}")?;

@@ -217,9 +217,13 @@ pub fn complete_words(words: &[std::ffi::OsString]) -> ExitCode {
 fn default_log_level(command: &Command) -> &'static str {
     match command {
         Command::Crd
-        | Command::Version(_)
         | Command::Simulate(_)
         | Command::Backtest(_)
+        | Command::Lint(_)
+        | Command::Completions(_) => "warn",
+        // The operator commands print their own one-line failure: kube's client would say
+        // the same again as an ERROR log line.
+        Command::Version(_)
         | Command::Status(_)
         | Command::Pause(_)
         | Command::Resume(_)
@@ -227,9 +231,7 @@ fn default_log_level(command: &Command) -> &'static str {
         | Command::Abort(_)
         | Command::Retry(_)
         | Command::Get(_)
-        | Command::List(_)
-        | Command::Lint(_)
-        | Command::Completions(_) => "warn",
+        | Command::List(_) => "warn,kube_client=off",
         Command::Controller(_) => "info",
         Command::Report(_) => "warn",
     }

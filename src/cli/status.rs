@@ -9,7 +9,7 @@ use clap::Args;
 use futures_util::TryStreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::{WatchEvent, WatchParams};
+use kube::api::{ListParams, WatchEvent, WatchParams};
 use rollgate::api::{Gate, GateStatus, HistoryEntry, Phase, Rollout};
 use rollgate::engine::compact;
 
@@ -108,17 +108,30 @@ pub async fn status(
     let mut version = version_of(&rollout);
     // Consecutive failures to reach the API server, for the pause before trying again.
     let mut failures = 0u32;
-    // The version is too old to watch from (410 Gone): read the Rollout again first.
+    // The version is too old to watch from (410 Gone): list the Rollout again first.
     let mut relist = false;
     loop {
         if relist {
-            match within(deadline, api.get(&target.name)).await {
+            // A LIST of this one Rollout: its resourceVersion is the collection's, current
+            // even when the object's own is older than the history the server keeps.
+            let by_name = ListParams::default().fields(&format!("metadata.name={}", target.name));
+            match within(deadline, api.list(&by_name)).await {
                 None => return Ok(EXIT_TIMEOUT),
-                Some(Ok(read)) => {
+                Some(Ok(listed)) => {
                     relist = false;
                     failures = 0;
-                    if version_of(&read) != version {
-                        version = version_of(&read);
+                    let Some(read) = listed.items.into_iter().next() else {
+                        return Err(OpsError::Refused(format!(
+                            "rollout {}/{} was deleted",
+                            target.namespace, target.name
+                        )));
+                    };
+                    let changed = version_of(&read) != version_of(&rollout);
+                    version = listed
+                        .metadata
+                        .resource_version
+                        .unwrap_or_else(|| version_of(&read));
+                    if changed {
                         rollout = read;
                         show(&rollout, out)?;
                         if ended(&rollout) {
@@ -126,15 +139,12 @@ pub async fn status(
                         }
                     }
                 }
-                Some(Err(e)) => match target.error(e) {
-                    OpsError::Api(e) => {
-                        if !retry_after(&e, &mut failures, deadline).await {
-                            return Ok(EXIT_TIMEOUT);
-                        }
-                        continue;
+                Some(Err(e)) => {
+                    if !retry_after(&e, &mut failures, deadline).await {
+                        return Ok(EXIT_TIMEOUT);
                     }
-                    refused => return Err(refused),
-                },
+                    continue;
+                }
             }
         }
         let events = match within(deadline, api.watch(&params, &version)).await {
