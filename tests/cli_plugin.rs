@@ -939,3 +939,59 @@ async fn rollout_names_complete_through_kubectl_and_the_shells() {
     let values: Vec<&str> = text.lines().filter(|l| !l.starts_with('-')).collect();
     assert_eq!(values, ["on-b"], "{text}{}", stderr(&out));
 }
+
+// ── the controller's --kubeconfig and --context ───────────────────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_takes_kubeconfig_and_context() {
+    let clusters = Clusters::start().await;
+    let both = path(&clusters.both()).to_owned();
+    let nowhere = clusters.dir.path().join("not-there");
+    let mut controller = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args([
+            "controller",
+            "--kubeconfig",
+            &both,
+            "--context",
+            "b",
+            "--metrics-bind-address",
+            "0",
+            "--health-probe-bind-address",
+            "0",
+        ])
+        .env("KUBECONFIG", &nowhere)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the controller starts");
+    let mut reached = false;
+    for _ in 0..200 {
+        if clusters.b.requests().iter().any(|r| r.on("rollouts")) {
+            reached = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    controller.kill().expect("stop the controller");
+    controller.wait().expect("stopped");
+    assert!(reached, "the controller never asked B for Rollouts");
+    assert!(
+        !clusters.a.requests().iter().any(|r| r.on("rollouts")),
+        "A, the current context, is left alone"
+    );
+
+    let out = rollgate(
+        &both,
+        &[
+            "controller",
+            "--context",
+            "nowhere",
+            "--metrics-bind-address",
+            "0",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nowhere"), "{}", stderr(&out));
+}

@@ -159,6 +159,21 @@ impl KubeArgs {
     }
 }
 
+/// The controller's client configuration: `--kubeconfig` and `--context` as kubectl reads
+/// them, else what `kube::Config::infer` finds (KUBECONFIG, `~/.kube/config`, in-cluster).
+pub async fn controller_config(
+    kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+) -> Result<Config, OpsError> {
+    KubeArgs {
+        kubeconfig,
+        context,
+        ..KubeArgs::default()
+    }
+    .config()
+    .await
+}
+
 /// Why an operator command did not do its job.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
