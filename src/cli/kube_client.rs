@@ -310,3 +310,28 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_timeout_takes_kubectls_forms() {
+        let parse = |text: &str| parse_request_timeout(text).map(|t| t.0);
+        assert_eq!(parse("0"), Ok(None), "0 means no limit");
+        assert_eq!(parse("0s"), Ok(None));
+        assert_eq!(
+            parse("30"),
+            Ok(Some(Duration::from_secs(30))),
+            "bare seconds"
+        );
+        assert_eq!(parse("30s"), Ok(Some(Duration::from_secs(30))));
+        assert_eq!(parse("1m"), Ok(Some(Duration::from_secs(60))));
+        assert_eq!(parse("1h"), Ok(Some(Duration::from_secs(3600))));
+        assert_eq!(parse("1m30s"), Ok(Some(Duration::from_secs(90))));
+        assert_eq!(parse("500ms"), Ok(Some(Duration::from_millis(500))));
+        for bad in ["", "soon", "1d", "-1", "s", "1x"] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -366,4 +366,110 @@ mod tests {
         assert_eq!(cli.log_format, LogFormat::Json);
         assert_eq!(cli.log_level.as_deref(), Some("debug"));
     }
+
+    #[test]
+    fn help_lists_the_persons_commands_first_and_controller_last() {
+        let help = command().render_help().to_string();
+        let order = [
+            "status",
+            "get",
+            "list",
+            "pause",
+            "resume",
+            "promote",
+            "abort",
+            "retry",
+            "lint",
+            "simulate",
+            "backtest",
+            "report",
+            "version",
+            "completions",
+            "crd",
+            "controller",
+        ];
+        let positions: Vec<usize> = order
+            .iter()
+            .map(|name| {
+                help.find(&format!("\n  {name} "))
+                    .unwrap_or_else(|| panic!("{name} is not listed: {help}"))
+            })
+            .collect();
+        assert!(positions.is_sorted(), "{help}");
+        assert!(!help.contains("__complete"), "{help}");
+    }
+
+    #[test]
+    fn logging_flags_show_only_where_they_matter() {
+        let mut definition = command();
+        definition.build();
+        let mut help = |name: &str| {
+            definition
+                .find_subcommand_mut(name)
+                .unwrap_or_else(|| panic!("no {name}"))
+                .render_help()
+                .to_string()
+        };
+        for name in LOGGING_COMMANDS {
+            assert!(help(name).contains("--log-level"), "{name}");
+        }
+        for name in ["crd", "promote", "pause", "lint", "completions", "version"] {
+            let text = help(name);
+            assert!(!text.contains("--log-level"), "{name}: {text}");
+            assert!(!text.contains("--log-format"), "{name}: {text}");
+        }
+        // Still accepted there, before or after the command.
+        for args in [
+            ["rollgate", "crd", "--log-level", "debug"],
+            ["rollgate", "--log-level", "debug", "crd"],
+        ] {
+            let matches = command().try_get_matches_from(args).expect("parses");
+            let cli = Cli::from_arg_matches(&matches).expect("a command line");
+            assert_eq!(cli.log_level.as_deref(), Some("debug"));
+        }
+    }
+
+    #[test]
+    fn operator_commands_take_kubectls_connection_flags() {
+        for name in [
+            "status", "get", "list", "pause", "resume", "promote", "abort", "retry", "report",
+        ] {
+            let mut command = command();
+            let sub = command.find_subcommand_mut(name).expect("a command");
+            for flag in [
+                "kubeconfig",
+                "context",
+                "cluster",
+                "user",
+                "as",
+                "as-group",
+                "namespace",
+                "request-timeout",
+            ] {
+                assert!(
+                    sub.get_arguments().any(|a| a.get_long() == Some(flag)),
+                    "{name} lacks --{flag}"
+                );
+            }
+        }
+        let cli = Cli::try_parse_from([
+            "rollgate",
+            "list",
+            "-A",
+            "--as",
+            "jane",
+            "--as-group",
+            "a",
+            "--as-group",
+            "b",
+        ])
+        .expect("parses");
+        let Command::List(list) = cli.command else {
+            panic!("list")
+        };
+        assert!(list.listing.all_namespaces);
+        assert_eq!(list.listing.kube.as_user.as_deref(), Some("jane"));
+        assert_eq!(list.listing.kube.as_group, ["a", "b"]);
+        assert!(Cli::try_parse_from(["rollgate", "list", "-A", "-n", "x"]).is_err());
+    }
 }
