@@ -750,8 +750,13 @@ impl Run {
             "kubectl",
         );
         let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
-        // The gate's own Prometheus address (loopback here).
-        args.extend(["--allow-address", prometheus.address.as_str()]);
+        // The gate's own Prometheus address (loopback here), reached with the gate's
+        // credentials Secret over plain HTTP, which the operator must allow.
+        args.extend([
+            "--allow-address",
+            prometheus.address.as_str(),
+            "--allow-insecure-credentials",
+        ]);
         let controller = Controller::start(&server, &prometheus.address, &args);
         Self { server, controller }
     }

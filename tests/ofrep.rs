@@ -320,17 +320,20 @@ async fn an_unknown_flag_is_an_error_naming_it() {
         message.contains("HTTP 404") && message.contains("FLAG_NOT_FOUND"),
         "{message}"
     );
+    // errorDetails is the service's free text: never kept.
+    assert!(!message.contains("not found"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_garbage_answer_is_an_error() {
+async fn a_garbage_answer_is_an_error_that_quotes_none_of_it() {
     let server = start(Behaviour::Garbage).await;
     let result = check(&gate(&server.url(), None), 10, &allowlist(), None).await;
     let message = error_message(&result);
     assert!(
-        message.contains("not an OFREP evaluation") && message.contains("<html>"),
+        message.contains("not an OFREP evaluation") && message.contains("line 1, column 1"),
         "{message}"
     );
+    assert!(!message.contains("<html>"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

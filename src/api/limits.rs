@@ -47,17 +47,8 @@ pub const MAX_REMEMBERED_KEYS: usize = 64;
 pub const MAX_CONDITIONS: usize = 8;
 
 /// `text` cut to `max` characters, ending in `…` when cut: how a writer keeps a text within a
-/// `maxLength` of the CRD. Cheap when the text is short (a length check).
-pub fn cap_text(text: &mut String, max: usize) {
-    // Bytes first: a text of at most `max` bytes has at most `max` characters.
-    if text.len() <= max || text.chars().count() <= max {
-        return;
-    }
-    if let Some((end, _)) = text.char_indices().nth(max.saturating_sub(1)) {
-        text.truncate(end);
-        text.push('…');
-    }
-}
+/// `maxLength` of the CRD (see [`crate::text::cap_in_place`]).
+pub use crate::text::cap_in_place as cap_text;
 
 #[cfg(test)]
 mod tests {

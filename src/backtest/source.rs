@@ -153,12 +153,12 @@ impl<'a> PrometheusHistory<'a> {
                      queried without credentials"
                 );
             }
-            let client = env.prometheus_client(connection, None).map_err(|problem| {
-                BacktestError::Connection {
+            let client = env
+                .prometheus_client(connection, None, None)
+                .map_err(|problem| BacktestError::Connection {
                     gate: gate.name.clone(),
                     problem,
-                }
-            })?;
+                })?;
             replays.push(Replay::Queried(Box::new(Queried {
                 gate,
                 client,
@@ -436,7 +436,7 @@ fn combine(
                 _ => alerts::observation_of(value),
             };
             match observation {
-                Observation::Error(message) => Observation::Error(crate::gates::net::remote_text(
+                Observation::Error(message) => Observation::Error(crate::text::remote(
                     &message,
                     crate::gates::observe::MAX_ERROR_MESSAGE,
                 )),

@@ -148,7 +148,7 @@ pub(super) async fn publish(ctx: &Context, rollout: &Rollout, notices: &[Notice]
                 EventType::Normal
             },
             reason: notice.reason.to_owned(),
-            note: Some(cap(&notice.note, 1000)),
+            note: Some(cap(&notice.note, crate::text::EVENT_NOTE_BYTES)),
             action: notice.action.clone(),
             secondary: None,
         };
@@ -158,16 +158,9 @@ pub(super) async fn publish(ctx: &Context, rollout: &Rollout, notices: &[Notice]
     }
 }
 
-/// `text` cut to at most `max` bytes on a character boundary.
+/// `text` cut to at most `max` bytes on a character boundary ([`crate::text::cap_bytes`]).
 pub(super) fn cap(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
+    crate::text::cap_bytes(text, max).to_owned()
 }
 
 #[cfg(test)]
@@ -293,12 +286,5 @@ mod tests {
         );
         assert!(notices[1].warning);
         assert_eq!(notices[1].note, "gate error-rate: connection refused");
-    }
-
-    #[test]
-    fn cap_cuts_on_a_character_boundary() {
-        assert_eq!(cap("abc", 10), "abc");
-        assert_eq!(cap("héllo", 2), "h");
-        assert_eq!(cap("héllo", 3), "hé");
     }
 }

@@ -11,6 +11,7 @@ use kube::core::DynamicObject;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::api::{Rollout, TargetKind};
+use crate::net::GuardedClient;
 use crate::targets::{
     self, TargetError, TargetObject, UrlCheck, WebhookHeaders, WriteMode, WriteOutcome, featureflag,
 };
@@ -48,8 +49,9 @@ pub struct KubeTargets {
     /// version, it has not seen the write yet and the written percent is the live one.
     written: Mutex<WrittenTargets>,
     /// The operator's address guard for webhook targets: a client that checks resolved
-    /// addresses and follows no redirect, and the URL check; `None` sends unguarded.
-    webhook_guard: Option<(reqwest::Client, UrlCheck)>,
+    /// addresses and follows no redirect, with its policy (URLs are checked for the
+    /// Rollout's namespace); `None` sends unguarded.
+    webhook_guard: Option<GuardedClient>,
 }
 
 impl KubeTargets {
@@ -68,17 +70,31 @@ impl KubeTargets {
         }
     }
 
-    /// Webhook targets go through `client` after `check` accepts their URL (the operator's
-    /// `--allow-address` policy), as gates do.
-    pub fn with_webhook_guard(mut self, client: reqwest::Client, check: UrlCheck) -> Self {
-        self.webhook_guard = Some((client, check));
+    /// Webhook targets go through `guard`'s client after its policy accepts their URL for
+    /// the Rollout's namespace (the operator's `--allow-address` policy), as gates do; the
+    /// headers of a `headersSecret` travel over plain HTTP only when the policy allows
+    /// insecure credentials.
+    pub fn with_webhook_guard(mut self, guard: GuardedClient) -> Self {
+        self.webhook_guard = Some(guard);
         self
     }
 
-    /// `access` sent through the webhook guard, when there is one.
-    fn guarded(&self, access: WebhookHeaders) -> WebhookHeaders {
+    /// `access` for a Rollout of `namespace`, sent through the webhook guard when there is one.
+    fn guarded(&self, access: WebhookHeaders, namespace: &str) -> WebhookHeaders {
         match &self.webhook_guard {
-            Some((client, check)) => access.through(client.clone(), Arc::clone(check)),
+            Some(guard) => {
+                let policy = Arc::clone(guard.policy());
+                let insecure = policy.allows_insecure_credentials();
+                let namespace = namespace.to_owned();
+                let check: UrlCheck = Arc::new(move |url| {
+                    policy
+                        .admit(url, Some(&namespace))
+                        .map_err(|e| e.to_string())
+                });
+                access
+                    .through(guard.http().clone(), check)
+                    .allowing_insecure_credentials(insecure)
+            }
             None => access,
         }
     }
@@ -119,7 +135,7 @@ impl KubeTargets {
             return Ok(WebhookHeaders::none());
         };
         let Some(secret) = &webhook.headers_secret else {
-            return Ok(self.guarded(WebhookHeaders::none()));
+            return Ok(self.guarded(WebhookHeaders::none(), namespace));
         };
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let object = format!("Secret {namespace}/{secret}");
@@ -128,7 +144,7 @@ impl KubeTargets {
             .await
             .map_err(|e| TargetError::from_kube("get", &object, e))?;
         WebhookHeaders::from_secret_data(&object, &found.data.unwrap_or_default())
-            .map(|access| self.guarded(access))
+            .map(|access| self.guarded(access, namespace))
     }
 
     async fn read_live(&self, rollout: &Rollout) -> Result<Option<u8>, TargetError> {
@@ -223,13 +239,26 @@ mod tests {
             http::Response<kube::client::Body>,
         >();
         let client = kube::Client::new(service, "ns");
-        let refuse: UrlCheck = Arc::new(|url| Err(format!("{url} is not allowed")));
-        KubeTargets::new(client, None, None).with_webhook_guard(reqwest::Client::new(), refuse)
+        let guard =
+            GuardedClient::build(Arc::new(crate::net::AddressPolicy::default())).expect("a client");
+        KubeTargets::new(client, None, None).with_webhook_guard(guard)
     }
 
     #[tokio::test]
     async fn webhook_targets_obey_the_operators_address_policy() {
         let targets = targets_refusing_every_url();
+        for url in [
+            "http://169.254.169.254/percent",
+            "http://flagd.other-namespace:8080/percent",
+            "http://attacker.com/percent",
+        ] {
+            let rollout = webhook_rollout(url);
+            let read = targets.read(&rollout).await;
+            assert!(
+                matches!(read, Err(TargetError::AddressRefused { .. })),
+                "{url}: {read:?}"
+            );
+        }
         let rollout = webhook_rollout("http://169.254.169.254/percent");
         let read = targets.read(&rollout).await;
         assert!(

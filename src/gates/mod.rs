@@ -4,12 +4,12 @@
 //!
 //! [`observe`] and [`observe_all`] are the one entry point: the controller, `backtest` and the
 //! pre-checks hand them a gate and get its observation back. One folder per provider
-//! ([`prometheus`], [`alerts`], [`ofrep`], [`http`]); [`net`] holds what they share about the
-//! network (the operator's address policy, bounded reads, safe remote text).
+//! ([`prometheus`], [`alerts`], [`ofrep`], [`http`]); [`crate::net`] holds what they share with
+//! webhook targets and notifications about the network (the operator's address policy, bounded
+//! reads), and [`crate::text`] makes remote text safe to store.
 
 pub mod alerts;
 pub mod http;
-pub mod net;
 pub mod observe;
 pub mod ofrep;
 pub mod prometheus;

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::api::{HistoryEntry, Phase, Rollout, RolloutStatus, TransitionKind};
 
 /// How many characters of a reason a notification carries; the rest is cut (`…`).
-const REASON_CAP: usize = 500;
+const REASON_CAP: usize = crate::text::REASON;
 
 /// A rollout's transition, as announced.
 #[derive(Clone, Debug, PartialEq)]
@@ -141,15 +141,7 @@ impl Notification {
 
 /// A reason fit to send: control characters become spaces, at most [`REASON_CAP`] characters.
 fn clean(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(REASON_CAP)
-        .collect();
-    if text.chars().count() > REASON_CAP {
-        out.push('…');
-    }
-    out.trim().to_owned()
+    crate::text::remote(text, REASON_CAP)
 }
 
 #[cfg(test)]
@@ -249,7 +241,7 @@ mod tests {
         };
         assert_eq!(
             advance.summary(true),
-            "rollgate: kaviar/pfm advanced to stage 3/3 at 10%: all gates passed &lt;@here&gt; &amp; more  [31m"
+            "rollgate: kaviar/pfm advanced to stage 3/3 at 10%: all gates passed &lt;@here&gt; &amp; more [31m"
         );
     }
 

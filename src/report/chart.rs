@@ -6,8 +6,8 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use plotters::prelude::*;
 
 use super::model::{Event, GatePlan, Report};
-use crate::sim::text::for_terminal;
 use crate::sim::timeline::offset_text;
+use crate::text::for_terminal;
 
 /// The percent line's colour.
 pub const PERCENT_COLOR: RGBColor = RGBColor(0x1F, 0x77, 0xB4);

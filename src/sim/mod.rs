@@ -7,7 +7,6 @@ pub mod read;
 mod run;
 pub mod scenario;
 mod schema_check;
-pub mod text;
 pub mod timeline;
 mod yaml_node;
 

@@ -229,7 +229,10 @@ pub(crate) fn child_path(path: &str, key: &str) -> String {
     match (plain, path.is_empty()) {
         (true, true) => key.to_owned(),
         (true, false) => format!("{path}.{key}"),
-        (false, _) => format!("{path}[{:?}]", super::text::capped(key)),
+        (false, _) => format!(
+            "{path}[{:?}]",
+            crate::text::capped(key, crate::text::REMOTE)
+        ),
     }
 }
 

@@ -7,9 +7,9 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
 
-use super::text::{capped, for_terminal};
 use crate::api::{CheckpointVerdict, GateStatus, Phase};
 use crate::engine::{DriftAction, Transition, TransitionKind};
+use crate::text::{REMOTE, capped, for_terminal};
 
 /// One line of the timeline.
 #[derive(Debug, Clone, Copy)]
@@ -207,7 +207,7 @@ impl Serialize for GateLine<'_> {
         let fields =
             2 + usize::from(gate.last_value.is_some()) + usize::from(gate.last_message.is_some());
         let mut st = s.serialize_struct("Gate", fields)?;
-        st.serialize_field("name", &capped(&gate.name))?;
+        st.serialize_field("name", &capped(&gate.name, REMOTE))?;
         st.serialize_field("verdict", verdict)?;
         if let Some(v) = gate.last_value {
             st.serialize_field("value", &Value(v))?;
@@ -215,7 +215,7 @@ impl Serialize for GateLine<'_> {
             st.skip_field("value")?;
         }
         if let Some(m) = &gate.last_message {
-            st.serialize_field("message", &capped(m))?;
+            st.serialize_field("message", &capped(m, REMOTE))?;
         } else {
             st.skip_field("message")?;
         }
@@ -298,7 +298,7 @@ fn serialize_transition<S: Serializer>(
     st.serialize_field("stage", &transition.stage)?;
     st.serialize_field("percent", &transition.percent)?;
     match (&transition.reason, with_reason) {
-        (Some(reason), true) => st.serialize_field("reason", &capped(reason))?,
+        (Some(reason), true) => st.serialize_field("reason", &capped(reason, REMOTE))?,
         _ => st.skip_field("reason")?,
     }
     st.end()
@@ -446,9 +446,6 @@ mod tests {
             message.starts_with("boom\u{1b}[2J\r\nforged"),
             "{message:?}"
         );
-        assert_eq!(
-            message.chars().count(),
-            crate::sim::text::MAX_TEXT_CHARS + 1
-        );
+        assert_eq!(message.chars().count(), crate::text::REMOTE + 1);
     }
 }

@@ -40,7 +40,7 @@ pub const DOCUMENT_CAP: usize = 1024 * 1024;
 pub const SCHEMA: &str = "https://flagd.dev/schema/v0/flags.json";
 
 /// How much of a foreign value a message quotes.
-const EXCERPT: usize = 160;
+const EXCERPT: usize = crate::text::CONFIG_EXCERPT;
 
 /// Why a flag definition could not be read or written; [`FlagdError::at`] names the place.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -434,8 +434,5 @@ fn excerpt(value: &Value) -> String {
 }
 
 fn cut(text: &str) -> String {
-    match text.char_indices().nth(EXCERPT) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
+    crate::text::capped(text, EXCERPT).into_owned()
 }
