@@ -324,9 +324,15 @@ fn a_cel_rule_the_reading_did_not_report_is_added_with_its_field() {
 #[test]
 fn completions_print_a_script_for_each_shell() {
     for (shell, marker) in [
-        ("bash", "_rollgate()"),
+        (
+            "bash",
+            "complete -o nospace -o bashdefault -o nosort -F _clap_complete_rollgate rollgate",
+        ),
         ("zsh", "#compdef rollgate"),
-        ("fish", "complete -c rollgate"),
+        (
+            "fish",
+            "complete --keep-order --exclusive --command rollgate",
+        ),
     ] {
         let output = rollgate()
             .args(["completions", shell])
@@ -335,9 +341,8 @@ fn completions_print_a_script_for_each_shell() {
         assert_eq!(output.status.code(), Some(0), "{shell}");
         let script = text(&output.stdout);
         assert!(script.contains(marker), "{shell}: {script}");
-        for command in ["status", "promote", "lint", "completions"] {
-            assert!(script.contains(command), "{shell} lacks {command}");
-        }
+        // The script asks the binary at every TAB (dynamic completion).
+        assert!(script.contains("COMPLETE="), "{shell}: {script}");
     }
     let output = rollgate()
         .args(["completions", "tcsh"])
@@ -348,6 +353,30 @@ fn completions_print_a_script_for_each_shell() {
         Some(2),
         "an unknown shell is a usage error"
     );
+}
+
+/// What the binary answers a completion script (`COMPLETE=bash rollgate -- WORD…`).
+fn complete_bash(words: &[&str]) -> Vec<String> {
+    let output = rollgate()
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+        .env("_CLAP_IFS", "\n")
+        .arg("--")
+        .args(words)
+        .output()
+        .expect("rollgate runs");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    text(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn dynamic_completion_completes_commands_and_flags() {
+    let commands = complete_bash(&["rollgate", "pro"]);
+    assert_eq!(commands, ["promote"], "{commands:?}");
+    let flags = complete_bash(&["rollgate", "status", "--req"]);
+    assert_eq!(flags, ["--request-timeout"], "{flags:?}");
+    let flags = complete_bash(&["rollgate", "promote", "--fu"]);
+    assert_eq!(flags, ["--full"], "{flags:?}");
 }
 
 #[test]

@@ -8,6 +8,8 @@
 
 #[path = "../src/cli/action.rs"]
 mod action;
+#[path = "../src/cli/complete.rs"]
+mod complete;
 #[path = "../src/cli/get.rs"]
 mod get;
 #[path = "../src/cli/kube_client.rs"]
@@ -281,6 +283,7 @@ fn status_of_an_ended_rollout_shows_no_clock() {
 fn options(watch: bool) -> status::StatusOptions<'static> {
     status::StatusOptions {
         watch,
+        timeout: None,
         history: 4,
         clear_screen: false,
         now: &now,
@@ -756,6 +759,7 @@ async fn get_prints_the_object_as_json_or_yaml_without_managed_fields() {
         let back: Value = match format {
             get::ObjectFormat::Json => serde_json::from_str(&out).expect("json"),
             get::ObjectFormat::Yaml => serde_saphyr::from_str(&out).expect("yaml"),
+            other => unreachable!("{other:?}"),
         };
         let mut expected = rollout();
         expected["metadata"]
@@ -790,7 +794,12 @@ async fn list_all_namespaces_adds_the_namespace_column() {
     };
     let out = run(vec![exchange], |client| async move {
         let mut out = Vec::new();
-        get::list(&client, &get::Scope::All, now(), &mut out)
+        let query = get::Query {
+            scope: get::Scope::All,
+            name: None,
+            selector: None,
+        };
+        get::list_matching(&client, &query, None, now(), &mut out)
             .await
             .expect("list works");
         String::from_utf8(out).expect("utf-8")
@@ -832,14 +841,14 @@ async fn list_of_an_empty_namespace_says_so() {
     };
     let out = run(vec![exchange], |client| async move {
         let mut out = Vec::new();
-        get::list(
-            &client,
-            &get::Scope::Namespace(NS.to_owned()),
-            now(),
-            &mut out,
-        )
-        .await
-        .expect("list works");
+        let query = get::Query {
+            scope: get::Scope::Namespace(NS.to_owned()),
+            name: None,
+            selector: None,
+        };
+        get::list_matching(&client, &query, None, now(), &mut out)
+            .await
+            .expect("list works");
         String::from_utf8(out).expect("utf-8")
     })
     .await;

@@ -843,6 +843,49 @@ async fn promote_by_annotation_is_claimed_applied_once_and_removed() {
 }
 
 #[tokio::test]
+async fn promote_full_by_annotation_goes_to_the_last_stage_by_hand() {
+    let plan = spec(PLAN);
+    let r = annotated(
+        rollout(plan.clone(), Some(started(&plan))),
+        "rollgate.dev/action",
+        "promote-full",
+    );
+    let claimed = annotated(r.clone(), CLAIMED_ANNOTATION, "promote-full/10");
+    let mut claimed_v11 = claimed.clone();
+    claimed_v11.metadata.resource_version = Some("11".into());
+    let claimed_json = serde_json::to_value(&claimed_v11).expect("json");
+    let script = vec![
+        step(Method::PATCH, ROLLOUT_PATH)
+            .check(|body| {
+                assert_eq!(
+                    body["metadata"]["annotations"][CLAIMED_ANNOTATION],
+                    "promote-full/10"
+                );
+            })
+            .respond(move |_| (200, claimed_json)),
+        status_apply(&claimed_v11, "12").check(|body| {
+            let s = status_of(body);
+            assert_eq!(
+                (s.stage, s.percent),
+                (2, Some(Percent::whole(10))),
+                "the last stage at once"
+            );
+            let entry = s.history.last().expect("a history entry");
+            assert_eq!(
+                entry.message.as_deref(),
+                Some("promoted to the last stage by hand")
+            );
+        }),
+        cm_get("1"),
+        cm_patch("10"),
+        rollout_patch(&r),
+        event("Advanced", "AdvanceToStage2"),
+    ];
+    let (result, _) = run(World::at(t(60)).cached("1"), &r, script).await;
+    result.expect("reconciled");
+}
+
+#[tokio::test]
 async fn a_claim_already_recorded_in_status_is_only_removed() {
     let plan = spec(PLAN);
     let mut status = started(&plan);

@@ -2345,3 +2345,65 @@ fn a_refusal_leaves_a_finished_rollout_alone() {
     assert!(!out.changed_anything(), "{out:?}");
     assert_eq!(run.status, before);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A person's `promote --full`: to the last stage now
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn promote_full_goes_to_the_last_stage_at_once_and_says_it_was_by_hand() {
+    let mut run = Run::started(plan());
+    assert_eq!(run.status.stage, 0);
+    let out = run.act(10 * M, ManualAction::PromoteFull);
+    assert_eq!(kinds(&out), ["advance"]);
+    let last = run.spec.stages.len() - 1;
+    assert_eq!(out.write, Some(run.spec.stages[last].percent));
+    assert_eq!(run.status.stage as usize, last);
+    assert_eq!(run.status.phase, Some(Phase::Progressing));
+    assert_eq!(run.stage_start(), Some(t(10 * M)));
+    assert_eq!(
+        run.next(),
+        Some(t(H + 10 * M)),
+        "the last stage's cadence starts now"
+    );
+    let entry = run.status.history.last().expect("a history entry");
+    assert_eq!(
+        entry.message.as_deref(),
+        Some("promoted to the last stage by hand")
+    );
+    assert_eq!(entry.stage as usize, last);
+    // At the last stage, a second promote --full completes, also by hand.
+    let out = run.act(20 * M, ManualAction::PromoteFull);
+    assert_eq!(kinds(&out), ["complete"]);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.phase, Some(Phase::Succeeded));
+    assert_eq!(
+        run.status.history.last().and_then(|e| e.message.as_deref()),
+        Some("promoted to the last stage by hand")
+    );
+}
+
+#[test]
+fn promote_full_leaves_a_pause_and_changes_nothing_once_ended() {
+    let mut run = Run::started(plan());
+    run.act(M, ManualAction::Pause);
+    assert_eq!(run.status.phase, Some(Phase::Paused));
+    let out = run.act(2 * M, ManualAction::PromoteFull);
+    assert_eq!(kinds(&out).last(), Some(&"advance"), "{out:?}");
+    assert_eq!(run.status.phase, Some(Phase::Progressing));
+    assert_eq!(run.status.stage as usize, run.spec.stages.len() - 1);
+
+    let mut run = Run::started(plan());
+    run.act(M, ManualAction::Abort);
+    assert_eq!(run.status.phase, Some(Phase::RolledBack));
+    let before = run.status.clone();
+    let out = run.act(2 * M, ManualAction::PromoteFull);
+    assert!(out.transitions.is_empty(), "{out:?}");
+    assert_eq!(run.status, before);
+}
+
+#[test]
+fn promote_full_is_a_word_of_its_own() {
+    assert_eq!(ManualAction::PromoteFull.as_str(), "promote-full");
+    assert_eq!(ManualAction::Promote.as_str(), "promote");
+}

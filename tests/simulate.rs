@@ -387,6 +387,35 @@ events:
 }
 
 #[test]
+fn promote_full_from_a_scenario_goes_to_the_last_stage_by_hand() {
+    // Three stages: 20, 50, 80; promote-full skips 50.
+    let plan = SMALL_PLAN.replace(
+        "    - {percent: 50, duration: 30m}\n",
+        "    - {percent: 50, duration: 30m}\n    - {percent: 80, duration: 30m}\n",
+    );
+    let events = simulate_texts(
+        &plan,
+        r#"
+gates:
+  ratio: [{at: 0s, value: 1}]
+events:
+  - {at: 1m, action: promote-full}
+  - {at: 2m, action: promote-full}
+"#,
+    );
+    assert_eq!(
+        words(&events),
+        [
+            "start:20",
+            "advance:80",
+            "complete:80",
+            "summary:Succeeded:80"
+        ]
+    );
+    assert_eq!(events[1]["reason"], "promoted to the last stage by hand");
+}
+
+#[test]
 fn expect_sets_the_exit_status() {
     let plan = example_plan();
     let run = |scenario_name: &str, phase: &str| {

@@ -36,6 +36,13 @@ pub struct ControllerArgs {
     /// A namespace to reconcile Rollouts in (repeatable); all namespaces when absent.
     #[arg(long = "namespace", value_name = "NS")]
     namespaces: Vec<String>,
+    /// The kubeconfig file to use (default: `KUBECONFIG`, else `~/.kube/config`, else the
+    /// in-cluster service account).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// The kubeconfig context to use (default: its current-context).
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
     /// Where `/metrics` is served; `0` turns it off.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     metrics_bind_address: String,
@@ -251,9 +258,12 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     // Flags first (exit 2 before any cluster is looked for), then the same environment with
     // the API server's addresses guarded.
     gate_env(&args, &[])?;
-    let config = kube::Config::infer()
-        .await
-        .map_err(|e| Failure::Environment(format!("cannot find a cluster to connect to: {e}")))?;
+    let config =
+        super::kube_client::controller_config(args.kubeconfig.clone(), args.context.clone())
+            .await
+            .map_err(|e| {
+                Failure::Environment(format!("cannot find a cluster to connect to: {e}"))
+            })?;
     let env = gate_env(&args, &api_server_addresses(&config))?;
     let notifier = Arc::new(notifier(&args, &env)?);
     let webhook_guard = address_guard(&env)?;

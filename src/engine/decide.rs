@@ -302,6 +302,12 @@ impl Decider<'_> {
                 }
                 self.advance("promoted by user".to_owned());
             }
+            ManualAction::PromoteFull if !phase.is_terminal() => {
+                if phase == Phase::Paused {
+                    self.leave_pause();
+                }
+                self.advance_to_last("promoted to the last stage by hand".to_owned());
+            }
             ManualAction::Abort if !phase.is_terminal() => {
                 self.rollback("aborted by user".to_owned());
             }
@@ -309,7 +315,10 @@ impl Decider<'_> {
                 self.reset();
                 self.start();
             }
-            ManualAction::Promote | ManualAction::Abort | ManualAction::Retry => {}
+            ManualAction::Promote
+            | ManualAction::PromoteFull
+            | ManualAction::Abort
+            | ManualAction::Retry => {}
         }
     }
 }

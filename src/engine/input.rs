@@ -14,6 +14,9 @@ pub enum ManualAction {
     Resume,
     /// Advance now (or complete at the last stage) whatever the bake time; leaves Paused.
     Promote,
+    /// Go to the last stage now, whatever the stages between and their bake time (or
+    /// complete when already there); leaves Paused. The history says it was done by hand.
+    PromoteFull,
     /// Roll back now.
     Abort,
     /// Start a RolledBack rollout again from stage 0.
@@ -27,6 +30,7 @@ impl ManualAction {
             ManualAction::Pause => "pause",
             ManualAction::Resume => "resume",
             ManualAction::Promote => "promote",
+            ManualAction::PromoteFull => "promote-full",
             ManualAction::Abort => "abort",
             ManualAction::Retry => "retry",
         }

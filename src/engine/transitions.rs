@@ -29,6 +29,29 @@ impl Decider<'_> {
         self.transition(TransitionKind::Advance, HistoryKind::Advance, reason);
     }
 
+    /// Goes to the last stage at once (a person's `promote --full`), or completes when the
+    /// rollout is already there at its percent.
+    pub(super) fn advance_to_last(&mut self, reason: String) {
+        let stages = &self.spec.stages;
+        let Some(last) = stages.len().checked_sub(1) else {
+            self.complete(reason);
+            return;
+        };
+        let stage = &stages[last];
+        let there = self.status.stage as usize >= last
+            && self.status.percent.is_some_and(|p| p >= stage.percent);
+        if there {
+            self.complete(reason);
+            return;
+        }
+        let percent = stage.percent;
+        self.status.stage = last as u32;
+        self.status.stage_started_at = Some(Time(self.now));
+        self.write(percent);
+        self.schedule_next();
+        self.transition(TransitionKind::Advance, HistoryKind::Advance, reason);
+    }
+
     pub(super) fn complete(&mut self, reason: String) {
         self.status.phase = Some(Phase::Succeeded);
         self.status.next_checkpoint_at = None;

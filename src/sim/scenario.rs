@@ -58,6 +58,8 @@ enum ActionWord {
     Pause,
     Resume,
     Promote,
+    #[serde(rename = "promote-full")]
+    PromoteFull,
     Abort,
     Drift,
 }
@@ -211,6 +213,7 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
             (ActionWord::Pause, None) => ScenarioAction::Manual(ManualAction::Pause),
             (ActionWord::Resume, None) => ScenarioAction::Manual(ManualAction::Resume),
             (ActionWord::Promote, None) => ScenarioAction::Manual(ManualAction::Promote),
+            (ActionWord::PromoteFull, None) => ScenarioAction::Manual(ManualAction::PromoteFull),
             (ActionWord::Abort, None) => ScenarioAction::Manual(ManualAction::Abort),
         };
         events.push(ScenarioEvent { at, action });
