@@ -9,6 +9,7 @@ mod notifications;
 mod ofrep_memory;
 mod query_vars;
 mod spec;
+mod stage_label;
 mod status;
 mod target;
 mod validate;
@@ -26,6 +27,7 @@ pub use notifications::{
 pub use ofrep_memory::{MEMORY_KEYS, OfrepMemory};
 pub use query_vars::{Piece, QueryVar, VarError, check_query, check_text, parse_template};
 pub use spec::{Analysis, DriftPolicy, PreChecksSpec, RollbackSpec, Rollout, RolloutSpec, Stage};
+pub use stage_label::{stage_label, stage_number};
 pub use status::{
     CHECKPOINT_HISTORY_LIMIT, Checkpoint, CheckpointVerdict, GateStatus, GateVerdict,
     HISTORY_LIMIT, HistoryEntry, HistoryKind, Phase, RolloutStatus,

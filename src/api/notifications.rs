@@ -21,10 +21,11 @@ pub struct NotificationSpec {
     /// A Slack (or Mattermost, Rocket.Chat, …) incoming webhook: receives `{"text": …}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack: Option<SlackNotification>,
-    /// The transitions to announce; empty or absent means all of them.
+    /// The transitions to announce; empty or absent means all of them. (Named `when`, not
+    /// `on`: kubectl reads YAML 1.1, where the key `on` is the boolean `true`.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
-    pub on: Vec<TransitionKind>,
+    pub when: Vec<TransitionKind>,
 }
 
 /// A generic JSON webhook.
@@ -128,7 +129,7 @@ impl TransitionKind {
 impl NotificationSpec {
     /// Whether this endpoint wants to hear about `kind`.
     pub fn wants(&self, kind: TransitionKind) -> bool {
-        self.on.is_empty() || self.on.contains(&kind)
+        self.when.is_empty() || self.when.contains(&kind)
     }
 }
 
@@ -141,7 +142,7 @@ mod tests {
         let yaml = r#"
 - webhook: {urlSecretRef: {name: hooks, key: url}}
 - slack: {urlSecretRef: {name: slack, key: incoming}}
-  on: [rollback, complete, pause]
+  when: [rollback, complete, pause]
 "#;
         let specs: Vec<NotificationSpec> = serde_saphyr::from_str(yaml).expect("parses");
         assert_eq!(specs.len(), 2);
@@ -163,7 +164,7 @@ mod tests {
 
     #[test]
     fn an_unknown_transition_is_refused() {
-        let yaml = "slack: {urlSecretRef: {name: s, key: k}}\non: [rollbak]\n";
+        let yaml = "slack: {urlSecretRef: {name: s, key: k}}\nwhen: [rollbak]\n";
         assert!(serde_saphyr::from_str::<NotificationSpec>(yaml).is_err());
     }
 

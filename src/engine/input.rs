@@ -41,6 +41,22 @@ pub enum PreChecks<'a> {
     Failed(&'a [String]),
 }
 
+/// How a rollout that waits for its pre-checks will start, so the shell checks the baseline
+/// that start needs (see [`pending_start`](super::pending_start)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// From stage 0, writing its percent: the target should hold the rollback percent (or the
+    /// percent this rollout last wrote).
+    Fresh,
+    /// A finished plan that grew continues from the percent in force (DESIGN §4 rule 9): the
+    /// target must hold exactly this percent, and nothing is written before a passing
+    /// checkpoint.
+    Continue {
+        /// The percent the rollout holds and continues from.
+        percent: u8,
+    },
+}
+
 /// Everything the engine may be told at one instant. Fields left `None` mean "nothing new".
 #[derive(Clone, Copy, Debug)]
 pub struct Inputs<'a> {
