@@ -15,10 +15,12 @@ use super::status::HistoryKind;
     .message("notification must set exactly one of webhook and slack"))]
 pub struct NotificationSpec {
     /// A generic webhook: receives a JSON object per transition (rollout namespace and name,
-    /// uid, generation, event, stage, percent, phase, reason, time and a deduplication key).
+    /// uid, generation, event, stage as a 0-based index, number of stages, percent, phase,
+    /// reason, time and a deduplication key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookNotification>,
-    /// A Slack (or Mattermost, Rocket.Chat, …) incoming webhook: receives `{"text": …}`.
+    /// A Slack (or Mattermost, Rocket.Chat, …) incoming webhook: receives `{"text": …}`, one
+    /// line that counts stages from 1 ("stage 2 of 3").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack: Option<SlackNotification>,
     /// The transitions to announce; empty or absent means all of them. (Named `when`, not
