@@ -2033,6 +2033,7 @@ fn a_grown_plan_shrunk_again_while_pending_is_succeeded_again() {
     assert_eq!(run.status.phase, Some(Phase::Succeeded));
     assert!(!run.status.continuing);
     assert_eq!(run.status.percent, Some(10));
+    assert_eq!(run.status.stage, 2, "the last stage");
 }
 
 #[test]

@@ -57,9 +57,12 @@ pub fn pending_start(
 
 /// Decides what the rollout does at `inputs.now`, updating `status` in place.
 ///
-/// In order: a new spec generation is validated and taken in; a rollout that has not started
-/// starts when its pre-checks passed (it stays Pending otherwise); drift on the target is handled; a person's action is applied; then, when
-/// observations are given and a checkpoint is due, the checkpoint is taken and decided.
+/// In order: a new spec generation is validated and taken in (a RolledBack rollout, or a
+/// Succeeded one whose plan grew, goes back to the start; see [`pending_start`]), and so
+/// does a `retry` of a RolledBack rollout; a rollout that has not started starts when its
+/// pre-checks passed (it stays Pending otherwise); drift on the target is handled; a person's
+/// action is applied; then, when observations are given and a checkpoint is due, the
+/// checkpoint is taken and decided.
 pub fn decide(spec: &RolloutSpec, status: &mut RolloutStatus, inputs: &Inputs<'_>) -> Outcome {
     let mut decider = Decider {
         spec,
@@ -229,8 +232,10 @@ impl Decider<'_> {
         if plan_grows(self.spec, percent) {
             return;
         }
+        let last = self.spec.stages.len().saturating_sub(1);
         self.status.continuing = false;
         self.status.phase = Some(Phase::Succeeded);
+        self.status.stage = u32::try_from(last).unwrap_or(u32::MAX);
         self.status.next_checkpoint_at = None;
         self.status.message = Some(format!(
             "the plan no longer goes beyond {percent}%: Succeeded, nothing written"

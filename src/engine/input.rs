@@ -71,7 +71,9 @@ pub struct Inputs<'a> {
     /// One observation per gate, in the order of `spec.analysis.gates`, gathered because
     /// [`checkpoint_due`](super::checkpoint_due) said so. A missing entry counts as an error.
     pub observations: Option<&'a [Observation]>,
-    /// The pre-checks' result, consulted only while the rollout has not started.
+    /// The pre-checks' result, consulted only while the rollout has not started, or when a new
+    /// generation or `retry` takes a finished one back through them (see
+    /// [`pending_start`](super::pending_start)): gather them then.
     pub prechecks: PreChecks<'a>,
 }
 
