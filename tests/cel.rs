@@ -1044,7 +1044,7 @@ fn notification_one_kind_accepts_a_webhook_and_a_slack_hook() {
     accepts(plan_with(|p| {
         p["spec"]["notifications"] = json!([
             {"webhook": {"urlSecretRef": {"name": "hooks", "key": "url"}}},
-            {"slack": {"urlSecretRef": {"name": "slack", "key": "incoming"}}, "on": ["rollback", "complete"]}
+            {"slack": {"urlSecretRef": {"name": "slack", "key": "incoming"}}, "when": ["rollback", "complete"]}
         ])
     }));
 }
@@ -1055,7 +1055,7 @@ fn notification_one_kind_rejects_none_and_both() {
         "webhook": {"urlSecretRef": {"name": "hooks", "key": "url"}},
         "slack": {"urlSecretRef": {"name": "slack", "key": "incoming"}}
     });
-    for bad in [json!({"on": ["rollback"]}), both] {
+    for bad in [json!({"when": ["rollback"]}), both] {
         rejects(
             plan_with(|p| p["spec"]["notifications"] = json!([bad])),
             "spec.notifications[0]",

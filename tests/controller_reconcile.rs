@@ -586,6 +586,188 @@ async fn a_gate_error_is_an_event_and_holds() {
     assert_eq!(result.expect("reconciled"), requeue_at(300));
 }
 
+// ── spec changes of a finished rollout ─────────────────────────────────────────────────────
+
+/// The PLAN run to Succeeded at 10% by three promotes (generation 1).
+fn succeeded(plan: &RolloutSpec) -> RolloutStatus {
+    let mut status = started(plan);
+    for i in 1..=3 {
+        engine::decide(
+            plan,
+            &mut status,
+            &Inputs::at(t(i))
+                .with_generation(Some(1))
+                .with_action(engine::ManualAction::Promote),
+        );
+    }
+    status.update_conditions(t(3));
+    assert_eq!(status.phase, Some(Phase::Succeeded));
+    assert_eq!(status.percent, Some(Percent::whole(10)));
+    status
+}
+
+/// Generation 2 of a Rollout Succeeded at 10%, its spec changed by `f`.
+fn finished_then_edited(f: impl FnOnce(&mut RolloutSpec)) -> Rollout {
+    let plan = spec(PLAN);
+    let status = succeeded(&plan);
+    let mut grown = plan;
+    f(&mut grown);
+    let mut r = rollout(grown, Some(status));
+    r.metadata.generation = Some(2);
+    r
+}
+
+fn append_25_and_50(plan: &mut RolloutSpec) {
+    let template = plan.stages[0].clone();
+    for percent in [25, 50] {
+        plan.stages.push(rollgate::api::Stage {
+            percent: Percent::whole(percent),
+            ..template.clone()
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_grown_succeeded_plan_continues_from_its_percent_and_raises_it_only_after_a_passing_checkpoint()
+ {
+    let r = finished_then_edited(append_25_and_50);
+    // Back through the pre-checks: the target must hold 10% (not the rollback 0%); the dry run
+    // tries the 10% the rollout keeps. It continues at stage 3 of 5 and writes nothing.
+    let script = vec![
+        cm_get("10"),
+        // The dry run keeps the 10% the target holds: only the label is patched.
+        cm_dry_run().check(|body| assert_eq!(body["data"]["percent"], Value::Null, "{body}")),
+        status_apply(&r, "11").check(|body| {
+            let s = status_of(body);
+            assert_eq!(s.phase, Some(Phase::Progressing));
+            assert_eq!(
+                (s.stage, s.stage_number, s.percent),
+                (2, Some(3), Some(Percent::whole(10)))
+            );
+            assert!(!s.target_pending, "nothing to write");
+            assert!(!s.continuing);
+            assert_eq!(s.observed_generation, Some(2));
+            let message = s.message.unwrap_or_default();
+            assert_eq!(
+                message,
+                "spec generation 2 grew the plan: continuing at stage 3 of 5 (10%)"
+            );
+        }),
+        event("Replanned", "ReplanToStage2"),
+    ];
+    let (result, bodies) = run(World::at(t(4 * H)).cached("10"), &r, script).await;
+    result.expect("reconciled");
+    let mut r = r;
+    r.status = Some(status_of(&bodies[2]));
+    r.metadata.resource_version = Some("11".into());
+
+    // A failing checkpoint after the stage's bake time writes nothing.
+    let script = vec![status_apply(&r, "12").check(|body| {
+        let s = status_of(body);
+        assert_eq!((s.stage, s.percent), (2, Some(Percent::whole(10))));
+        assert!(!s.target_pending);
+    })];
+    let world = World::at(t(5 * H))
+        .cached("10")
+        .gates(vec![Observation::Value(0.5)]);
+    let (result, bodies) = run(world, &r, script).await;
+    result.expect("reconciled");
+    let mut failed = r.clone();
+    failed.status = Some(status_of(&bodies[0]));
+    assert_eq!(failed.status.as_ref().map(|s| s.gates[0].failures), Some(1));
+
+    // The passing checkpoint is what writes 25%.
+    let script = vec![
+        status_apply(&r, "12").check(|body| {
+            let s = status_of(body);
+            assert_eq!((s.stage, s.percent), (3, Some(Percent::whole(25))));
+            assert!(s.target_pending);
+        }),
+        cm_get("10"),
+        cm_patch("25"),
+        event("Advanced", "AdvanceToStage3"),
+    ];
+    let (result, _) = run(World::at(t(5 * H)).cached("10"), &r, script).await;
+    result.expect("reconciled");
+}
+
+#[tokio::test]
+async fn a_grown_plan_whose_target_no_longer_holds_its_percent_waits_in_pending() {
+    let r = finished_then_edited(append_25_and_50);
+    let script = vec![
+        cm_get("0"),
+        cm_dry_run(),
+        status_apply(&r, "11").check(|body| {
+            let s = status_of(body);
+            assert_eq!(s.phase, Some(Phase::Pending));
+            assert!(s.continuing);
+            assert_eq!(s.percent, Some(Percent::whole(10)));
+            let message = s.message.unwrap_or_default();
+            assert!(
+                message.contains(
+                    "the target holds 0%, not 10%, the percent this rollout continues from"
+                ),
+                "{message}"
+            );
+        }),
+        event("PreCheckFailed", "PreCheck"),
+    ];
+    let (result, _) = run(World::at(t(4 * H)).cached("0"), &r, script).await;
+    assert_eq!(result.expect("reconciled"), requeue_at(5));
+}
+
+#[tokio::test]
+async fn a_notifications_only_edit_of_a_succeeded_rollout_writes_no_target() {
+    let r = finished_then_edited(|plan| {
+        plan.notifications = serde_json::from_value(json!([
+            {"slack": {"urlSecretRef": {"name": "s", "key": "url"}}, "when": ["rollback"]}
+        ]))
+        .expect("notifications");
+    });
+    // Only the status records the new generation: no pre-checks, no target write, no Event.
+    let script = vec![status_apply(&r, "11").check(|body| {
+        let s = status_of(body);
+        assert_eq!(s.phase, Some(Phase::Succeeded));
+        assert_eq!(s.percent, Some(Percent::whole(10)));
+        assert_eq!(s.observed_generation, Some(2));
+        assert!(!s.target_pending);
+    })];
+    let (result, _) = run(World::at(t(4 * H)).cached("10"), &r, script).await;
+    result.expect("reconciled");
+}
+
+#[tokio::test]
+async fn a_new_generation_of_a_rolled_back_rollout_runs_the_pre_checks_first() {
+    let plan = spec(PLAN);
+    let mut status = started(&plan);
+    engine::decide(
+        &plan,
+        &mut status,
+        &Inputs::at(t(1))
+            .with_generation(Some(1))
+            .with_action(engine::ManualAction::Abort),
+    );
+    status.update_conditions(t(1));
+    let mut edited = plan;
+    edited.analysis.gates[0].max = Some(0.02);
+    let mut r = rollout(edited, Some(status));
+    r.metadata.generation = Some(2);
+    // The target was set to 3% by hand meanwhile: the baseline pre-check keeps it Pending.
+    let script = vec![
+        cm_get("3"),
+        cm_dry_run(),
+        status_apply(&r, "11").check(|body| {
+            let s = status_of(body);
+            assert_eq!(s.phase, Some(Phase::Pending));
+            let message = s.message.unwrap_or_default();
+            assert!(message.contains("holds 3%"), "{message}");
+        }),
+        event("PreCheckFailed", "PreCheck"),
+    ];
+    let (result, _) = run(World::at(t(H)).cached("3"), &r, script).await;
+    assert_eq!(result.expect("reconciled"), requeue_at(5));
+}
+
 // ── drift ────────────────────────────────────────────────────────────────────────────────────
 
 #[tokio::test]

@@ -1765,12 +1765,12 @@ fn a_hold_says_where_the_rollout_stands_in_one_line() {
     run.check(3 * H, &good());
     assert_eq!(
         run.status.message.as_deref(),
-        Some("stage 2/3 at 5%, 1h of 2h baked, all gates passing")
+        Some("stage 2 of 3 at 5%, 1h of 2h baked, all gates passing")
     );
     run.check(4 * H, &error_rate_missing());
     let message = run.status.message.clone().unwrap();
     assert!(
-        message.starts_with("stage 2/3 at 5%, 2h of 2h baked, error-rate inconclusive"),
+        message.starts_with("stage 2 of 3 at 5%, 2h of 2h baked, error-rate inconclusive"),
         "{message}"
     );
 }
@@ -1857,21 +1857,247 @@ fn new_generation_of_a_rolled_back_rollout_starts_again_from_stage_zero() {
     );
 }
 
-#[test]
-fn new_generation_of_a_succeeded_rollout_starts_again_from_stage_zero() {
+/// The DESIGN plan run to Succeeded at 10% (three promotes at t = 1..3 s).
+fn succeeded() -> Run {
     let mut run = Run::started(plan());
-    for _ in 0..3 {
-        run.act(1, ManualAction::Promote);
+    for i in 0..3 {
+        run.act(1 + i, ManualAction::Promote);
     }
     assert_eq!(run.status.phase, Some(Phase::Succeeded));
-    let out = run.respec(H, |s| {
-        s.stages[0].percent = pc(2);
-        s.stages[2].percent = pc(20);
-    });
-    assert_eq!(kinds(&out), ["start"]);
-    assert_eq!(out.write, Some(pc(2)));
+    assert_eq!(run.status.percent, Some(pc(10)));
+    run
+}
+
+/// Appends stages of these percents (bake time 2h each) to the plan.
+fn append(spec: &mut RolloutSpec, percents: &[u8]) {
+    let template = spec.stages[0].clone();
+    spec.stages
+        .extend(percents.iter().map(|&percent| rollgate::api::Stage {
+            percent: pc(percent),
+            ..template.clone()
+        }));
+}
+
+#[test]
+fn appending_stages_to_a_succeeded_plan_continues_from_its_percent() {
+    let mut run = succeeded();
+    // 1 → 5 → 10 % done; the team appends 25 → 50 → 100 %. Pre-checks first (they fail once).
+    append(&mut run.spec, &[25, 50, 100]);
+    run.generation += 1;
+    let failing = ["gate error-rate: connection refused".to_owned()];
+    let out = run.decide(Inputs::at(t(H)).with_prechecks(PreChecks::Failed(&failing)));
+    assert_eq!(kinds(&out), ["pending"]);
+    assert_eq!(out.write, None, "nothing is written while Pending");
+    assert_eq!(run.status.phase, Some(Phase::Pending));
+    assert!(run.status.continuing);
+    assert_eq!(run.status.percent, Some(pc(10)), "the target keeps 10%");
+    assert_eq!(run.status.stage, 2);
+    assert_eq!(run.status.stage_number, Some(3));
+    assert_eq!(
+        rollgate::engine::pending_start(&run.spec, &run.status, Some(run.generation), None),
+        Some(rollgate::engine::Start::Continue { percent: pc(10) }),
+        "the pre-checks expect the current percent, not the rollback percent"
+    );
+    // The pre-checks pass: it continues at stage 3 of 6 (10%), its bake time starting again.
+    let out = run.decide(Inputs::at(t(2 * H)));
+    assert_eq!(kinds(&out), ["replan"]);
+    assert_eq!(
+        out.write, None,
+        "nothing is raised without a passing checkpoint"
+    );
     assert_eq!(run.status.phase, Some(Phase::Progressing));
+    assert!(!run.status.continuing);
+    assert_eq!(run.status.stage, 2);
+    assert_eq!(run.status.percent, Some(pc(10)));
+    assert_eq!(run.stage_start(), Some(t(2 * H)));
+    assert_eq!(run.next(), Some(t(3 * H)));
+    assert_eq!(
+        run.status.message.as_deref(),
+        Some("spec generation 2 grew the plan: continuing at stage 3 of 6 (10%)")
+    );
+    // Stage 3's bake time is 4h: passing checkpoints before it ends hold at 10%.
+    for hour in 3..6 {
+        let out = run.check(hour * H, &good());
+        assert_eq!(out.write, None, "at +{hour}h: {out:?}");
+    }
+    // A failing checkpoint after the bake time does not raise it either.
+    let out = run.check(6 * H, &error_rate_missing());
+    assert_eq!(out.write, None, "{out:?}");
+    assert_eq!(run.status.percent, Some(pc(10)));
+    // The next passing checkpoint advances to 25%.
+    let out = run.check(7 * H, &good());
+    assert_eq!(kinds(&out), ["advance"]);
+    assert_eq!(out.write, Some(pc(25)));
+    assert_eq!(run.status.stage, 3);
+    // And on to Succeeded at 100%.
+    for hour in 8..40 {
+        run.check(hour * H, &good());
+    }
+    assert_eq!(run.status.phase, Some(Phase::Succeeded));
+    assert_eq!(run.status.percent, Some(pc(100)));
+}
+
+#[test]
+fn a_grown_plan_whose_pre_checks_pass_continues_at_once() {
+    let mut run = succeeded();
+    let out = run.respec(H, |s| append(s, &[25]));
+    assert_eq!(kinds(&out), ["replan"]);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.phase, Some(Phase::Progressing));
+    assert_eq!(run.status.stage, 2);
+    assert_eq!(run.status.percent, Some(pc(10)));
+    assert!(
+        run.status
+            .gates
+            .iter()
+            .all(|g| g.failures == 0 && g.misses == 0)
+    );
+}
+
+#[test]
+fn a_grown_plan_continues_from_the_last_stage_at_or_below_its_percent() {
+    let mut run = succeeded();
+    // 10% is no stage of the new plan: it continues from 5% (stage 2 of 4), keeping 10%, and
+    // its next passing checkpoint after 5%'s bake time moves to 20%.
+    run.respec(H, |s| {
+        s.stages[2].percent = pc(20);
+        append(s, &[50]);
+    });
+    assert_eq!(run.status.stage, 1);
+    assert_eq!(run.status.percent, Some(pc(10)));
+    let out = run.check(2 * H, &good());
+    assert_eq!(out.write, None);
+    let out = run.check(3 * H, &good());
+    assert_eq!(out.write, Some(pc(20)));
+    assert_eq!(run.status.stage, 2);
+
+    // Every stage above it: it holds 10% until a passing checkpoint enters stage 0 (25%).
+    let mut run = succeeded();
+    run.respec(H, |s| {
+        let template = s.stages[0].clone();
+        s.stages = vec![rollgate::api::Stage {
+            percent: pc(25),
+            ..template
+        }];
+    });
     assert_eq!(run.status.stage, 0);
+    assert_eq!(run.status.percent, Some(pc(10)));
+    let out = run.check(2 * H, &alert());
+    assert_ne!(out.write, Some(pc(25)), "{out:?}");
+}
+
+#[test]
+fn a_new_generation_of_a_succeeded_plan_that_does_not_grow_writes_nothing() {
+    let mut run = succeeded();
+    let before = run.status.clone();
+    // Only notifications (or gates, or a lower last stage) change.
+    for (i, edit) in [
+        (|s: &mut RolloutSpec| {
+            s.notifications = serde_saphyr::from_str(
+                "- slack: {urlSecretRef: {name: s, key: url}}\n  when: [rollback]\n",
+            )
+            .unwrap();
+        }) as fn(&mut RolloutSpec),
+        |s| s.analysis.gates[0].max = Some(0.05),
+        |s| s.stages[2].percent = pc(8),
+        |s| s.stages[0].percent = pc(2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = run.respec(H + i as i64, edit);
+        assert_eq!(out.write, None, "edit {i}");
+        assert!(out.transitions.is_empty(), "edit {i}: {out:?}");
+        assert_eq!(run.status.phase, Some(Phase::Succeeded), "edit {i}");
+        assert_eq!(run.status.percent, Some(pc(10)), "edit {i}");
+        assert_eq!(
+            rollgate::engine::pending_start(&run.spec, &run.status, Some(run.generation), None),
+            None,
+            "edit {i}: no pre-checks to gather"
+        );
+    }
+    assert_eq!(
+        run.status.observed_generation,
+        Some(before.observed_generation.unwrap() + 4)
+    );
+    assert_eq!(run.status.history, before.history);
+}
+
+#[test]
+fn a_grown_plan_shrunk_again_while_pending_is_succeeded_again() {
+    let mut run = succeeded();
+    append(&mut run.spec, &[25]);
+    run.generation += 1;
+    let failing = ["not yet".to_owned()];
+    run.decide(Inputs::at(t(H)).with_prechecks(PreChecks::Failed(&failing)));
+    assert_eq!(run.status.phase, Some(Phase::Pending));
+    run.spec.stages.pop();
+    run.generation += 1;
+    assert_eq!(
+        rollgate::engine::pending_start(&run.spec, &run.status, Some(run.generation), None),
+        None
+    );
+    let out = run.decide(Inputs::at(t(2 * H)));
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.phase, Some(Phase::Succeeded));
+    assert!(!run.status.continuing);
+    assert_eq!(run.status.percent, Some(pc(10)));
+    assert_eq!(run.status.stage, 2, "the last stage");
+}
+
+#[test]
+fn a_new_generation_of_a_rolled_back_rollout_restarts_from_zero_through_pending() {
+    let mut run = Run::started(plan());
+    run.act(1, ManualAction::Promote);
+    run.act(2, ManualAction::Abort);
+    assert_eq!(run.status.phase, Some(Phase::RolledBack));
+    run.spec.analysis.gates[0].max = Some(0.02);
+    run.generation += 1;
+    assert_eq!(
+        rollgate::engine::pending_start(&run.spec, &run.status, Some(run.generation), None),
+        Some(rollgate::engine::Start::Fresh)
+    );
+    let failing = ["the target holds 3%".to_owned()];
+    let out = run.decide(Inputs::at(t(H)).with_prechecks(PreChecks::Failed(&failing)));
+    assert_eq!(kinds(&out), ["pending"]);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.phase, Some(Phase::Pending));
+    let out = run.decide(Inputs::at(t(2 * H)));
+    assert_eq!(kinds(&out), ["start"]);
+    assert_eq!(out.write, Some(pc(1)));
+    assert_eq!(run.status.stage, 0);
+    assert_eq!(run.status.stage_number, Some(1));
+}
+
+#[test]
+fn retry_of_a_rolled_back_rollout_goes_through_the_pre_checks() {
+    let mut run = Run::started(plan());
+    run.act(1, ManualAction::Abort);
+    assert_eq!(
+        rollgate::engine::pending_start(
+            &run.spec,
+            &run.status,
+            Some(run.generation),
+            Some(ManualAction::Retry)
+        ),
+        Some(rollgate::engine::Start::Fresh)
+    );
+    assert_eq!(
+        rollgate::engine::pending_start(&run.spec, &run.status, Some(run.generation), None),
+        None
+    );
+    let failing = ["the target holds 3%".to_owned()];
+    let out = run.decide(
+        Inputs::at(t(H))
+            .with_action(ManualAction::Retry)
+            .with_prechecks(PreChecks::Failed(&failing)),
+    );
+    assert_eq!(kinds(&out), ["pending"]);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.phase, Some(Phase::Pending));
+    let out = run.decide(Inputs::at(t(2 * H)));
+    assert_eq!(kinds(&out), ["start"]);
+    assert_eq!(out.write, Some(pc(1)));
 }
 
 #[test]

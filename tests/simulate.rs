@@ -488,11 +488,13 @@ fn text_output_is_a_readable_timeline() {
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].contains("+0s") && lines[0].contains("start") && lines[0].contains("1%"));
+    // People count stages from 1; the JSON output keeps the 0-based index.
+    assert!(lines[0].contains("stage 1 of 3 at 1%"), "{}", lines[0]);
     assert!(text.contains("error-rate=0.002 pass"));
     assert!(text.contains("all gates passed and the bake time of 2h ended"));
     let last = lines.last().unwrap();
     assert!(
-        last.contains("+8h") && last.contains("Succeeded") && last.contains("10%"),
+        last.contains("+8h") && last.ends_with("Succeeded at stage 3 of 3 (10%)"),
         "{last}"
     );
 }

@@ -356,7 +356,7 @@ rules! {
         ("spec.target", "target must set exactly one of flagd, configMap and webhook");
     notification_one_kind_not_none:
         set("/spec/notifications", json!([{"slack": {"urlSecretRef": {"name": "s", "key": "url"}}}])),
-        set("/spec/notifications", json!([{"on": ["rollback"]}])),
+        set("/spec/notifications", json!([{"when": ["rollback"]}])),
         ("spec.notifications[0]", "must set exactly one of webhook and slack"),
         ("spec.notifications[0]", "notification must set exactly one of webhook and slack");
     notification_one_kind_not_two:

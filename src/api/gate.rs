@@ -223,7 +223,7 @@ pub struct OfrepGate {
     #[schemars(length(max = super::limits::MAX_FLAG_KEY))]
     pub flag: Option<String>,
     /// Variant that means a key has the flag. When unset, a key has the flag when the answer's
-    /// value is `true` or its variant is `on`.
+    /// value is `true` or its variant is `"on"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = super::limits::MAX_VARIANT))]
     pub on_variant: Option<String>,

@@ -10,6 +10,7 @@ mod ofrep_memory;
 mod percent;
 mod query_vars;
 mod spec;
+mod stage_label;
 mod status;
 mod target;
 mod validate;
@@ -31,6 +32,7 @@ pub use percent::{
 };
 pub use query_vars::{Piece, QueryVar, VarError, check_query, check_text, parse_template};
 pub use spec::{Analysis, DriftPolicy, PreChecksSpec, RollbackSpec, Rollout, RolloutSpec, Stage};
+pub use stage_label::{stage_label, stage_number};
 pub use status::{
     CHECKPOINT_HISTORY_LIMIT, Checkpoint, CheckpointVerdict, GateStatus, GateVerdict,
     HISTORY_LIMIT, HistoryEntry, HistoryKind, Phase, REASON_FORBIDDEN, RolloutStatus,

@@ -105,7 +105,7 @@ impl CheckpointVerdict {
 pub struct Checkpoint {
     /// When the checkpoint was taken.
     pub at: Time,
-    /// The stage index at the checkpoint.
+    /// The stage at the checkpoint, as a 0-based index.
     pub stage: u32,
     /// The percent at the checkpoint.
     pub percent: Percent,
@@ -198,7 +198,7 @@ pub struct HistoryEntry {
     pub at: Time,
     /// What happened.
     pub kind: HistoryKind,
-    /// The stage index after it happened.
+    /// The stage after it happened, as a 0-based index.
     pub stage: u32,
     /// The expected percent after it happened.
     pub percent: Percent,
@@ -219,9 +219,14 @@ pub struct RolloutStatus {
     /// reconcile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
-    /// Index of the current stage.
+    /// The current stage as a 0-based index (the first stage is 0), for programs. People read
+    /// `stageNumber`.
     #[serde(default)]
     pub stage: u32,
+    /// The current stage counted from 1, as people read it ("stage 2 of 3"); the printer
+    /// column shows it. Absent before the first reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_number: Option<u32>,
     /// The percent the controller last wrote to the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percent: Option<Percent>,
@@ -267,6 +272,11 @@ pub struct RolloutStatus {
     /// Whether the current pause comes from `spec.paused` (cleared when the spec unpauses).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused_by_spec: bool,
+    /// A Succeeded rollout whose new spec generation added stages beyond its percent waits
+    /// (Pending) for its pre-checks to continue from the percent in force, not from stage 0:
+    /// the target must still hold `percent`, and nothing is raised before a passing checkpoint.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continuing: bool,
     /// The evidence trail, oldest first: every transition and the latest few checkpoints, at
     /// most 100 entries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -409,7 +419,7 @@ fn limit_condition_texts(schema: &mut schemars::Schema) {
 fn limit_determinism(schema: &mut schemars::Schema) {
     let limits = [
         ("flag", "maxLength", super::limits::MAX_FLAG_KEY),
-        ("on", "maxItems", super::limits::MAX_REMEMBERED_KEYS),
+        ("withFlag", "maxItems", super::limits::MAX_REMEMBERED_KEYS),
     ];
     // An optional field's schema is the object itself, or an `anyOf` with null.
     if let Some(object) = schema.as_object_mut() {

@@ -84,11 +84,12 @@ pub struct FlagdTarget {
     #[x_kube(validation = Rule::new("size(self) > 0").message("flag must not be empty"))]
     #[schemars(length(max = super::limits::MAX_FLAG_KEY))]
     pub flag: String,
-    /// Variant served to the users inside the rollout's percentage (default `on`).
+    /// Variant served to the users inside the rollout's percentage (default `"on"`; quote it
+    /// in YAML, where a bare on is the boolean true).
     #[serde(default = "default_on_variant")]
     #[schemars(length(max = super::limits::MAX_VARIANT))]
     pub on_variant: String,
-    /// Variant served to everyone else (default `off`).
+    /// Variant served to everyone else (default `"off"`, quoted likewise).
     #[serde(default = "default_off_variant")]
     #[schemars(length(max = super::limits::MAX_VARIANT))]
     pub off_variant: String,

@@ -7,7 +7,7 @@ use kube::runtime::events::{Event, EventType};
 use tracing::warn;
 
 use super::context::Context;
-use crate::api::{GateVerdict, REASON_FORBIDDEN, Rollout, RolloutStatus};
+use crate::api::{GateVerdict, REASON_FORBIDDEN, Rollout, RolloutStatus, stage_label};
 use crate::engine::{DriftAction, Outcome, Transition, TransitionKind};
 
 /// An event to publish: type, reason, action and note.
@@ -30,14 +30,14 @@ impl Notice {
     }
 }
 
-/// The events a decision's outcome calls for, in order.
-pub(super) fn notices(outcome: &Outcome, status: &RolloutStatus) -> Vec<Notice> {
+/// The events a decision's outcome calls for, in order, for a plan of `stages` stages.
+pub(super) fn notices(outcome: &Outcome, status: &RolloutStatus, stages: usize) -> Vec<Notice> {
     let mut out = Vec::new();
     let split = outcome
         .checkpoint
         .map_or(outcome.transitions.len(), |c| c.position);
     for t in &outcome.transitions[..split] {
-        transition_notices(t, &mut out);
+        transition_notices(t, stages, &mut out);
     }
     if outcome.checkpoint.is_some() {
         for gate in &status.gates {
@@ -56,7 +56,7 @@ pub(super) fn notices(outcome: &Outcome, status: &RolloutStatus) -> Vec<Notice> 
         }
     }
     for t in &outcome.transitions[split..] {
-        transition_notices(t, &mut out);
+        transition_notices(t, stages, &mut out);
     }
     if status.reason.as_deref() == Some(REASON_FORBIDDEN) {
         // Waiting or paused because the rollout's ServiceAccount was refused: say so.
@@ -70,8 +70,8 @@ pub(super) fn notices(outcome: &Outcome, status: &RolloutStatus) -> Vec<Notice> 
     out
 }
 
-fn transition_notices(t: &Transition, out: &mut Vec<Notice>) {
-    let stage = format!("stage {} at {}%", t.stage, t.percent);
+fn transition_notices(t: &Transition, stages: usize, out: &mut Vec<Notice>) {
+    let stage = format!("{} at {}%", stage_label(t.stage, stages), t.percent);
     let why = |default: &str| {
         t.reason.clone().map_or_else(
             || format!("{default} ({stage})"),
@@ -203,7 +203,7 @@ mod tests {
             ],
             ..Outcome::default()
         };
-        let notices = notices(&outcome, &RolloutStatus::default());
+        let notices = notices(&outcome, &RolloutStatus::default(), 3);
         assert_eq!(
             reasons(&notices),
             [
@@ -212,7 +212,7 @@ mod tests {
             ]
         );
         assert!(
-            notices[0].note.contains("stage 1 at 5%"),
+            notices[0].note.contains("stage 2 of 3 at 5%"),
             "{:?}",
             notices[0]
         );
@@ -235,7 +235,7 @@ mod tests {
             ..Outcome::default()
         };
         assert_eq!(
-            reasons(&notices(&reverted, &RolloutStatus::default())),
+            reasons(&notices(&reverted, &RolloutStatus::default(), 3)),
             [
                 ("DriftDetected", "Drift7Expected1"),
                 ("DriftReverted", "Revert7To1")
@@ -249,7 +249,7 @@ mod tests {
             ..Outcome::default()
         };
         assert_eq!(
-            reasons(&notices(&paused, &RolloutStatus::default())),
+            reasons(&notices(&paused, &RolloutStatus::default(), 3)),
             [
                 ("DriftDetected", "Drift7Expected1"),
                 ("Paused", "PauseAtStage0")
@@ -288,7 +288,7 @@ mod tests {
             ],
             ..RolloutStatus::default()
         };
-        let notices = notices(&outcome, &status);
+        let notices = notices(&outcome, &status, 3);
         assert_eq!(
             reasons(&notices),
             [

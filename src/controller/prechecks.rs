@@ -1,6 +1,7 @@
 //! The baseline checked before the start (DESIGN §4 rule 0), as a careful team does by hand:
 //! the target exists and can be written (server-side dry run), the target holds the rollback
-//! percent (or what this rollout last wrote), the allowlist is long enough, every gate
+//! percent (or what this rollout last wrote; a finished plan that grew continues only from
+//! exactly the percent in force), the allowlist is long enough, every gate
 //! answers (a value or no data, not an error), and each alerts gate's matchers select at least
 //! one alerting rule its Prometheus knows. The engine decides to start; this only
 //! gathers what failed, in words.
@@ -10,29 +11,43 @@ use k8s_openapi::jiff::Timestamp;
 use super::context::Context;
 use super::observe::GateReading;
 use crate::api::{Percent, Rollout, RolloutStatus};
-use crate::engine::Observation;
+use crate::engine::{Observation, Start};
 use crate::targets::{TargetError, WriteMode};
 
-/// The pre-checks that failed, each in words; empty when the rollout may start.
+/// The pre-checks that failed, each in words, for the start the engine will make; empty
+/// when the rollout may start.
 pub(super) async fn failures(
     rollout: &Rollout,
     status: &RolloutStatus,
+    start: Start,
     live: &Result<Option<Percent>, TargetError>,
     ctx: &Context,
     now: Timestamp,
 ) -> Vec<String> {
     let spec = &rollout.spec;
     let mut failed = Vec::new();
-    match live {
-        Err(e) => failed.push(format!("target: {e}")),
-        Ok(Some(percent)) if !baseline(*percent, rollout, status) => failed.push(format!(
-            "the target holds {percent}%, not the rollback percent {}%",
-            spec.rollback.percent
-        )),
-        Ok(_) => {}
+    match (live, start) {
+        (Err(e), _) => failed.push(format!("target: {e}")),
+        (Ok(live), Start::Continue { percent }) if *live != Some(percent) => {
+            let holds = live.map_or_else(|| "no percent".to_owned(), |p| format!("{p}%"));
+            failed.push(format!(
+                "the target holds {holds}, not {percent}%, the percent this rollout continues from"
+            ));
+        }
+        (Ok(Some(percent)), Start::Fresh) if !baseline(*percent, rollout, status) => {
+            failed.push(format!(
+                "the target holds {percent}%, not the rollback percent {}%",
+                spec.rollback.percent
+            ));
+        }
+        (Ok(_), _) => {}
     }
     if live.is_ok() {
-        let first = spec.stages.first().map_or(Percent::ZERO, |s| s.percent);
+        // The percent the start writes, or, continuing, the one it keeps.
+        let first = match start {
+            Start::Fresh => spec.stages.first().map_or(Percent::ZERO, |s| s.percent),
+            Start::Continue { percent } => percent,
+        };
         if let Err(e) = ctx.targets.write(rollout, first, WriteMode::DryRun).await {
             failed.push(format!("target cannot be written: {e}"));
         }

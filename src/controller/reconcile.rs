@@ -254,10 +254,18 @@ impl Reconcile<'_> {
         let valid = validate_spec(spec).is_ok();
         let uid = rollout.metadata.uid.clone().unwrap_or_default();
 
-        let mut failures = if valid && !started(rollout) {
-            prechecks::failures(rollout, &before, live, self.ctx, now).await
-        } else {
-            Vec::new()
+        let claim = action::claimed(rollout);
+        let pending_action = claim
+            .as_ref()
+            .filter(|c| before.last_action.as_deref() != Some(c.token.as_str()))
+            .and_then(|c| c.action);
+        let generation = rollout.metadata.generation;
+        let start = engine::pending_start(spec, &before, generation, pending_action);
+        let mut failures = match start {
+            Some(start) if valid => {
+                prechecks::failures(rollout, &before, start, live, self.ctx, now).await
+            }
+            _ => Vec::new(),
         };
         let readings = if valid && engine::checkpoint_due(&before, now) {
             self.ctx.observer.observe(rollout, &before, now).await
@@ -271,7 +279,7 @@ impl Reconcile<'_> {
             .take_denial(rollout)
             .map(|d| d.to_string());
         if let Some(denial) = &denial
-            && !started(rollout)
+            && start.is_some()
         {
             failures.insert(0, denial.clone());
         }
@@ -284,14 +292,9 @@ impl Reconcile<'_> {
             .collect();
 
         let (live_input, repair) = self.live_input(&before, live, &uid);
-        let claim = action::claimed(rollout);
-        let pending_action = claim
-            .as_ref()
-            .filter(|c| before.last_action.as_deref() != Some(c.token.as_str()))
-            .and_then(|c| c.action);
 
         let mut inputs = Inputs::at(now)
-            .with_generation(rollout.metadata.generation)
+            .with_generation(generation)
             .with_prechecks(PreChecks::Failed(&failures));
         if let Some(percent) = live_input {
             inputs = inputs.with_live_percent(percent);
@@ -428,7 +431,7 @@ impl Reconcile<'_> {
         plan: &Plan,
         live: &Result<Option<Percent>, TargetError>,
     ) -> Vec<Notice> {
-        let mut notices = events::notices(&plan.outcome, &plan.status);
+        let mut notices = events::notices(&plan.outcome, &plan.status, rollout.spec.stages.len());
         let before = rollout.status.as_ref();
         if let Some(claim) = &plan.claim
             && claim.action.is_none()

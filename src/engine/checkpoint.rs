@@ -132,13 +132,16 @@ impl Decider<'_> {
         self.schedule_next();
     }
 
-    /// A one-line account of a progressing rollout for people: "stage 2/3 at 5%, 1h10m of 2h
-    /// baked, all gates passing".
+    /// A one-line account of a progressing rollout for people: "stage 2 of 3 at 5%, 1h10m of
+    /// 2h baked, all gates passing".
     pub(super) fn progress(&self, failing: Option<&str>) -> String {
         let stages = &self.spec.stages;
         let index = self.status.stage as usize;
         let percent = self.status.percent.unwrap_or(Percent::ZERO);
-        let mut text = format!("stage {}/{} at {percent}%", index + 1, stages.len());
+        let mut text = format!(
+            "{} at {percent}%",
+            crate::api::stage_label(self.status.stage, stages.len())
+        );
         if let (Some(stage), Some(start)) = (stages.get(index), &self.status.stage_started_at) {
             let bake = std::time::Duration::from(stage.duration);
             if !bake.is_zero() {

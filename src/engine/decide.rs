@@ -6,11 +6,11 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::input::{Inputs, ManualAction, PreChecks};
+use super::input::{Inputs, ManualAction, PreChecks, Start};
 use super::outcome::{DriftAction, Outcome, Transition, TransitionKind};
 use crate::api::{
     DriftPolicy, HistoryKind, Percent, Phase, REASON_FORBIDDEN, RolloutSpec, RolloutStatus,
-    validate_spec,
+    stage_label, validate_spec,
 };
 
 /// Whether a checkpoint is due at `now`, so the shell knows to gather observations.
@@ -22,11 +22,48 @@ pub fn checkpoint_due(status: &RolloutStatus, now: Timestamp) -> bool {
             .is_some_and(|t| t.0 <= now)
 }
 
+/// Whether a plan goes beyond `percent`: its last stage is above it. A finished rollout whose
+/// new plan does not stays Succeeded and writes nothing (DESIGN §4 rule 9).
+pub fn plan_grows(spec: &RolloutSpec, percent: Percent) -> bool {
+    spec.stages.last().is_some_and(|s| s.percent > percent)
+}
+
+/// Whether a [`decide`] call with this generation and action will consult the pre-checks, and
+/// for which start: the rollout has not started (new or Pending), or a new spec generation or
+/// `retry` takes a finished one back through Pending (DESIGN §4 rules 0 and 9). The shell
+/// gathers the pre-checks only then, checking the baseline that start needs; a call that does
+/// not consult them may pass [`PreChecks::Passed`].
+pub fn pending_start(
+    spec: &RolloutSpec,
+    status: &RolloutStatus,
+    generation: Option<i64>,
+    action: Option<ManualAction>,
+) -> Option<Start> {
+    let changed = status.observed_generation != generation;
+    let percent = status.percent.unwrap_or(Percent::ZERO);
+    let continuing = Start::Continue { percent };
+    match status.phase {
+        None | Some(Phase::Pending) if status.continuing => {
+            (!changed || plan_grows(spec, percent)).then_some(continuing)
+        }
+        None | Some(Phase::Pending) => Some(Start::Fresh),
+        Some(Phase::RolledBack) if changed || action == Some(ManualAction::Retry) => {
+            Some(Start::Fresh)
+        }
+        Some(Phase::Succeeded) if changed && plan_grows(spec, percent) => Some(continuing),
+        Some(Phase::Failed) if changed && status.percent.is_none() => Some(Start::Fresh),
+        _ => None,
+    }
+}
+
 /// Decides what the rollout does at `inputs.now`, updating `status` in place.
 ///
-/// In order: a new spec generation is validated and taken in; a rollout that has not started
-/// starts when its pre-checks passed (it stays Pending otherwise); drift on the target is handled; a person's action is applied; then, when
-/// observations are given and a checkpoint is due, the checkpoint is taken and decided.
+/// In order: a new spec generation is validated and taken in (a RolledBack rollout, or a
+/// Succeeded one whose plan grew, goes back to the start; see [`pending_start`]), and so
+/// does a `retry` of a RolledBack rollout; a rollout that has not started starts when its
+/// pre-checks passed (it stays Pending otherwise); drift on the target is handled; a person's
+/// action is applied; then, when observations are given and a checkpoint is due, the
+/// checkpoint is taken and decided.
 pub fn decide(spec: &RolloutSpec, status: &mut RolloutStatus, inputs: &Inputs<'_>) -> Outcome {
     let mut decider = Decider {
         spec,
@@ -35,7 +72,9 @@ pub fn decide(spec: &RolloutSpec, status: &mut RolloutStatus, inputs: &Inputs<'_
         out: Outcome::default(),
     };
     decider.run(inputs);
-    decider.status.cap_to_limits();
+    let status = &mut *decider.status;
+    status.stage_number = status.phase.map(|_| status.stage.saturating_add(1));
+    status.cap_to_limits();
     decider.out
 }
 
@@ -50,6 +89,10 @@ impl Decider<'_> {
     fn run(&mut self, inputs: &Inputs<'_>) {
         if !self.take_generation(inputs.generation) {
             return;
+        }
+        if inputs.action == Some(ManualAction::Retry) && self.phase() == Some(Phase::RolledBack) {
+            // Back through Pending and the pre-checks, like a new rollout.
+            self.reset();
         }
         if !self.started() {
             if let Some(denial) = inputs.forbidden {
@@ -160,10 +203,14 @@ impl Decider<'_> {
         }
         self.status.observed_generation = generation;
         if first {
+            if changed && self.status.continuing {
+                self.keep_continuing();
+            }
             return true;
         }
         match self.phase() {
-            Some(Phase::Succeeded | Phase::RolledBack) => self.reset(),
+            Some(Phase::Succeeded) => self.grow(),
+            Some(Phase::RolledBack) => self.reset(),
             Some(Phase::Failed) if self.status.percent.is_none() => self.reset(),
             Some(Phase::Failed) => {
                 self.status.phase = Some(Phase::Progressing);
@@ -182,10 +229,48 @@ impl Decider<'_> {
         true
     }
 
-    /// Forgets the previous run so the rollout starts again from stage 0.
+    /// A new generation of a Succeeded rollout: when its stages go beyond the percent in
+    /// force it goes back through Pending and the pre-checks to continue from there; otherwise
+    /// it stays Succeeded and nothing is written.
+    fn grow(&mut self) {
+        let percent = self.status.percent.unwrap_or(Percent::ZERO);
+        if !plan_grows(self.spec, percent) {
+            return;
+        }
+        let index = self
+            .spec
+            .stages
+            .iter()
+            .rposition(|s| s.percent <= percent)
+            .unwrap_or(0);
+        self.reset();
+        self.status.continuing = true;
+        self.status.stage = u32::try_from(index).unwrap_or(u32::MAX);
+    }
+
+    /// A Pending rollout waiting to continue a grown plan got yet another generation: when
+    /// that one no longer goes beyond the percent in force, it is Succeeded again, as it was.
+    fn keep_continuing(&mut self) {
+        let percent = self.status.percent.unwrap_or(Percent::ZERO);
+        if plan_grows(self.spec, percent) {
+            return;
+        }
+        let last = self.spec.stages.len().saturating_sub(1);
+        self.status.continuing = false;
+        self.status.phase = Some(Phase::Succeeded);
+        self.status.stage = u32::try_from(last).unwrap_or(u32::MAX);
+        self.status.next_checkpoint_at = None;
+        self.status.message = Some(format!(
+            "the plan no longer goes beyond {percent}%: Succeeded, nothing written"
+        ));
+    }
+
+    /// Forgets the previous run so the rollout starts again (from stage 0, unless a grown
+    /// plan continues: see [`Self::grow`]).
     fn reset(&mut self) {
         let status = &mut *self.status;
         status.phase = None;
+        status.continuing = false;
         status.stage = 0;
         status.stage_started_at = None;
         status.next_checkpoint_at = None;
@@ -197,6 +282,10 @@ impl Decider<'_> {
     }
 
     fn start(&mut self) {
+        if self.status.continuing {
+            self.continue_grown();
+            return;
+        }
         let percent = self
             .spec
             .stages
@@ -213,11 +302,53 @@ impl Decider<'_> {
         self.write(percent);
         self.schedule_next();
         self.transition_quiet(TransitionKind::Start, HistoryKind::Start, None);
-        self.status.message = Some(format!("started at stage 0 ({percent}%)"));
+        self.status.message = Some(format!(
+            "started at {} ({percent}%)",
+            stage_label(0, self.spec.stages.len())
+        ));
+        self.pause_if_spec_says();
+    }
+
+    fn pause_if_spec_says(&mut self) {
         if self.spec.paused {
             self.status.paused_by_spec = true;
             self.pause("spec.paused is true".to_owned());
         }
+    }
+
+    /// Continues a finished rollout whose plan grew, once its pre-checks passed: from the
+    /// last stage at or below the percent in force (whose bake time starts again), keeping
+    /// that percent; only a passing checkpoint raises it. When every stage is above it, the
+    /// next passing checkpoint enters stage 0.
+    fn continue_grown(&mut self) {
+        self.status.continuing = false;
+        let percent = self.status.percent.unwrap_or(Percent::ZERO);
+        let stages = &self.spec.stages;
+        let index = stages
+            .iter()
+            .rposition(|s| s.percent <= percent)
+            .unwrap_or(0);
+        let count = stages.len();
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        let status = &mut *self.status;
+        status.phase = Some(Phase::Progressing);
+        status.stage = index;
+        status.stage_started_at = Some(Time(self.now));
+        self.align_gates();
+        self.schedule_next();
+        let generation = self
+            .status
+            .observed_generation
+            .map_or_else(String::new, |g| format!(" {g}"));
+        self.transition(
+            TransitionKind::Replan,
+            HistoryKind::Replan,
+            format!(
+                "spec generation{generation} grew the plan: continuing at {} ({percent}%)",
+                stage_label(index, count)
+            ),
+        );
+        self.pause_if_spec_says();
     }
 
     /// Moves a running rollout onto a changed plan without raising exposure: it continues at
@@ -232,6 +363,7 @@ impl Decider<'_> {
             .rposition(|s| s.percent <= current)
             .unwrap_or(0);
         let percent = stages[index].percent.min(current);
+        let count = stages.len();
         let index = index as u32;
         if index != self.status.stage || percent != current {
             self.status.stage = index;
@@ -243,7 +375,10 @@ impl Decider<'_> {
             self.transition(
                 TransitionKind::Replan,
                 HistoryKind::Replan,
-                format!("spec generation{generation} changed the plan: now at stage {index} ({percent}%)"),
+                format!(
+                    "spec generation{generation} changed the plan: now at {} ({percent}%)",
+                    stage_label(index, count)
+                ),
             );
         }
         self.schedule_next();
@@ -311,10 +446,7 @@ impl Decider<'_> {
             ManualAction::Abort if !phase.is_terminal() => {
                 self.rollback("aborted by user".to_owned());
             }
-            ManualAction::Retry if phase == Phase::RolledBack => {
-                self.reset();
-                self.start();
-            }
+            // A retry of a RolledBack rollout went back through the pre-checks in `run`.
             ManualAction::Promote
             | ManualAction::PromoteFull
             | ManualAction::Abort

@@ -46,6 +46,22 @@ pub enum PreChecks<'a> {
     Failed(&'a [String]),
 }
 
+/// How a rollout that waits for its pre-checks will start, so the shell checks the baseline
+/// that start needs (see [`pending_start`](super::pending_start)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// From stage 0, writing its percent: the target should hold the rollback percent (or the
+    /// percent this rollout last wrote).
+    Fresh,
+    /// A finished plan that grew continues from the percent in force (DESIGN §4 rule 9): the
+    /// target must hold exactly this percent, and nothing is written before a passing
+    /// checkpoint.
+    Continue {
+        /// The percent the rollout holds and continues from.
+        percent: crate::api::Percent,
+    },
+}
+
 /// Everything the engine may be told at one instant. Fields left `None` mean "nothing new".
 #[derive(Clone, Copy, Debug)]
 pub struct Inputs<'a> {
@@ -60,7 +76,9 @@ pub struct Inputs<'a> {
     /// One observation per gate, in the order of `spec.analysis.gates`, gathered because
     /// [`checkpoint_due`](super::checkpoint_due) said so. A missing entry counts as an error.
     pub observations: Option<&'a [Observation]>,
-    /// The pre-checks' result, consulted only while the rollout has not started.
+    /// The pre-checks' result, consulted only while the rollout has not started, or when a new
+    /// generation or `retry` takes a finished one back through them (see
+    /// [`pending_start`](super::pending_start)): gather them then.
     pub prechecks: PreChecks<'a>,
     /// The API server refused a call made as the rollout's ServiceAccount (or refused the
     /// controller acting as it), in words naming the ServiceAccount, verb, resource and name.

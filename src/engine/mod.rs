@@ -10,8 +10,8 @@ mod outcome;
 mod schedule;
 mod transitions;
 
-pub use decide::{checkpoint_due, decide};
-pub use input::{Inputs, ManualAction, PreChecks};
+pub use decide::{checkpoint_due, decide, pending_start, plan_grows};
+pub use input::{Inputs, ManualAction, PreChecks, Start};
 pub use observation::{Observation, judge};
 pub use outcome::{CheckpointReport, DriftAction, Outcome, Transition, TransitionKind};
 pub use schedule::compact;

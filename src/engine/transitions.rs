@@ -90,8 +90,8 @@ impl Decider<'_> {
         self.transition_quiet(TransitionKind::Resume, HistoryKind::Resume, None);
         let percent = self.status.percent.unwrap_or(Percent::ZERO);
         self.status.message = Some(format!(
-            "resumed at stage {} ({percent}%)",
-            self.status.stage
+            "resumed at {} ({percent}%)",
+            crate::api::stage_label(self.status.stage, self.spec.stages.len())
         ));
     }
 

@@ -58,7 +58,7 @@ impl Default for NotifierSettings {
 pub enum Outcome {
     /// The endpoint answered 2xx.
     Sent,
-    /// The endpoint's `on` filter leaves this transition out.
+    /// The endpoint's `when` filter leaves this transition out.
     Filtered,
     /// This transition was already sent (or attempted) to this endpoint.
     Duplicate,
