@@ -2418,7 +2418,7 @@ fn stages_with_decimals_are_written_as_basis_points_and_advance_in_order() {
     assert_eq!(out.write, Some(bp(50)));
     assert_eq!(
         run.status.message.as_deref(),
-        Some("started at stage 0 (0.5%)")
+        Some("started at stage 1 of 3 (0.5%)")
     );
     run.check(H, &good());
     let out = run.check(2 * H, &good());
