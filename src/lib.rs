@@ -4,6 +4,7 @@
 pub mod api;
 pub mod backtest;
 pub mod controller;
+pub mod docs;
 pub mod engine;
 pub mod gates;
 pub mod lint;

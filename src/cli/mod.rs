@@ -12,6 +12,7 @@ mod backtest;
 mod complete;
 mod completions;
 mod controller;
+mod docs;
 mod get;
 mod kube_client;
 mod lint;
@@ -100,6 +101,10 @@ enum Command {
     /// in-cluster).
     #[command(display_order = 16)]
     Controller(Box<controller::ControllerArgs>),
+    /// Print a generated reference (the CRD's fields, the command line) as Markdown, the text
+    /// `docs/reference/` holds.
+    #[command(hide = true)]
+    Docs(docs::DocsArgs),
 }
 
 /// The commands whose help shows `--log-format` and `--log-level`: those that write logs
@@ -217,6 +222,7 @@ pub fn complete_words(words: &[std::ffi::OsString]) -> ExitCode {
 fn default_log_level(command: &Command) -> &'static str {
     match command {
         Command::Crd
+        | Command::Docs(_)
         | Command::Simulate(_)
         | Command::Backtest(_)
         | Command::Lint(_)
@@ -250,6 +256,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Simulate(args) => simulate::simulate(args),
         Command::Backtest(args) => backtest::backtest(*args),
         Command::Crd => crd(),
+        Command::Docs(args) => docs::run(&args),
         Command::Status(args) => status::run(args),
         Command::Version(args) => version::run(args),
         Command::Pause(args) => pause_or_resume(ManualAction::Pause, &args),
