@@ -1,4 +1,4 @@
-//! The decision engine against DESIGN §4, rule by rule and edge by edge.
+//! The decision engine against docs/design.md §4, rule by rule and edge by edge.
 //!
 //! Every test drives `decide` (or `checkpoint_due` / `judge`) directly on a plan built from
 //! YAML, the way a user writes it. Times are offsets in seconds from the start, t = 0.
@@ -27,7 +27,7 @@ mod support {
     }
     pub const H: i64 = 3600;
 
-    /// The plan of DESIGN §3: 1% → 5% → 10% (2h, 2h, 4h), hourly checkpoints, three gates.
+    /// The plan of docs/design.md §1: 1% → 5% → 10% (2h, 2h, 4h), hourly checkpoints, three gates.
     pub const PLAN: &str = r#"
 target:
   flagd:
@@ -57,12 +57,12 @@ analysis:
         serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("bad test plan: {e}\n{yaml}"))
     }
 
-    /// The DESIGN plan.
+    /// The example plan (docs/design.md §1).
     pub fn plan() -> RolloutSpec {
         parse_spec(PLAN)
     }
 
-    /// The DESIGN plan, changed by `f`.
+    /// The example plan (docs/design.md §1), changed by `f`.
     pub fn plan_with(f: impl FnOnce(&mut RolloutSpec)) -> RolloutSpec {
         let mut spec = plan();
         f(&mut spec);
@@ -110,7 +110,7 @@ analysis:
         vec![error_rate, alerts, det]
     }
 
-    /// Every gate of the DESIGN plan passes.
+    /// Every gate of the example plan (docs/design.md §1) passes.
     pub fn good() -> Vec<Observation> {
         obs(v(0.002), v(0.0), v(0.0))
     }
@@ -569,7 +569,7 @@ fn alerts_and_ofrep_explicit_max_overrides_the_default() {
     assert_eq!(judge(&g, &v(6.0)), GateVerdict::Fail);
 }
 
-/// DESIGN §3: for alerts and ofrep "max defaults to 0" — a default for `max` alone, so a gate
+/// docs/design.md §3: for alerts and ofrep "max defaults to 0" — a default for `max` alone, so a gate
 /// that only sets `min` is still held to at most 0 firing alerts / mismatches.
 #[test]
 fn alerts_and_ofrep_max_defaults_to_zero_when_only_min_is_set() {
@@ -1857,7 +1857,7 @@ fn new_generation_of_a_rolled_back_rollout_starts_again_from_stage_zero() {
     );
 }
 
-/// The DESIGN plan run to Succeeded at 10% (three promotes at t = 1..3 s).
+/// The example plan (docs/design.md §1) run to Succeeded at 10% (three promotes at t = 1..3 s).
 fn succeeded() -> Run {
     let mut run = Run::started(plan());
     for i in 0..3 {
@@ -2278,7 +2278,7 @@ fn spec_paused_mid_rollout_pauses_and_unpausing_resumes() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The DESIGN §1 scenarios end to end
+// The docs/design.md §1 scenarios end to end
 // ---------------------------------------------------------------------------------------------
 
 #[test]
@@ -2469,7 +2469,7 @@ fn a_rollback_writes_a_decimal_rollback_percent() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Refusals met as the rollout's ServiceAccount (DESIGN §8, controller only)
+// Refusals met as the rollout's ServiceAccount (docs/design.md §8, controller only)
 // ---------------------------------------------------------------------------------------------
 
 const DENIED: &str = "ServiceAccount kaviar/deployer may not patch configmaps \"feature-flags\"";

@@ -254,3 +254,60 @@ fn cli_reference_lists_every_visible_command_and_no_hidden_one() {
     assert!(!crd.contains("--log-level"), "{crd}");
     assert!(section(&doc, "rollgate controller").contains("--log-level"));
 }
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("readable dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_design_reference_in_the_code_names_a_section_of_docs_design_md() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let design = std::fs::read_to_string(root.join("docs/design.md")).expect("docs/design.md");
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "benches"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let mut references = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        let name = file
+            .strip_prefix(root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        // The old name of the design document pointed outside the repository.
+        let old = ["DESIGN", " §"].concat();
+        assert!(!text.contains(&old), "{name} still cites {old}");
+        let marker = "docs/design.md §";
+        for (at, _) in text.match_indices(marker) {
+            let number: String = text[at + marker.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            assert!(!number.is_empty(), "{name}: a reference without a number");
+            assert!(
+                design.contains(&format!("\n## {number}. ")),
+                "{name} cites docs/design.md §{number}, which has no such section"
+            );
+            references += 1;
+        }
+    }
+    assert!(references >= 20, "references found: {references}");
+    // Rule numbers cited for §4 exist too.
+    for rule in [
+        "0. **Pre-checks**",
+        "5. **Decision",
+        "7. **Manual",
+        "9. **Spec changes",
+    ] {
+        assert!(design.contains(rule), "docs/design.md §4 lacks rule {rule}");
+    }
+}

@@ -1,4 +1,4 @@
-//! `rollgate simulate` end to end: the examples, the JSON contract of DESIGN §5, `--expect`,
+//! `rollgate simulate` end to end: the examples, the JSON contract of docs/design.md §5, `--expect`,
 //! and bad input.
 
 use std::path::{Path, PathBuf};

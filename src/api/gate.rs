@@ -81,7 +81,7 @@ impl Gate {
     }
 
     /// The bounds the gate's value is held to: its own `min`/`max`, with `max` defaulting to 0
-    /// for the counting providers (alerts and ofrep; DESIGN §3 "max defaults to 0", whether or
+    /// for the counting providers (alerts and ofrep; docs/design.md §3 "max defaults to 0", whether or
     /// not `min` is given) and `min` defaulting to 1 for HTTP checks when neither bound is
     /// given (so a boolean answer passes only when `true`).
     pub fn bounds(&self) -> (Option<f64>, Option<f64>) {

@@ -41,7 +41,7 @@ impl SpecError {
     }
 }
 
-/// Checks every rule of DESIGN §3 and returns each broken one.
+/// Checks every rule of docs/design.md §3 and returns each broken one.
 pub fn validate_spec(spec: &RolloutSpec) -> Result<(), Vec<SpecError>> {
     let mut errors = Errors::default();
     check_target(spec, &mut errors);

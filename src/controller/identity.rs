@@ -1,4 +1,4 @@
-//! Tenant identity (DESIGN §8, the Flux model): a Rollout's author gains nothing through the
+//! Tenant identity (docs/design.md §8, the Flux model): a Rollout's author gains nothing through the
 //! controller that their ServiceAccount lacks.
 //!
 //! A Rollout acts as `spec.serviceAccountName`, or as the controller's

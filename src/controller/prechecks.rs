@@ -1,4 +1,4 @@
-//! The baseline checked before the start (DESIGN §4 rule 0), as a careful team does by hand:
+//! The baseline checked before the start (docs/design.md §4 rule 0), as a careful team does by hand:
 //! the target exists and can be written (server-side dry run), the target holds the rollback
 //! percent (or what this rollout last wrote; a finished plan that grew continues only from
 //! exactly the percent in force), the allowlist is long enough, every gate

@@ -1,4 +1,4 @@
-//! A checkpoint: every gate's verdict, the counters, and decisions a–d (DESIGN §4 rule 5).
+//! A checkpoint: every gate's verdict, the counters, and decisions a–d (docs/design.md §4 rule 5).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 

@@ -1,5 +1,5 @@
 //! `decide`: the one place where a rollout advances, holds, pauses or rolls back
-//! (DESIGN §4). Pure: the status is updated in place and the shell is told what to do. This
+//! (docs/design.md §4). Pure: the status is updated in place and the shell is told what to do. This
 //! file takes in spec changes, the start, drift and people's actions; `checkpoint.rs` decides
 //! at checkpoints and `transitions.rs` carries the decisions out.
 
@@ -23,14 +23,14 @@ pub fn checkpoint_due(status: &RolloutStatus, now: Timestamp) -> bool {
 }
 
 /// Whether a plan goes beyond `percent`: its last stage is above it. A finished rollout whose
-/// new plan does not stays Succeeded and writes nothing (DESIGN §4 rule 9).
+/// new plan does not stays Succeeded and writes nothing (docs/design.md §4 rule 9).
 pub fn plan_grows(spec: &RolloutSpec, percent: Percent) -> bool {
     spec.stages.last().is_some_and(|s| s.percent > percent)
 }
 
 /// Whether a [`decide`] call with this generation and action will consult the pre-checks, and
 /// for which start: the rollout has not started (new or Pending), or a new spec generation or
-/// `retry` takes a finished one back through Pending (DESIGN §4 rules 0 and 9). The shell
+/// `retry` takes a finished one back through Pending (docs/design.md §4 rules 0 and 9). The shell
 /// gathers the pre-checks only then, checking the baseline that start needs; a call that does
 /// not consult them may pass [`PreChecks::Passed`].
 pub fn pending_start(

@@ -5,7 +5,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::Observation;
 use crate::api::Percent;
 
-/// A person's command (DESIGN §4 rule 7).
+/// A person's command (docs/design.md §4 rule 7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ManualAction {
     /// Hold: nothing advances; checkpoints go on and rollback stays armed.
@@ -37,7 +37,7 @@ impl ManualAction {
     }
 }
 
-/// What the shell found when it checked the baseline before the start (DESIGN §4 rule 0).
+/// What the shell found when it checked the baseline before the start (docs/design.md §4 rule 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PreChecks<'a> {
     /// Every pre-check passed, or none applies: `simulate` and `backtest` start at once.
@@ -53,7 +53,7 @@ pub enum Start {
     /// From stage 0, writing its percent: the target should hold the rollback percent (or the
     /// percent this rollout last wrote).
     Fresh,
-    /// A finished plan that grew continues from the percent in force (DESIGN §4 rule 9): the
+    /// A finished plan that grew continues from the percent in force (docs/design.md §4 rule 9): the
     /// target must hold exactly this percent, and nothing is written before a passing
     /// checkpoint.
     Continue {

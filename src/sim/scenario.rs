@@ -1,5 +1,5 @@
 //! The scenario file of `rollgate simulate`: gate values over time and what people and the
-//! outside world do (DESIGN §5).
+//! outside world do (docs/design.md §5).
 
 use std::collections::BTreeMap;
 use std::path::Path;

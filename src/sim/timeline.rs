@@ -1,4 +1,4 @@
-//! The timeline a simulation or backtest prints: the event words and fields of DESIGN §5,
+//! The timeline a simulation or backtest prints: the event words and fields of docs/design.md §5,
 //! as JSON lines or as text for a release log.
 
 use std::io::{self, Write};
