@@ -283,6 +283,9 @@ fn every_design_reference_in_the_code_names_a_section_of_docs_design_md() {
             .unwrap_or(&file)
             .display()
             .to_string();
+        if name == "tests/reference_docs.rs" {
+            continue; // this test spells the patterns it looks for
+        }
         // The old name of the design document pointed outside the repository.
         let old = ["DESIGN", " §"].concat();
         assert!(!text.contains(&old), "{name} still cites {old}");
