@@ -26,13 +26,18 @@ fn populated(rollouts: usize) -> Metrics {
         for gate in ["error-rate", "critical-alerts", "determinism"] {
             metrics.set_gate_value(&namespace, &name, gate, Some(0.001));
         }
-    }
-    for verdict in [
-        CheckpointVerdict::Pass,
-        CheckpointVerdict::Warn,
-        CheckpointVerdict::Fail,
-    ] {
-        metrics.count_checkpoint(verdict);
+        // Per-rollout decision counters: a rollout that has run a while has seen each verdict
+        // and a few transition kinds.
+        for verdict in [
+            CheckpointVerdict::Pass,
+            CheckpointVerdict::Warn,
+            CheckpointVerdict::Fail,
+        ] {
+            metrics.count_checkpoint(&namespace, &name, verdict);
+        }
+        for kind in ["pending", "start", "advance"] {
+            metrics.count_transition(&namespace, &name, kind);
+        }
     }
     metrics.observe_reconcile(0.01, "success");
     metrics

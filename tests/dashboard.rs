@@ -68,8 +68,8 @@ fn exported() -> BTreeMap<String, Exported> {
     let m = Metrics::new().expect("metrics");
     m.set_rollout("ns", "r", Some(Percent::whole(5)), Some(Phase::Progressing));
     m.set_gate_value("ns", "r", "error-rate", Some(0.002));
-    m.count_checkpoint(CheckpointVerdict::Pass);
-    m.count_transition("advance");
+    m.count_checkpoint("ns", "r", CheckpointVerdict::Pass);
+    m.count_transition("ns", "r", "advance");
     m.observe_reconcile(0.02, "success");
     m.count_error("kube_api");
     m.count_write("status");
@@ -700,9 +700,9 @@ async fn every_query_returns_the_leaders_data_from_a_real_prometheus() {
     let driving = leader.clone();
     let driver = tokio::spawn(async move {
         for _ in 0..600 {
-            driving.count_checkpoint(CheckpointVerdict::Pass);
-            driving.count_transition("advance");
-            driving.count_transition("rollback");
+            driving.count_checkpoint("kaviar", "pfm", CheckpointVerdict::Pass);
+            driving.count_transition("kaviar", "pfm", "advance");
+            driving.count_transition("kaviar", "pfm", "rollback");
             driving.count_write("status");
             driving.count_error("kube_api");
             driving.observe_reconcile(0.02, "success");
@@ -774,6 +774,26 @@ async fn every_query_returns_the_leaders_data_from_a_real_prometheus() {
         Some(0.002),
         "{gates:?}"
     );
+    // The rollback annotation keeps the rollout's labels, so it can name it.
+    let dash = dashboard();
+    let rollbacks = dash["annotations"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["name"] == "Rollbacks")
+        .and_then(|a| a["expr"].as_str())
+        .map(as_sent)
+        .expect("the Rollbacks annotation");
+    let rollbacks = query(&prometheus, &rollbacks).await;
+    assert!(
+        value_of(&rollbacks, &[("namespace", "kaviar"), ("name", "pfm")]).is_some_and(|v| v > 0.0),
+        "{rollbacks:?}"
+    );
+    let transitions = query(&prometheus, &expr_of("Transitions by kind", 0)).await;
+    assert!(
+        value_of(&transitions, &[("kind", "rollback")]).is_some_and(|v| v > 0.0),
+        "{transitions:?}"
+    );
     let leaders = query(&prometheus, &expr_of("Leaders", 0)).await;
     assert_eq!(leaders.first().map(|(_, v)| *v), Some(1.0), "{leaders:?}");
     let p50 = query(&prometheus, &expr_of("Reconcile duration", 0)).await;
@@ -783,6 +803,68 @@ async fn every_query_returns_the_leaders_data_from_a_real_prometheus() {
         "0.02 s reconciles fall in the 0.025 bucket: {p50}"
     );
     driver.abort();
+}
+
+/// The decision panels and the rollback annotation follow the dashboard's namespace and
+/// rollout variables, and the annotation says which rollout rolled back.
+#[test]
+fn decision_panels_and_the_rollback_annotation_filter_by_namespace_and_rollout() {
+    let dash = dashboard();
+    let filters = [r#"namespace=~"$namespace""#, r#"name=~"$rollout""#];
+    for title in ["Checkpoints by verdict", "Transitions by kind"] {
+        let panel = panels(&dash)
+            .into_iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("no panel {title:?}"));
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().expect("expr");
+            for filter in filters {
+                assert!(
+                    expr.contains(filter),
+                    "panel {title:?}: {expr} lacks {filter}"
+                );
+            }
+        }
+    }
+    let annotation = dash["annotations"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["name"] == "Rollbacks")
+        .expect("the Rollbacks annotation");
+    let expr = annotation["expr"].as_str().expect("expr");
+    for filter in filters {
+        assert!(
+            expr.contains(filter),
+            "the Rollbacks annotation: {expr} lacks {filter}"
+        );
+    }
+    // The query keeps the labels it names: aggregated by (namespace, name), never summed away.
+    let mut outer = parser::parse(&substitute(expr)).expect("the annotation parses");
+    let kept = loop {
+        outer = match outer {
+            Expr::Binary(b) => *b.lhs,
+            Expr::Paren(p) => *p.expr,
+            Expr::Aggregate(a) => match a.modifier {
+                Some(LabelModifier::Include(labels)) => break labels.labels,
+                other => panic!("the annotation must aggregate by labels: {other:?}"),
+            },
+            other => panic!("the annotation must aggregate: {other:?}"),
+        };
+    };
+    assert!(
+        kept.iter().any(|l| l == "namespace") && kept.iter().any(|l| l == "name"),
+        "{kept:?}"
+    );
+    let names_it = |field: &str| {
+        annotation[field]
+            .as_str()
+            .is_some_and(|t| t.contains("{{namespace}}/{{name}}"))
+    };
+    assert!(
+        names_it("titleFormat") && names_it("textFormat"),
+        "{annotation}"
+    );
 }
 
 #[test]

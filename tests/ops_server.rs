@@ -88,7 +88,7 @@ async fn serves_metrics_and_probes_on_separate_addresses() {
         Some(Percent::whole(5)),
         Some(Phase::Progressing),
     );
-    metrics.count_checkpoint(CheckpointVerdict::Pass);
+    metrics.count_checkpoint("kaviar", "pfm", CheckpointVerdict::Pass);
     let readiness = Readiness::new();
     readiness.set_role(Leadership::always());
     let running = start(any_port(), any_port(), metrics, readiness.clone()).await;
@@ -106,7 +106,9 @@ async fn serves_metrics_and_probes_on_separate_addresses() {
         "{body}"
     );
     assert!(
-        body.contains("rollgate_checkpoints_total{verdict=\"pass\"} 1"),
+        body.contains(
+            "rollgate_checkpoints_total{name=\"pfm\",namespace=\"kaviar\",verdict=\"pass\"} 1"
+        ),
         "{body}"
     );
 

@@ -184,7 +184,7 @@ impl Reconcile<'_> {
         let (namespace, name) = (&self.key.0, &self.key.1);
         metrics.set_rollout(namespace, name, plan.status.percent, plan.status.phase);
         if let Some(checkpoint) = plan.outcome.checkpoint {
-            metrics.count_checkpoint(checkpoint.verdict);
+            metrics.count_checkpoint(namespace, name, checkpoint.verdict);
             for gate in &plan.status.gates {
                 metrics.set_gate_value(namespace, name, &gate.name, gate.last_value);
             }
@@ -198,7 +198,7 @@ impl Reconcile<'_> {
             metrics.retain_gates(namespace, name, &names);
         }
         for transition in &plan.outcome.transitions {
-            metrics.count_transition(transition.kind.as_str());
+            metrics.count_transition(namespace, name, transition.kind.as_str());
         }
         for _ in 0..events {
             metrics.count_write("event");

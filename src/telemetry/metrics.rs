@@ -9,17 +9,19 @@
 //! | `rollgate_rollout_percent` | `namespace`, `name` | one per rollout |
 //! | `rollgate_rollout_phase` | `namespace`, `name`, `phase` | one per rollout (its phase) |
 //! | `rollgate_gate_value` | `namespace`, `name`, `gate` | one per rollout and gate |
-//! | `rollgate_checkpoints_total` | `verdict` | 3 |
-//! | `rollgate_transitions_total` | `kind` | one per transition kind |
+//! | `rollgate_checkpoints_total` | `namespace`, `name`, `verdict` | up to 3 per rollout |
+//! | `rollgate_transitions_total` | `namespace`, `name`, `kind` | up to one per rollout and transition kind (10 kinds) |
 //! | `rollgate_reconcile_duration_seconds` | `outcome` | one histogram per outcome |
 //! | `rollgate_errors_total` | `reason` | one per error reason |
 //! | `rollgate_api_writes_total` | `kind` | 4 (`status`, `target`, `event`, `annotation`) |
 //! | `rollgate_leader` | none | 1 |
 //!
-//! Cardinality: the per-rollout series are bounded by rollouts × (2 + gates); with at most 32
-//! gates per rollout (the CRD's limit) that is at most 34 series per rollout (5 for a typical
-//! plan of 3 gates), and [`Metrics::forget_rollout`] removes all of them when a rollout is
-//! deleted. The phase is exported info-style (only the current phase's series, value 1)
+//! Cardinality: the per-rollout series are bounded by rollouts × (2 + gates + 3 verdicts + 10
+//! transition kinds); with at most 32 gates per rollout (the CRD's limit) that is at most 47
+//! series per rollout (a typical plan of 3 gates that ran to the end has about 10), and
+//! [`Metrics::forget_rollout`] removes all of them, the counters' too, when a rollout is
+//! deleted. The counters carry the rollout's `namespace` and `name` so the dashboard's
+//! decision panels and rollback annotations can name and filter rollouts. The phase is exported info-style (only the current phase's series, value 1)
 //! rather than one-hot over all six phases, which would triple the series at 10,000 rollouts
 //! (`benches/metrics.rs`). The other label values come from fixed sets the controller chooses
 //! (never from user input), so they are bounded by the code.
@@ -33,6 +35,10 @@ use prometheus::{
 };
 
 use crate::api::{CheckpointVerdict, Percent, Phase};
+
+/// The transition kind alerts and the dashboard's annotation watch, exported at 0 from the
+/// moment a rollout is known.
+const ROLLBACK: &str = "rollback";
 
 /// The content type of [`Metrics::encode`]'s output (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
@@ -67,6 +73,8 @@ type RolloutKey = (String, String);
 struct Known {
     phases: BTreeSet<String>,
     gates: BTreeSet<String>,
+    verdicts: BTreeSet<&'static str>,
+    transitions: BTreeSet<String>,
 }
 
 impl Metrics {
@@ -97,16 +105,16 @@ impl Metrics {
         let checkpoints = IntCounterVec::new(
             Opts::new(
                 "rollgate_checkpoints_total",
-                "Checkpoints taken, by verdict (pass, warn, fail).",
+                "Checkpoints taken, by rollout and verdict (pass, warn, fail).",
             ),
-            &["verdict"],
+            &["namespace", "name", "verdict"],
         )?;
         let transitions = IntCounterVec::new(
             Opts::new(
                 "rollgate_transitions_total",
-                "Rollout transitions, by kind (pending, start, advance, pause, resume, drift, rollback, complete, replan, invalid).",
+                "Rollout transitions, by rollout and kind (pending, start, advance, pause, resume, drift, rollback, complete, replan, invalid).",
             ),
-            &["kind"],
+            &["namespace", "name", "kind"],
         )?;
         let reconcile_duration = HistogramVec::new(
             HistogramOpts::new(
@@ -193,6 +201,25 @@ impl Metrics {
                 .with_label_values(&[namespace, name, current])
                 .set(1.0);
         }
+        // The decision counters a dashboard or an alert reads through `increase()` start at 0
+        // as soon as the rollout is known: a series born at 1 shows no increase, so the first
+        // rollback of a rollout would go unseen.
+        for verdict in [
+            CheckpointVerdict::Pass,
+            CheckpointVerdict::Warn,
+            CheckpointVerdict::Fail,
+        ] {
+            if entry.verdicts.insert(verdict.as_str()) {
+                let _zero =
+                    self.checkpoints
+                        .with_label_values(&[namespace, name, verdict.as_str()]);
+            }
+        }
+        if entry.transitions.insert(ROLLBACK.to_owned()) {
+            let _zero = self
+                .transitions
+                .with_label_values(&[namespace, name, ROLLBACK]);
+        }
     }
 
     /// Records the value a gate returned at the last checkpoint. `None` (no data, or an
@@ -250,19 +277,45 @@ impl Metrics {
                     .gate_value
                     .remove_label_values(&[namespace, name, gate]);
             }
+            for verdict in &known.verdicts {
+                let _absent = self
+                    .checkpoints
+                    .remove_label_values(&[namespace, name, verdict]);
+            }
+            for kind in &known.transitions {
+                let _absent = self
+                    .transitions
+                    .remove_label_values(&[namespace, name, kind]);
+            }
         }
     }
 
-    /// Counts a checkpoint by its verdict.
-    pub fn count_checkpoint(&self, verdict: CheckpointVerdict) {
+    /// Counts a rollout's checkpoint by its verdict.
+    pub fn count_checkpoint(&self, namespace: &str, name: &str, verdict: CheckpointVerdict) {
+        self.lock()
+            .entry((namespace.to_owned(), name.to_owned()))
+            .or_default()
+            .verdicts
+            .insert(verdict.as_str());
         self.checkpoints
-            .with_label_values(&[verdict.as_str()])
+            .with_label_values(&[namespace, name, verdict.as_str()])
             .inc();
     }
 
-    /// Counts a transition by kind; pass `HistoryKind::as_str()` (`advance`, `rollback`, …).
-    pub fn count_transition(&self, kind: &str) {
-        self.transitions.with_label_values(&[kind]).inc();
+    /// Counts a rollout's transition by kind; pass `HistoryKind::as_str()` (`advance`,
+    /// `rollback`, …), a word from a fixed set.
+    pub fn count_transition(&self, namespace: &str, name: &str, kind: &str) {
+        let mut known = self.lock();
+        let entry = known
+            .entry((namespace.to_owned(), name.to_owned()))
+            .or_default();
+        if !entry.transitions.contains(kind) {
+            entry.transitions.insert(kind.to_owned());
+        }
+        drop(known);
+        self.transitions
+            .with_label_values(&[namespace, name, kind])
+            .inc();
     }
 
     /// Records how long a reconcile took; `outcome` is a word from a fixed set such as
@@ -387,8 +440,8 @@ mod tests {
         let m = Metrics::new().expect("metrics");
         m.set_rollout("ns", "a", Some(Percent::whole(5)), Some(Phase::Progressing));
         m.set_gate_value("ns", "a", "error-rate", Some(0.002));
-        m.count_checkpoint(CheckpointVerdict::Pass);
-        m.count_transition("advance");
+        m.count_checkpoint("ns", "r", CheckpointVerdict::Pass);
+        m.count_transition("ns", "r", "advance");
         m.observe_reconcile(0.02, "success");
         m.count_error("kube_api");
         m.count_write("status");
@@ -503,12 +556,22 @@ mod tests {
             Some(Phase::Progressing),
         );
         m.set_gate_value("ns", "stays", "error-rate", Some(0.1));
+        for r in ["gone", "stays"] {
+            m.count_checkpoint("ns", r, CheckpointVerdict::Pass);
+            m.count_checkpoint("ns", r, CheckpointVerdict::Fail);
+            m.count_transition("ns", r, "advance");
+            m.count_transition("ns", r, "rollback");
+        }
         m.forget_rollout("ns", "gone");
         let text = m.encode().expect("encode");
         assert!(!text.contains("\"gone\""), "{text}");
         assert_eq!(count(&text, "rollgate_rollout_percent"), 1);
         assert_eq!(count(&text, "rollgate_rollout_phase"), 1);
         assert_eq!(count(&text, "rollgate_gate_value"), 1);
+        // The decision counters of a deleted rollout go too; the others' stay (pass, fail,
+        // and warn at 0 since the rollout was first seen).
+        assert_eq!(count(&text, "rollgate_checkpoints_total"), 3);
+        assert_eq!(count(&text, "rollgate_transitions_total"), 2);
         // Forgetting an unknown rollout is harmless.
         m.forget_rollout("ns", "never");
     }
@@ -538,12 +601,47 @@ mod tests {
     }
 
     #[test]
+    fn a_known_rollout_starts_its_decision_counters_at_zero() {
+        let m = Metrics::new().expect("metrics");
+        m.set_rollout("ns", "r", None, Some(Phase::Pending));
+        let text = m.encode().expect("encode");
+        for verdict in ["pass", "warn", "fail"] {
+            let at = [("namespace", "ns"), ("name", "r"), ("verdict", verdict)];
+            assert_eq!(
+                value(&text, "rollgate_checkpoints_total", &at),
+                Some(0.0),
+                "{text}"
+            );
+        }
+        let rollback = [("namespace", "ns"), ("name", "r"), ("kind", "rollback")];
+        assert_eq!(
+            value(&text, "rollgate_transitions_total", &rollback),
+            Some(0.0)
+        );
+        // Other kinds appear when they happen; a second sight changes nothing.
+        let start = [("namespace", "ns"), ("name", "r"), ("kind", "start")];
+        assert_eq!(value(&text, "rollgate_transitions_total", &start), None);
+        m.count_transition("ns", "r", "rollback");
+        m.set_rollout("ns", "r", None, Some(Phase::RolledBack));
+        let text = m.encode().expect("encode");
+        assert_eq!(
+            value(&text, "rollgate_transitions_total", &rollback),
+            Some(1.0)
+        );
+        m.forget_rollout("ns", "r");
+        let text = m.encode().expect("encode");
+        assert_eq!(count(&text, "rollgate_checkpoints_total"), 0, "{text}");
+        assert_eq!(count(&text, "rollgate_transitions_total"), 0, "{text}");
+    }
+
+    #[test]
     fn counters_and_histogram() {
         let m = Metrics::new().expect("metrics");
-        m.count_checkpoint(CheckpointVerdict::Pass);
-        m.count_checkpoint(CheckpointVerdict::Pass);
-        m.count_checkpoint(CheckpointVerdict::Fail);
-        m.count_transition("rollback");
+        m.count_checkpoint("ns", "r", CheckpointVerdict::Pass);
+        m.count_checkpoint("ns", "r", CheckpointVerdict::Pass);
+        m.count_checkpoint("ns", "r", CheckpointVerdict::Fail);
+        m.count_checkpoint("other", "r", CheckpointVerdict::Fail);
+        m.count_transition("ns", "r", "rollback");
         for kind in ["status", "status", "target", "event", "annotation"] {
             m.count_write(kind);
         }
@@ -553,17 +651,29 @@ mod tests {
         m.observe_reconcile(120.0, "error");
         let text = m.encode().expect("encode");
         let c = |name, label, v| value(&text, name, &[(label, v)]);
+        let r = |name, label, v| {
+            value(
+                &text,
+                name,
+                &[("namespace", "ns"), ("name", "r"), (label, v)],
+            )
+        };
         assert_eq!(
-            c("rollgate_checkpoints_total", "verdict", "pass"),
+            r("rollgate_checkpoints_total", "verdict", "pass"),
             Some(2.0)
         );
         assert_eq!(
-            c("rollgate_checkpoints_total", "verdict", "fail"),
+            r("rollgate_checkpoints_total", "verdict", "fail"),
             Some(1.0)
         );
-        assert_eq!(c("rollgate_checkpoints_total", "verdict", "warn"), None);
+        assert_eq!(r("rollgate_checkpoints_total", "verdict", "warn"), None);
+        let other = [("namespace", "other"), ("name", "r"), ("verdict", "fail")];
         assert_eq!(
-            c("rollgate_transitions_total", "kind", "rollback"),
+            value(&text, "rollgate_checkpoints_total", &other),
+            Some(1.0)
+        );
+        assert_eq!(
+            r("rollgate_transitions_total", "kind", "rollback"),
             Some(1.0)
         );
         assert_eq!(c("rollgate_api_writes_total", "kind", "status"), Some(2.0));
