@@ -26,9 +26,11 @@
 //! (`benches/metrics.rs`). The other label values come from fixed sets the controller chooses
 //! (never from user input), so they are bounded by the code.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
 use prometheus::{
     Encoder as _, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -56,8 +58,6 @@ pub struct Metrics {
     rollout_percent: GaugeVec,
     rollout_phase: GaugeVec,
     gate_value: GaugeVec,
-    checkpoints: IntCounterVec,
-    transitions: IntCounterVec,
     reconcile_duration: HistogramVec,
     errors: IntCounterVec,
     writes: IntCounterVec,
@@ -73,8 +73,120 @@ type RolloutKey = (String, String);
 struct Known {
     phases: BTreeSet<String>,
     gates: BTreeSet<String>,
-    verdicts: BTreeSet<&'static str>,
-    transitions: BTreeSet<String>,
+    /// Checkpoints by verdict (pass, warn, fail), all three exported from the first sight.
+    verdicts: [u64; 3],
+    /// Transitions by kind; `rollback` exported at 0 from the first sight.
+    transitions: BTreeMap<String, u64>,
+}
+
+/// The checkpoint verdicts in the order of [`Known::verdicts`].
+const VERDICTS: [CheckpointVerdict; 3] = [
+    CheckpointVerdict::Pass,
+    CheckpointVerdict::Warn,
+    CheckpointVerdict::Fail,
+];
+
+fn verdict_index(verdict: CheckpointVerdict) -> usize {
+    match verdict {
+        CheckpointVerdict::Pass => 0,
+        CheckpointVerdict::Warn => 1,
+        CheckpointVerdict::Fail => 2,
+    }
+}
+
+/// The per-rollout decision counters, `rollgate_checkpoints_total` and
+/// `rollgate_transitions_total`, exported from the counts kept in [`Known`]: plain integers
+/// per rollout, turned into samples only while a scrape encodes them. A labelled
+/// `IntCounterVec` would keep an object of about a kilobyte per series, some 70 MB more at
+/// 10,000 rollouts.
+struct DecisionCounters {
+    known: Arc<Mutex<HashMap<RolloutKey, Known>>>,
+    checkpoints: Desc,
+    transitions: Desc,
+}
+
+fn label(name: &str, value: &str) -> LabelPair {
+    let mut pair = LabelPair::default();
+    pair.set_name(name.to_owned());
+    pair.set_value(value.to_owned());
+    pair
+}
+
+fn counter_sample(labels: Vec<LabelPair>, value: u64) -> proto::Metric {
+    let mut counter = proto::Counter::default();
+    // Counts stay far below 2^53, where an f64 holds every integer exactly.
+    counter.set_value(value as f64);
+    let mut metric = proto::Metric::from_label(labels);
+    metric.set_counter(counter);
+    metric
+}
+
+fn family(desc: &Desc, metrics: Vec<proto::Metric>) -> MetricFamily {
+    let mut family = MetricFamily::default();
+    family.set_name(desc.fq_name.clone());
+    family.set_help(desc.help.clone());
+    family.set_field_type(MetricType::COUNTER);
+    family.set_metric(metrics);
+    family
+}
+
+impl Collector for DecisionCounters {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.checkpoints, &self.transitions]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut keys: Vec<&RolloutKey> = known.keys().collect();
+        keys.sort();
+        let mut checkpoints = Vec::new();
+        let mut transitions = Vec::new();
+        for key in keys {
+            let Some(entry) = known.get(key) else {
+                continue;
+            };
+            let (namespace, name) = (key.0.as_str(), key.1.as_str());
+            // Labels in name order, as the text format's other series have them.
+            if entry.verdicts_seen() {
+                for verdict in VERDICTS {
+                    checkpoints.push(counter_sample(
+                        vec![
+                            label("name", name),
+                            label("namespace", namespace),
+                            label("verdict", verdict.as_str()),
+                        ],
+                        entry.verdicts[verdict_index(verdict)],
+                    ));
+                }
+            }
+            for (kind, count) in &entry.transitions {
+                transitions.push(counter_sample(
+                    vec![
+                        label("kind", kind),
+                        label("name", name),
+                        label("namespace", namespace),
+                    ],
+                    *count,
+                ));
+            }
+        }
+        let mut out = Vec::new();
+        if !checkpoints.is_empty() {
+            out.push(family(&self.checkpoints, checkpoints));
+        }
+        if !transitions.is_empty() {
+            out.push(family(&self.transitions, transitions));
+        }
+        out
+    }
+}
+
+impl Known {
+    /// Whether the rollout's checkpoint counters are exported: from the first sight of the
+    /// rollout on, which `transitions` always records (its `rollback` entry).
+    fn verdicts_seen(&self) -> bool {
+        !self.transitions.is_empty()
+    }
 }
 
 impl Metrics {
@@ -102,19 +214,21 @@ impl Metrics {
             ),
             &["namespace", "name", "gate"],
         )?;
-        let checkpoints = IntCounterVec::new(
-            Opts::new(
-                "rollgate_checkpoints_total",
-                "Checkpoints taken, by rollout and verdict (pass, warn, fail).",
-            ),
-            &["namespace", "name", "verdict"],
+        let checkpoints_desc = Desc::new(
+            "rollgate_checkpoints_total".to_owned(),
+            "Checkpoints taken, by rollout and verdict (pass, warn, fail).".to_owned(),
+            vec![
+                "namespace".to_owned(),
+                "name".to_owned(),
+                "verdict".to_owned(),
+            ],
+            HashMap::new(),
         )?;
-        let transitions = IntCounterVec::new(
-            Opts::new(
-                "rollgate_transitions_total",
-                "Rollout transitions, by rollout and kind (pending, start, advance, pause, resume, drift, rollback, complete, replan, invalid).",
-            ),
-            &["namespace", "name", "kind"],
+        let transitions_desc = Desc::new(
+            "rollgate_transitions_total".to_owned(),
+            "Rollout transitions, by rollout and kind (pending, start, advance, pause, resume, drift, rollback, complete, replan, invalid).".to_owned(),
+            vec!["namespace".to_owned(), "name".to_owned(), "kind".to_owned()],
+            HashMap::new(),
         )?;
         let reconcile_duration = HistogramVec::new(
             HistogramOpts::new(
@@ -142,24 +256,26 @@ impl Metrics {
         registry.register(Box::new(rollout_percent.clone()))?;
         registry.register(Box::new(rollout_phase.clone()))?;
         registry.register(Box::new(gate_value.clone()))?;
-        registry.register(Box::new(checkpoints.clone()))?;
-        registry.register(Box::new(transitions.clone()))?;
         registry.register(Box::new(reconcile_duration.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(writes.clone()))?;
         registry.register(Box::new(leader.clone()))?;
+        let known: Arc<Mutex<HashMap<RolloutKey, Known>>> = Arc::default();
+        registry.register(Box::new(DecisionCounters {
+            known: Arc::clone(&known),
+            checkpoints: checkpoints_desc,
+            transitions: transitions_desc,
+        }))?;
         Ok(Metrics {
             registry,
             rollout_percent,
             rollout_phase,
             gate_value,
-            checkpoints,
-            transitions,
             reconcile_duration,
             errors,
             writes,
             leader,
-            known: Arc::default(),
+            known,
         })
     }
 
@@ -203,23 +319,8 @@ impl Metrics {
         }
         // The decision counters a dashboard or an alert reads through `increase()` start at 0
         // as soon as the rollout is known: a series born at 1 shows no increase, so the first
-        // rollback of a rollout would go unseen.
-        for verdict in [
-            CheckpointVerdict::Pass,
-            CheckpointVerdict::Warn,
-            CheckpointVerdict::Fail,
-        ] {
-            if entry.verdicts.insert(verdict.as_str()) {
-                let _zero =
-                    self.checkpoints
-                        .with_label_values(&[namespace, name, verdict.as_str()]);
-            }
-        }
-        if entry.transitions.insert(ROLLBACK.to_owned()) {
-            let _zero = self
-                .transitions
-                .with_label_values(&[namespace, name, ROLLBACK]);
-        }
+        // rollback (or failing checkpoint) of a rollout would go unseen.
+        entry.transitions.entry(ROLLBACK.to_owned()).or_insert(0);
     }
 
     /// Records the value a gate returned at the last checkpoint. `None` (no data, or an
@@ -277,29 +378,17 @@ impl Metrics {
                     .gate_value
                     .remove_label_values(&[namespace, name, gate]);
             }
-            for verdict in &known.verdicts {
-                let _absent = self
-                    .checkpoints
-                    .remove_label_values(&[namespace, name, verdict]);
-            }
-            for kind in &known.transitions {
-                let _absent = self
-                    .transitions
-                    .remove_label_values(&[namespace, name, kind]);
-            }
         }
     }
 
     /// Counts a rollout's checkpoint by its verdict.
     pub fn count_checkpoint(&self, namespace: &str, name: &str, verdict: CheckpointVerdict) {
-        self.lock()
+        let mut known = self.lock();
+        let entry = known
             .entry((namespace.to_owned(), name.to_owned()))
-            .or_default()
-            .verdicts
-            .insert(verdict.as_str());
-        self.checkpoints
-            .with_label_values(&[namespace, name, verdict.as_str()])
-            .inc();
+            .or_default();
+        entry.transitions.entry(ROLLBACK.to_owned()).or_insert(0);
+        entry.verdicts[verdict_index(verdict)] += 1;
     }
 
     /// Counts a rollout's transition by kind; pass `HistoryKind::as_str()` (`advance`,
@@ -309,13 +398,8 @@ impl Metrics {
         let entry = known
             .entry((namespace.to_owned(), name.to_owned()))
             .or_default();
-        if !entry.transitions.contains(kind) {
-            entry.transitions.insert(kind.to_owned());
-        }
-        drop(known);
-        self.transitions
-            .with_label_values(&[namespace, name, kind])
-            .inc();
+        entry.transitions.entry(ROLLBACK.to_owned()).or_insert(0);
+        *entry.transitions.entry(kind.to_owned()).or_insert(0) += 1;
     }
 
     /// Records how long a reconcile took; `outcome` is a word from a fixed set such as
@@ -666,7 +750,10 @@ mod tests {
             r("rollgate_checkpoints_total", "verdict", "fail"),
             Some(1.0)
         );
-        assert_eq!(r("rollgate_checkpoints_total", "verdict", "warn"), None);
+        assert_eq!(
+            r("rollgate_checkpoints_total", "verdict", "warn"),
+            Some(0.0)
+        );
         let other = [("namespace", "other"), ("name", "r"), ("verdict", "fail")];
         assert_eq!(
             value(&text, "rollgate_checkpoints_total", &other),
