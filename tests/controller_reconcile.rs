@@ -261,6 +261,53 @@ fn cm_patch(percent: &'static str) -> Step {
         })
 }
 
+/// The ownership check's metadata GET of the target ConfigMap, answered with these
+/// annotations at resourceVersion 100.
+fn cm_meta_get(annotations: Value) -> Step {
+    step(Method::GET, CM_PATH).respond(move |_| {
+        (
+            200,
+            json!({
+                "apiVersion": "meta.k8s.io/v1",
+                "kind": "PartialObjectMetadata",
+                "metadata": {
+                    "name": "pct", "namespace": NS, "resourceVersion": "100",
+                    "labels": {"rollgate.dev/managed": "true"},
+                    "annotations": annotations
+                }
+            }),
+        )
+    })
+}
+
+/// The ConfigMap as nobody claimed it.
+fn cm_unclaimed() -> Step {
+    cm_meta_get(json!({}))
+}
+
+/// The claim on the target: the owner annotation, guarded by the version read (100).
+fn cm_claim() -> Step {
+    step(Method::PATCH, CM_PATH)
+        .query(&["fieldManager=rollgate"])
+        .check(|body| {
+            assert_eq!(
+                body["metadata"]["annotations"]["rollgate.dev/owner.percent"], "kaviar/demo/uid-1",
+                "{body}"
+            );
+            assert_eq!(body["metadata"]["resourceVersion"], "100", "{body}");
+            assert!(
+                body.get("data").is_none(),
+                "the claim writes no data: {body}"
+            );
+        })
+        .respond(|_| {
+            let mut cm = serde_json::to_value(config_map("0", "101")).expect("json");
+            cm["metadata"]["annotations"] =
+                json!({"rollgate.dev/owner.percent": "kaviar/demo/uid-1"});
+            (200, cm)
+        })
+}
+
 fn cm_dry_run() -> Step {
     step(Method::PATCH, CM_PATH)
         .query(&["dryRun=All", "fieldManager=rollgate"])
@@ -446,8 +493,10 @@ fn condition<'a>(status: &'a RolloutStatus, kind: &str) -> &'a str {
 async fn start_writes_status_first_then_the_target_then_tells() {
     let r = rollout(spec(PLAN), None);
     let script = vec![
+        cm_unclaimed(),
         cm_get("0"),
         cm_dry_run(),
+        cm_claim(),
         status_apply(&r, "11").check(|body| {
             let s = status_of(body);
             assert_eq!(s.phase, Some(Phase::Progressing));
@@ -475,6 +524,7 @@ async fn start_writes_status_first_then_the_target_then_tells() {
 async fn failing_prechecks_keep_the_rollout_pending_with_a_condition_and_an_event() {
     let r = rollout(spec(PLAN), None);
     let script = vec![
+        cm_unclaimed(),
         cm_get("0"),
         cm_dry_run(),
         status_apply(&r, "11").check(|body| {
@@ -509,6 +559,7 @@ async fn min_allowlist_is_a_precheck() {
     plan.pre_checks = Some(serde_json::from_value(json!({"minAllowlist": 10})).expect("json"));
     let r = rollout(plan, None);
     let script = vec![
+        cm_unclaimed(),
         cm_get("0"),
         cm_dry_run(),
         status_apply(&r, "11").check(|body| {
@@ -748,6 +799,9 @@ async fn a_rollback_recorded_before_a_crash_is_carried_out_on_restart() {
     assert_eq!(status.phase, Some(Phase::RolledBack));
     let mut status = status;
     status.target_pending = true;
+    // The version the target had when the rollback was planned, and still has: the write
+    // provably never happened.
+    status.target_version = Some("100".into());
     let r = rollout(plan, Some(status));
     let (result, _) = run(
         World::at(t(2 * H + 1)).cached("1"),
@@ -901,6 +955,7 @@ async fn an_action_waits_while_the_rollout_is_pending() {
     );
     let r = annotated(rollout(plan, Some(status)), "rollgate.dev/action", "abort");
     let script = vec![
+        cm_unclaimed(),
         cm_get("0"),
         cm_dry_run(),
         status_apply(&r, "11").check(|body| {
@@ -910,4 +965,223 @@ async fn an_action_waits_while_the_rollout_is_pending() {
     ];
     let (result, _) = run(World::at(t(10)).cached("3"), &r, script).await;
     result.expect("reconciled; the annotation is left for later");
+}
+
+// ── one owner per target (rule 10) ───────────────────────────────────────────────────────────
+
+const OTHER_PATH: &str = "/apis/rollgate.dev/v1alpha1/namespaces/kaviar/rollouts/other";
+
+/// The GET of the Rollout a claim names, answered with it in `phase` under `uid`.
+fn owner_get(phase: Option<Phase>, uid: &'static str) -> Step {
+    step(Method::GET, OTHER_PATH).respond(move |_| {
+        let plan = spec(PLAN);
+        let mut other = rollout(plan, None);
+        other.metadata.name = Some("other".into());
+        other.metadata.uid = Some(uid.into());
+        other.status = phase.map(|phase| RolloutStatus {
+            phase: Some(phase),
+            ..RolloutStatus::default()
+        });
+        (200, serde_json::to_value(other).expect("json"))
+    })
+}
+
+fn claimed_by_other() -> Step {
+    cm_meta_get(json!({"rollgate.dev/owner.percent": "kaviar/other/uid-9"}))
+}
+
+#[tokio::test]
+async fn a_target_owned_by_an_unfinished_rollout_keeps_this_one_pending_as_target_owned() {
+    for phase in [
+        None,
+        Some(Phase::Pending),
+        Some(Phase::Progressing),
+        Some(Phase::Paused),
+    ] {
+        let r = rollout(spec(PLAN), None);
+        // No pre-check, no dry run, no claim, no target write: only the status and an Event.
+        let script = vec![
+            claimed_by_other(),
+            owner_get(phase, "uid-9"),
+            status_apply(&r, "11").check(|body| {
+                let s = status_of(body);
+                assert_eq!(s.phase, Some(Phase::Pending));
+                assert_eq!(s.percent, None);
+                assert_eq!(s.reason.as_deref(), Some("TargetOwned"));
+                let message = s.message.clone().unwrap_or_default();
+                assert!(
+                    message.contains("Rollout kaviar/other")
+                        && message.contains("ConfigMap kaviar/pct"),
+                    "{message}"
+                );
+                assert!(
+                    !message.contains("holds 3%"),
+                    "ownership takes precedence over the baseline: {message}"
+                );
+                let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+                assert_eq!(ready.reason, "TargetOwned");
+            }),
+            event("TargetOwned", "PreCheck"),
+        ];
+        // The target holds the owner's 3%, which the baseline pre-check would complain about.
+        let (result, _) = run(World::at(t(0)).cached("3"), &r, script).await;
+        assert_eq!(result.expect("reconciled"), requeue_at(5), "{phase:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_owner_that_finished_or_is_gone_leaves_the_target_free() {
+    let finished = [
+        owner_get(Some(Phase::Succeeded), "uid-9"),
+        owner_get(Some(Phase::RolledBack), "uid-9"),
+        owner_get(Some(Phase::Failed), "uid-9"),
+        // Deleted and recreated under the same name: the claim's uid is gone.
+        owner_get(Some(Phase::Progressing), "uid-new"),
+        step(Method::GET, OTHER_PATH).respond(|_| {
+            (
+                404,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                       "message": "rollouts \"other\" not found", "reason": "NotFound",
+                       "code": 404}),
+            )
+        }),
+    ];
+    for owner in finished {
+        let r = rollout(spec(PLAN), None);
+        let script = vec![
+            claimed_by_other(),
+            owner,
+            cm_get("0"),
+            cm_dry_run(),
+            cm_claim(),
+            status_apply(&r, "11").check(|body| {
+                assert_eq!(status_of(body).phase, Some(Phase::Progressing));
+            }),
+            cm_get("0"),
+            cm_patch("1"),
+            event("Started", "StartStage0"),
+        ];
+        let (result, _) = run(World::at(t(0)).cached("0"), &r, script).await;
+        result.expect("started");
+    }
+}
+
+#[tokio::test]
+async fn a_rollout_that_already_owns_its_target_does_not_claim_again() {
+    let r = rollout(spec(PLAN), None);
+    let script = vec![
+        cm_meta_get(json!({"rollgate.dev/owner.percent": "kaviar/demo/uid-1"})),
+        cm_get("0"),
+        cm_dry_run(),
+        status_apply(&r, "11"),
+        cm_get("0"),
+        cm_patch("1"),
+        event("Started", "StartStage0"),
+    ];
+    let (result, _) = run(World::at(t(0)).cached("0"), &r, script).await;
+    result.expect("started");
+}
+
+#[tokio::test]
+async fn a_claim_that_loses_a_race_keeps_the_rollout_pending_and_writes_no_target() {
+    // Another Rollout claimed between the read and the write: the precondition fails (409).
+    let r = rollout(spec(PLAN), None);
+    let script = vec![
+        cm_unclaimed(),
+        cm_get("0"),
+        cm_dry_run(),
+        cm_claim().fail(409),
+        status_apply(&r, "11").check(|body| {
+            let s = status_of(body);
+            assert_eq!(s.phase, Some(Phase::Pending));
+            let message = s.message.unwrap_or_default();
+            assert!(message.contains("owner annotation"), "{message}");
+        }),
+        event("PreCheckFailed", "PreCheck"),
+    ];
+    let (result, _) = run(World::at(t(0)).cached("0"), &r, script).await;
+    assert_eq!(result.expect("reconciled"), requeue_at(5));
+}
+
+// ── finished means hands off (rule 8) ────────────────────────────────────────────────────────
+
+/// A rollout rolled back by two failing checkpoints (1% → 0%).
+fn rolled_back() -> RolloutStatus {
+    let plan = spec(PLAN);
+    let spike = [Observation::Value(0.5)];
+    let status = after_checkpoints(&plan, &[&spike, &spike]);
+    assert_eq!(status.phase, Some(Phase::RolledBack));
+    status
+}
+
+#[tokio::test]
+async fn a_rollback_records_the_targets_version_before_its_write() {
+    let plan = spec(PLAN);
+    let spike = [Observation::Value(0.5)];
+    let r = rollout(plan.clone(), Some(after_checkpoints(&plan, &[&spike])));
+    let script = vec![
+        status_apply(&r, "11").check(|body| {
+            let s = status_of(body);
+            assert_eq!(s.phase, Some(Phase::RolledBack));
+            assert!(s.target_pending);
+            assert_eq!(
+                s.target_version.as_deref(),
+                Some("100"),
+                "the cached version the final write goes over"
+            );
+        }),
+        cm_get("1"),
+        cm_patch("0"),
+        event("RolledBack", "RollBackFromStage0"),
+    ];
+    let world = World::at(t(2 * H)).cached("1").gates(spike.to_vec());
+    let (result, _) = run(world, &r, script).await;
+    result.expect("rolled back");
+}
+
+#[tokio::test]
+async fn a_confirmed_final_write_clears_target_pending_once() {
+    let mut status = rolled_back();
+    status.target_pending = true;
+    status.target_version = Some("90".into());
+    let r = rollout(spec(PLAN), Some(status));
+    let script = vec![status_apply(&r, "11").check(|body| {
+        let s = status_of(body);
+        assert!(!s.target_pending, "the target holds the rollback percent");
+        assert_eq!(s.phase, Some(Phase::RolledBack));
+    })];
+    let (result, _) = run(World::at(t(2 * H + 1)).cached("0"), &r, script).await;
+    result.expect("settled");
+}
+
+#[tokio::test]
+async fn a_restart_after_a_rollback_and_a_hand_edit_writes_nothing_to_the_target() {
+    // The rollback reached the target (version 90 → 95), then a person set 3% by hand (100).
+    // The status still says targetPending (as controllers before this fix left it).
+    let mut status = rolled_back();
+    status.target_pending = true;
+    status.target_version = Some("90".into());
+    let r = rollout(spec(PLAN), Some(status.clone()));
+    let script = vec![status_apply(&r, "11").check(|body| {
+        let s = status_of(body);
+        assert!(!s.target_pending, "hands off: the pending write is dropped");
+        assert_eq!(s.percent, Some(0));
+    })];
+    let (result, _) = run(World::at(t(3 * H)).cached("3"), &r, script).await;
+    result.expect("nothing written to the target");
+
+    // Without a recorded version (a status written before versions were recorded), nothing is
+    // written either: the write cannot be proven not to have happened.
+    status.target_version = None;
+    let r = rollout(spec(PLAN), Some(status));
+    let script = vec![status_apply(&r, "11")];
+    let (result, _) = run(World::at(t(3 * H)).cached("3"), &r, script).await;
+    result.expect("nothing written to the target");
+
+    // And once settled, a finished rollout makes no request at all.
+    let mut settled = rolled_back();
+    settled.target_pending = false;
+    let r = rollout(spec(PLAN), Some(settled));
+    let (result, _) = run(World::at(t(4 * H)).cached("7"), &r, vec![]).await;
+    result.expect("idle");
 }

@@ -247,6 +247,25 @@ pub struct RolloutStatus {
     /// written back on resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drifted_percent: Option<u8>,
+    /// Drifts reverted since `driftWindowStart`: the third within 10 minutes of the first
+    /// pauses the rollout (`DriftLoop`) instead of reverting; resume clears it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drift_count: u32,
+    /// When the first drift counted in `driftCount` was reverted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_window_start: Option<Time>,
+    /// Why the rollout is in its phase, as a condition reason, when more specific than the
+    /// phase: `DriftLoop` (paused: someone else writes the target), `TargetOwned` (pending:
+    /// another unfinished Rollout owns the target). It becomes the conditions' reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub reason: Option<String>,
+    /// The resourceVersion the target object had when a final write (a rollback, or the
+    /// last stage's percent) was planned: after a restart, a finished rollout finishes that
+    /// write only while the target still has this version (nobody changed it since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub target_version: Option<String>,
     /// The percent in `percent` was decided but its write to the target is not confirmed yet:
     /// a controller restarted in between finishes the write instead of reading a drift.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -335,6 +354,7 @@ impl RolloutStatus {
             Some(Phase::RolledBack) => ("False", "False", "True", "RolledBack"),
             Some(Phase::Failed) => ("False", "False", "True", "InvalidSpec"),
         };
+        let reason = self.reason.as_deref().unwrap_or(reason);
         let generation = self.observed_generation;
         for (kind, status) in [
             ("Ready", ready),
@@ -360,6 +380,10 @@ impl RolloutStatus {
             }
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The texts of a condition get a `maxLength` (Kubernetes' own for `type` and `reason`, the

@@ -8,10 +8,12 @@
 
 mod action;
 mod context;
+mod deleted;
 mod events;
 pub mod leader;
 mod notifications;
 mod observe;
+mod ownership;
 mod prechecks;
 mod reconcile;
 mod run;
@@ -21,6 +23,7 @@ mod target;
 pub use action::{ACTION_ANNOTATION, CLAIMED_ANNOTATION};
 pub use context::{AlwaysLeader, Clock, Context, LeaderCheck, SystemClock};
 pub use observe::{GateObserver, GateReading, ProviderObserver, reading};
+pub use ownership::{OWNER_ANNOTATION_PREFIX, TARGET_OWNED, owner_annotation, owner_value};
 pub use reconcile::{ReconcileError, error_policy, reconcile};
 pub use run::{ControllerConfig, feature_flags_installed, run};
 

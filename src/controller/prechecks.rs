@@ -9,9 +9,52 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::context::Context;
 use super::observe::GateReading;
-use crate::api::{Rollout, RolloutStatus};
+use super::ownership::{self, Ownership};
+use crate::api::{Gate, Provider, Rollout, RolloutStatus};
 use crate::engine::Observation;
+use crate::gates::ofrep::client::says_flag_not_found;
 use crate::targets::{TargetError, WriteMode};
+
+/// What stands between a rollout that has not started and its start.
+pub(super) enum BeforeStart {
+    /// These pre-checks failed (empty: it may start, and its claim on the target is written).
+    Failed(Vec<String>),
+    /// Another live, unfinished Rollout owns the target (the message names it); this takes
+    /// precedence over the pre-checks, which are not run.
+    Owned(String),
+}
+
+/// The claim on the target (rule 10) first, then the pre-checks; when every one passes, the
+/// claim is written (guarded by the resourceVersion read), before the status records the start.
+pub(super) async fn before_start(
+    rollout: &Rollout,
+    status: &RolloutStatus,
+    live: &Result<Option<u8>, TargetError>,
+    ctx: &Context,
+    now: Timestamp,
+) -> BeforeStart {
+    let ownership = match ownership::check(&ctx.client, rollout).await {
+        Ok(Ownership::Owned(message)) => return BeforeStart::Owned(message),
+        Ok(found) => Ok(found),
+        Err(error) => Err(error.to_string()),
+    };
+    let mut failed = failures(rollout, status, live, ctx, now).await;
+    match ownership {
+        Err(problem) => failed.insert(0, problem),
+        Ok(Ownership::Free { version }) if failed.is_empty() => {
+            match ownership::claim(&ctx.client, rollout, version.as_deref()).await {
+                Ok(()) => {
+                    if let Some(metrics) = &ctx.metrics {
+                        metrics.count_write("annotation");
+                    }
+                }
+                Err(error) => failed.push(error.to_string()),
+            }
+        }
+        Ok(_) => {}
+    }
+    BeforeStart::Failed(failed)
+}
 
 /// The pre-checks that failed, each in words; empty when the rollout may start.
 pub(super) async fn failures(
@@ -46,7 +89,7 @@ pub(super) async fn failures(
         }
     }
     let readings = ctx.observer.observe(rollout, status, now).await;
-    let unanswered = gate_failures(rollout, &readings);
+    let unanswered = gate_failures(rollout, &readings, live);
     if unanswered.is_empty() {
         // Only a Prometheus that answers can say which alerting rules it knows.
         failed.extend(ctx.observer.alert_rule_problems(rollout, now).await);
@@ -60,8 +103,14 @@ fn baseline(percent: u8, rollout: &Rollout, status: &RolloutStatus) -> bool {
     percent == rollout.spec.rollback.percent || status.percent == Some(percent)
 }
 
-/// Gates that did not answer: a provider error, or no reading at all.
-fn gate_failures(rollout: &Rollout, readings: &[GateReading]) -> Vec<String> {
+/// Gates that did not answer: a provider error, or no reading at all. An OFREP probe that
+/// answers `FLAG_NOT_FOUND` for the target's own flag while the target does not hold that
+/// flag yet answered as it should: the start creates the flag (DESIGN §4 rule 0).
+fn gate_failures(
+    rollout: &Rollout,
+    readings: &[GateReading],
+    live: &Result<Option<u8>, TargetError>,
+) -> Vec<String> {
     rollout
         .spec
         .analysis
@@ -69,9 +118,30 @@ fn gate_failures(rollout: &Rollout, readings: &[GateReading]) -> Vec<String> {
         .iter()
         .enumerate()
         .filter_map(|(i, gate)| match readings.get(i).map(|r| &r.observation) {
+            Some(Observation::Error(message))
+                if flag_created_at_start(rollout, gate, live) && says_flag_not_found(message) =>
+            {
+                None
+            }
             Some(Observation::Error(message)) => Some(format!("gate {}: {message}", gate.name)),
             None => Some(format!("gate {}: no answer", gate.name)),
             Some(_) => None,
         })
         .collect()
+}
+
+/// Whether `gate` is an OFREP probe of the flag this rollout's start creates: the target is a
+/// flagd flag, the target is there without that flag yet, and the probe asks for that flag.
+fn flag_created_at_start(
+    rollout: &Rollout,
+    gate: &Gate,
+    live: &Result<Option<u8>, TargetError>,
+) -> bool {
+    let Some(Provider::Ofrep(ofrep)) = gate.provider() else {
+        return false;
+    };
+    let Some(flag) = rollout.spec.target.flag_name() else {
+        return false;
+    };
+    matches!(live, Ok(None)) && ofrep.flag.as_deref().is_none_or(|probed| probed == flag)
 }

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 use kube::core::DynamicObject;
@@ -16,6 +16,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tracing::{info, warn};
 
 use super::context::Context;
+use super::deleted;
 use super::reconcile::{error_policy, reconcile};
 use crate::api::Rollout;
 use crate::targets::{self, MANAGED_SELECTOR, TargetObject, featureflag};
@@ -207,11 +208,17 @@ async fn run_scope(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     });
-    let rollout_stream = watch_into(
-        rollout_apis,
-        watcher::Config::default().any_semantic(),
-        rollout_writer,
-    );
+    let deletions = Arc::clone(&ctx);
+    let rollout_streams: Vec<_> = rollout_apis
+        .into_iter()
+        .map(|api| watcher(api, watcher::Config::default().any_semantic()).boxed())
+        .collect();
+    let rollout_stream = futures_util::stream::select_all(rollout_streams)
+        .default_backoff()
+        .modify(slim)
+        .reflect(rollout_writer)
+        .inspect_ok(move |event| deleted::observe(&deletions, event))
+        .touched_objects();
     // The scope counts as synced at its cache's first full list, or at its first reconcile
     // (the controller reconciles only from a synced cache), whichever is seen first.
     let counted = Arc::new(AtomicBool::new(false));

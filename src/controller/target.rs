@@ -28,11 +28,23 @@ pub trait TargetIo: Send + Sync {
         percent: u8,
         mode: WriteMode,
     ) -> BoxFuture<'a, Result<WriteOutcome, TargetError>>;
+
+    /// The resourceVersion of the object the target lives in, when known (`None` for a
+    /// webhook, or an object not seen yet): recorded before a final write, so a restarted
+    /// controller can tell whether anyone changed the target since.
+    fn version<'a>(&'a self, rollout: &'a Rollout) -> BoxFuture<'a, Option<String>> {
+        let _ = rollout;
+        Box::pin(async { None })
+    }
 }
 
-/// The controller's writes per target object (kind and name, namespace): the cached
+/// A target: its object (kind and name), namespace, and the flag or key inside it.
+type TargetKey = (TargetObject, String, String);
+
+/// The controller's writes per target (object + flag or key, not per object: Rollouts sharing
+/// one flagd ConfigMap must not read each other's pending percent as their own): the cached
 /// resourceVersion when it wrote, and the percent written.
-type WrittenTargets = HashMap<(TargetObject, String), (Option<String>, u8)>;
+type WrittenTargets = HashMap<TargetKey, (Option<String>, u8)>;
 
 /// A cached target: its resourceVersion and the live percent it holds.
 type Cached = (Option<String>, Result<Option<u8>, TargetError>);
@@ -43,7 +55,7 @@ pub struct KubeTargets {
     client: kube::Client,
     config_maps: Option<Store<ConfigMap>>,
     feature_flags: Option<Store<DynamicObject>>,
-    /// Per target object (kind, namespace, name): the cached resourceVersion when the
+    /// Per target (object, namespace, flag or key): the cached resourceVersion when the
     /// controller last wrote it, and the percent written. While the cache still shows that
     /// version, it has not seen the write yet and the written percent is the live one.
     written: Mutex<WrittenTargets>,
@@ -134,9 +146,8 @@ impl KubeTargets {
     async fn read_live(&self, rollout: &Rollout) -> Result<Option<u8>, TargetError> {
         let namespace = namespace_of(rollout);
         if let Some((version, live)) = self.cached(rollout, &namespace) {
-            if let Some(object) = targets::object_of(&rollout.spec.target)
-                && let Some((written_over, percent)) =
-                    self.written().get(&(object, namespace.clone())).cloned()
+            if let Some(key) = target_key(rollout, &namespace)
+                && let Some((written_over, percent)) = self.written().get(&key).cloned()
                 && written_over == version
             {
                 return Ok(Some(percent));
@@ -166,11 +177,9 @@ impl KubeTargets {
         )
         .await?;
         if outcome == WriteOutcome::Written
-            && let (Some(object), Some(version)) =
-                (targets::object_of(&rollout.spec.target), cached_version)
+            && let (Some(key), Some(version)) = (target_key(rollout, &namespace), cached_version)
         {
-            self.written()
-                .insert((object, namespace), (version, percent));
+            self.written().insert(key, (version, percent));
         }
         Ok(outcome)
     }
@@ -189,6 +198,20 @@ impl TargetIo for KubeTargets {
     ) -> BoxFuture<'a, Result<WriteOutcome, TargetError>> {
         Box::pin(self.write_percent(rollout, percent, mode))
     }
+
+    fn version<'a>(&'a self, rollout: &'a Rollout) -> BoxFuture<'a, Option<String>> {
+        let namespace = namespace_of(rollout);
+        let version = self.cached(rollout, &namespace).and_then(|(v, _)| v);
+        Box::pin(async move { version })
+    }
+}
+
+/// The key of `rollout`'s target in [`WrittenTargets`]; `None` for a webhook.
+fn target_key(rollout: &Rollout, namespace: &str) -> Option<TargetKey> {
+    let target = &rollout.spec.target;
+    let object = targets::object_of(target)?;
+    let part = targets::part_of(target)?;
+    Some((object, namespace.to_owned(), part))
 }
 
 /// The Rollout's namespace (`default` for an object without one, which the API never sends).

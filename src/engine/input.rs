@@ -39,6 +39,15 @@ pub enum PreChecks<'a> {
     Passed,
     /// These pre-checks failed, each described in words; the rollout stays Pending.
     Failed(&'a [String]),
+    /// Something outside the baseline keeps the rollout Pending, with a condition reason of
+    /// its own that takes precedence over the pre-checks' (`TargetOwned`: another unfinished
+    /// Rollout owns the target).
+    Blocked {
+        /// The condition reason, one CamelCase word.
+        reason: &'a str,
+        /// The status message, naming what blocks the start.
+        message: &'a str,
+    },
 }
 
 /// Everything the engine may be told at one instant. Fields left `None` mean "nothing new".

@@ -10,7 +10,7 @@ mod outcome;
 mod schedule;
 mod transitions;
 
-pub use decide::{checkpoint_due, decide};
+pub use decide::{DRIFT_LOOP_COUNT, DRIFT_LOOP_REASON, DRIFT_LOOP_WINDOW, checkpoint_due, decide};
 pub use input::{Inputs, ManualAction, PreChecks};
 pub use observation::{Observation, judge};
 pub use outcome::{CheckpointReport, DriftAction, Outcome, Transition, TransitionKind};
