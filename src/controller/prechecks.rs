@@ -145,3 +145,94 @@ fn flag_created_at_start(
     };
     matches!(live, Ok(None)) && ofrep.flag.as_deref().is_none_or(|probed| probed == flag)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gates::ofrep::ProbeError;
+    use crate::gates::ofrep::client::{OfrepError, parse_evaluation};
+
+    fn rollout(gate_flag: Option<&str>) -> Rollout {
+        let flag = gate_flag.map_or(String::new(), |f| format!(", flag: {f}"));
+        let spec = serde_saphyr::from_str(&format!(
+            "target: {{flagd: {{configMap: flags, flag: new_checkout}}}}\n\
+             stages: [{{percent: 1}}]\n\
+             analysis:\n  gates:\n    - name: determinism\n      \
+             ofrep: {{address: 'http://flagd:8016', sample: 10{flag}}}\n"
+        ))
+        .expect("a spec");
+        Rollout::new("r", spec)
+    }
+
+    /// The message a probe error carries when the service answers with `body` and `status`.
+    fn probe_error(status: u16, body: &str) -> String {
+        let source = parse_evaluation(
+            "http://flagd:8016/ofrep/v1/evaluate/flags/x",
+            status,
+            body.as_bytes(),
+        )
+        .expect_err("an error answer");
+        ProbeError::Evaluation {
+            flag: "new_checkout".into(),
+            key: "k-1".into(),
+            source,
+        }
+        .to_string()
+    }
+
+    fn failures(rollout: &Rollout, message: &str, live: Result<Option<u8>, TargetError>) -> usize {
+        let readings = [GateReading {
+            observation: Observation::Error(message.to_owned()),
+            memory: None,
+        }];
+        gate_failures(rollout, &readings, &live).len()
+    }
+
+    #[test]
+    fn flag_not_found_passes_before_the_start_for_the_flag_the_start_creates() {
+        let not_found = probe_error(
+            404,
+            r#"{"key":"new_checkout","errorCode":"FLAG_NOT_FOUND","errorDetails":"flag new_checkout not found"}"#,
+        );
+        assert!(says_flag_not_found(&not_found), "{not_found}");
+        // The flag is not in the target yet: the start creates it.
+        assert_eq!(failures(&rollout(None), &not_found, Ok(None)), 0);
+        assert_eq!(
+            failures(&rollout(Some("new_checkout")), &not_found, Ok(None)),
+            0
+        );
+        // The target holds the flag: the evaluator should know it, so it is an error.
+        assert_eq!(failures(&rollout(None), &not_found, Ok(Some(0))), 1);
+        // The probe asks about another flag than the one the start creates.
+        assert_eq!(failures(&rollout(Some("other")), &not_found, Ok(None)), 1);
+        // The target cannot be read: not known to be absent.
+        let unreadable = Err(TargetError::Invalid("no".into()));
+        assert_eq!(failures(&rollout(None), &not_found, unreadable), 1);
+    }
+
+    #[test]
+    fn other_errors_still_fail_the_pre_check() {
+        for message in [
+            probe_error(
+                400,
+                r#"{"errorCode":"PARSE_ERROR","errorDetails":"FLAG_NOT_FOUND"}"#,
+            ),
+            probe_error(
+                500,
+                r#"{"errorCode":"GENERAL","errorDetails":": FLAG_NOT_FOUND"}"#,
+            ),
+            ProbeError::Evaluation {
+                flag: "new_checkout".into(),
+                key: "k-1".into(),
+                source: OfrepError::Transport {
+                    url: "http://flagd:8016".into(),
+                    reason: "connection refused: FLAG_NOT_FOUND".into(),
+                },
+            }
+            .to_string(),
+        ] {
+            assert!(!says_flag_not_found(&message), "{message}");
+            assert_eq!(failures(&rollout(None), &message, Ok(None)), 1, "{message}");
+        }
+    }
+}
