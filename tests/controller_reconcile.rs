@@ -11,6 +11,7 @@ use http::{Method, Request, Response};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::client::Body;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
@@ -149,6 +150,15 @@ fn config_map(percent: &str, version: &str) -> ConfigMap {
         "data": {"percent": percent}
     }))
     .expect("a ConfigMap")
+}
+
+/// What a metadata-only watch delivers of a ConfigMap.
+fn metadata_of(cm: &ConfigMap) -> PartialObjectMeta<ConfigMap> {
+    PartialObjectMeta {
+        types: None,
+        metadata: cm.metadata.clone(),
+        _phantom: std::marker::PhantomData,
+    }
 }
 
 // ── the mock API server ──────────────────────────────────────────────────────────────────────
@@ -416,9 +426,11 @@ impl World {
     fn context(self) -> (Arc<Context>, ApiHandle, Arc<ScriptedGates>) {
         let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
         let client = kube::Client::new(service, "default");
-        let mut writer: Writer<ConfigMap> = Writer::default();
-        if let Some(cm) = self.config_map {
-            writer.apply_watcher_event(&watcher::Event::Apply(cm));
+        // The controller watches managed ConfigMaps as metadata only; the percent it read
+        // at that resourceVersion is remembered, as after an earlier reconcile's GET.
+        let mut writer: Writer<PartialObjectMeta<ConfigMap>> = Writer::default();
+        if let Some(cm) = &self.config_map {
+            writer.apply_watcher_event(&watcher::Event::Apply(metadata_of(cm)));
         }
         let gates = Arc::new(ScriptedGates {
             observations: self.observations,
@@ -429,6 +441,11 @@ impl World {
         } else {
             Arc::new(NeverLeader)
         };
+        let targets = KubeTargets::new(client.clone(), Some(writer.as_reader()), None);
+        if let Some(cm) = &self.config_map {
+            targets.remember_config_map(&rollout(spec(PLAN), None), cm);
+        }
+        let targets = Arc::new(targets);
         let ctx = Context::new(
             client.clone(),
             Recorder::new(
@@ -440,7 +457,7 @@ impl World {
             ),
             Arc::new(FixedClock(self.now)),
             gates.clone(),
-            Arc::new(KubeTargets::new(client, Some(writer.as_reader()), None)),
+            targets,
             leader,
         );
         (Arc::new(ctx), handle, gates)

@@ -224,3 +224,99 @@ async fn a_deleted_rollouts_series_vanish_from_metrics_and_its_target_keeps_its_
         "the controller's other series stay:\n{text}"
     );
 }
+
+/// Rule 9: bounded caches. Labelled ConfigMaps are listed and watched as metadata only
+/// (asserted from the stand-in's request log), content is fetched only for the object a
+/// Rollout names, and a few large labelled ConfigMaps do not grow the controller's memory by
+/// anything like their size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labelled_config_maps_are_watched_as_metadata_only_and_large_ones_do_not_grow_memory() {
+    const LARGE: usize = 900 * 1024;
+    const COUNT: usize = 5;
+    let server = ApiServer::start().await;
+    create_flags(&server);
+    let controller = Controller::start(&server, NO_PROMETHEUS, &[]);
+    server.put(
+        flagd_rollout("small", json!([{"percent": 5, "duration": "1h"}])),
+        "kubectl",
+    );
+    wait_for("the rollout at 5%", &controller, &server, || {
+        live_percent(&server) == Some(5)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (before, _) = controller.memory_kib();
+
+    let filler = "x".repeat(LARGE);
+    for i in 0..COUNT {
+        server.put(
+            json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {
+                    "name": format!("bulk-{i}"), "namespace": NAMESPACE,
+                    "labels": {"rollgate.dev/managed": "true"}
+                },
+                "data": {"blob": filler}
+            }),
+            "tenant",
+        );
+    }
+    // Let the watch deliver them (and a few checkpoints pass).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (after, _) = controller.memory_kib();
+    let content_kib = (COUNT * LARGE / 1024) as u64;
+    let growth = after.saturating_sub(before);
+    eprintln!(
+        "RSS before {before} KiB, after {COUNT} labelled ConfigMaps of {} KiB: {after} KiB \
+         (growth {growth} KiB, {:.0}% of their {content_kib} KiB)",
+        LARGE / 1024,
+        growth as f64 * 100.0 / content_kib as f64
+    );
+    assert!(before > 0 && after > 0, "RSS readable");
+    assert!(
+        growth * 4 < content_kib,
+        "labelled ConfigMaps grew the controller by {growth} KiB, a quarter or more of their \
+         {content_kib} KiB"
+    );
+
+    let requests = server.requests_with_accept();
+    let reads: Vec<_> = requests
+        .iter()
+        .filter(|(r, _)| r.on("configmaps") && r.name.is_none() && r.method == "GET")
+        .collect();
+    assert!(
+        !reads.is_empty(),
+        "the controller lists and watches ConfigMaps"
+    );
+    for (request, metadata_only) in &reads {
+        assert!(
+            *metadata_only,
+            "a list or watch of ConfigMaps asked for their content: {} {}?{}",
+            request.method, request.path, request.query
+        );
+        assert!(
+            request
+                .query
+                .contains("labelSelector=rollgate.dev%2Fmanaged%3Dtrue")
+                || request
+                    .query
+                    .contains("labelSelector=rollgate.dev/managed%3Dtrue")
+                || request
+                    .query
+                    .contains("labelSelector=rollgate.dev%2Fmanaged=true"),
+            "only managed ConfigMaps are watched: {}",
+            request.query
+        );
+    }
+    let bulk_gets: Vec<_> = requests
+        .iter()
+        .filter(|(r, _)| {
+            r.on("configmaps") && r.name.as_deref().is_some_and(|n| n.starts_with("bulk-"))
+        })
+        .map(|(r, _)| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        bulk_gets.is_empty(),
+        "content is fetched only for objects a Rollout names: {bulk_gets:?}"
+    );
+}

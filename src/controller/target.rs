@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::BoxFuture;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
-use kube::core::DynamicObject;
+use kube::core::{DynamicObject, PartialObjectMeta};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::api::{Rollout, TargetKind};
@@ -46,36 +46,44 @@ type TargetKey = (TargetObject, String, String);
 /// resourceVersion when it wrote, and the percent written.
 type WrittenTargets = HashMap<TargetKey, (Option<String>, u8)>;
 
-/// A cached target: its resourceVersion and the live percent it holds.
-type Cached = (Option<String>, Result<Option<u8>, TargetError>);
+/// The percents read from target objects: per target, the object's resourceVersion when read
+/// and the percent it held. One small entry per target a Rollout names, whatever the objects
+/// weigh.
+type Contents = HashMap<TargetKey, (Option<String>, Option<u8>)>;
 
-/// Targets in the cluster, read from the controller's watch caches of managed ConfigMaps and
-/// FeatureFlags.
+/// Targets in the cluster. The controller watches managed ConfigMaps and FeatureFlags as
+/// *metadata only* (their resourceVersions), so its memory does not grow with what a tenant
+/// labels; content is fetched (GET) only for an object a Rollout names, and only when its
+/// resourceVersion changed since the percent was last read.
 pub struct KubeTargets {
     client: kube::Client,
-    config_maps: Option<Store<ConfigMap>>,
-    feature_flags: Option<Store<DynamicObject>>,
+    config_maps: Option<Store<PartialObjectMeta<ConfigMap>>>,
+    feature_flags: Option<Store<PartialObjectMeta<DynamicObject>>>,
     /// Per target (object, namespace, flag or key): the cached resourceVersion when the
     /// controller last wrote it, and the percent written. While the cache still shows that
     /// version, it has not seen the write yet and the written percent is the live one.
     written: Mutex<WrittenTargets>,
+    /// The percent each target held at the resourceVersion it was read at.
+    contents: Mutex<Contents>,
     /// The operator's address guard for webhook targets: a client that checks resolved
     /// addresses and follows no redirect, and the URL check; `None` sends unguarded.
     webhook_guard: Option<(reqwest::Client, UrlCheck)>,
 }
 
 impl KubeTargets {
-    /// Targets read through `client`, from these caches when given.
+    /// Targets read through `client`, with the resourceVersions of these metadata caches
+    /// when given.
     pub fn new(
         client: kube::Client,
-        config_maps: Option<Store<ConfigMap>>,
-        feature_flags: Option<Store<DynamicObject>>,
+        config_maps: Option<Store<PartialObjectMeta<ConfigMap>>>,
+        feature_flags: Option<Store<PartialObjectMeta<DynamicObject>>>,
     ) -> Self {
         Self {
             client,
             config_maps,
             feature_flags,
             written: Mutex::new(HashMap::new()),
+            contents: Mutex::new(HashMap::new()),
             webhook_guard: None,
         }
     }
@@ -85,6 +93,19 @@ impl KubeTargets {
     pub fn with_webhook_guard(mut self, client: reqwest::Client, check: UrlCheck) -> Self {
         self.webhook_guard = Some((client, check));
         self
+    }
+
+    /// Remembers the percent `rollout`'s target holds in `config_map` (as read elsewhere, at
+    /// its resourceVersion), so no GET is needed until the ConfigMap changes.
+    pub fn remember_config_map(&self, rollout: &Rollout, config_map: &ConfigMap) {
+        let namespace = namespace_of(rollout);
+        if let (Some(key), Ok(live)) = (
+            target_key(rollout, &namespace),
+            targets::live_percent_from_configmap(config_map, &rollout.spec.target),
+        ) {
+            self.contents()
+                .insert(key, (config_map.metadata.resource_version.clone(), live));
+        }
     }
 
     /// `access` sent through the webhook guard, when there is one.
@@ -99,26 +120,56 @@ impl KubeTargets {
         self.written.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The cached copy's resourceVersion and live percent, when the object is cached.
-    fn cached(&self, rollout: &Rollout, namespace: &str) -> Option<Cached> {
-        let target = &rollout.spec.target;
-        match targets::object_of(target)? {
+    fn contents(&self) -> std::sync::MutexGuard<'_, Contents> {
+        self.contents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The watched object's resourceVersion (`Some(None)` for an object watched without
+    /// one), or `None` when the object is not in the metadata cache.
+    fn cached_version(&self, rollout: &Rollout, namespace: &str) -> Option<Option<String>> {
+        match targets::object_of(&rollout.spec.target)? {
             TargetObject::ConfigMap { name } => {
                 let store = self.config_maps.as_ref()?;
-                let cm = store.get(&ObjectRef::new(&name).within(namespace))?;
-                let live = targets::live_percent_from_configmap(&cm, target);
-                Some((cm.metadata.resource_version.clone(), live))
+                let meta = store.get(&ObjectRef::new(&name).within(namespace))?;
+                Some(meta.metadata.resource_version.clone())
             }
             TargetObject::FeatureFlag { name } => {
                 let store = self.feature_flags.as_ref()?;
-                let flagd = target.flagd.as_ref()?;
                 let reference =
                     ObjectRef::new_with(&name, featureflag::resource()).within(namespace);
-                let ff = store.get(&reference)?;
-                let live = targets::live_percent_from_featureflag(&ff, flagd);
-                Some((ff.metadata.resource_version.clone(), live))
+                let meta = store.get(&reference)?;
+                Some(meta.metadata.resource_version.clone())
             }
             TargetObject::Webhook { .. } => None,
+        }
+    }
+
+    /// GETs the target's object: its resourceVersion and the percent the target holds.
+    async fn fetch(
+        &self,
+        rollout: &Rollout,
+        namespace: &str,
+    ) -> Result<(Option<String>, Option<u8>), TargetError> {
+        let target = &rollout.spec.target;
+        match targets::object_of(target) {
+            Some(TargetObject::ConfigMap { name }) => {
+                let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+                let cm = targets::configmap_io::get(&api, namespace, &name).await?;
+                let live = targets::live_percent_from_configmap(&cm, target)?;
+                Ok((cm.metadata.resource_version, live))
+            }
+            Some(TargetObject::FeatureFlag { name }) => {
+                let flagd = target.flagd.as_ref().ok_or_else(|| {
+                    TargetError::Invalid("a FeatureFlag target needs flagd".into())
+                })?;
+                let api = targets::feature_flag_api(&self.client, namespace);
+                let ff = featureflag::get(&api, namespace, &name).await?;
+                let live = targets::live_percent_from_featureflag(&ff, flagd)?;
+                Ok((ff.metadata.resource_version, live))
+            }
+            _ => Err(TargetError::Invalid(
+                "the target does not live in a Kubernetes object".into(),
+            )),
         }
     }
 
@@ -145,14 +196,22 @@ impl KubeTargets {
 
     async fn read_live(&self, rollout: &Rollout) -> Result<Option<u8>, TargetError> {
         let namespace = namespace_of(rollout);
-        if let Some((version, live)) = self.cached(rollout, &namespace) {
-            if let Some(key) = target_key(rollout, &namespace)
-                && let Some((written_over, percent)) = self.written().get(&key).cloned()
+        if let Some(version) = self.cached_version(rollout, &namespace)
+            && let Some(key) = target_key(rollout, &namespace)
+        {
+            if let Some((written_over, percent)) = self.written().get(&key).cloned()
                 && written_over == version
             {
                 return Ok(Some(percent));
             }
-            return live;
+            if let Some((read_at, percent)) = self.contents().get(&key).cloned()
+                && read_at == version
+            {
+                return Ok(percent);
+            }
+            let (read_at, percent) = self.fetch(rollout, &namespace).await?;
+            self.contents().insert(key, (read_at, percent));
+            return Ok(percent);
         }
         let headers = self.webhook_headers(rollout, &namespace).await?;
         targets::read(&self.client, &namespace, &rollout.spec.target, &headers).await
@@ -166,7 +225,7 @@ impl KubeTargets {
     ) -> Result<WriteOutcome, TargetError> {
         let namespace = namespace_of(rollout);
         let headers = self.webhook_headers(rollout, &namespace).await?;
-        let cached_version = self.cached(rollout, &namespace).map(|(v, _)| v);
+        let cached_version = self.cached_version(rollout, &namespace);
         let outcome = targets::write(
             &self.client,
             &namespace,
@@ -201,7 +260,7 @@ impl TargetIo for KubeTargets {
 
     fn version<'a>(&'a self, rollout: &'a Rollout) -> BoxFuture<'a, Option<String>> {
         let namespace = namespace_of(rollout);
-        let version = self.cached(rollout, &namespace).and_then(|(v, _)| v);
+        let version = self.cached_version(rollout, &namespace).flatten();
         Box::pin(async move { version })
     }
 }
