@@ -399,6 +399,7 @@ struct World {
     observations: Vec<Observation>,
     config_map: Option<ConfigMap>,
     leader: bool,
+    rollouts: Vec<Rollout>,
 }
 
 impl World {
@@ -408,7 +409,13 @@ impl World {
             observations: vec![Observation::Value(0.002)],
             config_map: None,
             leader: true,
+            rollouts: Vec::new(),
         }
+    }
+    /// The Rollout watch cache holds `rollout` (besides the one reconciled).
+    fn with_rollout(mut self, rollout: Rollout) -> Self {
+        self.rollouts.push(rollout);
+        self
     }
     fn gates(mut self, observations: Vec<Observation>) -> Self {
         self.observations = observations;
@@ -446,6 +453,10 @@ impl World {
             targets.remember_config_map(&rollout(spec(PLAN), None), cm);
         }
         let targets = Arc::new(targets);
+        let mut rollouts: Writer<Rollout> = Writer::default();
+        for r in self.rollouts {
+            rollouts.apply_watcher_event(&watcher::Event::Apply(r));
+        }
         let ctx = Context::new(
             client.clone(),
             Recorder::new(
@@ -459,7 +470,8 @@ impl World {
             gates.clone(),
             targets,
             leader,
-        );
+        )
+        .with_rollouts(rollouts.as_reader());
         (Arc::new(ctx), handle, gates)
     }
 }
@@ -986,21 +998,16 @@ async fn an_action_waits_while_the_rollout_is_pending() {
 
 // ── one owner per target (rule 10) ───────────────────────────────────────────────────────────
 
-const OTHER_PATH: &str = "/apis/rollgate.dev/v1alpha1/namespaces/kaviar/rollouts/other";
-
-/// The GET of the Rollout a claim names, answered with it in `phase` under `uid`.
-fn owner_get(phase: Option<Phase>, uid: &'static str) -> Step {
-    step(Method::GET, OTHER_PATH).respond(move |_| {
-        let plan = spec(PLAN);
-        let mut other = rollout(plan, None);
-        other.metadata.name = Some("other".into());
-        other.metadata.uid = Some(uid.into());
-        other.status = phase.map(|phase| RolloutStatus {
-            phase: Some(phase),
-            ..RolloutStatus::default()
-        });
-        (200, serde_json::to_value(other).expect("json"))
-    })
+/// The Rollout `other` (the claim's owner) as the watch cache holds it, in `phase` under `uid`.
+fn other(phase: Option<Phase>, uid: &str) -> Rollout {
+    let mut other = rollout(spec(PLAN), None);
+    other.metadata.name = Some("other".into());
+    other.metadata.uid = Some(uid.into());
+    other.status = phase.map(|phase| RolloutStatus {
+        phase: Some(phase),
+        ..RolloutStatus::default()
+    });
+    other
 }
 
 fn claimed_by_other() -> Step {
@@ -1019,7 +1026,6 @@ async fn a_target_owned_by_an_unfinished_rollout_keeps_this_one_pending_as_targe
         // No pre-check, no dry run, no claim, no target write: only the status and an Event.
         let script = vec![
             claimed_by_other(),
-            owner_get(phase, "uid-9"),
             status_apply(&r, "11").check(|body| {
                 let s = status_of(body);
                 assert_eq!(s.phase, Some(Phase::Pending));
@@ -1041,7 +1047,10 @@ async fn a_target_owned_by_an_unfinished_rollout_keeps_this_one_pending_as_targe
             event("TargetOwned", "PreCheck"),
         ];
         // The target holds the owner's 3%, which the baseline pre-check would complain about.
-        let (result, _) = run(World::at(t(0)).cached("3"), &r, script).await;
+        let world = World::at(t(0))
+            .cached("3")
+            .with_rollout(other(phase, "uid-9"));
+        let (result, _) = run(world, &r, script).await;
         assert_eq!(result.expect("reconciled"), requeue_at(5), "{phase:?}");
     }
 }
@@ -1049,25 +1058,18 @@ async fn a_target_owned_by_an_unfinished_rollout_keeps_this_one_pending_as_targe
 #[tokio::test]
 async fn an_owner_that_finished_or_is_gone_leaves_the_target_free() {
     let finished = [
-        owner_get(Some(Phase::Succeeded), "uid-9"),
-        owner_get(Some(Phase::RolledBack), "uid-9"),
-        owner_get(Some(Phase::Failed), "uid-9"),
+        Some(other(Some(Phase::Succeeded), "uid-9")),
+        Some(other(Some(Phase::RolledBack), "uid-9")),
+        Some(other(Some(Phase::Failed), "uid-9")),
         // Deleted and recreated under the same name: the claim's uid is gone.
-        owner_get(Some(Phase::Progressing), "uid-new"),
-        step(Method::GET, OTHER_PATH).respond(|_| {
-            (
-                404,
-                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                       "message": "rollouts \"other\" not found", "reason": "NotFound",
-                       "code": 404}),
-            )
-        }),
+        Some(other(Some(Phase::Progressing), "uid-new")),
+        // Deleted.
+        None,
     ];
     for owner in finished {
         let r = rollout(spec(PLAN), None);
         let script = vec![
             claimed_by_other(),
-            owner,
             cm_get("0"),
             cm_dry_run(),
             cm_claim(),
@@ -1078,7 +1080,11 @@ async fn an_owner_that_finished_or_is_gone_leaves_the_target_free() {
             cm_patch("1"),
             event("Started", "StartStage0"),
         ];
-        let (result, _) = run(World::at(t(0)).cached("0"), &r, script).await;
+        let mut world = World::at(t(0)).cached("0");
+        if let Some(owner) = owner {
+            world = world.with_rollout(owner);
+        }
+        let (result, _) = run(world, &r, script).await;
         result.expect("started");
     }
 }

@@ -7,9 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
 
 use super::observe::GateObserver;
 use super::target::TargetIo;
+use crate::api::Rollout;
 use crate::notify::Notifier;
 use crate::telemetry::Metrics;
 
@@ -72,6 +74,8 @@ pub struct Context {
     pub notifier: Option<Arc<Notifier>>,
     /// The controller's own writes, so a stale cache is never acted on.
     pub(super) memory: Mutex<WriteMemory>,
+    /// The Rollout watch cache, where the owner a target's claim names is looked up.
+    pub(super) rollouts: Option<Store<Rollout>>,
 }
 
 impl Context {
@@ -94,7 +98,16 @@ impl Context {
             metrics: None,
             notifier: None,
             memory: Mutex::new(WriteMemory::default()),
+            rollouts: None,
         }
+    }
+
+    /// This context, looking up the owners that targets' claims name in `rollouts` (the
+    /// controller's Rollout watch cache). Without it, every claim by another Rollout counts as
+    /// held.
+    pub fn with_rollouts(mut self, rollouts: Store<Rollout>) -> Self {
+        self.rollouts = Some(rollouts);
+        self
     }
 
     /// This context, recording into `metrics`.

@@ -6,7 +6,7 @@
 //! merge patch that carries the resourceVersion just read (a precondition: two Rollouts
 //! claiming at once cannot both win) *before* the status records the start. A Rollout whose
 //! target carries another live, unfinished Rollout's claim stays Pending with reason
-//! `TargetOwned`, naming the owner. An owner that has finished (Succeeded, RolledBack, Failed)
+//! `TargetOwned`, naming the owner (looked up in the Rollout watch cache, no API call). An owner that has finished (Succeeded, RolledBack, Failed)
 //! or no longer exists (or was recreated under a new uid) counts as free, so nothing needs
 //! removing when a rollout ends. Webhook targets have no object to annotate: one URL must serve
 //! one Rollout.
@@ -14,6 +14,7 @@
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::{DynamicObject, ObjectMeta};
+use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::json;
 use tracing::info;
 
@@ -176,10 +177,12 @@ impl ObjectApi {
     }
 }
 
-/// Reads who owns `rollout`'s target. An owner named by the annotation is looked up with a GET
-/// of that Rollout: it counts only while it exists with the same uid and has not finished.
+/// Reads who owns `rollout`'s target (a metadata GET of the object). An owner named by the
+/// annotation is looked up in the Rollout watch cache `rollouts`: it counts only while it is
+/// there with the same uid and has not finished.
 pub(super) async fn check(
     client: &kube::Client,
+    rollouts: Option<&Store<Rollout>>,
     rollout: &Rollout,
 ) -> Result<Ownership, ClaimError> {
     let (Some(object), Some(key)) = (
@@ -218,15 +221,14 @@ pub(super) async fn check(
         // Not a claim this controller wrote: overwrite it.
         return Ok(free);
     };
-    let api: Api<Rollout> = Api::namespaced(client.clone(), owner_ns);
-    let owner = api
-        .get_opt(owner_name)
-        .await
-        .map_err(|source| ClaimError::Api {
-            verb: "get",
-            object: format!("the owner Rollout {owner_ns}/{owner_name}"),
-            source,
-        })?;
+    let Some(rollouts) = rollouts else {
+        return Ok(Ownership::Owned(format!(
+            "{} carries the claim {key}: {claim} and no Rollout cache can tell whether that \
+             owner has finished",
+            object.describe(&namespace)
+        )));
+    };
+    let owner = rollouts.get(&ObjectRef::new(owner_name).within(owner_ns));
     let live = owner.filter(|o| {
         o.metadata.uid.as_deref() == Some(owner_uid)
             && o.metadata.deletion_timestamp.is_none()

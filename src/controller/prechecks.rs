@@ -33,7 +33,7 @@ pub(super) async fn before_start(
     ctx: &Context,
     now: Timestamp,
 ) -> BeforeStart {
-    let ownership = match ownership::check(&ctx.client, rollout).await {
+    let ownership = match ownership::check(&ctx.client, ctx.rollouts.as_ref(), rollout).await {
         Ok(Ownership::Owned(message)) => return BeforeStart::Owned(message),
         Ok(found) => Ok(found),
         Err(error) => Err(error.to_string()),

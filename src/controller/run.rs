@@ -210,9 +210,12 @@ async fn run_scope(
     } else {
         None
     };
-    let ctx = Arc::new(make_context(cm_reader, ff.as_ref().map(|(r, _)| r.clone())));
-
     let (rollout_reader, rollout_writer) = reflector::store::<Rollout>();
+    let ctx = Arc::new(
+        make_context(cm_reader, ff.as_ref().map(|(r, _)| r.clone()))
+            .with_rollouts(rollout_reader.clone()),
+    );
+
     let rollout_apis = apis(namespaces, |ns| match ns {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
