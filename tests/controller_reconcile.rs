@@ -1106,13 +1106,44 @@ async fn a_rollout_that_already_owns_its_target_does_not_claim_again() {
 }
 
 #[tokio::test]
-async fn a_claim_that_loses_a_race_keeps_the_rollout_pending_and_writes_no_target() {
-    // Another Rollout claimed between the read and the write: the precondition fails (409).
+async fn a_claim_that_loses_a_race_to_another_rollout_keeps_this_one_pending_as_target_owned() {
+    // Another Rollout claimed between the read and the write: the precondition fails (409),
+    // and reading again shows the winner's claim.
     let r = rollout(spec(PLAN), None);
     let script = vec![
         cm_unclaimed(),
         cm_get("0"),
         cm_dry_run(),
+        cm_claim().fail(409),
+        claimed_by_other(),
+        status_apply(&r, "11").check(|body| {
+            let s = status_of(body);
+            assert_eq!(s.phase, Some(Phase::Pending));
+            assert_eq!(s.reason.as_deref(), Some("TargetOwned"));
+        }),
+        event("TargetOwned", "PreCheck"),
+    ];
+    let world = World::at(t(0))
+        .cached("0")
+        .with_rollout(other(Some(Phase::Progressing), "uid-9"));
+    let (result, _) = run(world, &r, script).await;
+    assert_eq!(result.expect("reconciled"), requeue_at(5));
+}
+
+#[tokio::test]
+async fn a_claim_that_keeps_conflicting_is_retried_a_few_times_then_waits() {
+    // Someone else keeps changing the object (another Rollout's own flag, say): the claim
+    // reads it again and retries, three attempts in all, then the rollout waits for its
+    // backoff without writing the target.
+    let r = rollout(spec(PLAN), None);
+    let script = vec![
+        cm_unclaimed(),
+        cm_get("0"),
+        cm_dry_run(),
+        cm_claim().fail(409),
+        cm_unclaimed(),
+        cm_claim().fail(409),
+        cm_unclaimed(),
         cm_claim().fail(409),
         status_apply(&r, "11").check(|body| {
             let s = status_of(body);
@@ -1124,6 +1155,22 @@ async fn a_claim_that_loses_a_race_keeps_the_rollout_pending_and_writes_no_targe
     ];
     let (result, _) = run(World::at(t(0)).cached("0"), &r, script).await;
     assert_eq!(result.expect("reconciled"), requeue_at(5));
+
+    // A conflict, then a clean claim on the second attempt: it starts.
+    let script = vec![
+        cm_unclaimed(),
+        cm_get("0"),
+        cm_dry_run(),
+        cm_claim().fail(409),
+        cm_unclaimed(),
+        cm_claim(),
+        status_apply(&r, "11"),
+        cm_get("0"),
+        cm_patch("1"),
+        event("Started", "StartStage0"),
+    ];
+    let (result, _) = run(World::at(t(0)).cached("0"), &r, script).await;
+    result.expect("started");
 }
 
 // ── finished means hands off (rule 8) ────────────────────────────────────────────────────────

@@ -121,6 +121,13 @@ pub(super) enum ClaimError {
     },
 }
 
+impl ClaimError {
+    /// Whether the API answered 409 Conflict: the object changed since it was read.
+    pub(super) fn is_conflict(&self) -> bool {
+        matches!(self, ClaimError::Api { source: kube::Error::Api(status), .. } if status.code == 409)
+    }
+}
+
 /// The target object's API and name, for the claim's GET and PATCH.
 enum ObjectApi {
     ConfigMap(Api<ConfigMap>, String),

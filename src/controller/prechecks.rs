@@ -42,18 +42,49 @@ pub(super) async fn before_start(
     match ownership {
         Err(problem) => failed.insert(0, problem),
         Ok(Ownership::Free { version }) if failed.is_empty() => {
-            match ownership::claim(&ctx.client, rollout, version.as_deref()).await {
-                Ok(()) => {
-                    if let Some(metrics) = &ctx.metrics {
-                        metrics.count_write("annotation");
-                    }
-                }
-                Err(error) => failed.push(error.to_string()),
+            match claim(rollout, ctx, version).await {
+                Ok(None) => {}
+                Ok(Some(message)) => return BeforeStart::Owned(message),
+                Err(problem) => failed.push(problem),
             }
         }
         Ok(_) => {}
     }
     BeforeStart::Failed(failed)
+}
+
+/// How often a claim that lost a race to another change of the object (a 409: often another
+/// Rollout writing its own flag in the same ConfigMap) reads the object again and retries.
+const CLAIM_ATTEMPTS: usize = 3;
+
+/// Writes the claim over `version`; on a conflict, reads the object again: `Ok(Some(_))` when
+/// another Rollout claimed it meanwhile.
+async fn claim(
+    rollout: &Rollout,
+    ctx: &Context,
+    mut version: Option<String>,
+) -> Result<Option<String>, String> {
+    let mut attempt = 1;
+    loop {
+        match ownership::claim(&ctx.client, rollout, version.as_deref()).await {
+            Ok(()) => {
+                if let Some(metrics) = &ctx.metrics {
+                    metrics.count_write("annotation");
+                }
+                return Ok(None);
+            }
+            Err(error) if error.is_conflict() && attempt < CLAIM_ATTEMPTS => {
+                attempt += 1;
+                match ownership::check(&ctx.client, ctx.rollouts.as_ref(), rollout).await {
+                    Ok(Ownership::Free { version: now }) => version = now,
+                    Ok(Ownership::Owned(message)) => return Ok(Some(message)),
+                    Ok(Ownership::Ours | Ownership::NotClaimable) => return Ok(None),
+                    Err(error) => return Err(error.to_string()),
+                }
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+    }
 }
 
 /// The pre-checks that failed, each in words; empty when the rollout may start.
