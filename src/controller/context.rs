@@ -187,6 +187,24 @@ impl WriteMemory {
         self.pending.remove(key);
     }
 
+    /// The Rollouts (namespace and name) this memory knows of.
+    pub(super) fn keys(&self) -> Vec<RolloutKey> {
+        let mut keys: Vec<RolloutKey> = self
+            .status_versions
+            .keys()
+            .chain(self.pending.keys())
+            .cloned()
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Keeps only the confirmations of these uids.
+    pub(super) fn retain_uids(&mut self, keep: impl Fn(&str) -> bool) {
+        self.confirmed.retain(|uid, _| keep(uid));
+    }
+
     /// Forgets a deleted Rollout.
     pub(super) fn forget(&mut self, key: &RolloutKey, uid: Option<&str>) {
         self.status_versions.remove(key);

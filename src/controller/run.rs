@@ -221,6 +221,8 @@ async fn run_scope(
         None => Api::all(client.clone()),
     });
     let deletions = Arc::clone(&ctx);
+    let relisted = rollout_reader.clone();
+    let watched = namespaces.first().cloned();
     let rollout_streams: Vec<_> = rollout_apis
         .into_iter()
         .map(|api| watcher(api, watcher::Config::default().any_semantic()).boxed())
@@ -229,7 +231,9 @@ async fn run_scope(
         .default_backoff()
         .modify(slim)
         .reflect(rollout_writer)
-        .inspect_ok(move |event| deleted::observe(&deletions, event))
+        .inspect_ok(move |event| {
+            deleted::observe(&deletions, watched.as_deref(), &relisted, event);
+        })
         .touched_objects();
     // The scope counts as synced at its cache's first full list, or at its first reconcile
     // (the controller reconciles only from a synced cache), whichever is seen first.
