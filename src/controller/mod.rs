@@ -10,6 +10,7 @@ mod action;
 mod context;
 mod deleted;
 mod events;
+mod finished;
 pub mod leader;
 mod notifications;
 mod observe;

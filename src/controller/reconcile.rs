@@ -23,6 +23,7 @@ use tracing::{Instrument, debug, info, warn};
 use super::action::{self, Claim};
 use super::context::{Context, RolloutKey};
 use super::events::{self, Notice, cap};
+use super::finished;
 use super::notifications;
 use super::observe::GateReading;
 use super::ownership::TARGET_OWNED;
@@ -273,13 +274,8 @@ impl Reconcile<'_> {
             .collect();
 
         let finished = before.phase.is_some_and(Phase::is_terminal);
-        let token = if finished && before.target_pending {
-            self.target_token(rollout, live).await
-        } else {
-            None
-        };
         let (live_input, repair, settled) = if finished {
-            self.finished_live_input(&before, live, &uid, token.as_deref())
+            finished::live_input(self.ctx, rollout, &before, live, &uid).await
         } else {
             let (input, repair) = self.live_input(&before, live, &uid);
             (input, repair, false)
@@ -327,7 +323,7 @@ impl Reconcile<'_> {
             // A final write records the target's version before it: after a restart, the
             // write is finished only while nobody changed the target since (rule 8).
             status.target_version = if status.phase.is_some_and(Phase::is_terminal) {
-                self.target_token(rollout, live).await
+                finished::target_token(self.ctx, rollout, live).await
             } else {
                 None
             };
@@ -374,68 +370,6 @@ impl Reconcile<'_> {
             return (None, Some(expected));
         }
         (Some(live), None)
-    }
-
-    /// What identifies the target's current state: its object's resourceVersion, or for a
-    /// target without one (a webhook), the live percent it answered.
-    async fn target_token(
-        &self,
-        rollout: &Rollout,
-        live: &Result<Option<u8>, TargetError>,
-    ) -> Option<String> {
-        if let Some(version) = self.ctx.targets.version(rollout).await {
-            return Some(version);
-        }
-        match live {
-            Ok(Some(percent)) => Some(format!("percent:{percent}")),
-            Ok(None) => Some("absent".to_owned()),
-            Err(_) => None,
-        }
-    }
-
-    /// A finished rollout's target is hands off (DESIGN §4 rule 8): its pending final write is
-    /// finished only when it provably never happened: the status records it as pending *and*
-    /// the target still has the version recorded before it (`token` is the version now). The
-    /// third value says the pending write is settled (done, or overtaken by someone else's
-    /// change): `targetPending` is cleared and nothing is written.
-    fn finished_live_input(
-        &self,
-        status: &RolloutStatus,
-        live: &Result<Option<u8>, TargetError>,
-        uid: &str,
-        token: Option<&str>,
-    ) -> (Option<u8>, Option<u8>, bool) {
-        let (Some(expected), true) = (status.percent, status.target_pending) else {
-            return (None, None, false);
-        };
-        let live = match live {
-            Ok(live) => *live,
-            Err(error) => {
-                warn!(%error, "cannot read the target's live percent");
-                return (None, None, false);
-            }
-        };
-        let mut memory = self.ctx.memory();
-        if live == Some(expected) || memory.confirmed(uid, expected) {
-            memory.confirm(uid, expected);
-            return (None, None, true);
-        }
-        let untouched = token.is_some() && status.target_version.as_deref() == token;
-        if untouched {
-            info!(
-                ?live,
-                expected, "finishing the final target write the status records as never made"
-            );
-            (None, Some(expected), false)
-        } else {
-            info!(
-                ?live,
-                expected,
-                "the target changed since the final write was planned: a finished rollout \
-                 leaves it alone"
-            );
-            (None, None, true)
-        }
     }
 
     /// The status first, and only when it changed.
