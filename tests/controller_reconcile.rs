@@ -12,6 +12,7 @@ use http::{Method, Request, Response};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::client::Body;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
@@ -152,6 +153,15 @@ fn config_map(percent: &str, version: &str) -> ConfigMap {
     .expect("a ConfigMap")
 }
 
+/// What a metadata-only watch delivers of a ConfigMap.
+fn metadata_of(cm: &ConfigMap) -> PartialObjectMeta<ConfigMap> {
+    PartialObjectMeta {
+        types: None,
+        metadata: cm.metadata.clone(),
+        _phantom: std::marker::PhantomData,
+    }
+}
+
 // ── the mock API server ──────────────────────────────────────────────────────────────────────
 
 type ApiHandle = Handle<Request<Body>, Response<Body>>;
@@ -262,6 +272,53 @@ fn cm_patch(percent: &'static str) -> Step {
         })
 }
 
+/// The ownership check's metadata GET of the target ConfigMap, answered with these
+/// annotations at resourceVersion 100.
+fn cm_meta_get(annotations: Value) -> Step {
+    step(Method::GET, CM_PATH).respond(move |_| {
+        (
+            200,
+            json!({
+                "apiVersion": "meta.k8s.io/v1",
+                "kind": "PartialObjectMetadata",
+                "metadata": {
+                    "name": "pct", "namespace": NS, "resourceVersion": "100",
+                    "labels": {"rollgate.dev/managed": "true"},
+                    "annotations": annotations
+                }
+            }),
+        )
+    })
+}
+
+/// The ConfigMap as nobody claimed it.
+fn cm_unclaimed() -> Step {
+    cm_meta_get(json!({}))
+}
+
+/// The claim on the target: the owner annotation, guarded by the version read (100).
+fn cm_claim() -> Step {
+    step(Method::PATCH, CM_PATH)
+        .query(&["fieldManager=rollgate"])
+        .check(|body| {
+            assert_eq!(
+                body["metadata"]["annotations"]["rollgate.dev/owner.percent"], "kaviar/demo/uid-1",
+                "{body}"
+            );
+            assert_eq!(body["metadata"]["resourceVersion"], "100", "{body}");
+            assert!(
+                body.get("data").is_none(),
+                "the claim writes no data: {body}"
+            );
+        })
+        .respond(|_| {
+            let mut cm = serde_json::to_value(config_map("0", "101")).expect("json");
+            cm["metadata"]["annotations"] =
+                json!({"rollgate.dev/owner.percent": "kaviar/demo/uid-1"});
+            (200, cm)
+        })
+}
+
 fn cm_dry_run() -> Step {
     step(Method::PATCH, CM_PATH)
         .query(&["dryRun=All", "fieldManager=rollgate"])
@@ -343,6 +400,7 @@ struct World {
     observations: Vec<Observation>,
     config_map: Option<ConfigMap>,
     leader: bool,
+    rollouts: Vec<Rollout>,
 }
 
 impl World {
@@ -352,7 +410,13 @@ impl World {
             observations: vec![Observation::Value(0.002)],
             config_map: None,
             leader: true,
+            rollouts: Vec::new(),
         }
+    }
+    /// The Rollout watch cache holds `rollout` (besides the one reconciled).
+    fn with_rollout(mut self, rollout: Rollout) -> Self {
+        self.rollouts.push(rollout);
+        self
     }
     fn gates(mut self, observations: Vec<Observation>) -> Self {
         self.observations = observations;
@@ -370,9 +434,11 @@ impl World {
     fn context(self) -> (Arc<Context>, ApiHandle, Arc<ScriptedGates>) {
         let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
         let client = kube::Client::new(service, "default");
-        let mut writer: Writer<ConfigMap> = Writer::default();
-        if let Some(cm) = self.config_map {
-            writer.apply_watcher_event(&watcher::Event::Apply(cm));
+        // The controller watches managed ConfigMaps as metadata only; the percent it read
+        // at that resourceVersion is remembered, as after an earlier reconcile's GET.
+        let mut writer: Writer<PartialObjectMeta<ConfigMap>> = Writer::default();
+        if let Some(cm) = &self.config_map {
+            writer.apply_watcher_event(&watcher::Event::Apply(metadata_of(cm)));
         }
         let gates = Arc::new(ScriptedGates {
             observations: self.observations,
@@ -383,6 +449,15 @@ impl World {
         } else {
             Arc::new(NeverLeader)
         };
+        let targets = KubeTargets::new(client.clone(), Some(writer.as_reader()), None);
+        if let Some(cm) = &self.config_map {
+            targets.remember_config_map(&rollout(spec(PLAN), None), cm);
+        }
+        let targets = Arc::new(targets);
+        let mut rollouts: Writer<Rollout> = Writer::default();
+        for r in self.rollouts {
+            rollouts.apply_watcher_event(&watcher::Event::Apply(r));
+        }
         let ctx = Context::new(
             client.clone(),
             Recorder::new(
@@ -394,9 +469,10 @@ impl World {
             ),
             Arc::new(FixedClock(self.now)),
             gates.clone(),
-            Arc::new(KubeTargets::new(client, Some(writer.as_reader()), None)),
+            targets,
             leader,
-        );
+        )
+        .with_rollouts(rollouts.as_reader());
         (Arc::new(ctx), handle, gates)
     }
 }
@@ -447,8 +523,10 @@ fn condition<'a>(status: &'a RolloutStatus, kind: &str) -> &'a str {
 async fn start_writes_status_first_then_the_target_then_tells() {
     let r = rollout(spec(PLAN), None);
     let script = vec![
+        cm_unclaimed(),
         cm_get("0"),
         cm_dry_run(),
+        cm_claim(),
         status_apply(&r, "11").check(|body| {
             let s = status_of(body);
             assert_eq!(s.phase, Some(Phase::Progressing));
@@ -476,6 +554,7 @@ async fn start_writes_status_first_then_the_target_then_tells() {
 async fn failing_prechecks_keep_the_rollout_pending_with_a_condition_and_an_event() {
     let r = rollout(spec(PLAN), None);
     let script = vec![
+        cm_unclaimed(),
         cm_get("0"),
         cm_dry_run(),
         status_apply(&r, "11").check(|body| {
@@ -510,6 +589,7 @@ async fn min_allowlist_is_a_precheck() {
     plan.pre_checks = Some(serde_json::from_value(json!({"minAllowlist": 10})).expect("json"));
     let r = rollout(plan, None);
     let script = vec![
+        cm_unclaimed(),
         cm_get("0"),
         cm_dry_run(),
         status_apply(&r, "11").check(|body| {
@@ -934,6 +1014,9 @@ async fn a_rollback_recorded_before_a_crash_is_carried_out_on_restart() {
     assert_eq!(status.phase, Some(Phase::RolledBack));
     let mut status = status;
     status.target_pending = true;
+    // The version the target had when the rollback was planned, and still has: the write
+    // provably never happened.
+    status.target_version = Some("100".into());
     let r = rollout(plan, Some(status));
     let (result, _) = run(
         World::at(t(2 * H + 1)).cached("1"),
@@ -1130,6 +1213,7 @@ async fn an_action_waits_while_the_rollout_is_pending() {
     );
     let r = annotated(rollout(plan, Some(status)), "rollgate.dev/action", "abort");
     let script = vec![
+        cm_unclaimed(),
         cm_get("0"),
         cm_dry_run(),
         status_apply(&r, "11").check(|body| {
@@ -1139,4 +1223,264 @@ async fn an_action_waits_while_the_rollout_is_pending() {
     ];
     let (result, _) = run(World::at(t(10)).cached("3"), &r, script).await;
     result.expect("reconciled; the annotation is left for later");
+}
+
+// ── one owner per target (rule 10) ───────────────────────────────────────────────────────────
+
+/// The Rollout `other` (the claim's owner) as the watch cache holds it, in `phase` under `uid`.
+fn other(phase: Option<Phase>, uid: &str) -> Rollout {
+    let mut other = rollout(spec(PLAN), None);
+    other.metadata.name = Some("other".into());
+    other.metadata.uid = Some(uid.into());
+    other.status = phase.map(|phase| RolloutStatus {
+        phase: Some(phase),
+        ..RolloutStatus::default()
+    });
+    other
+}
+
+fn claimed_by_other() -> Step {
+    cm_meta_get(json!({"rollgate.dev/owner.percent": "kaviar/other/uid-9"}))
+}
+
+#[tokio::test]
+async fn a_target_owned_by_an_unfinished_rollout_keeps_this_one_pending_as_target_owned() {
+    for phase in [
+        None,
+        Some(Phase::Pending),
+        Some(Phase::Progressing),
+        Some(Phase::Paused),
+    ] {
+        let r = rollout(spec(PLAN), None);
+        // No pre-check, no dry run, no claim, no target write: only the status and an Event.
+        let script = vec![
+            claimed_by_other(),
+            status_apply(&r, "11").check(|body| {
+                let s = status_of(body);
+                assert_eq!(s.phase, Some(Phase::Pending));
+                assert_eq!(s.percent, None);
+                assert_eq!(s.reason.as_deref(), Some("TargetOwned"));
+                let message = s.message.clone().unwrap_or_default();
+                assert!(
+                    message.contains("Rollout kaviar/other")
+                        && message.contains("ConfigMap kaviar/pct"),
+                    "{message}"
+                );
+                assert!(
+                    !message.contains("holds 3%"),
+                    "ownership takes precedence over the baseline: {message}"
+                );
+                let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+                assert_eq!(ready.reason, "TargetOwned");
+            }),
+            event("TargetOwned", "PreCheck"),
+        ];
+        // The target holds the owner's 3%, which the baseline pre-check would complain about.
+        let world = World::at(t(0))
+            .cached("3")
+            .with_rollout(other(phase, "uid-9"));
+        let (result, _) = run(world, &r, script).await;
+        assert_eq!(result.expect("reconciled"), requeue_at(5), "{phase:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_owner_that_finished_or_is_gone_leaves_the_target_free() {
+    let finished = [
+        Some(other(Some(Phase::Succeeded), "uid-9")),
+        Some(other(Some(Phase::RolledBack), "uid-9")),
+        Some(other(Some(Phase::Failed), "uid-9")),
+        // Deleted and recreated under the same name: the claim's uid is gone.
+        Some(other(Some(Phase::Progressing), "uid-new")),
+        // Deleted.
+        None,
+    ];
+    for owner in finished {
+        let r = rollout(spec(PLAN), None);
+        let script = vec![
+            claimed_by_other(),
+            cm_get("0"),
+            cm_dry_run(),
+            cm_claim(),
+            status_apply(&r, "11").check(|body| {
+                assert_eq!(status_of(body).phase, Some(Phase::Progressing));
+            }),
+            cm_get("0"),
+            cm_patch("1"),
+            event("Started", "StartStage0"),
+        ];
+        let mut world = World::at(t(0)).cached("0");
+        if let Some(owner) = owner {
+            world = world.with_rollout(owner);
+        }
+        let (result, _) = run(world, &r, script).await;
+        result.expect("started");
+    }
+}
+
+#[tokio::test]
+async fn a_rollout_that_already_owns_its_target_does_not_claim_again() {
+    let r = rollout(spec(PLAN), None);
+    let script = vec![
+        cm_meta_get(json!({"rollgate.dev/owner.percent": "kaviar/demo/uid-1"})),
+        cm_get("0"),
+        cm_dry_run(),
+        status_apply(&r, "11"),
+        cm_get("0"),
+        cm_patch("1"),
+        event("Started", "StartStage0"),
+    ];
+    let (result, _) = run(World::at(t(0)).cached("0"), &r, script).await;
+    result.expect("started");
+}
+
+#[tokio::test]
+async fn a_claim_that_loses_a_race_to_another_rollout_keeps_this_one_pending_as_target_owned() {
+    // Another Rollout claimed between the read and the write: the precondition fails (409),
+    // and reading again shows the winner's claim.
+    let r = rollout(spec(PLAN), None);
+    let script = vec![
+        cm_unclaimed(),
+        cm_get("0"),
+        cm_dry_run(),
+        cm_claim().fail(409),
+        claimed_by_other(),
+        status_apply(&r, "11").check(|body| {
+            let s = status_of(body);
+            assert_eq!(s.phase, Some(Phase::Pending));
+            assert_eq!(s.reason.as_deref(), Some("TargetOwned"));
+        }),
+        event("TargetOwned", "PreCheck"),
+    ];
+    let world = World::at(t(0))
+        .cached("0")
+        .with_rollout(other(Some(Phase::Progressing), "uid-9"));
+    let (result, _) = run(world, &r, script).await;
+    assert_eq!(result.expect("reconciled"), requeue_at(5));
+}
+
+#[tokio::test]
+async fn a_claim_that_keeps_conflicting_is_retried_a_few_times_then_waits() {
+    // Someone else keeps changing the object (another Rollout's own flag, say): the claim
+    // reads it again and retries, three attempts in all, then the rollout waits for its
+    // backoff without writing the target.
+    let r = rollout(spec(PLAN), None);
+    let script = vec![
+        cm_unclaimed(),
+        cm_get("0"),
+        cm_dry_run(),
+        cm_claim().fail(409),
+        cm_unclaimed(),
+        cm_claim().fail(409),
+        cm_unclaimed(),
+        cm_claim().fail(409),
+        status_apply(&r, "11").check(|body| {
+            let s = status_of(body);
+            assert_eq!(s.phase, Some(Phase::Pending));
+            let message = s.message.unwrap_or_default();
+            assert!(message.contains("owner annotation"), "{message}");
+        }),
+        event("PreCheckFailed", "PreCheck"),
+    ];
+    let (result, _) = run(World::at(t(0)).cached("0"), &r, script).await;
+    assert_eq!(result.expect("reconciled"), requeue_at(5));
+
+    // A conflict, then a clean claim on the second attempt: it starts.
+    let script = vec![
+        cm_unclaimed(),
+        cm_get("0"),
+        cm_dry_run(),
+        cm_claim().fail(409),
+        cm_unclaimed(),
+        cm_claim(),
+        status_apply(&r, "11"),
+        cm_get("0"),
+        cm_patch("1"),
+        event("Started", "StartStage0"),
+    ];
+    let (result, _) = run(World::at(t(0)).cached("0"), &r, script).await;
+    result.expect("started");
+}
+
+// ── finished means hands off (rule 8) ────────────────────────────────────────────────────────
+
+/// A rollout rolled back by two failing checkpoints (1% → 0%).
+fn rolled_back() -> RolloutStatus {
+    let plan = spec(PLAN);
+    let spike = [Observation::Value(0.5)];
+    let status = after_checkpoints(&plan, &[&spike, &spike]);
+    assert_eq!(status.phase, Some(Phase::RolledBack));
+    status
+}
+
+#[tokio::test]
+async fn a_rollback_records_the_targets_version_before_its_write() {
+    let plan = spec(PLAN);
+    let spike = [Observation::Value(0.5)];
+    let r = rollout(plan.clone(), Some(after_checkpoints(&plan, &[&spike])));
+    let script = vec![
+        status_apply(&r, "11").check(|body| {
+            let s = status_of(body);
+            assert_eq!(s.phase, Some(Phase::RolledBack));
+            assert!(s.target_pending);
+            assert_eq!(
+                s.target_version.as_deref(),
+                Some("100"),
+                "the cached version the final write goes over"
+            );
+        }),
+        cm_get("1"),
+        cm_patch("0"),
+        event("RolledBack", "RollBackFromStage0"),
+    ];
+    let world = World::at(t(2 * H)).cached("1").gates(spike.to_vec());
+    let (result, _) = run(world, &r, script).await;
+    result.expect("rolled back");
+}
+
+#[tokio::test]
+async fn a_confirmed_final_write_clears_target_pending_once() {
+    let mut status = rolled_back();
+    status.target_pending = true;
+    status.target_version = Some("90".into());
+    let r = rollout(spec(PLAN), Some(status));
+    let script = vec![status_apply(&r, "11").check(|body| {
+        let s = status_of(body);
+        assert!(!s.target_pending, "the target holds the rollback percent");
+        assert_eq!(s.phase, Some(Phase::RolledBack));
+    })];
+    let (result, _) = run(World::at(t(2 * H + 1)).cached("0"), &r, script).await;
+    result.expect("settled");
+}
+
+#[tokio::test]
+async fn a_restart_after_a_rollback_and_a_hand_edit_writes_nothing_to_the_target() {
+    // The rollback reached the target (version 90 → 95), then a person set 3% by hand (100).
+    // The status still says targetPending (as controllers before this fix left it).
+    let mut status = rolled_back();
+    status.target_pending = true;
+    status.target_version = Some("90".into());
+    let r = rollout(spec(PLAN), Some(status.clone()));
+    let script = vec![status_apply(&r, "11").check(|body| {
+        let s = status_of(body);
+        assert!(!s.target_pending, "hands off: the pending write is dropped");
+        assert_eq!(s.percent, Some(Percent::ZERO));
+    })];
+    let (result, _) = run(World::at(t(3 * H)).cached("3"), &r, script).await;
+    result.expect("nothing written to the target");
+
+    // Without a recorded version (a status written before versions were recorded), nothing is
+    // written either: the write cannot be proven not to have happened.
+    status.target_version = None;
+    let r = rollout(spec(PLAN), Some(status));
+    let script = vec![status_apply(&r, "11")];
+    let (result, _) = run(World::at(t(3 * H)).cached("3"), &r, script).await;
+    result.expect("nothing written to the target");
+
+    // And once settled, a finished rollout makes no request at all.
+    let mut settled = rolled_back();
+    settled.target_pending = false;
+    let r = rollout(spec(PLAN), Some(settled));
+    let (result, _) = run(World::at(t(4 * H)).cached("7"), &r, vec![]).await;
+    result.expect("idle");
 }

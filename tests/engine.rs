@@ -1528,6 +1528,164 @@ fn drift_then_checkpoint_at_the_same_instant_in_order() {
     assert_eq!(run.status.stage, 0, "paused by drift: no advance");
 }
 
+// Rule 8: the third drift within 10 minutes of the first one reverted is a drift loop.
+
+/// The condition reason of the Ready condition after `update_conditions`.
+fn ready_reason(run: &mut Run) -> String {
+    run.status.update_conditions(t(0));
+    run.status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.reason.clone())
+        .unwrap()
+}
+
+fn drift_actions(out: &Outcome) -> Vec<DriftAction> {
+    out.transitions
+        .iter()
+        .filter_map(|t| match t.kind {
+            TransitionKind::Drift { action, .. } => Some(action),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_third_drift_within_ten_minutes_pauses_with_drift_loop() {
+    let mut run = Run::started(plan());
+    let out = run.live(90 * M, 3);
+    assert_eq!(drift_actions(&out), [DriftAction::Reverted]);
+    assert_eq!(out.write, Some(pc(1)));
+    assert_eq!(run.status.drift_count, 1);
+    assert_eq!(
+        run.status.drift_window_start.as_ref().map(|x| x.0),
+        Some(t(90 * M))
+    );
+    let out = run.live(94 * M, 3);
+    assert_eq!(drift_actions(&out), [DriftAction::Reverted]);
+    assert_eq!(out.write, Some(pc(1)));
+    assert_eq!(run.status.drift_count, 2);
+
+    let out = run.live(99 * M, 3);
+    assert_eq!(kinds(&out), ["drift", "pause"]);
+    assert_eq!(drift_actions(&out), [DriftAction::Paused]);
+    assert_eq!(out.write, None, "the third drift is not reverted");
+    assert_eq!(run.status.phase, Some(Phase::Paused));
+    assert_eq!(run.status.drift_count, 3);
+    assert_eq!(run.status.drifted_percent, Some(pc(3)));
+    assert_eq!(run.status.reason.as_deref(), Some("DriftLoop"));
+    let message = run.status.message.clone().unwrap();
+    assert!(
+        message.starts_with("someone else writes this flag: ")
+            && message.contains("1%")
+            && message.contains("3%")
+            && message.contains("3 times"),
+        "{message}"
+    );
+    assert_eq!(ready_reason(&mut run), "DriftLoop");
+    assert_eq!(
+        out.transitions[1].reason.as_deref(),
+        Some(message.as_str()),
+        "the pause carries the drift loop's words"
+    );
+
+    // Left alone: the same value again, or another one, is neither reverted nor re-paused.
+    assert_eq!(run.live(100 * M, 3), Outcome::default());
+    let out = run.live(101 * M, 7);
+    assert_eq!(drift_actions(&out), [DriftAction::Paused]);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.reason.as_deref(), Some("DriftLoop"));
+    // Much later still: a paused drift loop never reverts on its own.
+    let out = run.live(200 * M, 4);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.phase, Some(Phase::Paused));
+}
+
+#[test]
+fn resume_after_a_drift_loop_clears_the_count_and_writes_back() {
+    let mut run = Run::started(plan());
+    for minute in [90, 92, 94] {
+        run.live(minute * M, 3);
+    }
+    assert_eq!(run.status.reason.as_deref(), Some("DriftLoop"));
+    let out = run.act(95 * M, ManualAction::Resume);
+    assert_eq!(kinds(&out), ["resume"]);
+    assert_eq!(out.write, Some(pc(1)));
+    assert_eq!(run.status.drift_count, 0);
+    assert_eq!(run.status.drift_window_start, None);
+    assert_eq!(run.status.reason, None);
+    assert_eq!(ready_reason(&mut run), "Progressing");
+    // Counting starts over: the next drift is reverted again.
+    let out = run.live(96 * M, 3);
+    assert_eq!(drift_actions(&out), [DriftAction::Reverted]);
+    assert_eq!(run.status.drift_count, 1);
+}
+
+#[test]
+fn drifts_further_apart_than_ten_minutes_are_reverted_each_time() {
+    let mut run = Run::started(plan());
+    // The 10 minutes count from the first drift of the window: 90, 95, 101 -> the third is
+    // 11 minutes after the first and starts a new window.
+    for (minute, count) in [(90, 1), (95, 2), (101, 1), (105, 2), (112, 1)] {
+        let out = run.live(minute * M, 3);
+        assert_eq!(drift_actions(&out), [DriftAction::Reverted], "at {minute}m");
+        assert_eq!(out.write, Some(pc(1)));
+        assert_eq!(run.status.drift_count, count, "at {minute}m");
+    }
+    assert_eq!(run.status.phase, Some(Phase::Progressing));
+    // Exactly 10 minutes after the first of a window (112) still counts.
+    run.live(120 * M, 3);
+    let out = run.live(122 * M, 3);
+    assert_eq!(drift_actions(&out), [DriftAction::Paused], "{out:?}");
+}
+
+#[test]
+fn a_drift_loop_while_paused_by_a_person_stops_reverting() {
+    let mut run = Run::started(plan());
+    run.act(M, ManualAction::Pause);
+    run.live(90 * M, 3);
+    run.live(91 * M, 3);
+    let out = run.live(92 * M, 3);
+    assert_eq!(kinds(&out), ["drift"]);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.reason.as_deref(), Some("DriftLoop"));
+    assert!(
+        run.status
+            .message
+            .as_deref()
+            .unwrap()
+            .starts_with("someone else writes this flag:")
+    );
+}
+
+#[test]
+fn a_rollback_after_a_drift_loop_clears_the_reason() {
+    let mut run = Run::started(plan());
+    for minute in [30, 31, 32] {
+        run.live(minute * M, 3);
+    }
+    let out = run.check(H, &alert());
+    assert_eq!(kinds(&out), ["rollback"]);
+    assert_eq!(out.write, Some(pc(0)));
+    assert_eq!(run.status.reason, None);
+    assert_eq!(ready_reason(&mut run), "RolledBack");
+}
+
+#[test]
+fn retry_forgets_the_drift_loop() {
+    let mut run = Run::started(plan());
+    for minute in [30, 31, 32] {
+        run.live(minute * M, 3);
+    }
+    run.act(33 * M, ManualAction::Abort);
+    run.act(34 * M, ManualAction::Retry);
+    assert_eq!(run.status.drift_count, 0);
+    assert_eq!(run.status.drift_window_start, None);
+    assert_eq!(run.status.drifted_percent, None);
+    assert_eq!(run.status.phase, Some(Phase::Progressing));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Order of events at one instant
 // ---------------------------------------------------------------------------------------------
@@ -1698,6 +1856,38 @@ fn passing_prechecks_start_a_pending_rollout() {
     assert_eq!(run.status.phase, Some(Phase::Progressing));
     assert_eq!(run.stage_start(), Some(t(90)));
     assert_eq!(run.next(), Some(t(90 + H)));
+}
+
+#[test]
+fn a_blocked_start_stays_pending_with_its_own_reason() {
+    let mut run = Run::new(plan());
+    let failures = ["the target holds 3%, not the rollback percent 0%".to_owned()];
+    run.decide(Inputs::at(t(0)).with_prechecks(PreChecks::Failed(&failures)));
+    assert_eq!(ready_reason(&mut run), "PreCheckFailed");
+    let blocked = PreChecks::Blocked {
+        reason: "TargetOwned",
+        message: "flag f in ConfigMap ns/flags is owned by Rollout ns/other",
+    };
+    let out = run.decide(Inputs::at(t(60)).with_prechecks(blocked));
+    assert_eq!(kinds(&out), ["pending"]);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.phase, Some(Phase::Pending));
+    assert_eq!(run.status.reason.as_deref(), Some("TargetOwned"));
+    assert!(run.status.message.as_deref().unwrap().contains("ns/other"));
+    assert_eq!(ready_reason(&mut run), "TargetOwned");
+    // The same block again writes nothing new.
+    let before = run.status.clone();
+    let out = run.decide(Inputs::at(t(120)).with_prechecks(blocked));
+    assert!(!out.changed_anything(), "{out:?}");
+    assert_eq!(run.status, before);
+    // Back to a plain pre-check failure: the reason goes with the block.
+    run.decide(Inputs::at(t(180)).with_prechecks(PreChecks::Failed(&failures)));
+    assert_eq!(run.status.reason, None);
+    assert_eq!(ready_reason(&mut run), "PreCheckFailed");
+    // Free: it starts, without the reason.
+    let out = run.decide(Inputs::at(t(240)).with_prechecks(PreChecks::Passed));
+    assert_eq!(kinds(&out), ["start"]);
+    assert_eq!(run.status.reason, None);
 }
 
 #[test]

@@ -130,6 +130,7 @@ fn every_event_has_exactly_the_contract_fields() {
         "determinism-failure",
         "prometheus-outage",
         "unauthorised-drift",
+        "self-healing-gitops",
     ] {
         for event in simulate_json(&example_plan(), &scenario(name)) {
             let object = event.as_object().unwrap();
@@ -175,6 +176,7 @@ fn examples_end_as_their_comments_say() {
         ("determinism-failure", "RolledBack", 0),
         ("prometheus-outage", "Paused", 5),
         ("unauthorised-drift", "Succeeded", 10),
+        ("self-healing-gitops", "Paused", 1),
     ];
     for (name, phase, percent) in expectations {
         let events = simulate_json(&example_plan(), &scenario(name));
@@ -216,6 +218,52 @@ fn unauthorised_drift_is_reverted_at_the_instant_it_happens() {
     assert_eq!(drift["expected"], 1);
     assert_eq!(drift["actual"], 3);
     assert_eq!(drift["action"], "reverted");
+}
+
+#[test]
+fn a_self_healing_gitops_tool_pauses_the_rollout_with_drift_loop() {
+    let events = simulate_json(&example_plan(), &scenario("self-healing-gitops"));
+    let words: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["event"] != "checkpoint")
+        .map(|e| {
+            let action = e["action"].as_str().unwrap_or_default().to_owned();
+            (e["event"].as_str().unwrap().to_owned(), action)
+        })
+        .collect();
+    let words: Vec<(&str, &str)> = words
+        .iter()
+        .map(|(e, a)| (e.as_str(), a.as_str()))
+        .collect();
+    assert_eq!(
+        words,
+        [
+            ("start", ""),
+            ("drift", "reverted"),
+            ("drift", "reverted"),
+            ("drift", "paused"),
+            ("pause", ""),
+            ("summary", ""),
+        ]
+    );
+    let drifts: Vec<_> = events.iter().filter(|e| e["event"] == "drift").collect();
+    for drift in &drifts {
+        assert_eq!(drift["expected"], 1);
+        assert_eq!(drift["actual"], 0);
+    }
+    assert_eq!(at(drifts[2]), "2026-02-01T19:27:00Z");
+    let pause = events.iter().find(|e| e["event"] == "pause").unwrap();
+    assert_eq!(
+        at(pause),
+        at(drifts[2]),
+        "the drift, then the pause it causes"
+    );
+    let reason = pause["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("someone else writes this flag: ") && reason.contains("3 times"),
+        "{reason}"
+    );
+    assert!(events.iter().all(|e| e["event"] != "advance"));
 }
 
 #[test]

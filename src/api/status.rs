@@ -246,9 +246,11 @@ pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = super::limits::MAX_STATUS_MESSAGE))]
     pub message: Option<String>,
-    /// A machine word for why the rollout waits or is paused when it is not the phase's own
-    /// (`Forbidden`: the rollout's ServiceAccount may not do what the rollout needs, or the
-    /// controller may not act as it); the conditions' reason while Pending or Paused.
+    /// A machine word for why the rollout waits or is paused when it is more specific than the
+    /// phase: `Forbidden` (the rollout's ServiceAccount may not do what the rollout needs, or
+    /// the controller may not act as it), `DriftLoop` (paused: someone else writes the
+    /// target), `TargetOwned` (pending: another unfinished Rollout owns the target). It
+    /// becomes the conditions' reason while Pending or Paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub reason: Option<String>,
@@ -260,6 +262,19 @@ pub struct RolloutStatus {
     /// written back on resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drifted_percent: Option<Percent>,
+    /// Drifts reverted since `driftWindowStart`: the third within 10 minutes of the first
+    /// pauses the rollout (`DriftLoop`) instead of reverting; resume clears it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drift_count: u32,
+    /// When the first drift counted in `driftCount` was reverted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_window_start: Option<Time>,
+    /// The resourceVersion the target object had when a final write (a rollback, or the
+    /// last stage's percent) was planned: after a restart, a finished rollout finishes that
+    /// write only while the target still has this version (nobody changed it since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub target_version: Option<String>,
     /// The percent in `percent` was decided but its write to the target is not confirmed yet:
     /// a controller restarted in between finishes the write instead of reading a drift.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -390,6 +405,9 @@ impl RolloutStatus {
 /// `status.reason` (and the conditions' reason) when the rollout's ServiceAccount may not do
 /// what the rollout needs, or the controller may not act as that ServiceAccount.
 pub const REASON_FORBIDDEN: &str = "Forbidden";
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
 
 /// The texts of a condition get a `maxLength` (Kubernetes' own for `type` and `reason`, the
 /// status message's for `message`), so the status stays bounded.

@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
 
 use super::identity::Identities;
 use super::observe::GateObserver;
 use super::target::TargetIo;
-use crate::api::Percent;
+use crate::api::{Percent, Rollout};
 use crate::notify::Notifier;
 use crate::telemetry::Metrics;
 
@@ -76,6 +77,8 @@ pub struct Context {
     pub identities: Arc<Identities>,
     /// The controller's own writes, so a stale cache is never acted on.
     pub(super) memory: Mutex<WriteMemory>,
+    /// The Rollout watch cache, where the owner a target's claim names is looked up.
+    pub(super) rollouts: Option<Store<Rollout>>,
 }
 
 impl Context {
@@ -100,7 +103,16 @@ impl Context {
             notifier: None,
             identities,
             memory: Mutex::new(WriteMemory::default()),
+            rollouts: None,
         }
+    }
+
+    /// This context, looking up the owners that targets' claims name in `rollouts` (the
+    /// controller's Rollout watch cache). Without it, every claim by another Rollout counts as
+    /// held.
+    pub fn with_rollouts(mut self, rollouts: Store<Rollout>) -> Self {
+        self.rollouts = Some(rollouts);
+        self
     }
 
     /// This context, recording into `metrics`.
@@ -185,6 +197,24 @@ impl WriteMemory {
     /// Resets the Pending count once the rollout has started.
     pub(super) fn clear_pending(&mut self, key: &RolloutKey) {
         self.pending.remove(key);
+    }
+
+    /// The Rollouts (namespace and name) this memory knows of.
+    pub(super) fn keys(&self) -> Vec<RolloutKey> {
+        let mut keys: Vec<RolloutKey> = self
+            .status_versions
+            .keys()
+            .chain(self.pending.keys())
+            .cloned()
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Keeps only the confirmations of these uids.
+    pub(super) fn retain_uids(&mut self, keep: impl Fn(&str) -> bool) {
+        self.confirmed.retain(|uid, _| keep(uid));
     }
 
     /// Forgets a deleted Rollout.

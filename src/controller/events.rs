@@ -67,6 +67,19 @@ pub(super) fn notices(outcome: &Outcome, status: &RolloutStatus, stages: usize) 
             }
         }
     }
+    // A specific reason the status carries (a drift loop, a target owned by another Rollout)
+    // names the event too.
+    let specific = match status.reason.as_deref() {
+        Some(super::ownership::TARGET_OWNED) => Some(("PreCheckFailed", "TargetOwned")),
+        Some(crate::engine::DRIFT_LOOP_REASON) => Some(("Paused", "DriftLoop")),
+        _ => None,
+    };
+    if let Some((general, reason)) = specific {
+        for notice in out.iter_mut().filter(|n| n.reason == general) {
+            notice.reason = reason;
+            notice.warning = true;
+        }
+    }
     out
 }
 

@@ -8,11 +8,14 @@
 
 mod action;
 mod context;
+mod deleted;
 mod events;
+mod finished;
 pub mod identity;
 pub mod leader;
 mod notifications;
 mod observe;
+mod ownership;
 mod prechecks;
 mod reconcile;
 mod run;
@@ -23,6 +26,7 @@ pub use action::{ACTION_ANNOTATION, CLAIMED_ANNOTATION};
 pub use context::{AlwaysLeader, Clock, Context, LeaderCheck, SystemClock};
 pub use identity::{Denial, Identities, ServiceAccount};
 pub use observe::{GateObserver, GateReading, ProviderObserver, reading};
+pub use ownership::{OWNER_ANNOTATION_PREFIX, TARGET_OWNED, owner_annotation, owner_value};
 pub use reconcile::{ReconcileError, error_policy, reconcile};
 pub use run::{ControllerConfig, feature_flags_installed, run};
 

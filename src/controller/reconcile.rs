@@ -23,9 +23,11 @@ use tracing::{Instrument, debug, info, warn};
 use super::action::{self, Claim};
 use super::context::{Context, RolloutKey};
 use super::events::{self, Notice, cap};
+use super::finished;
 use super::notifications;
 use super::observe::GateReading;
-use super::prechecks;
+use super::ownership::TARGET_OWNED;
+use super::prechecks::{self, BeforeStart};
 use super::status;
 use super::target::namespace_of;
 use crate::api::{Percent, Phase, REASON_FORBIDDEN, Rollout, RolloutStatus, validate_spec};
@@ -261,11 +263,11 @@ impl Reconcile<'_> {
             .and_then(|c| c.action);
         let generation = rollout.metadata.generation;
         let start = engine::pending_start(spec, &before, generation, pending_action);
-        let mut failures = match start {
+        let mut before_start = match start {
             Some(start) if valid => {
-                prechecks::failures(rollout, &before, start, live, self.ctx, now).await
+                prechecks::before_start(rollout, &before, start, live, self.ctx, now).await
             }
-            _ => Vec::new(),
+            _ => BeforeStart::Failed(Vec::new()),
         };
         let readings = if valid && engine::checkpoint_due(&before, now) {
             self.ctx.observer.observe(rollout, &before, now).await
@@ -280,6 +282,7 @@ impl Reconcile<'_> {
             .map(|d| d.to_string());
         if let Some(denial) = &denial
             && start.is_some()
+            && let BeforeStart::Failed(failures) = &mut before_start
         {
             failures.insert(0, denial.clone());
         }
@@ -291,11 +294,24 @@ impl Reconcile<'_> {
             })
             .collect();
 
-        let (live_input, repair) = self.live_input(&before, live, &uid);
+        let finished = before.phase.is_some_and(Phase::is_terminal);
+        let (live_input, repair, settled) = if finished {
+            finished::live_input(self.ctx, rollout, &before, live, &uid).await
+        } else {
+            let (input, repair) = self.live_input(&before, live, &uid);
+            (input, repair, false)
+        };
 
-        let mut inputs = Inputs::at(now)
-            .with_generation(generation)
-            .with_prechecks(PreChecks::Failed(&failures));
+        let mut inputs =
+            Inputs::at(now)
+                .with_generation(generation)
+                .with_prechecks(match &before_start {
+                    BeforeStart::Failed(failures) => PreChecks::Failed(failures),
+                    BeforeStart::Owned(message) => PreChecks::Blocked {
+                        reason: TARGET_OWNED,
+                        message,
+                    },
+                });
         if let Some(percent) = live_input {
             inputs = inputs.with_live_percent(percent);
         }
@@ -327,8 +343,17 @@ impl Reconcile<'_> {
         } else if changed(&before, &status) || target.is_some() {
             target.is_some()
         } else {
-            before.target_pending
+            before.target_pending && !settled
         };
+        if target.is_some() && outcome.write.is_some() {
+            // A final write records the target's version before it: after a restart, the
+            // write is finished only while nobody changed the target since (rule 8).
+            status.target_version = if status.phase.is_some_and(Phase::is_terminal) {
+                finished::target_token(self.ctx, rollout, live).await
+            } else {
+                None
+            };
+        }
         status.update_conditions(now);
         Plan {
             status,

@@ -176,6 +176,18 @@ impl Notifier {
         }
     }
 
+    /// Forgets what was sent for the Rollout with this uid (it was deleted), so its memory
+    /// does not outlive it.
+    pub fn forget(&self, uid: &str) {
+        if uid.is_empty() {
+            return;
+        }
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .forget_prefix(&format!("{uid}/"));
+    }
+
     fn claim(&self, key: String) -> bool {
         self.sent
             .lock()

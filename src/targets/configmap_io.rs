@@ -194,7 +194,12 @@ pub async fn write_from(
     })
 }
 
-async fn get(api: &Api<ConfigMap>, namespace: &str, name: &str) -> Result<ConfigMap, TargetError> {
+/// Gets the ConfigMap `name` (its content and resourceVersion).
+pub async fn get(
+    api: &Api<ConfigMap>,
+    namespace: &str,
+    name: &str,
+) -> Result<ConfigMap, TargetError> {
     api.get(name)
         .await
         .map_err(|e| TargetError::from_kube("get", &object_name(namespace, name), e))

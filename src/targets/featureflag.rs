@@ -137,7 +137,8 @@ pub async fn write_from(
     })
 }
 
-async fn get(
+/// Gets the `FeatureFlag` `name` (its content and resourceVersion).
+pub async fn get(
     api: &Api<DynamicObject>,
     namespace: &str,
     name: &str,

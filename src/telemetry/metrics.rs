@@ -253,6 +253,12 @@ impl Metrics {
         }
     }
 
+    /// The (namespace, name) of every rollout with series, for forgetting those a relist no
+    /// longer shows.
+    pub fn known_rollouts(&self) -> Vec<(String, String)> {
+        self.lock().keys().cloned().collect()
+    }
+
     /// Counts a checkpoint by its verdict.
     pub fn count_checkpoint(&self, verdict: CheckpointVerdict) {
         self.checkpoints
