@@ -840,7 +840,7 @@ fn splice_weights(
         (weight_at(found.split.on_at)?, on),
         (weight_at(found.split.off_at)?, off),
     ];
-    edits.sort_by(|a, b| b.0.start.cmp(&a.0.start));
+    edits.sort_by_key(|edit| std::cmp::Reverse(edit.0.start));
     let mut edited = document.to_owned();
     for (span, weight) in edits {
         edited.replace_range(span, &weight.to_string());
