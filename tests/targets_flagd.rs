@@ -883,3 +883,29 @@ proptest! {
         prop_assert_eq!(read_percent(&rewritten, &t), Ok(Some(next)));
     }
 }
+
+/// The allowlist message tells the team to keep its own `in` rule: with no allowlist in the
+/// target, such a rule (even in rollgate's own shape) is adopted, not dropped.
+#[test]
+fn the_teams_own_in_rule_is_kept_when_the_target_has_no_allowlist() {
+    let doc = r#"{"flags": {"passenger_favorites_matching": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": {"if": [{"in": [{"var": "targetingKey"}, ["u-1"]]}, "on", {"fractional": [["on", 0], ["off", 10000]]}]}}}}"#;
+    let text = changed(write_percent(Some(doc), &target(&[]), Percent::whole(5)));
+    assert_eq!(
+        text,
+        doc.replacen(
+            r#"[["on", 0], ["off", 10000]]"#,
+            r#"[["on", 500], ["off", 9500]]"#,
+            1
+        )
+    );
+    // With an allowlist in the target it is rollgate's rule, written whole.
+    let text = changed(write_percent(
+        Some(doc),
+        &target(&["u-2"]),
+        Percent::whole(5),
+    ));
+    assert_eq!(
+        parse(&text)["flags"][FLAG]["targeting"],
+        targeting(&target(&["u-2"]), Percent::whole(5))
+    );
+}

@@ -32,12 +32,14 @@
 //! refuses to adopt a rule (the team keeps its own `in` rule instead).
 //!
 //! Writing a document replaces one value (or inserts one member) in the text: every other
-//! flag and field keeps its bytes. Reading accepts exactly the shape written above (with any
+//! flag and field keeps its bytes. Reading accepts the shape written above (with any
 //! allowlist and any non-negative integer weights, such as the whole-percent `[p, 100 − p]`
-//! rollgate wrote before: the on share is rounded to the nearest basis point), a flag without
-//! targeting (0 % when it serves `off`, 100 % when it serves
-//! `on`), and refuses everything else with a message, so a hand edit shows up as a drift the
-//! controller reports, never as a guess.
+//! rollgate wrote before: the on share is rounded to the nearest basis point), an adoptable
+//! rule (the percent of its one fractional), a flag without targeting (0 % when it serves
+//! `off`, 100 % when it serves `on`), and refuses everything else with a message, so a hand
+//! edit shows up as a drift the controller reports, never as a guess. With an empty
+//! allowlist, an allowlist `if` in the flag is the team's own `in` rule and is adopted (kept):
+//! removing the allowlist from a rollout leaves its `in` rule in the flag.
 //!
 //! Hostile input is bounded: a document above [`DOCUMENT_CAP`] bytes is refused unread,
 //! nesting deeper than [`MAX_DEPTH`](super::json_span::MAX_DEPTH) levels is refused, every
@@ -602,10 +604,12 @@ fn rule_for(flag: &Value, target: &FlagdTarget) -> Result<Rule, FlagdError> {
     let Some(targeting) = flag.get("targeting") else {
         return Ok(Rule::Own);
     };
-    if target.replace_targeting
-        || targeting.as_object().is_some_and(Map::is_empty)
-        || percent_of_targeting(targeting, target).is_some()
-    {
+    // Rollgate's own shape is its rule, except an allowlist `if` when the target has no
+    // allowlist: that is the team's own `in` rule (as the allowlist message advises), adopted.
+    let own_shape = percent_of_targeting(targeting, target).is_some()
+        && (!target.allowlist.is_empty()
+            || single_entry(targeting).is_some_and(|(op, _)| op == "fractional"));
+    if target.replace_targeting || targeting.as_object().is_some_and(Map::is_empty) || own_shape {
         return Ok(Rule::Own);
     }
     let found = adopt(flag, targeting, target).map_err(FlagdError::Unwritable)?;
