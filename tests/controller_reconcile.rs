@@ -602,6 +602,139 @@ async fn min_allowlist_is_a_precheck() {
     result.expect("reconciled");
 }
 
+/// A flagd target in the ConfigMap `pct` (so the paths above serve it), with the team's own
+/// rule: tier gold always gets `on`, then `rest` decides.
+const FLAGD_PLAN: &str = r#"
+target:
+  flagd: {configMap: pct, flag: favorites}
+stages:
+  - {percent: 1, duration: 1h}
+  - {percent: 5, duration: 1h}
+analysis:
+  interval: 1h
+  gates:
+    - name: error-rate
+      prometheus: {query: 'sum(rate(errors[5m]))'}
+      max: 0.01
+"#;
+
+fn team_flags(rest: &str) -> String {
+    format!(
+        r#"{{"flags": {{"favorites": {{"state": "ENABLED", "variants": {{"on": true, "off": false}}, "defaultVariant": "off",
+  "targeting": {{"if": [{{"==": [{{"var": "tier"}}, "gold"]}}, "on", {rest}]}}}}}}}}"#
+    )
+}
+
+fn flagd_config_map(flags: &str, version: &str) -> ConfigMap {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "pct",
+            "namespace": NS,
+            "resourceVersion": version,
+            "labels": {"rollgate.dev/managed": "true"}
+        },
+        "data": {"flags.flagd.json": flags}
+    }))
+    .expect("a ConfigMap")
+}
+
+fn flagd_world(flags: &str) -> World {
+    World {
+        config_map: Some(flagd_config_map(flags, "100")),
+        ..World::at(t(0))
+    }
+}
+
+fn flagd_cm_get(flags: String) -> Step {
+    step(Method::GET, CM_PATH).respond(move |_| {
+        (
+            200,
+            serde_json::to_value(flagd_config_map(&flags, "100")).expect("json"),
+        )
+    })
+}
+
+#[tokio::test]
+async fn a_flag_with_its_own_rule_and_no_fractional_fails_the_precheck_with_the_edit() {
+    let r = rollout(spec(FLAGD_PLAN), None);
+    let script = vec![
+        status_apply(&r, "11").check(|body| {
+            let s = status_of(body);
+            assert_eq!(s.phase, Some(Phase::Pending));
+            let message = s.message.clone().unwrap_or_default();
+            assert!(
+                message.contains(r#"replace the else-branch "off" of its "if""#),
+                "{message}"
+            );
+            assert!(
+                message.contains(r#"{"fractional":[["on",0],["off",100]]}"#),
+                "{message}"
+            );
+            assert!(message.contains("replaceTargeting: true"), "{message}");
+        }),
+        event("PreCheckFailed", "PreCheck"),
+    ];
+    let (result, _) = run(flagd_world(&team_flags(r#""off""#)), &r, script).await;
+    result.expect("reconciled");
+}
+
+#[tokio::test]
+async fn an_allowlist_with_an_adopted_rule_fails_the_precheck() {
+    let mut plan = spec(FLAGD_PLAN);
+    if let Some(flagd) = plan.target.flagd.as_mut() {
+        flagd.allowlist = vec!["u-1".into()];
+    }
+    let r = rollout(plan, None);
+    let flags = team_flags(r#"{"fractional": [["on", 0], ["off", 10000]]}"#);
+    let script = vec![
+        flagd_cm_get(flags.clone()),
+        status_apply(&r, "11").check(|body| {
+            let message = status_of(body).message.unwrap_or_default();
+            assert!(message.contains("target cannot be written"), "{message}");
+            assert!(
+                message.contains("keep the allowlist as your own \"in\" rule"),
+                "{message}"
+            );
+        }),
+        event("PreCheckFailed", "PreCheck"),
+    ];
+    let (result, _) = run(flagd_world(&flags), &r, script).await;
+    result.expect("reconciled");
+}
+
+#[tokio::test]
+async fn an_adopted_rule_starts_and_only_its_fractional_changes() {
+    let r = rollout(spec(FLAGD_PLAN), None);
+    let flags = team_flags(r#"{"fractional": [["on", 0], ["off", 10000]]}"#);
+    let expected = team_flags(r#"{"fractional": [["on", 100], ["off", 9900]]}"#);
+    let script = vec![
+        flagd_cm_get(flags.clone()),
+        step(Method::PATCH, CM_PATH)
+            .query(&["dryRun=All", "fieldManager=rollgate"])
+            .respond(|body| (200, body.clone())),
+        status_apply(&r, "11").check(|body| {
+            let s = status_of(body);
+            assert_eq!(s.phase, Some(Phase::Progressing), "{:?}", s.message);
+        }),
+        flagd_cm_get(flags.clone()),
+        step(Method::PATCH, CM_PATH)
+            .query(&["fieldManager=rollgate"])
+            .check(move |body| {
+                assert_eq!(
+                    body["data"]["flags.flagd.json"],
+                    expected.as_str(),
+                    "{body}"
+                );
+            })
+            .respond(|body| (200, body.clone())),
+        event("Started", "StartStage0"),
+    ];
+    let (result, _) = run(flagd_world(&flags), &r, script).await;
+    result.expect("reconciled");
+}
+
 // ── checkpoints ──────────────────────────────────────────────────────────────────────────────
 
 #[tokio::test]

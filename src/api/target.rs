@@ -97,6 +97,14 @@ pub struct FlagdTarget {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = super::limits::MAX_ALLOWLIST), inner(length(max = super::limits::MAX_TARGETING_KEY)))]
     pub allowlist: Vec<String>,
+    /// Replace the flag's whole `targeting` with rollgate's own rule (the fractional split,
+    /// inside the allowlist's `if` when there is an allowlist). By default (false) rollgate
+    /// adopts an existing rule instead: when the targeting contains exactly one `fractional`
+    /// over the on and off variants, anywhere in the rule, only that fractional's weights
+    /// change; a rule without one is refused by the pre-check with the edit that makes it
+    /// adoptable.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace_targeting: bool,
 }
 
 /// A plain ConfigMap key holding the percent.
@@ -244,5 +252,10 @@ mod tests {
         assert_eq!(flagd.on_variant, "on");
         assert_eq!(flagd.off_variant, "off");
         assert!(flagd.allowlist.is_empty());
+        assert!(!flagd.replace_targeting);
+        let flagd: FlagdTarget =
+            serde_json::from_str(r#"{"configMap": "ff", "flag": "f", "replaceTargeting": true}"#)
+                .expect("reads");
+        assert!(flagd.replace_targeting);
     }
 }

@@ -1,7 +1,9 @@
 //! The baseline checked before the start (DESIGN §4 rule 0), as a careful team does by hand:
 //! the target exists and can be written (server-side dry run), the target holds the rollback
 //! percent (or what this rollout last wrote; a finished plan that grew continues only from
-//! exactly the percent in force), the allowlist is long enough, every gate
+//! exactly the percent in force), a flagd flag's targeting is rollgate's own rule or adoptable
+//! (reading it says the smallest edit when it is not; the dry run refuses an allowlist with an
+//! adopted rule), the allowlist is long enough, every gate
 //! answers (a value or no data, not an error), and each alerts gate's matchers select at least
 //! one alerting rule its Prometheus knows. The engine decides to start; this only
 //! gathers what failed, in words.

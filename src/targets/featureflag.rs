@@ -57,9 +57,7 @@ pub fn live_percent(
         reason,
     })? {
         None => Ok(None),
-        Some(flag) => flagd::percent_of_flag(flag, target)
-            .map(Some)
-            .map_err(|e| e.at(place())),
+        Some(flag) => flagd::flag_percent(flag, target).map_err(|e| e.at(place())),
     }
 }
 
