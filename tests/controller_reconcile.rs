@@ -21,6 +21,7 @@ use rollgate::controller::{
     LeaderCheck, ReconcileError, error_policy, reading, reconcile,
 };
 use rollgate::engine::{self, Inputs, Observation};
+use rollgate::telemetry::Metrics;
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
@@ -66,10 +67,11 @@ impl Clock for FixedClock {
     }
 }
 
-/// Gates that answer what the test says, counting the calls.
+/// Gates that answer what the test says (or never, when `hang`), counting the calls.
 struct ScriptedGates {
     observations: Vec<Observation>,
     calls: Mutex<usize>,
+    hang: bool,
 }
 
 impl GateObserver for ScriptedGates {
@@ -81,7 +83,25 @@ impl GateObserver for ScriptedGates {
     ) -> futures_util::future::BoxFuture<'a, Vec<GateReading>> {
         *self.calls.lock().expect("lock") += 1;
         let readings = self.observations.iter().cloned().map(reading).collect();
-        Box::pin(async move { readings })
+        let hang = self.hang;
+        Box::pin(async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            readings
+        })
+    }
+}
+
+/// Leads, with `0` left on the Lease.
+struct LeaseLeft(Duration);
+
+impl LeaderCheck for LeaseLeft {
+    fn is_leader(&self) -> bool {
+        true
+    }
+    fn held_for(&self, margin: Duration) -> bool {
+        margin < self.0
     }
 }
 
@@ -342,6 +362,9 @@ struct World {
     observations: Vec<Observation>,
     config_map: Option<ConfigMap>,
     leader: bool,
+    hang: bool,
+    lease_left: Option<Duration>,
+    metrics: Option<Metrics>,
 }
 
 impl World {
@@ -351,7 +374,24 @@ impl World {
             observations: vec![Observation::Value(0.002)],
             config_map: None,
             leader: true,
+            hang: false,
+            lease_left: None,
+            metrics: None,
         }
+    }
+    /// Gates that never answer.
+    fn hanging(mut self) -> Self {
+        self.hang = true;
+        self
+    }
+    /// The leader, with `left` before its Lease runs out.
+    fn lease_left(mut self, left: Duration) -> Self {
+        self.lease_left = Some(left);
+        self
+    }
+    fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
     fn gates(mut self, observations: Vec<Observation>) -> Self {
         self.observations = observations;
@@ -376,8 +416,11 @@ impl World {
         let gates = Arc::new(ScriptedGates {
             observations: self.observations,
             calls: Mutex::new(0),
+            hang: self.hang,
         });
-        let leader: Arc<dyn LeaderCheck> = if self.leader {
+        let leader: Arc<dyn LeaderCheck> = if let Some(left) = self.lease_left {
+            Arc::new(LeaseLeft(left))
+        } else if self.leader {
             Arc::new(AlwaysLeader)
         } else {
             Arc::new(NeverLeader)
@@ -396,6 +439,10 @@ impl World {
             Arc::new(KubeTargets::new(client, Some(writer.as_reader()), None)),
             leader,
         );
+        let ctx = match self.metrics {
+            Some(metrics) => ctx.with_metrics(metrics),
+            None => ctx,
+        };
         (Arc::new(ctx), handle, gates)
     }
 }
@@ -705,6 +752,105 @@ async fn an_api_error_on_the_status_write_leaves_no_partial_state() {
         error_policy(Arc::new(r), &error, ctx),
         Action::requeue(Duration::from_secs(5))
     );
+}
+
+// ── deadline and fencing ─────────────────────────────────────────────────────────────────────
+
+#[tokio::test(start_paused = true)]
+async fn a_reconcile_past_its_deadline_is_abandoned_counted_and_retried_with_backoff() {
+    let plan = spec(PLAN);
+    let r = rollout(plan.clone(), Some(started(&plan)));
+    let metrics = Metrics::new().expect("metrics");
+    let world = World::at(t(H))
+        .cached("1")
+        .hanging()
+        .metrics(metrics.clone());
+    let (ctx, handle, _) = world.context();
+    let verifier = tokio::spawn(verify(handle, vec![]));
+    let began = tokio::time::Instant::now();
+    let result = reconcile(Arc::new(r.clone()), Arc::clone(&ctx)).await;
+    assert_eq!(began.elapsed(), ctx.reconcile_timeout);
+    assert_eq!(ctx.reconcile_timeout, Duration::from_secs(45));
+    let error = result.expect_err("abandoned at the deadline");
+    assert!(matches!(error, ReconcileError::Timeout { .. }), "{error}");
+    assert_eq!(error.reason(), "timeout");
+    let text = metrics.encode().expect("encode");
+    assert!(
+        text.contains("rollgate_reconcile_errors_total{reason=\"timeout\"} 1"),
+        "{text}"
+    );
+    let r = Arc::new(r);
+    let waits: Vec<Action> = (0..3)
+        .map(|_| error_policy(Arc::clone(&r), &error, Arc::clone(&ctx)))
+        .collect();
+    assert_eq!(waits, [requeue_at(5), requeue_at(10), requeue_at(20)]);
+    drop(ctx);
+    verifier.await.expect("nothing was written");
+}
+
+#[tokio::test]
+async fn a_status_write_needs_more_lease_than_its_timeout() {
+    let plan = spec(PLAN);
+    let r = rollout(plan.clone(), Some(started(&plan)));
+    let world = World::at(t(H))
+        .cached("1")
+        .lease_left(Duration::from_secs(4));
+    let (result, _) = run(world, &r, vec![]).await;
+    let error = result.expect_err("fenced");
+    assert!(
+        matches!(
+            error,
+            ReconcileError::Fenced {
+                write: "status",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(error.reason(), "fenced");
+}
+
+#[tokio::test]
+async fn a_webhook_write_needs_more_lease_than_the_webhooks_timeout() {
+    let mut plan = spec(PLAN);
+    plan.target = serde_json::from_value(json!({
+        "webhook": {"url": "http://127.0.0.1:9/percent", "timeout": "8s"}
+    }))
+    .expect("a webhook target");
+    let r = rollout(plan.clone(), Some(started(&plan)));
+    // 6 s is enough for the status write (5 s), not for the webhook's 8 s.
+    let world = World::at(t(H)).lease_left(Duration::from_secs(6));
+    let script = vec![
+        status_apply(&r, "11").check(|body| {
+            assert_eq!(status_of(body).percent, Some(5));
+        }),
+        event("Advanced", "AdvanceToStage1"),
+        // The webhook's live percent is read with a GET; nothing listens there.
+        event("TargetUnreadable", "ReadTarget"),
+    ];
+    let (result, _) = run(world, &r, script).await;
+    let error = result.expect_err("fenced");
+    assert!(
+        matches!(error, ReconcileError::Fenced { write: "target", margin, .. } if margin == Duration::from_secs(8)),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn with_the_lease_held_long_enough_every_write_goes_out() {
+    let plan = spec(PLAN);
+    let r = rollout(plan.clone(), Some(started(&plan)));
+    let script = vec![
+        status_apply(&r, "11"),
+        cm_get("1"),
+        cm_patch("5"),
+        event("Advanced", "AdvanceToStage1"),
+    ];
+    let world = World::at(t(H))
+        .cached("1")
+        .lease_left(Duration::from_secs(6));
+    let (result, _) = run(world, &r, script).await;
+    assert_eq!(result.expect("reconciled"), requeue_at(300));
 }
 
 // ── crash safety ─────────────────────────────────────────────────────────────────────────────

@@ -13,7 +13,7 @@ use futures_util::future::{BoxFuture, Shared};
 use kube::runtime::events::{Recorder, Reporter};
 use rollgate::controller::leader::{self, ElectionSettings, Leadership};
 use rollgate::controller::{
-    Context, ControllerConfig, KubeTargets, ProviderObserver, SystemClock, run,
+    Context, ControllerConfig, KubeTargets, ProviderObserver, Slots, SystemClock, run,
 };
 use rollgate::gates::GateEnv;
 use rollgate::gates::net::{AllowRule, GuardedClient};
@@ -51,10 +51,22 @@ pub struct ControllerArgs {
     /// Name of the leader-election Lease.
     #[arg(long, value_name = "NAME", default_value = "rollgate-controller")]
     leader_election_id: String,
-    /// Reconciles at once.
-    #[arg(long, value_name = "N", default_value_t = 16,
+    /// Reconciles at once, in all (reconciles mostly wait on I/O).
+    #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
+    /// Reconciles at once from one namespace; free slots go round-robin across namespaces.
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    max_concurrent_per_namespace: u16,
+    /// The deadline of one whole reconcile, as a Go duration; past it the reconcile is
+    /// abandoned (nothing half-written) and retried with backoff.
+    #[arg(long, value_name = "DURATION", default_value = "45s", value_parser = positive_duration)]
+    reconcile_timeout: Duration,
+    /// The first wait of a Pending rollout's backoff (doubling up to 5 minutes); for tests.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = positive_duration,
+          hide = true)]
+    pending_backoff_base: Duration,
     /// An address gates may reach besides the default Prometheus and in-cluster Service
     /// names: a host, a CIDR or a URL prefix (repeatable).
     #[arg(long = "allow-address", value_name = "RULE")]
@@ -66,6 +78,19 @@ pub struct ControllerArgs {
     /// (repeatable).
     #[arg(long = "notify-slack", value_name = "URL")]
     notify_slack: Vec<String>,
+}
+
+/// A positive Go duration from the command line.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = rollgate::api::parse_duration(text)?;
+    if duration.is_negative() {
+        return Err(format!("{text} is negative"));
+    }
+    let duration = Duration::from(duration);
+    if duration.is_zero() {
+        return Err(format!("{text} is not positive"));
+    }
+    Ok(duration)
 }
 
 /// Why the controller could not run.
@@ -211,6 +236,12 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     let serving = tokio::spawn(servers.serve(shutdown.clone()));
 
     let identity = leader::default_identity();
+    // The Lease is released only once the reconciles in flight at SIGTERM have finished or
+    // been abandoned at their deadline: until then they may still write, fenced by the Lease.
+    let (reconciles_done, lease_release) = tokio::sync::oneshot::channel::<()>();
+    let lease_release = async move {
+        let _ = lease_release.await;
+    };
     let (leadership, election) = if args.leader_elect {
         let namespace = args
             .leader_election_namespace
@@ -220,9 +251,8 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
         settings.identity = identity.clone();
         let election_client = leader::dedicated_client(config.clone(), &settings)
             .map_err(|e| Failure::Environment(e.to_string()))?;
-        let (leadership, task) =
-            leader::spawn_election(election_client, settings, shutdown.clone())
-                .map_err(|e| Failure::Usage(e.to_string()))?;
+        let (leadership, task) = leader::spawn_election(election_client, settings, lease_release)
+            .map_err(|e| Failure::Usage(e.to_string()))?;
         (leadership, Some(task))
     } else {
         (Leadership::always(), None)
@@ -250,8 +280,14 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     info!(
         namespaces = ?args.namespaces,
         concurrency = args.concurrency,
+        per_namespace = args.max_concurrent_per_namespace,
+        reconcile_timeout = ?args.reconcile_timeout,
         leader_elect = args.leader_elect,
         "rollgate controller starting"
+    );
+    let slots = Slots::new(
+        usize::from(args.concurrency),
+        usize::from(args.max_concurrent_per_namespace),
     );
     let context_client = client.clone();
     run(
@@ -271,11 +307,16 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
             )
             .with_metrics(metrics.clone())
             .with_notifier(Arc::clone(&notifier))
+            .with_slots(slots.clone())
+            .with_reconcile_timeout(args.reconcile_timeout)
+            .with_pending_backoff(args.pending_backoff_base)
         },
         shutdown.clone(),
     )
     .await;
     shutdown.await;
+    info!("the reconciles in flight are done: releasing the Lease");
+    let _ = reconciles_done.send(());
     if let Some(task) = election {
         let _ = task.await;
     }

@@ -9,6 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::Recorder;
 
 use super::observe::GateObserver;
+use super::slots::Slots;
 use super::target::TargetIo;
 use crate::notify::Notifier;
 use crate::telemetry::Metrics;
@@ -34,6 +35,14 @@ impl Clock for SystemClock {
 pub trait LeaderCheck: Send + Sync {
     /// True while this replica may write.
     fn is_leader(&self) -> bool;
+
+    /// True while this replica may write and will still hold the Lease `margin` from now
+    /// without renewing it: the fence before a write whose request may take `margin`.
+    /// Checks without a lease expiry (tests, no election) answer [`is_leader`](Self::is_leader).
+    fn held_for(&self, margin: std::time::Duration) -> bool {
+        let _ = margin;
+        self.is_leader()
+    }
 }
 
 /// Leadership when leader election is off: always the leader.
@@ -50,7 +59,18 @@ impl LeaderCheck for super::leader::Leadership {
     fn is_leader(&self) -> bool {
         super::leader::Leadership::is_leader(self)
     }
+
+    fn held_for(&self, margin: std::time::Duration) -> bool {
+        super::leader::Leadership::held_for(self, margin)
+    }
 }
+
+/// The deadline of one whole reconcile, unless `--reconcile-timeout` says otherwise.
+pub const DEFAULT_RECONCILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(45);
+
+/// The first wait of a Pending rollout's backoff (doubling up to 5 minutes), unless the hidden
+/// `--pending-backoff-base` says otherwise.
+pub const DEFAULT_PENDING_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What one reconcile needs besides the Rollout.
 pub struct Context {
@@ -70,6 +90,12 @@ pub struct Context {
     pub metrics: Option<Metrics>,
     /// Sends transition notifications, when any endpoint may be configured.
     pub notifier: Option<Arc<Notifier>>,
+    /// The reconcile slots, shared fairly across namespaces.
+    pub slots: Slots,
+    /// The deadline of one whole reconcile; past it the reconcile is abandoned.
+    pub reconcile_timeout: std::time::Duration,
+    /// The first wait of a Pending rollout's backoff.
+    pub pending_backoff: std::time::Duration,
     /// The controller's own writes, so a stale cache is never acted on.
     pub(super) memory: Mutex<WriteMemory>,
 }
@@ -93,8 +119,29 @@ impl Context {
             leader,
             metrics: None,
             notifier: None,
+            slots: Slots::unshared(usize::MAX),
+            reconcile_timeout: DEFAULT_RECONCILE_TIMEOUT,
+            pending_backoff: DEFAULT_PENDING_BACKOFF,
             memory: Mutex::new(WriteMemory::default()),
         }
+    }
+
+    /// This context, taking each reconcile's slot from `slots` (shared by every scope).
+    pub fn with_slots(mut self, slots: Slots) -> Self {
+        self.slots = slots;
+        self
+    }
+
+    /// This context, abandoning a reconcile that runs longer than `timeout`.
+    pub fn with_reconcile_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.reconcile_timeout = timeout;
+        self
+    }
+
+    /// This context, retrying a Pending rollout after `base`, doubling up to 5 minutes.
+    pub fn with_pending_backoff(mut self, base: std::time::Duration) -> Self {
+        self.pending_backoff = base;
+        self
     }
 
     /// This context, recording into `metrics`.
@@ -107,6 +154,17 @@ impl Context {
     pub fn with_notifier(mut self, notifier: Arc<Notifier>) -> Self {
         self.notifier = Some(notifier);
         self
+    }
+
+    /// Whether `rollout` is exactly as this controller's last status write left it (the watch
+    /// event of that write).
+    pub(super) fn is_own_status_write(&self, rollout: &crate::api::Rollout) -> bool {
+        let key = (
+            super::target::namespace_of(rollout),
+            rollout.metadata.name.clone().unwrap_or_default(),
+        );
+        self.memory()
+            .is_own_write(&key, rollout.metadata.resource_version.as_deref())
     }
 
     pub(super) fn memory(&self) -> std::sync::MutexGuard<'_, WriteMemory> {
@@ -128,6 +186,9 @@ pub(super) struct WriteMemory {
     confirmed: HashMap<String, u8>,
     /// Reconciles in a row that left the Rollout Pending, for the pre-checks' backoff.
     pending: HashMap<RolloutKey, u32>,
+    /// Reconciles in a row that failed (a timeout, a write the API refused), for the error
+    /// policy's backoff.
+    failures: HashMap<RolloutKey, u32>,
 }
 
 impl WriteMemory {
@@ -137,6 +198,12 @@ impl WriteMemory {
             Some(v) => self.status_versions.insert(key, v),
             None => self.status_versions.remove(&key),
         };
+    }
+
+    /// Whether `version` is exactly the resourceVersion of the last status this controller
+    /// wrote: the watch event of its own write, which must not trigger a reconcile.
+    pub(super) fn is_own_write(&self, key: &RolloutKey, version: Option<&str>) -> bool {
+        version.is_some() && self.status_versions.get(key).map(String::as_str) == version
     }
 
     /// Whether `version` (of a cached Rollout) is older than the last status written.
@@ -174,10 +241,24 @@ impl WriteMemory {
         self.pending.remove(key);
     }
 
+    /// Counts one more failed reconcile; returns how many came before it.
+    pub(super) fn failed_attempt(&mut self, key: &RolloutKey) -> u32 {
+        let count = self.failures.entry(key.clone()).or_default();
+        let before = *count;
+        *count = count.saturating_add(1);
+        before
+    }
+
+    /// Resets the failure count after a reconcile that succeeded.
+    pub(super) fn clear_failures(&mut self, key: &RolloutKey) {
+        self.failures.remove(key);
+    }
+
     /// Forgets a deleted Rollout.
     pub(super) fn forget(&mut self, key: &RolloutKey, uid: Option<&str>) {
         self.status_versions.remove(key);
         self.pending.remove(key);
+        self.failures.remove(key);
         if let Some(uid) = uid {
             self.confirmed.remove(uid);
         }
@@ -203,6 +284,16 @@ mod tests {
         assert!(!memory.is_stale(&key(), Some("opaque")));
         memory.forget(&key(), None);
         assert!(!memory.is_stale(&key(), Some("9")));
+    }
+
+    #[test]
+    fn only_the_exact_version_written_is_an_own_write() {
+        let mut memory = WriteMemory::default();
+        assert!(!memory.is_own_write(&key(), Some("10")));
+        memory.wrote_status(key(), Some("10".to_owned()));
+        assert!(memory.is_own_write(&key(), Some("10")));
+        assert!(!memory.is_own_write(&key(), Some("11")));
+        assert!(!memory.is_own_write(&key(), None));
     }
 
     #[test]

@@ -9,20 +9,27 @@
 mod action;
 mod context;
 mod events;
+mod fence;
 pub mod leader;
 mod notifications;
 mod observe;
 mod prechecks;
 mod reconcile;
 mod run;
+mod slots;
 mod status;
 mod target;
 
 pub use action::{ACTION_ANNOTATION, CLAIMED_ANNOTATION};
-pub use context::{AlwaysLeader, Clock, Context, LeaderCheck, SystemClock};
+pub use context::{
+    AlwaysLeader, Clock, Context, DEFAULT_PENDING_BACKOFF, DEFAULT_RECONCILE_TIMEOUT, LeaderCheck,
+    SystemClock,
+};
+pub use fence::{WRITE_TIMEOUT, target_timeout};
 pub use observe::{GateObserver, GateReading, ProviderObserver, reading};
 pub use reconcile::{ReconcileError, error_policy, reconcile};
 pub use run::{ControllerConfig, feature_flags_installed, run};
+pub use slots::{Permit, Slots};
 
 pub use target::{KubeTargets, TargetIo};
 

@@ -23,6 +23,7 @@ use tracing::{Instrument, debug, info, warn};
 use super::action::{self, Claim};
 use super::context::{Context, RolloutKey};
 use super::events::{self, Notice, cap};
+use super::fence;
 use super::notifications;
 use super::observe::GateReading;
 use super::prechecks;
@@ -68,6 +69,26 @@ pub enum ReconcileError {
         /// What went wrong.
         source: TargetError,
     },
+    /// The reconcile ran past `--reconcile-timeout` and was abandoned (the write order, status
+    /// before target, leaves nothing half-written).
+    #[error("the reconcile of {rollout} did not finish within {after:?}; abandoned")]
+    Timeout {
+        /// namespace/name.
+        rollout: String,
+        /// The deadline.
+        after: Duration,
+    },
+    /// A write was due but this replica does not hold the Lease for longer than the write may
+    /// take; nothing was written.
+    #[error("not writing the {write} of {rollout}: the Lease is not held for {margin:?} more")]
+    Fenced {
+        /// namespace/name.
+        rollout: String,
+        /// `status`, `target` or `annotation`.
+        write: &'static str,
+        /// The write's own request timeout.
+        margin: Duration,
+    },
 }
 
 impl ReconcileError {
@@ -77,6 +98,8 @@ impl ReconcileError {
             ReconcileError::Status { .. } => "status_write",
             ReconcileError::Annotation { .. } => "annotation_write",
             ReconcileError::Target { .. } => "target_write",
+            ReconcileError::Timeout { .. } => "timeout",
+            ReconcileError::Fenced { .. } => "fenced",
         }
     }
 }
@@ -95,8 +118,9 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
     .await
 }
 
-/// Requeues a failed reconcile: soon for a conflict, later for anything else.
-pub fn error_policy(_rollout: Arc<Rollout>, error: &ReconcileError, _ctx: Arc<Context>) -> Action {
+/// Requeues a failed reconcile: soon for a conflict; otherwise with a backoff per Rollout,
+/// 5 s doubling to 5 minutes while its reconciles keep failing (a timeout included).
+pub fn error_policy(rollout: Arc<Rollout>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
     warn!(%error, reason = error.reason(), "reconcile failed; retrying");
     let conflict = matches!(
         error,
@@ -104,12 +128,28 @@ pub fn error_policy(_rollout: Arc<Rollout>, error: &ReconcileError, _ctx: Arc<Co
             | ReconcileError::Annotation { source: kube::Error::Api(s), .. }
             if s.code == 409
     );
-    Action::requeue(if conflict {
-        Duration::from_millis(200)
-    } else {
-        Duration::from_secs(5)
-    })
+    if conflict {
+        return Action::requeue(Duration::from_millis(200));
+    }
+    let key = (
+        namespace_of(&rollout),
+        rollout.metadata.name.clone().unwrap_or_default(),
+    );
+    let failures = ctx.memory().failed_attempt(&key);
+    Action::requeue(backoff(ERROR_BACKOFF, failures))
 }
+
+/// The first wait after a failed reconcile.
+const ERROR_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The wait after `attempts` earlier tries: `base` doubled per try, at most 5 minutes.
+fn backoff(base: Duration, attempts: u32) -> Duration {
+    base.saturating_mul(1 << attempts.min(16)).min(MAX_REQUEUE)
+}
+
+/// How long a reconcile waits for one of its namespace's slots before it gives its place in
+/// the controller's queue back and comes again (see `slots.rs`).
+const SLOT_WAIT: Duration = Duration::from_secs(1);
 
 struct Reconcile<'a> {
     key: RolloutKey,
@@ -148,8 +188,23 @@ impl Reconcile<'_> {
             debug!("the cached Rollout predates this controller's last status write");
             return Ok(Action::requeue(STALE_REQUEUE));
         }
+        let Ok(_slot) = tokio::time::timeout(SLOT_WAIT, self.ctx.slots.acquire(&self.key.0)).await
+        else {
+            debug!("every slot of this namespace is taken: coming again");
+            return Ok(Action::requeue(SLOT_WAIT));
+        };
         let started_at = std::time::Instant::now();
-        let result = self.pipeline(cached).await;
+        let deadline = self.ctx.reconcile_timeout;
+        let result = match tokio::time::timeout(deadline, self.pipeline(cached)).await {
+            Ok(result) => result,
+            Err(_) => Err(ReconcileError::Timeout {
+                rollout: self.label(),
+                after: deadline,
+            }),
+        };
+        if result.is_ok() {
+            self.ctx.memory().clear_failures(&self.key);
+        }
         if let Some(metrics) = &self.ctx.metrics {
             let outcome = if result.is_ok() { "success" } else { "error" };
             metrics.observe_reconcile(started_at.elapsed().as_secs_f64(), outcome);
@@ -210,6 +265,19 @@ impl Reconcile<'_> {
         }
     }
 
+    /// Confirms, immediately before a write, that this replica holds the Lease for longer
+    /// than the write's own request timeout `margin`.
+    fn fence(&self, write: &'static str, margin: Duration) -> Result<(), ReconcileError> {
+        if self.ctx.leader.held_for(margin) {
+            return Ok(());
+        }
+        Err(ReconcileError::Fenced {
+            rollout: self.label(),
+            write,
+            margin,
+        })
+    }
+
     fn is_stale(&self, rollout: &Rollout) -> bool {
         self.ctx
             .memory()
@@ -231,7 +299,8 @@ impl Reconcile<'_> {
             action = action::requested(&rollout),
             "claiming the action annotation"
         );
-        let claimed = action::claim(&self.api(), &rollout)
+        self.fence("annotation", fence::WRITE_TIMEOUT)?;
+        let claimed = fence::within(fence::WRITE_TIMEOUT, action::claim(&self.api(), &rollout))
             .await
             .map_err(|source| ReconcileError::Annotation {
                 rollout: self.label(),
@@ -355,7 +424,10 @@ impl Reconcile<'_> {
         if plan.status == before {
             return Ok(());
         }
-        let written = status::apply(&self.api(), rollout, &plan.status)
+        self.fence("status", fence::WRITE_TIMEOUT)?;
+        let api = self.api();
+        let apply = status::apply(&api, rollout, &plan.status);
+        let written = fence::within(fence::WRITE_TIMEOUT, apply)
             .await
             .map_err(|source| ReconcileError::Status {
                 rollout: self.label(),
@@ -376,11 +448,16 @@ impl Reconcile<'_> {
     ) -> Result<(), ReconcileError> {
         let api = self.api();
         if let Some(percent) = plan.target {
+            let timeout = fence::target_timeout(rollout);
+            self.fence("target", timeout)?;
             info!(percent, "writing the target");
-            self.ctx
-                .targets
-                .write(rollout, percent, WriteMode::Apply)
+            let write = self.ctx.targets.write(rollout, percent, WriteMode::Apply);
+            tokio::time::timeout(timeout, write)
                 .await
+                .map_err(|_| ReconcileError::Timeout {
+                    rollout: self.label(),
+                    after: timeout,
+                })?
                 .map_err(|source| ReconcileError::Target {
                     rollout: self.label(),
                     source,
@@ -390,7 +467,8 @@ impl Reconcile<'_> {
             self.ctx.memory().confirm(uid, percent);
         }
         if plan.claim.is_some() {
-            action::release(&api, rollout)
+            self.fence("annotation", fence::WRITE_TIMEOUT)?;
+            fence::within(fence::WRITE_TIMEOUT, action::release(&api, rollout))
                 .await
                 .map_err(|source| ReconcileError::Annotation {
                     rollout: self.label(),
@@ -441,7 +519,7 @@ impl Reconcile<'_> {
         let wait = match status.phase {
             Some(Phase::Pending) => {
                 let attempts = self.ctx.memory().pending_attempt(&self.key);
-                Duration::from_secs(5u64.saturating_mul(1 << attempts.min(6)))
+                backoff(self.ctx.pending_backoff, attempts)
             }
             _ => {
                 self.ctx.memory().clear_pending(&self.key);
