@@ -156,15 +156,14 @@ impl Context {
         self
     }
 
-    /// Whether `rollout` is exactly as this controller's last status write left it (the watch
-    /// event of that write).
-    pub(super) fn is_own_status_write(&self, rollout: &crate::api::Rollout) -> bool {
+    /// Whether this watch event of `rollout` should start a reconcile (see `trigger.rs`): not
+    /// the echo of this controller's own status write.
+    pub(super) fn should_reconcile(&self, rollout: &crate::api::Rollout) -> bool {
         let key = (
             super::target::namespace_of(rollout),
             rollout.metadata.name.clone().unwrap_or_default(),
         );
-        self.memory()
-            .is_own_write(&key, rollout.metadata.resource_version.as_deref())
+        self.memory().triggers.should_reconcile(&key, rollout)
     }
 
     pub(super) fn memory(&self) -> std::sync::MutexGuard<'_, WriteMemory> {
@@ -189,6 +188,8 @@ pub(super) struct WriteMemory {
     /// Reconciles in a row that failed (a timeout, a write the API refused), for the error
     /// policy's backoff.
     failures: HashMap<RolloutKey, u32>,
+    /// Which watch events start a reconcile.
+    pub(super) triggers: super::trigger::Triggers,
 }
 
 impl WriteMemory {
@@ -198,12 +199,6 @@ impl WriteMemory {
             Some(v) => self.status_versions.insert(key, v),
             None => self.status_versions.remove(&key),
         };
-    }
-
-    /// Whether `version` is exactly the resourceVersion of the last status this controller
-    /// wrote: the watch event of its own write, which must not trigger a reconcile.
-    pub(super) fn is_own_write(&self, key: &RolloutKey, version: Option<&str>) -> bool {
-        version.is_some() && self.status_versions.get(key).map(String::as_str) == version
     }
 
     /// Whether `version` (of a cached Rollout) is older than the last status written.
@@ -259,6 +254,7 @@ impl WriteMemory {
         self.status_versions.remove(key);
         self.pending.remove(key);
         self.failures.remove(key);
+        self.triggers.forget(key);
         if let Some(uid) = uid {
             self.confirmed.remove(uid);
         }
@@ -284,16 +280,6 @@ mod tests {
         assert!(!memory.is_stale(&key(), Some("opaque")));
         memory.forget(&key(), None);
         assert!(!memory.is_stale(&key(), Some("9")));
-    }
-
-    #[test]
-    fn only_the_exact_version_written_is_an_own_write() {
-        let mut memory = WriteMemory::default();
-        assert!(!memory.is_own_write(&key(), Some("10")));
-        memory.wrote_status(key(), Some("10".to_owned()));
-        assert!(memory.is_own_write(&key(), Some("10")));
-        assert!(!memory.is_own_write(&key(), Some("11")));
-        assert!(!memory.is_own_write(&key(), None));
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod run;
 mod slots;
 mod status;
 mod target;
+mod trigger;
 
 pub use action::{ACTION_ANNOTATION, CLAIMED_ANNOTATION};
 pub use context::{

@@ -425,6 +425,10 @@ impl Reconcile<'_> {
             return Ok(());
         }
         self.fence("status", fence::WRITE_TIMEOUT)?;
+        self.ctx
+            .memory()
+            .triggers
+            .writing_status(&self.key, &plan.status);
         let api = self.api();
         let apply = status::apply(&api, rollout, &plan.status);
         let written = fence::within(fence::WRITE_TIMEOUT, apply)
