@@ -499,6 +499,7 @@ async fn start_writes_status_first_then_the_target_then_tells() {
             let s = status_of(body);
             assert_eq!(s.phase, Some(Phase::Progressing));
             assert_eq!(s.percent, Some(1));
+            assert_eq!(s.target_sequence, Some(1), "the first percent written");
             assert!(s.target_pending, "the target write is not confirmed yet");
             assert_eq!(s.observed_generation, Some(1));
             assert_eq!(condition(&s, "Reconciling"), "True");
@@ -587,6 +588,30 @@ async fn a_passing_checkpoint_after_the_bake_time_advances() {
     ];
     let (result, _) = run(World::at(t(H)).cached("1"), &r, script).await;
     assert_eq!(result.expect("reconciled"), requeue_at(300));
+}
+
+#[tokio::test]
+async fn each_new_percent_takes_the_next_target_sequence() {
+    let plan = spec(PLAN);
+    let mut status = started(&plan);
+    status.target_sequence = Some(3);
+    let r = rollout(plan.clone(), Some(status));
+    let script = vec![
+        status_apply(&r, "11").check(|body| {
+            let s = status_of(body);
+            assert_eq!(s.percent, Some(5));
+            assert_eq!(
+                s.target_sequence,
+                Some(4),
+                "a new percent, the next sequence"
+            );
+        }),
+        cm_get("1"),
+        cm_patch("5"),
+        event("Advanced", "AdvanceToStage1"),
+    ];
+    let (result, _) = run(World::at(t(H)).cached("1"), &r, script).await;
+    result.expect("reconciled");
 }
 
 #[tokio::test]

@@ -360,6 +360,9 @@ impl Reconcile<'_> {
             inputs = inputs.with_observations(&observations);
         }
         let outcome = engine::decide(spec, &mut status, &inputs);
+        if status.percent.is_some() && status.percent != before.percent {
+            status.target_sequence = Some(before.target_sequence.unwrap_or(0).saturating_add(1));
+        }
         keep_determinism_memory(&mut status, rollout, &readings, &outcome);
 
         let mut target = outcome.write.or(repair);
@@ -455,7 +458,10 @@ impl Reconcile<'_> {
             let timeout = fence::target_timeout(rollout);
             self.fence("target", timeout)?;
             info!(percent, "writing the target");
-            let write = self.ctx.targets.write(rollout, percent, WriteMode::Apply);
+            // The target is written as the status just recorded it (its `targetSequence`).
+            let mut recorded = rollout.clone();
+            recorded.status = Some(plan.status.clone());
+            let write = self.ctx.targets.write(&recorded, percent, WriteMode::Apply);
             tokio::time::timeout(timeout, write)
                 .await
                 .map_err(|_| ReconcileError::Timeout {
