@@ -17,8 +17,8 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use rollgate::api::{GateVerdict, Phase, Rollout, RolloutSpec, RolloutStatus};
 use rollgate::controller::{
-    AlwaysLeader, CLAIMED_ANNOTATION, Clock, Context, GateObserver, GateReading, KubeTargets,
-    LeaderCheck, ReconcileError, error_policy, reading, reconcile,
+    AlwaysLeader, ApiBudget, CLAIMED_ANNOTATION, Clock, Context, GateObserver, GateReading,
+    KubeTargets, LeaderCheck, Priority, ReconcileError, error_policy, reading, reconcile,
 };
 use rollgate::engine::{self, Inputs, Observation};
 use rollgate::telemetry::Metrics;
@@ -365,6 +365,7 @@ struct World {
     hang: bool,
     lease_left: Option<Duration>,
     metrics: Option<Metrics>,
+    budget: Option<ApiBudget>,
 }
 
 impl World {
@@ -377,7 +378,12 @@ impl World {
             hang: false,
             lease_left: None,
             metrics: None,
+            budget: None,
         }
+    }
+    fn budget(mut self, budget: ApiBudget) -> Self {
+        self.budget = Some(budget);
+        self
     }
     /// Gates that never answer.
     fn hanging(mut self) -> Self {
@@ -441,6 +447,10 @@ impl World {
         );
         let ctx = match self.metrics {
             Some(metrics) => ctx.with_metrics(metrics),
+            None => ctx,
+        };
+        let ctx = match self.budget {
+            Some(budget) => ctx.with_budget(budget),
             None => ctx,
         };
         (Arc::new(ctx), handle, gates)
@@ -876,6 +886,58 @@ async fn with_the_lease_held_long_enough_every_write_goes_out() {
         .lease_left(Duration::from_secs(6));
     let (result, _) = run(world, &r, script).await;
     assert_eq!(result.expect("reconciled"), requeue_at(300));
+}
+
+// ── API budget ───────────────────────────────────────────────────────────────────────────────
+
+#[tokio::test(start_paused = true)]
+async fn a_rollbacks_writes_never_wait_behind_routine_writes() {
+    let plan = spec(PLAN);
+    let spike = [Observation::Value(0.5)];
+    let r = rollout(plan.clone(), Some(after_checkpoints(&plan, &[&spike])));
+    // One write a second, and thirty routine writes queued before the rollback.
+    let budget = ApiBudget::new(1, 1);
+    let routine: Vec<_> = (0..30)
+        .map(|_| {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.acquire(Priority::Routine).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    let began = tokio::time::Instant::now();
+    let target_written = Arc::new(Mutex::new(None));
+    let at = Arc::clone(&target_written);
+    let script = vec![
+        status_apply(&r, "11").check(|body| {
+            assert_eq!(status_of(body).phase, Some(Phase::RolledBack));
+        }),
+        cm_get("1"),
+        cm_patch("0").check(move |body| {
+            assert_eq!(body["data"]["percent"], "0");
+            *at.lock().expect("lock") = Some(tokio::time::Instant::now());
+        }),
+        event("RolledBack", "RollBackFromStage0"),
+    ];
+    let world = World::at(t(2 * H))
+        .cached("1")
+        .gates(vec![Observation::Value(0.5)])
+        .budget(budget);
+    let (ctx, handle, _) = world.context();
+    let verifier = tokio::spawn(verify(handle, script));
+    reconcile(Arc::new(r), ctx).await.expect("reconciled");
+    verifier.await.expect("the verifier passed");
+    let written = target_written
+        .lock()
+        .expect("lock")
+        .expect("the target was written");
+    assert!(
+        written - began <= Duration::from_secs(3),
+        "the rollback's status and target writes took {:?} behind 30 routine writes at 1/s",
+        written - began
+    );
+    for task in routine {
+        task.await.expect("ran");
+    }
 }
 
 // ── crash safety ─────────────────────────────────────────────────────────────────────────────

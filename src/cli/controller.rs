@@ -13,7 +13,7 @@ use futures_util::future::{BoxFuture, Shared};
 use kube::runtime::events::{Recorder, Reporter};
 use rollgate::controller::leader::{self, ElectionSettings, Leadership};
 use rollgate::controller::{
-    Context, ControllerConfig, KubeTargets, ProviderObserver, Slots, SystemClock, run,
+    ApiBudget, Context, ControllerConfig, KubeTargets, ProviderObserver, Slots, SystemClock, run,
 };
 use rollgate::gates::GateEnv;
 use rollgate::gates::net::{AllowRule, GuardedClient};
@@ -63,6 +63,15 @@ pub struct ControllerArgs {
     /// abandoned (nothing half-written) and retried with backoff.
     #[arg(long, value_name = "DURATION", default_value = "45s", value_parser = positive_duration)]
     reconcile_timeout: Duration,
+    /// Writes a second to the API server, on average (a client-side token bucket;
+    /// transitions and target writes go before routine status updates and Events).
+    #[arg(long, value_name = "QPS", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    kube_api_qps: u32,
+    /// Writes to the API server at once, above the average.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    kube_api_burst: u32,
     /// The first wait of a Pending rollout's backoff (doubling up to 5 minutes); for tests.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = positive_duration,
           hide = true)]
@@ -282,9 +291,12 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
         concurrency = args.concurrency,
         per_namespace = args.max_concurrent_per_namespace,
         reconcile_timeout = ?args.reconcile_timeout,
+        kube_api_qps = args.kube_api_qps,
+        kube_api_burst = args.kube_api_burst,
         leader_elect = args.leader_elect,
         "rollgate controller starting"
     );
+    let budget = ApiBudget::new(args.kube_api_qps, args.kube_api_burst);
     let slots = Slots::new(
         usize::from(args.concurrency),
         usize::from(args.max_concurrent_per_namespace),
@@ -308,6 +320,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
             .with_metrics(metrics.clone())
             .with_notifier(Arc::clone(&notifier))
             .with_slots(slots.clone())
+            .with_budget(budget.clone())
             .with_reconcile_timeout(args.reconcile_timeout)
             .with_pending_backoff(args.pending_backoff_base)
         },

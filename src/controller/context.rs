@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::Recorder;
 
+use super::budget::ApiBudget;
 use super::observe::GateObserver;
 use super::slots::Slots;
 use super::target::TargetIo;
@@ -90,6 +91,8 @@ pub struct Context {
     pub metrics: Option<Metrics>,
     /// Sends transition notifications, when any endpoint may be configured.
     pub notifier: Option<Arc<Notifier>>,
+    /// The API budget every write draws from (transitions first).
+    pub budget: ApiBudget,
     /// The reconcile slots, shared fairly across namespaces.
     pub slots: Slots,
     /// The deadline of one whole reconcile; past it the reconcile is abandoned.
@@ -119,11 +122,18 @@ impl Context {
             leader,
             metrics: None,
             notifier: None,
+            budget: ApiBudget::unlimited(),
             slots: Slots::unshared(usize::MAX),
             reconcile_timeout: DEFAULT_RECONCILE_TIMEOUT,
             pending_backoff: DEFAULT_PENDING_BACKOFF,
             memory: Mutex::new(WriteMemory::default()),
         }
+    }
+
+    /// This context, drawing every write from `budget` (shared by every scope).
+    pub fn with_budget(mut self, budget: ApiBudget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// This context, taking each reconcile's slot from `slots` (shared by every scope).

@@ -7,6 +7,7 @@
 //! checkpoint.
 
 mod action;
+mod budget;
 mod context;
 mod events;
 mod fence;
@@ -22,6 +23,7 @@ mod target;
 mod trigger;
 
 pub use action::{ACTION_ANNOTATION, CLAIMED_ANNOTATION};
+pub use budget::{ApiBudget, Priority};
 pub use context::{
     AlwaysLeader, Clock, Context, DEFAULT_PENDING_BACKOFF, DEFAULT_RECONCILE_TIMEOUT, LeaderCheck,
     SystemClock,

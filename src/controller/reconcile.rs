@@ -21,6 +21,7 @@ use kube::runtime::controller::Action;
 use tracing::{Instrument, debug, info, warn};
 
 use super::action::{self, Claim};
+use super::budget::Priority;
 use super::context::{Context, RolloutKey};
 use super::events::{self, Notice, cap};
 use super::fence;
@@ -164,6 +165,18 @@ struct Plan {
     claim: Option<Claim>,
 }
 
+impl Plan {
+    /// A status write that carries a transition or comes with a target write goes first;
+    /// a routine checkpoint's does not (see `budget.rs`).
+    fn priority(&self) -> Priority {
+        if self.outcome.transitions.is_empty() && self.target.is_none() && self.claim.is_none() {
+            Priority::Routine
+        } else {
+            Priority::Transition
+        }
+    }
+}
+
 impl Reconcile<'_> {
     fn api(&self) -> Api<Rollout> {
         Api::namespaced(self.ctx.client.clone(), &self.key.0)
@@ -223,6 +236,9 @@ impl Reconcile<'_> {
         self.write_status(&rollout, &plan).await?;
         let rest = self.write_target_and_release(&rollout, &plan).await;
         let notices = self.notices(&rollout, &plan, &live);
+        for _ in &notices {
+            self.ctx.budget.acquire(Priority::Routine).await;
+        }
         events::publish(self.ctx, &rollout, &notices).await;
         self.count(&rollout, &plan, notices.len());
         notifications::send(self.ctx, &rollout, &plan.status, now).await;
@@ -299,6 +315,7 @@ impl Reconcile<'_> {
             action = action::requested(&rollout),
             "claiming the action annotation"
         );
+        self.ctx.budget.acquire(Priority::Transition).await;
         self.fence("annotation", fence::WRITE_TIMEOUT)?;
         let claimed = fence::within(fence::WRITE_TIMEOUT, action::claim(&self.api(), &rollout))
             .await
@@ -427,6 +444,7 @@ impl Reconcile<'_> {
         if plan.status == before {
             return Ok(());
         }
+        self.ctx.budget.acquire(plan.priority()).await;
         self.fence("status", fence::WRITE_TIMEOUT)?;
         self.ctx
             .memory()
@@ -456,6 +474,7 @@ impl Reconcile<'_> {
         let api = self.api();
         if let Some(percent) = plan.target {
             let timeout = fence::target_timeout(rollout);
+            self.ctx.budget.acquire(Priority::Transition).await;
             self.fence("target", timeout)?;
             info!(percent, "writing the target");
             // The target is written as the status just recorded it (its `targetSequence`).
@@ -477,6 +496,7 @@ impl Reconcile<'_> {
             self.ctx.memory().confirm(uid, percent);
         }
         if plan.claim.is_some() {
+            self.ctx.budget.acquire(Priority::Transition).await;
             self.fence("annotation", fence::WRITE_TIMEOUT)?;
             fence::within(fence::WRITE_TIMEOUT, action::release(&api, rollout))
                 .await
