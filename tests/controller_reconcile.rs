@@ -843,6 +843,15 @@ async fn a_status_write_needs_more_lease_than_its_timeout() {
         "{error}"
     );
     assert_eq!(error.reason(), "fenced");
+    let (ctx, _, _) = World::at(t(H)).context();
+    let r = Arc::new(r);
+    for _ in 0..3 {
+        assert_eq!(
+            error_policy(Arc::clone(&r), &error, Arc::clone(&ctx)),
+            requeue_at(5),
+            "a fenced write is retried as a standby looks again, without backoff"
+        );
+    }
 }
 
 #[tokio::test]

@@ -132,6 +132,10 @@ pub fn error_policy(rollout: Arc<Rollout>, error: &ReconcileError, ctx: Arc<Cont
     if conflict {
         return Action::requeue(Duration::from_millis(200));
     }
+    if matches!(error, ReconcileError::Fenced { .. }) {
+        // Not this rollout's fault: look again soon, as a standby does.
+        return Action::requeue(FENCED_REQUEUE);
+    }
     let key = (
         namespace_of(&rollout),
         rollout.metadata.name.clone().unwrap_or_default(),
@@ -139,6 +143,9 @@ pub fn error_policy(rollout: Arc<Rollout>, error: &ReconcileError, ctx: Arc<Cont
     let failures = ctx.memory().failed_attempt(&key);
     Action::requeue(backoff(ERROR_BACKOFF, failures))
 }
+
+/// The wait after a write was fenced (the Lease had too little time left).
+const FENCED_REQUEUE: Duration = Duration::from_secs(5);
 
 /// The first wait after a failed reconcile.
 const ERROR_BACKOFF: Duration = Duration::from_secs(5);
