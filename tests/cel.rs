@@ -760,7 +760,7 @@ fn timeout_path(pointer: &str) -> String {
 #[test]
 fn timeout_format_accepts_go_durations() {
     for (plan, pointer) in timeouts() {
-        for timeout in ["10s", "500ms", "1m30s"] {
+        for timeout in ["10s", "500ms", "0.1m"] {
             accepts(with_timeout(plan.clone(), pointer, timeout));
         }
     }
@@ -783,6 +783,36 @@ fn timeout_format_rejects_other_grammars() {
 fn timeout_positive_accepts_one_nanosecond() {
     for (plan, pointer) in timeouts() {
         accepts(with_timeout(plan, pointer, "1ns"));
+    }
+}
+
+/// The longest timeout of the field at `pointer`, its CEL message, and a nanosecond more.
+fn timeout_cap(pointer: &str) -> (&'static str, &'static str, &'static str) {
+    if pointer.ends_with("webhook") {
+        ("10s", "timeout must be at most 10s", "10000000001ns")
+    } else {
+        ("30s", "timeout must be at most 30s", "30.000000001s")
+    }
+}
+
+#[test]
+fn timeout_cap_accepts_the_cap() {
+    for (plan, pointer) in timeouts() {
+        accepts(with_timeout(plan, pointer, timeout_cap(pointer).0));
+    }
+}
+
+#[test]
+fn timeout_cap_rejects_a_nanosecond_more() {
+    for (plan, pointer) in timeouts() {
+        let (_, message, over) = timeout_cap(pointer);
+        for timeout in [over, "1h"] {
+            rejects(
+                with_timeout(plan.clone(), pointer, timeout),
+                &timeout_path(pointer),
+                message,
+            );
+        }
     }
 }
 

@@ -19,10 +19,11 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use rollgate::api::{GateVerdict, Phase, Rollout, RolloutSpec, RolloutStatus};
 use rollgate::controller::{
-    AlwaysLeader, CLAIMED_ANNOTATION, Clock, Context, GateObserver, GateReading, KubeTargets,
-    LeaderCheck, ReconcileError, error_policy, reading, reconcile,
+    AlwaysLeader, ApiBudget, CLAIMED_ANNOTATION, Clock, Context, GateObserver, GateReading,
+    KubeTargets, LeaderCheck, Priority, ReconcileError, error_policy, reading, reconcile,
 };
 use rollgate::engine::{self, Inputs, Observation};
+use rollgate::telemetry::Metrics;
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
@@ -68,10 +69,11 @@ impl Clock for FixedClock {
     }
 }
 
-/// Gates that answer what the test says, counting the calls.
+/// Gates that answer what the test says (or never, when `hang`), counting the calls.
 struct ScriptedGates {
     observations: Vec<Observation>,
     calls: Mutex<usize>,
+    hang: bool,
 }
 
 impl GateObserver for ScriptedGates {
@@ -83,7 +85,25 @@ impl GateObserver for ScriptedGates {
     ) -> futures_util::future::BoxFuture<'a, Vec<GateReading>> {
         *self.calls.lock().expect("lock") += 1;
         let readings = self.observations.iter().cloned().map(reading).collect();
-        Box::pin(async move { readings })
+        let hang = self.hang;
+        Box::pin(async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            readings
+        })
+    }
+}
+
+/// Leads, with `0` left on the Lease.
+struct LeaseLeft(Duration);
+
+impl LeaderCheck for LeaseLeft {
+    fn is_leader(&self) -> bool {
+        true
+    }
+    fn held_for(&self, margin: Duration) -> bool {
+        margin < self.0
     }
 }
 
@@ -401,6 +421,10 @@ struct World {
     config_map: Option<ConfigMap>,
     leader: bool,
     rollouts: Vec<Rollout>,
+    hang: bool,
+    lease_left: Option<Duration>,
+    metrics: Option<Metrics>,
+    budget: Option<ApiBudget>,
 }
 
 impl World {
@@ -410,8 +434,30 @@ impl World {
             observations: vec![Observation::Value(0.002)],
             config_map: None,
             leader: true,
+            hang: false,
+            lease_left: None,
+            metrics: None,
+            budget: None,
             rollouts: Vec::new(),
         }
+    }
+    fn budget(mut self, budget: ApiBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+    /// Gates that never answer.
+    fn hanging(mut self) -> Self {
+        self.hang = true;
+        self
+    }
+    /// The leader, with `left` before its Lease runs out.
+    fn lease_left(mut self, left: Duration) -> Self {
+        self.lease_left = Some(left);
+        self
+    }
+    fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
     /// The Rollout watch cache holds `rollout` (besides the one reconciled).
     fn with_rollout(mut self, rollout: Rollout) -> Self {
@@ -443,8 +489,11 @@ impl World {
         let gates = Arc::new(ScriptedGates {
             observations: self.observations,
             calls: Mutex::new(0),
+            hang: self.hang,
         });
-        let leader: Arc<dyn LeaderCheck> = if self.leader {
+        let leader: Arc<dyn LeaderCheck> = if let Some(left) = self.lease_left {
+            Arc::new(LeaseLeft(left))
+        } else if self.leader {
             Arc::new(AlwaysLeader)
         } else {
             Arc::new(NeverLeader)
@@ -473,6 +522,14 @@ impl World {
             leader,
         )
         .with_rollouts(rollouts.as_reader());
+        let ctx = match self.metrics {
+            Some(metrics) => ctx.with_metrics(metrics),
+            None => ctx,
+        };
+        let ctx = match self.budget {
+            Some(budget) => ctx.with_budget(budget),
+            None => ctx,
+        };
         (Arc::new(ctx), handle, gates)
     }
 }
@@ -531,6 +588,7 @@ async fn start_writes_status_first_then_the_target_then_tells() {
             let s = status_of(body);
             assert_eq!(s.phase, Some(Phase::Progressing));
             assert_eq!(s.percent, Some(Percent::whole(1)));
+            assert_eq!(s.target_sequence, Some(1), "the first percent written");
             assert!(s.target_pending, "the target write is not confirmed yet");
             assert_eq!(s.observed_generation, Some(1));
             assert_eq!(condition(&s, "Reconciling"), "True");
@@ -754,6 +812,30 @@ async fn a_passing_checkpoint_after_the_bake_time_advances() {
     ];
     let (result, _) = run(World::at(t(H)).cached("1"), &r, script).await;
     assert_eq!(result.expect("reconciled"), requeue_at(300));
+}
+
+#[tokio::test]
+async fn each_new_percent_takes_the_next_target_sequence() {
+    let plan = spec(PLAN);
+    let mut status = started(&plan);
+    status.target_sequence = Some(3);
+    let r = rollout(plan.clone(), Some(status));
+    let script = vec![
+        status_apply(&r, "11").check(|body| {
+            let s = status_of(body);
+            assert_eq!(s.percent, Some(Percent::whole(5)));
+            assert_eq!(
+                s.target_sequence,
+                Some(4),
+                "a new percent, the next sequence"
+            );
+        }),
+        cm_get("1"),
+        cm_patch("5"),
+        event("Advanced", "AdvanceToStage1"),
+    ];
+    let (result, _) = run(World::at(t(H)).cached("1"), &r, script).await;
+    result.expect("reconciled");
 }
 
 #[tokio::test]
@@ -1101,6 +1183,166 @@ async fn an_api_error_on_the_status_write_leaves_no_partial_state() {
         error_policy(Arc::new(r), &error, ctx),
         Action::requeue(Duration::from_secs(5))
     );
+}
+
+// ── deadline and fencing ─────────────────────────────────────────────────────────────────────
+
+#[tokio::test(start_paused = true)]
+async fn a_reconcile_past_its_deadline_is_abandoned_counted_and_retried_with_backoff() {
+    let plan = spec(PLAN);
+    let r = rollout(plan.clone(), Some(started(&plan)));
+    let metrics = Metrics::new().expect("metrics");
+    let world = World::at(t(H))
+        .cached("1")
+        .hanging()
+        .metrics(metrics.clone());
+    let (ctx, handle, _) = world.context();
+    let verifier = tokio::spawn(verify(handle, vec![]));
+    let began = tokio::time::Instant::now();
+    let result = reconcile(Arc::new(r.clone()), Arc::clone(&ctx)).await;
+    assert_eq!(began.elapsed(), ctx.reconcile_timeout);
+    assert_eq!(ctx.reconcile_timeout, Duration::from_secs(45));
+    let error = result.expect_err("abandoned at the deadline");
+    assert!(matches!(error, ReconcileError::Timeout { .. }), "{error}");
+    assert_eq!(error.reason(), "timeout");
+    let text = metrics.encode().expect("encode");
+    assert!(
+        text.contains("rollgate_reconcile_errors_total{reason=\"timeout\"} 1"),
+        "{text}"
+    );
+    let r = Arc::new(r);
+    let waits: Vec<Action> = (0..3)
+        .map(|_| error_policy(Arc::clone(&r), &error, Arc::clone(&ctx)))
+        .collect();
+    assert_eq!(waits, [requeue_at(5), requeue_at(10), requeue_at(20)]);
+    drop(ctx);
+    verifier.await.expect("nothing was written");
+}
+
+#[tokio::test]
+async fn a_status_write_needs_more_lease_than_its_timeout() {
+    let plan = spec(PLAN);
+    let r = rollout(plan.clone(), Some(started(&plan)));
+    let world = World::at(t(H))
+        .cached("1")
+        .lease_left(Duration::from_secs(4));
+    let (result, _) = run(world, &r, vec![]).await;
+    let error = result.expect_err("fenced");
+    assert!(
+        matches!(
+            error,
+            ReconcileError::Fenced {
+                write: "status",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(error.reason(), "fenced");
+    let (ctx, _, _) = World::at(t(H)).context();
+    let r = Arc::new(r);
+    for _ in 0..3 {
+        assert_eq!(
+            error_policy(Arc::clone(&r), &error, Arc::clone(&ctx)),
+            requeue_at(5),
+            "a fenced write is retried as a standby looks again, without backoff"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_write_needs_more_lease_than_the_webhooks_timeout() {
+    let mut plan = spec(PLAN);
+    plan.target = serde_json::from_value(json!({
+        "webhook": {"url": "http://127.0.0.1:9/percent", "timeout": "8s"}
+    }))
+    .expect("a webhook target");
+    let r = rollout(plan.clone(), Some(started(&plan)));
+    // 6 s is enough for the status write (5 s), not for the webhook's 8 s.
+    let world = World::at(t(H)).lease_left(Duration::from_secs(6));
+    let script = vec![
+        status_apply(&r, "11").check(|body| {
+            assert_eq!(status_of(body).percent, Some(Percent::whole(5)));
+        }),
+        event("Advanced", "AdvanceToStage1"),
+        // The webhook's live percent is read with a GET; nothing listens there.
+        event("TargetUnreadable", "ReadTarget"),
+    ];
+    let (result, _) = run(world, &r, script).await;
+    let error = result.expect_err("fenced");
+    assert!(
+        matches!(error, ReconcileError::Fenced { write: "target", margin, .. } if margin == Duration::from_secs(8)),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn with_the_lease_held_long_enough_every_write_goes_out() {
+    let plan = spec(PLAN);
+    let r = rollout(plan.clone(), Some(started(&plan)));
+    let script = vec![
+        status_apply(&r, "11"),
+        cm_get("1"),
+        cm_patch("5"),
+        event("Advanced", "AdvanceToStage1"),
+    ];
+    let world = World::at(t(H))
+        .cached("1")
+        .lease_left(Duration::from_secs(6));
+    let (result, _) = run(world, &r, script).await;
+    assert_eq!(result.expect("reconciled"), requeue_at(300));
+}
+
+// ── API budget ───────────────────────────────────────────────────────────────────────────────
+
+#[tokio::test(start_paused = true)]
+async fn a_rollbacks_writes_never_wait_behind_routine_writes() {
+    let plan = spec(PLAN);
+    let spike = [Observation::Value(0.5)];
+    let r = rollout(plan.clone(), Some(after_checkpoints(&plan, &[&spike])));
+    // One write a second, and thirty routine writes queued before the rollback.
+    let budget = ApiBudget::new(1, 1);
+    let routine: Vec<_> = (0..30)
+        .map(|_| {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.acquire(Priority::Routine).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    let began = tokio::time::Instant::now();
+    let target_written = Arc::new(Mutex::new(None));
+    let at = Arc::clone(&target_written);
+    let script = vec![
+        status_apply(&r, "11").check(|body| {
+            assert_eq!(status_of(body).phase, Some(Phase::RolledBack));
+        }),
+        cm_get("1"),
+        cm_patch("0").check(move |body| {
+            assert_eq!(body["data"]["percent"], "0");
+            *at.lock().expect("lock") = Some(tokio::time::Instant::now());
+        }),
+        event("RolledBack", "RollBackFromStage0"),
+    ];
+    let world = World::at(t(2 * H))
+        .cached("1")
+        .gates(vec![Observation::Value(0.5)])
+        .budget(budget);
+    let (ctx, handle, _) = world.context();
+    let verifier = tokio::spawn(verify(handle, script));
+    reconcile(Arc::new(r), ctx).await.expect("reconciled");
+    verifier.await.expect("the verifier passed");
+    let written = target_written
+        .lock()
+        .expect("lock")
+        .expect("the target was written");
+    assert!(
+        written - began <= Duration::from_secs(3),
+        "the rollback's status and target writes took {:?} behind 30 routine writes at 1/s",
+        written - began
+    );
+    for task in routine {
+        task.await.expect("ran");
+    }
 }
 
 // ── crash safety ─────────────────────────────────────────────────────────────────────────────

@@ -340,7 +340,7 @@ rules! {
         ("spec.analysis.gates[3].http.jsonPath", "must start with $"),
         ("spec.analysis.gates[3].http.jsonPath", "jsonPath must start with $");
     http_timeout_positive:
-        set("/spec/analysis/gates/3/http/timeout", json!("1m")),
+        set("/spec/analysis/gates/3/http/timeout", json!("30s")),
         set("/spec/analysis/gates/3/http/timeout", json!("-5m")),
         ("spec.analysis.gates[3].http.timeout", "must be positive"),
         ("spec.analysis.gates[3].http.timeout", "timeout must be positive");
@@ -450,6 +450,31 @@ rules! {
         webhook("0s"),
         ("spec.target.webhook.timeout", "must be positive"),
         ("spec.target.webhook.timeout", "timeout must be positive");
+    prometheus_timeout_at_most_30s:
+        set("/spec/analysis/gates/0/prometheus/timeout", json!("30s")),
+        set("/spec/analysis/gates/0/prometheus/timeout", json!("31s")),
+        ("spec.analysis.gates[0].prometheus.timeout", "must be at most 30s, not 31s"),
+        ("spec.analysis.gates[0].prometheus.timeout", "timeout must be at most 30s");
+    alerts_timeout_at_most_30s:
+        set("/spec/analysis/gates/1/alerts/timeout", json!("30000ms")),
+        set("/spec/analysis/gates/1/alerts/timeout", json!("1m")),
+        ("spec.analysis.gates[1].alerts.timeout", "must be at most 30s, not 60s"),
+        ("spec.analysis.gates[1].alerts.timeout", "timeout must be at most 30s");
+    ofrep_timeout_at_most_30s:
+        set("/spec/analysis/gates/2/ofrep/timeout", json!("29s")),
+        set("/spec/analysis/gates/2/ofrep/timeout", json!("30.5s")),
+        ("spec.analysis.gates[2].ofrep.timeout", "must be at most 30s, not 30.5s"),
+        ("spec.analysis.gates[2].ofrep.timeout", "timeout must be at most 30s");
+    http_timeout_at_most_30s:
+        set("/spec/analysis/gates/3/http/timeout", json!("0.5m")),
+        set("/spec/analysis/gates/3/http/timeout", json!("1h")),
+        ("spec.analysis.gates[3].http.timeout", "must be at most 30s, not 3600s"),
+        ("spec.analysis.gates[3].http.timeout", "timeout must be at most 30s");
+    webhook_timeout_at_most_10s:
+        webhook("10s"),
+        webhook("11s"),
+        ("spec.target.webhook.timeout", "must be at most 10s, not 11s"),
+        ("spec.target.webhook.timeout", "timeout must be at most 10s");
     rollback_not_above_first_stage:
         set("/spec/rollback/percent", json!(1)),
         set("/spec/rollback/percent", json!(2)),

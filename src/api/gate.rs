@@ -7,7 +7,7 @@ use kube::KubeSchema;
 use kube::core::Duration;
 use serde::{Deserialize, Serialize};
 
-use super::duration::{DURATION_FORMAT_RULE, DURATION_POSITIVE_RULE};
+use super::duration::{DURATION_AT_MOST_30S_RULE, DURATION_FORMAT_RULE, DURATION_POSITIVE_RULE};
 
 /// CEL rule on a gate's `secretRef` (a core `LocalObjectReference`, whose schema has no
 /// format of its own): its name is a Kubernetes object name.
@@ -126,7 +126,7 @@ pub struct PrometheusGate {
     /// The least value of `sampleQuery` that makes `query` count; set both or neither.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_sample: Option<f64>,
-    /// Time allowed for the query, as a Go duration (default 10s).
+    /// Time allowed for the query, as a Go duration (default 10s, at most 30s).
     #[serde(
         default,
         deserialize_with = "super::duration::deserialize_opt",
@@ -136,6 +136,7 @@ pub struct PrometheusGate {
     #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
         .message("timeout must be a Go duration such as 10s"))]
     #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
+    #[x_kube(validation = Rule::new(DURATION_AT_MOST_30S_RULE).message("timeout must be at most 30s"))]
     pub timeout: Option<Duration>,
     /// A Secret in the rollout's namespace holding credentials: `token` (bearer token), or
     /// `username` and `password` (basic auth); `ca.crt` (PEM CA bundle that signs Prometheus'
@@ -175,7 +176,7 @@ pub struct AlertsGate {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = super::limits::MAX_MATCHERS), inner(length(max = super::limits::MAX_MATCHER)))]
     pub ignore: Vec<String>,
-    /// Time allowed for the query, as a Go duration (default 10s).
+    /// Time allowed for the query, as a Go duration (default 10s, at most 30s).
     #[serde(
         default,
         deserialize_with = "super::duration::deserialize_opt",
@@ -185,6 +186,7 @@ pub struct AlertsGate {
     #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
         .message("timeout must be a Go duration such as 10s"))]
     #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
+    #[x_kube(validation = Rule::new(DURATION_AT_MOST_30S_RULE).message("timeout must be at most 30s"))]
     pub timeout: Option<Duration>,
     /// A Secret in the rollout's namespace holding credentials: `token` (bearer token), or
     /// `username` and `password` (basic auth); `ca.crt` (PEM CA bundle that signs Prometheus'
@@ -235,7 +237,7 @@ pub struct OfrepGate {
     /// replicas running evaluators of different versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucketing: Option<FlagdBucketing>,
-    /// Time allowed for each evaluation, as a Go duration (default 10s).
+    /// Time allowed for each evaluation, as a Go duration (default 10s, at most 30s).
     #[serde(
         default,
         deserialize_with = "super::duration::deserialize_opt",
@@ -245,6 +247,7 @@ pub struct OfrepGate {
     #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
         .message("timeout must be a Go duration such as 10s"))]
     #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
+    #[x_kube(validation = Rule::new(DURATION_AT_MOST_30S_RULE).message("timeout must be at most 30s"))]
     pub timeout: Option<Duration>,
 }
 
@@ -304,7 +307,7 @@ pub struct HttpGate {
     #[x_kube(validation = Rule::new("self.startsWith('$')").message("jsonPath must start with $"))]
     #[schemars(length(max = super::limits::MAX_JSON_PATH))]
     pub json_path: String,
-    /// Time allowed for the request, as a Go duration (default 10s).
+    /// Time allowed for the request, as a Go duration (default 10s, at most 30s).
     #[serde(
         default,
         deserialize_with = "super::duration::deserialize_opt",
@@ -314,6 +317,7 @@ pub struct HttpGate {
     #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
         .message("timeout must be a Go duration such as 10s"))]
     #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
+    #[x_kube(validation = Rule::new(DURATION_AT_MOST_30S_RULE).message("timeout must be at most 30s"))]
     pub timeout: Option<Duration>,
 }
 

@@ -279,6 +279,10 @@ pub struct RolloutStatus {
     /// a controller restarted in between finishes the write instead of reading a drift.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub target_pending: bool,
+    /// How many times this rollout decided a new percent: the `sequence` a webhook target's
+    /// PUT carries, so its receiver can drop a stale write (a repair resends the same one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_sequence: Option<u64>,
     /// The one-shot `rollgate.dev/action` annotation last applied, as `action@token`, so an
     /// action is applied once even when the controller stops before removing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

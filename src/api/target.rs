@@ -4,7 +4,7 @@ use kube::KubeSchema;
 use kube::core::Duration;
 use serde::{Deserialize, Serialize};
 
-use super::duration::{DURATION_FORMAT_RULE, DURATION_POSITIVE_RULE};
+use super::duration::{DURATION_AT_MOST_10S_RULE, DURATION_FORMAT_RULE, DURATION_POSITIVE_RULE};
 
 /// Where the rollout writes each stage's percentage. Set exactly one of `flagd`, `configMap`
 /// and `webhook`.
@@ -141,7 +141,7 @@ pub struct WebhookTarget {
         "headersSecret must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
     ))]
     pub headers_secret: Option<String>,
-    /// Time allowed for one request, as a Go duration (default 10s).
+    /// Time allowed for one request, as a Go duration (default 10s, at most 10s).
     #[serde(
         default,
         deserialize_with = "super::duration::deserialize_opt",
@@ -151,6 +151,7 @@ pub struct WebhookTarget {
     #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
         .message("timeout must be a Go duration such as 10s"))]
     #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
+    #[x_kube(validation = Rule::new(DURATION_AT_MOST_10S_RULE).message("timeout must be at most 10s"))]
     pub timeout: Option<Duration>,
 }
 

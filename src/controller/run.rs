@@ -248,6 +248,16 @@ async fn run_scope(
             deleted::observe(&deletions, watched.as_deref(), &relisted, event);
         })
         .touched_objects();
+    // The watch event of the controller's own status write is no reason to reconcile again:
+    // a Pending rollout then waits out its backoff whatever its status says. Spec,
+    // annotation, label, deletion and foreign status changes pass (see `trigger.rs`).
+    let own = Arc::clone(&ctx);
+    let rollout_stream = rollout_stream.filter(move |event| {
+        let pass = event
+            .as_ref()
+            .map_or(true, |rollout| own.should_reconcile(rollout));
+        std::future::ready(pass)
+    });
     // The scope counts as synced at its cache's first full list, or at its first reconcile
     // (the controller reconciles only from a synced cache), whichever is seen first.
     let counted = Arc::new(AtomicBool::new(false));

@@ -14,7 +14,8 @@ use super::identity::Identities;
 use crate::api::{Percent, Rollout, TargetKind};
 use crate::net::GuardedClient;
 use crate::targets::{
-    self, TargetError, TargetObject, UrlCheck, WebhookHeaders, WriteMode, WriteOutcome, featureflag,
+    self, TargetError, TargetObject, UrlCheck, WebhookHeaders, WriteIdentity, WriteMode,
+    WriteOutcome, featureflag,
 };
 
 /// Reads and writes the percent of a Rollout's target.
@@ -260,7 +261,17 @@ impl KubeTargets {
         mode: WriteMode,
     ) -> Result<WriteOutcome, TargetError> {
         let namespace = namespace_of(rollout);
-        let headers = self.webhook_headers(rollout, &namespace).await?;
+        let mut headers = self.webhook_headers(rollout, &namespace).await?;
+        if let Some(sequence) = rollout.status.as_ref().and_then(|s| s.target_sequence) {
+            headers = headers.written_by(WriteIdentity {
+                rollout: format!(
+                    "{namespace}/{}",
+                    rollout.metadata.name.as_deref().unwrap_or_default()
+                ),
+                uid: rollout.metadata.uid.clone().unwrap_or_default(),
+                sequence,
+            });
+        }
         let cached_version = self.cached_version(rollout, &namespace);
         let client = self.client_for(rollout)?;
         let outcome = targets::write(

@@ -32,7 +32,7 @@ use kube::core::DynamicObject;
 
 pub use configmap_io::ConfigMapContent;
 pub use error::TargetError;
-pub use webhook::{UrlCheck, WebhookAccess, WebhookHeaders};
+pub use webhook::{UrlCheck, WebhookAccess, WebhookHeaders, WriteIdentity};
 
 use crate::api::{FlagdTarget, Percent, Target, TargetKind};
 
