@@ -8,6 +8,7 @@
 //! network (the operator's address policy, bounded reads, safe remote text).
 
 pub mod alerts;
+pub mod compare;
 pub mod http;
 pub mod net;
 pub mod observe;
