@@ -17,18 +17,21 @@ mod validate_gates;
 pub use crd::crd_yaml;
 pub use duration::{DURATION_PATTERN, parse as parse_duration};
 pub use gate::{
-    AlertsGate, FlagdBucketing, Gate, HttpGate, HttpMethod, OfrepGate, PrometheusGate, Provider,
+    AlertsGate, Better, COMPARE_CONFIDENCE, CompareGate, FlagdBucketing, Gate, HttpGate,
+    HttpMethod, OfrepGate, PrometheusGate, Provider,
 };
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use notifications::{
     NotificationSpec, SecretKeyRef, SlackNotification, TransitionKind, WebhookNotification,
 };
 pub use ofrep_memory::{MEMORY_KEYS, OfrepMemory};
-pub use query_vars::{Piece, QueryVar, VarError, check_query, check_text, parse_template};
+pub use query_vars::{
+    Piece, QueryVar, VarError, check_compare_query, check_query, check_text, parse_template,
+};
 pub use spec::{Analysis, DriftPolicy, PreChecksSpec, RollbackSpec, Rollout, RolloutSpec, Stage};
 pub use status::{
-    CHECKPOINT_HISTORY_LIMIT, Checkpoint, CheckpointVerdict, GateStatus, GateVerdict,
-    HISTORY_LIMIT, HistoryEntry, HistoryKind, Phase, RolloutStatus,
+    CHECKPOINT_HISTORY_LIMIT, Checkpoint, CheckpointVerdict, CompareArm, CompareStatus, GateStatus,
+    GateVerdict, HISTORY_LIMIT, HistoryEntry, HistoryKind, Phase, RolloutStatus,
 };
 pub use target::{ConfigMapTarget, FlagdTarget, Target, TargetKind, WebhookTarget};
 pub use validate::{SpecError, validate_spec};

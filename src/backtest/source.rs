@@ -337,6 +337,7 @@ impl Replay<'_> {
             ctx: *ctx,
             secret: None,
             memory: None,
+            compare: None,
         };
         let instant = || async move { observe(env, input).await.observation };
         if mode == QueryMode::Instant || range_failed.as_ref() == Some(&queries) {

@@ -54,6 +54,14 @@ pub(super) fn notices(outcome: &Outcome, status: &RolloutStatus) -> Vec<Notice> 
                 ));
             }
         }
+        for waiting in &outcome.waiting {
+            out.push(Notice::new(
+                false,
+                "Waiting",
+                action("Wait", &waiting.gate),
+                waiting.message.clone(),
+            ));
+        }
     }
     for t in &outcome.transitions[split..] {
         transition_notices(t, &mut out);
@@ -260,6 +268,7 @@ mod tests {
                 percent: 1,
                 verdict: CheckpointVerdict::Warn,
             }),
+            waiting: Vec::new(),
             transitions: vec![
                 transition(TransitionKind::Resume, 0, 1),
                 transition(TransitionKind::Pause, 0, 1),

@@ -12,6 +12,7 @@ use kube::api::Api;
 
 use crate::api::{Gate, Provider, Rollout, RolloutStatus};
 use crate::engine::Observation;
+use crate::gates::compare;
 use crate::gates::prometheus::GateConnection;
 use crate::gates::{GateContext, GateEnv, GateInput, SecretData, alert_rules_problem, observe_all};
 
@@ -70,6 +71,7 @@ impl ProviderObserver {
         let connection: GateConnection<'_> = match gate.provider()? {
             Provider::Prometheus(p) => p.into(),
             Provider::Alerts(a) => a.into(),
+            Provider::Compare(c) => c.into(),
             _ => return None,
         };
         let name = connection.secret_name?;
@@ -105,6 +107,7 @@ impl ProviderObserver {
                 ctx,
                 secret: secret.as_ref(),
                 memory: None,
+                compare: None,
             };
             if let Some(problem) = alert_rules_problem(&self.env, input).await {
                 problems.push(format!("gate {}: {problem}", gate.name));
@@ -123,6 +126,9 @@ impl ProviderObserver {
         let namespace = rollout.metadata.namespace.as_deref().unwrap_or("default");
         let ctx = context(rollout, status.stage, status.percent.unwrap_or(0), at);
         let gates = &spec.analysis.gates;
+        // A compare gate counts from the stage's start; before the start (the pre-check) over
+        // the last analysis interval.
+        let scope = compare::scope(spec, status.stage_started_at.as_ref().map(|t| t.0), at);
         let mut secrets = Vec::with_capacity(gates.len());
         for gate in gates {
             secrets.push(self.secret(namespace, gate).await);
@@ -148,6 +154,7 @@ impl ProviderObserver {
                 ctx,
                 secret,
                 memory,
+                compare: gate.compare.is_some().then_some(scope),
             });
         }
         let mut readings = observe_all(&self.env, inputs, self.deadline).await;

@@ -12,6 +12,8 @@ mod transitions;
 
 pub use decide::{checkpoint_due, decide};
 pub use input::{Inputs, ManualAction, PreChecks};
-pub use observation::{Observation, judge};
-pub use outcome::{CheckpointReport, DriftAction, Outcome, Transition, TransitionKind};
+pub use observation::{Assessment, Conditions, Observation, assess, judge};
+pub use outcome::{
+    CheckpointReport, DriftAction, Outcome, Transition, TransitionKind, WaitingReport,
+};
 pub use schedule::compact;
