@@ -93,6 +93,11 @@ fn gate_plan(gate: &Gate) -> GatePlan {
         query,
         min,
         max,
+        max_word: if gate.compare.is_some() {
+            "maxRegression"
+        } else {
+            "max"
+        },
         failure_limit: gate.failure_limit,
     }
 }
