@@ -938,11 +938,11 @@ mod tests {
                     prop_assert!((ra.bound - rb.bound).abs() <= 1e-12);
                 }
                 // On the same arms, lower's bound Δ − h and higher's −(Δ + h) mirror around −h.
-                if let (Ok(l), Ok(h)) = (compare(&lower, &a, "units"), compare(&higher, &a, "units")) {
-                    if let (Some(l), Some(h)) = (l.estimate, h.estimate) {
-                        prop_assert!((l.bound + h.bound + 2.0 * l.half_width).abs() <= 1e-9);
-                        prop_assert_eq!(l.half_width, h.half_width);
-                    }
+                if let (Ok(l), Ok(h)) = (compare(&lower, &a, "units"), compare(&higher, &a, "units"))
+                    && let (Some(l), Some(h)) = (l.estimate, h.estimate)
+                {
+                    prop_assert!((l.bound + h.bound + 2.0 * l.half_width).abs() <= 1e-9);
+                    prop_assert_eq!(l.half_width, h.half_width);
                 }
             }
         }
