@@ -305,6 +305,42 @@ mod tests {
     }
 
     #[test]
+    fn a_compare_gate_still_waiting_after_the_bake_time_is_one_waiting_event() {
+        let outcome = Outcome {
+            checkpoint: Some(CheckpointReport {
+                position: 0,
+                stage: 0,
+                percent: 1,
+                verdict: CheckpointVerdict::Warn,
+            }),
+            waiting: vec![crate::engine::WaitingReport {
+                gate: "errors-vs-control".into(),
+                message: "gate errors-vs-control still waits for data 2h into stage 1 (bake \
+                          time 2h): collecting: 340 of 500 requests with the flag"
+                    .into(),
+            }],
+            transitions: Vec::new(),
+            write: None,
+        };
+        let status = RolloutStatus {
+            gates: vec![GateStatus {
+                name: "errors-vs-control".into(),
+                last_verdict: Some(GateVerdict::Waiting),
+                ..GateStatus::default()
+            }],
+            ..RolloutStatus::default()
+        };
+        let notices = notices(&outcome, &status);
+        assert_eq!(reasons(&notices), [("Waiting", "Wait:errors-vs-control")]);
+        assert!(!notices[0].warning);
+        assert!(
+            notices[0]
+                .note
+                .ends_with("collecting: 340 of 500 requests with the flag")
+        );
+    }
+
+    #[test]
     fn cap_cuts_on_a_character_boundary() {
         assert_eq!(cap("abc", 10), "abc");
         assert_eq!(cap("héllo", 2), "h");
