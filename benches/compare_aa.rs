@@ -113,7 +113,7 @@ impl ObservationSource for Noisy {
         }
         let minutes = at.duration_since(self.last).as_secs_f64() / 60.0;
         self.last = at;
-        let share = f64::from(status.percent.unwrap_or(0)) / 100.0;
+        let share = status.percent.map_or(0.0, rollgate::api::Percent::fraction);
         for (arm, weight) in [
             (&mut self.treatment, share),
             (&mut self.control, 1.0 - share),

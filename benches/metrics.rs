@@ -4,6 +4,7 @@
 //! `cargo bench --bench metrics`
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use rollgate::api::Percent;
 use rollgate::api::{CheckpointVerdict, Phase};
 use rollgate::telemetry::Metrics;
 
@@ -16,7 +17,12 @@ fn populated(rollouts: usize) -> Metrics {
     for i in 0..rollouts {
         let namespace = format!("team-{}", i % 50);
         let name = format!("rollout-{i}");
-        metrics.set_rollout(&namespace, &name, Some(5), Some(Phase::Progressing));
+        metrics.set_rollout(
+            &namespace,
+            &name,
+            Some(Percent::whole(5)),
+            Some(Phase::Progressing),
+        );
         for gate in ["error-rate", "critical-alerts", "determinism"] {
             metrics.set_gate_value(&namespace, &name, gate, Some(0.001));
         }
@@ -44,7 +50,12 @@ fn encode(c: &mut Criterion) {
         });
         group.bench_function(format!("set_rollout + 3 gates, {rollouts} rollouts"), |b| {
             b.iter(|| {
-                metrics.set_rollout("team-7", "rollout-7", Some(10), Some(Phase::Paused));
+                metrics.set_rollout(
+                    "team-7",
+                    "rollout-7",
+                    Some(Percent::whole(10)),
+                    Some(Phase::Paused),
+                );
                 for gate in ["error-rate", "critical-alerts", "determinism"] {
                     metrics.set_gate_value("team-7", "rollout-7", gate, Some(0.002));
                 }

@@ -5,6 +5,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rollgate::api::FlagdTarget;
+use rollgate::api::Percent;
 use rollgate::targets::flagd::{read_percent, write_percent};
 use std::hint::black_box;
 
@@ -48,7 +49,7 @@ fn flagd(c: &mut Criterion) {
             b.iter(|| read_percent(black_box(&doc), &target))
         });
         c.bench_function(&format!("flagd write, {name}"), |b| {
-            b.iter(|| write_percent(Some(black_box(&doc)), &target, 5))
+            b.iter(|| write_percent(Some(black_box(&doc)), &target, Percent::whole(5)))
         });
     }
 }

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 mod cli;
 
 fn main() -> ExitCode {
-    let args = cli::parse();
-    cli::run(args)
+    match cli::parse() {
+        cli::Invocation::Run(args) => cli::run(*args),
+        cli::Invocation::Complete(words) => cli::complete_words(&words),
+    }
 }

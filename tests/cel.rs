@@ -274,8 +274,78 @@ fn stage_percent_range_accepts_0_and_100() {
 
 #[test]
 fn stage_percent_range_rejects_101() {
-    rejects(
-        plan_with(|p| p["spec"]["stages"] = json!([{"percent": 1}, {"percent": 101}])),
+    rejected_with(
+        cel_on_json_rust_refuses(&plan_with(|p| {
+            p["spec"]["stages"] = json!([{"percent": 1}, {"percent": 101}]);
+        })),
+        "spec.stages[1].percent",
+        "percent must be between 0 and 100",
+    );
+}
+
+/// Runs the CRD's CEL rules on JSON as written, without the Rust types in between (so `0.29`
+/// stays the double the API server sees).
+fn cel_on_json(object: &Value) -> Result<(), Vec<ValidationError>> {
+    Validator::new()
+        .validate(&schema(), object, None)
+        .map_err(|errors| errors.into_vec())
+}
+
+#[test]
+fn percent_decimals_accept_two_decimals_within_the_tolerance() {
+    for percent in [
+        json!(0.5),
+        json!(0.29),
+        json!(2.25),
+        json!(100),
+        json!(0.01),
+        json!(99.99),
+    ] {
+        let plan = plan_with(|p| {
+            p["spec"]["stages"] = json!([{"percent": percent}]);
+            p["spec"]["rollback"] = json!({"percent": 0});
+        });
+        accepts(plan.clone());
+        if let Err(errors) = cel_on_json(&plan) {
+            panic!("{percent} was rejected: {errors:#?}");
+        }
+    }
+    // A rollback percent with decimals, under a first stage with decimals.
+    let plan = plan_with(|p| {
+        p["spec"]["stages"] = json!([{"percent": 0.5}, {"percent": 2.25}]);
+        p["spec"]["rollback"] = json!({"percent": 0.29});
+    });
+    accepts(plan.clone());
+    assert!(cel_on_json(&plan).is_ok());
+}
+
+#[test]
+fn percent_decimals_reject_a_third_decimal() {
+    for percent in [10.001, 10.125, 12.255] {
+        rejected_with(
+            cel_on_json_rust_refuses(&plan_with(|p| {
+                p["spec"]["stages"] = json!([{"percent": 1}, {"percent": 5}, {"percent": percent}]);
+            })),
+            "spec.stages[2].percent",
+            "percent takes at most two decimals (steps of 0.01)",
+        );
+    }
+    rejected_with(
+        cel_on_json_rust_refuses(&plan_with(|p| {
+            p["spec"]["rollback"] = json!({"percent": 0.001})
+        })),
+        "spec.rollback.percent",
+        "percent takes at most two decimals (steps of 0.01)",
+    );
+}
+
+#[test]
+fn percent_range_rejects_100_5_once() {
+    // Out of range is the range rule's alone: the decimals rule stays quiet.
+    rejected_with(
+        cel_on_json_rust_refuses(&plan_with(|p| {
+            p["spec"]["stages"] = json!([{"percent": 1}, {"percent": 100.5}]);
+        })),
         "spec.stages[1].percent",
         "percent must be between 0 and 100",
     );
@@ -921,6 +991,105 @@ fn flagd_names_accept_one_character() {
     ));
 }
 
+// ── names in the spec are Kubernetes object names (DNS-1123 subdomains) ───────────────────
+
+/// The plan with `value` set at the JSON `pointer` (its parent must exist).
+fn plan_setting(pointer: &str, value: Value) -> Value {
+    plan_with(|p| {
+        let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
+        p.pointer_mut(parent).expect("the parent exists")[key] = value;
+    })
+}
+
+/// Each name field, where its rule reports, and a plan that puts `name` into it.
+fn name_fields(name: &str) -> Vec<(&'static str, &'static str, Value)> {
+    let name = json!(name);
+    vec![
+        (
+            "configMap",
+            "spec.target.flagd.configMap",
+            plan_setting("/spec/target/flagd/configMap", name.clone()),
+        ),
+        (
+            "featureFlag",
+            "spec.target.flagd.featureFlag",
+            with_target(json!({"flagd": {"featureFlag": name.clone(), "flag": "f"}})),
+        ),
+        (
+            "name",
+            "spec.target.configMap.name",
+            with_target(json!({"configMap": {"name": name.clone(), "key": "percent"}})),
+        ),
+        (
+            "headersSecret",
+            "spec.target.webhook.headersSecret",
+            with_target(
+                json!({"webhook": {"url": "https://flags.example/p", "headersSecret": name.clone()}}),
+            ),
+        ),
+        (
+            "secretRef",
+            "spec.analysis.gates[0].prometheus.secretRef",
+            plan_setting(
+                "/spec/analysis/gates/0/prometheus/secretRef",
+                json!({"name": name.clone()}),
+            ),
+        ),
+        (
+            "secretRef",
+            "spec.analysis.gates[1].alerts.secretRef",
+            plan_setting(
+                "/spec/analysis/gates/1/alerts/secretRef",
+                json!({"name": name.clone()}),
+            ),
+        ),
+        (
+            "serviceAccountName",
+            "spec.serviceAccountName",
+            plan_setting("/spec/serviceAccountName", name),
+        ),
+    ]
+}
+
+#[test]
+fn object_names_accept_dns_1123_subdomains() {
+    for name in [
+        "a",
+        "feature-flags",
+        "flags.v2",
+        "0-team.a9",
+        &"a".repeat(253),
+    ] {
+        for (_, _, plan) in name_fields(name) {
+            accepts(plan);
+        }
+    }
+}
+
+#[test]
+fn object_names_reject_what_kubernetes_refuses() {
+    for name in [
+        "Flags",
+        "flags_v2",
+        "-flags",
+        "flags-",
+        ".flags",
+        "flags.",
+        "a b",
+        "system:sa",
+    ] {
+        for (field, path, plan) in name_fields(name) {
+            rejects(
+                plan,
+                path,
+                &format!(
+                    "{field} must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+                ),
+            );
+        }
+    }
+}
+
 #[test]
 fn flagd_names_reject_empty() {
     for (field, message) in [
@@ -1042,8 +1211,10 @@ fn rollback_not_above_first_stage_rejects_more() {
 
 #[test]
 fn rollback_percent_rejects_101() {
-    rejects(
-        plan_with(|p| p["spec"]["rollback"]["percent"] = json!(101)),
+    rejected_with(
+        cel_on_json_rust_refuses(&plan_with(|p| {
+            p["spec"]["rollback"]["percent"] = json!(101)
+        })),
         "spec.rollback.percent",
         "percent must be between 0 and 100",
     );
@@ -1469,6 +1640,8 @@ fn largest(schema: &Value, path: &str) -> Value {
             Some("uint64") => json!(u64::MAX),
             _ => json!(i64::MIN),
         },
+        // The only bounded numbers are percents: 99.99 is their longest text.
+        "number" if schema["maximum"].as_f64() == Some(100.0) => json!(99.99),
         "number" => json!(-1.797_693_134_862_315_7e308),
         "boolean" => json!(false),
         other => panic!("{path}: unexpected type {other}"),

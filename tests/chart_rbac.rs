@@ -6,10 +6,13 @@
 //! - the table against the code: each row's source file still makes the call, and every
 //!   Kubernetes object type the controller's code opens an `Api` on is covered by a row;
 //! - the table against a real run: the `rollgate controller` binary runs against the
-//!   stand-in API server (cluster-wide, and restricted to one namespace, both with leader
-//!   election) through a rollout with a gate credentials Secret, an action annotation and
-//!   SIGTERM; every request it sends is a row of the table, and every row the stand-in can
-//!   reach was seen;
+//!   stand-in API server (cluster-wide, restricted to one namespace, and under lockdown with
+//!   `--default-service-account`, all with leader election) through a rollout with a gate
+//!   credentials Secret, an action annotation and SIGTERM; every request it sends is a row of
+//!   the table, and every row the stand-in can reach was seen. Under lockdown the Secret and
+//!   target calls impersonate the tenant's ServiceAccount (rows of [`TENANT_CALLS`]) and every
+//!   other request is allowed by the lockdown role, which lacks them: the controller makes no
+//!   other call;
 //! - the table against the chart: for the default values and every
 //!   `charts/rollgate/ci/*.yaml`, the rendered ClusterRole/Roles grant exactly the rows, no
 //!   verb or resource more, and the requests of the run are allowed by them.
@@ -200,6 +203,15 @@ const CALLS: &[Call] = &[
         unreached: None,
     },
     Call {
+        group: "",
+        resource: "serviceaccounts",
+        verb: "impersonate",
+        scope: Scope::Watched,
+        source: "src/controller/identity.rs",
+        evidence: "headers.insert(IMPERSONATE_USER, user.clone());",
+        unreached: None,
+    },
+    Call {
         group: "coordination.k8s.io",
         resource: "leases",
         verb: "get",
@@ -227,6 +239,22 @@ const CALLS: &[Call] = &[
         unreached: None,
     },
 ];
+
+/// The calls made as the Rollout's ServiceAccount (impersonating it) when a Rollout has one:
+/// under lockdown (`tenancy.defaultServiceAccount`) the controller's own role does not grant
+/// them; it grants `impersonate` on `serviceaccounts` instead, which only lockdown needs.
+const TENANT_CALLS: &[(&str, &str, &str)] = &[
+    ("", "configmaps", "get"),
+    ("", "configmaps", "patch"),
+    ("core.openfeature.dev", "featureflags", "get"),
+    ("core.openfeature.dev", "featureflags", "patch"),
+    ("", "secrets", "get"),
+];
+
+const IMPERSONATE: (&str, &str, &str) = ("", "serviceaccounts", "impersonate");
+
+/// The ServiceAccount the lockdown variant names (`charts/rollgate/ci/lockdown-values.yaml`).
+const TENANT_ACCOUNT: &str = "rollout-runner";
 
 /// The Kubernetes types the controller's code opens an `Api` on, with the resources of
 /// [`CALLS`] they stand for. A new `Api<Kind>` in the code fails the test until it is here
@@ -471,12 +499,20 @@ fn grants(role: &Value) -> BTreeSet<Grant> {
     out
 }
 
-/// What the table says a role of `scope` must grant.
-fn expected(scope: Scope, feature_flags: bool) -> BTreeSet<Grant> {
+/// What the table says a role of `scope` must grant, under lockdown or not.
+fn expected(scope: Scope, feature_flags: bool, lockdown: bool) -> BTreeSet<Grant> {
     CALLS
         .iter()
         .filter(|c| c.scope == scope)
         .filter(|c| feature_flags || c.group != "core.openfeature.dev")
+        .filter(|c| {
+            let call = (c.group, c.resource, c.verb);
+            if lockdown {
+                !TENANT_CALLS.contains(&call)
+            } else {
+                call != IMPERSONATE
+            }
+        })
         .map(|c| {
             let name = if c.scope == Scope::Lease && c.verb != "create" {
                 LEASE_ID
@@ -530,7 +566,13 @@ fn the_rendered_rbac_grants_exactly_the_calls_of_the_table() {
         let file = &rendered.file;
         let text = std::fs::read_to_string(&values).expect("read values");
         let feature_flags = !text.contains("featureFlags: false");
-        let watched = expected(Scope::Watched, feature_flags);
+        let lockdown = !rendered.flag_values("--default-service-account").is_empty();
+        assert_eq!(
+            lockdown,
+            text.contains("defaultServiceAccount:"),
+            "{file}: --default-service-account comes from tenancy.defaultServiceAccount"
+        );
+        let watched = expected(Scope::Watched, feature_flags, lockdown);
         let namespaces = rendered.flag_values("--namespace");
         let cluster_roles = rendered.of_kind("ClusterRole");
         let roles = rendered.of_kind("Role");
@@ -579,7 +621,10 @@ fn the_rendered_rbac_grants_exactly_the_calls_of_the_table() {
             assert_eq!(lease_roles.len(), 1, "{file}: one Role for the Lease");
             let role = lease_roles[0];
             assert_eq!(role["namespace"], RELEASE_NAMESPACE);
-            assert_eq!(grants(role), expected(Scope::Lease, feature_flags));
+            assert_eq!(
+                grants(role),
+                expected(Scope::Lease, feature_flags, lockdown)
+            );
             assert_bound(&rendered, role, "RoleBinding");
             assert_eq!(rendered.flag_values("--leader-election-id"), [LEASE_ID]);
             assert_eq!(
@@ -750,8 +795,13 @@ impl Run {
             "kubectl",
         );
         let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
-        // The gate's own Prometheus address (loopback here).
-        args.extend(["--allow-address", prometheus.address.as_str()]);
+        // The gate's own Prometheus address (loopback here), reached with the gate's
+        // credentials Secret over plain HTTP, which the operator must allow.
+        args.extend([
+            "--allow-address",
+            prometheus.address.as_str(),
+            "--allow-insecure-credentials",
+        ]);
         let controller = Controller::start(&server, &prometheus.address, &args);
         Self { server, controller }
     }
@@ -883,12 +933,33 @@ async fn every_request_of_a_real_run_is_in_the_table_and_allowed_by_the_chart() 
         (
             render(&root().join("charts/rollgate/ci/default-values.yaml")),
             render(&root().join("charts/rollgate/ci/namespaced-values.yaml")),
+            render(&root().join("charts/rollgate/ci/lockdown-values.yaml")),
         )
     });
-    let (all_flags, namespaced_flags) = match &charts {
-        Some((cluster, namespaced)) => (chart_flags(cluster), chart_flags(namespaced)),
-        None => (fallback_flags(None), fallback_flags(Some(NAMESPACE))),
+    let (all_flags, namespaced_flags, lockdown_flags) = match &charts {
+        Some((cluster, namespaced, lockdown)) => (
+            chart_flags(cluster),
+            chart_flags(namespaced),
+            chart_flags(lockdown),
+        ),
+        None => {
+            let mut lockdown = fallback_flags(None);
+            lockdown.extend([
+                "--default-service-account".to_owned(),
+                TENANT_ACCOUNT.to_owned(),
+            ]);
+            (
+                fallback_flags(None),
+                fallback_flags(Some(NAMESPACE)),
+                lockdown,
+            )
+        }
     };
+    assert!(
+        lockdown_flags.contains(&format!("--default-service-account={TENANT_ACCOUNT}"))
+            || lockdown_flags.contains(&TENANT_ACCOUNT.to_owned()),
+        "the lockdown run acts as {TENANT_ACCOUNT}: {lockdown_flags:?}"
+    );
     assert!(
         namespaced_flags.contains(&format!("--namespace={NAMESPACE}"))
             || namespaced_flags.contains(&NAMESPACE.to_owned()),
@@ -896,13 +967,32 @@ async fn every_request_of_a_real_run_is_in_the_table_and_allowed_by_the_chart() 
     );
     let everywhere = Run::start(&prometheus, &all_flags).await;
     let one_namespace = Run::start(&prometheus, &namespaced_flags).await;
-    let (all_log, one_log) =
-        tokio::join!(everywhere.exercise(&plan), one_namespace.exercise(&plan));
+    let locked_down = Run::start(&prometheus, &lockdown_flags).await;
+    // What a team gives its ServiceAccount (README "Tenancy"): its Secret, its ConfigMap.
+    let tenant = format!("system:serviceaccount:{NAMESPACE}:{TENANT_ACCOUNT}");
+    locked_down
+        .server
+        .grant(&tenant, "get", "secrets", NAMESPACE, Some(CREDENTIALS));
+    for verb in ["get", "patch"] {
+        locked_down
+            .server
+            .grant(&tenant, verb, "configmaps", NAMESPACE, Some(CONFIG_MAP));
+    }
+    let (all_log, one_log, lockdown_log) = tokio::join!(
+        everywhere.exercise(&plan),
+        one_namespace.exercise(&plan),
+        locked_down.exercise(&plan)
+    );
 
     let mut seen: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
     let mut unknown = Vec::new();
     let mut runs: Vec<(&str, Vec<Request>)> = Vec::new();
-    for (label, log) in [("all namespaces", &all_log), ("namespaced", &one_log)] {
+    let mut impersonated_calls = 0;
+    for (label, log) in [
+        ("all namespaces", &all_log),
+        ("namespaced", &one_log),
+        ("lockdown", &lockdown_log),
+    ] {
         let mut requests = Vec::new();
         for logged in log {
             let request = match request_of(logged) {
@@ -912,6 +1002,28 @@ async fn every_request_of_a_real_run_is_in_the_table_and_allowed_by_the_chart() 
                     continue;
                 }
             };
+            if let Some(user) = &logged.impersonated {
+                // Made as the tenant: RBAC checks the tenant's rights, and the controller's
+                // right to impersonate it.
+                impersonated_calls += 1;
+                seen.insert(IMPERSONATE);
+                let call = (
+                    request.group.as_str(),
+                    request.resource.as_str(),
+                    request.verb.as_str(),
+                );
+                if label != "lockdown" || user != &tenant || !TENANT_CALLS.contains(&call) {
+                    unknown.push(format!(
+                        "{label}: {request:?} impersonating {user} is not a tenant call of lockdown"
+                    ));
+                }
+                if !logged.impersonated_groups.is_empty() || logged.status == 403 {
+                    unknown.push(format!(
+                        "{label}: {logged:?} asked for groups or was refused"
+                    ));
+                }
+                continue;
+            }
             match row_of(&request) {
                 Some(call) => {
                     seen.insert((call.group, call.resource, call.verb));
@@ -951,15 +1063,32 @@ async fn every_request_of_a_real_run_is_in_the_table_and_allowed_by_the_chart() 
         );
     }
 
-    let Some((cluster, namespaced)) = &charts else {
+    assert!(
+        impersonated_calls > 0,
+        "the lockdown run read its Secret and wrote its target as {tenant}"
+    );
+
+    let Some((cluster, namespaced, lockdown)) = &charts else {
         return;
     };
+    let impersonate = Request {
+        group: String::new(),
+        resource: "serviceaccounts".to_owned(),
+        verb: "impersonate".to_owned(),
+        namespace: Some(NAMESPACE.to_owned()),
+        name: Some(TENANT_ACCOUNT.to_owned()),
+    };
+    assert!(
+        allowed(lockdown, &impersonate),
+        "{}: the controller may impersonate the tenant",
+        lockdown.file
+    );
     let mut denied = BTreeSet::new();
     for (label, requests) in &runs {
-        let rendered = if *label == "all namespaces" {
-            cluster
-        } else {
-            namespaced
+        let rendered = match *label {
+            "all namespaces" => cluster,
+            "lockdown" => lockdown,
+            _ => namespaced,
         };
         for request in requests {
             // The one cluster-wide request of a namespaced controller: whether the
@@ -997,6 +1126,8 @@ fn requests_are_read_as_the_authorizer_reads_them() {
         body: None,
         status: 200,
         changed: false,
+        impersonated: None,
+        impersonated_groups: Vec::new(),
     };
     let read = |method, path, query| request_of(&logged(method, path, query)).expect("a request");
     let status = read(

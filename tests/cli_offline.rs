@@ -6,8 +6,7 @@
 
 #[path = "../src/cli/kube_client.rs"]
 mod kube_client;
-#[path = "../src/cli/lint.rs"]
-mod lint;
+use rollgate::lint;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -60,11 +59,18 @@ fn lint_accepts_a_good_plan() {
     let good = write(dir.path(), "good.yaml", GOOD);
     let output = lint(&[&good]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert_eq!(text(&output.stdout), format!("{}: ok\n", good.display()));
+    assert_eq!(
+        text(&output.stdout),
+        format!(
+            "{}: document 1: Rollout kaviar/passenger-favorites-matching: ok\n\
+             lint: 1 Rollout in 1 file, 0 with problems; 0 other documents skipped\n",
+            good.display()
+        )
+    );
 }
 
 #[test]
-fn lint_names_the_file_and_the_field_of_each_problem_and_exits_2() {
+fn lint_names_the_file_place_and_field_of_each_problem_and_exits_2() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let good = write(dir.path(), "good.yaml", GOOD);
     let bad = write(
@@ -80,27 +86,36 @@ fn lint_names_the_file_and_the_field_of_each_problem_and_exits_2() {
     let out = text(&output.stdout);
     let bad = bad.display().to_string();
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], format!("{}: ok", good.display()), "{out}");
     assert!(
-        lines[1..]
-            .iter()
-            .all(|l| l.starts_with(&format!("{bad}: "))),
+        lines[0].starts_with(&format!("{}: document 1: ", good.display())),
         "{out}"
     );
     // The unknown field stops the strict reading before the plan rules; the CRD's CEL rules
-    // still report the rest.
-    for field in [
-        "spec.analysis.errorLimt: unknown field; did you mean errorLimit?",
-        "spec.stages: stage percents must be strictly increasing (CRD validation rule)",
-        "spec.analysis.gates[0].failureLimit: failureLimit must be at least 1 (CRD validation rule)",
+    // still report the rest. Each line leads with FILE:LINE:COL of the field.
+    for (place, field) in [
+        (
+            "12:16",
+            "spec.analysis.errorLimt: unknown field; did you mean errorLimit?",
+        ),
+        (
+            "8:5",
+            "spec.stages: stage percents must be strictly increasing (CRD validation rule)",
+        ),
+        (
+            "17:23",
+            "spec.analysis.gates[0].failureLimit: failureLimit must be at least 1 (CRD validation rule)",
+        ),
     ] {
+        let wanted = format!("{bad}:{place}: document 1: {field}");
         assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with(&format!("{bad}: {field}"))),
-            "{field} not named:\n{out}"
+            lines.contains(&wanted.as_str()),
+            "{wanted} not found:\n{out}"
         );
     }
+    assert_eq!(
+        lines.last().copied(),
+        Some("lint: 2 Rollouts in 2 files, 1 with problems; 0 other documents skipped")
+    );
 }
 
 #[test]
@@ -114,22 +129,137 @@ fn lint_reports_a_syntax_error_by_place_once() {
     let output = lint(&[&bad]);
     assert_eq!(output.status.code(), Some(2));
     let out = text(&output.stdout);
-    assert_eq!(out.lines().count(), 1, "{out}");
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "one problem and the summary:\n{out}"
+    );
     assert!(out.contains("\"2hours\" is not a Go duration"), "{out}");
+    assert!(out.starts_with(&format!("{}:8:", bad.display())), "{out}");
+}
+
+#[test]
+fn a_cel_rule_that_cannot_run_adds_no_second_line() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let bad = write(
+        dir.path(),
+        "no-percent.yaml",
+        &GOOD.replace("{percent: 5, duration: 2h}", "{duration: 2h}"),
+    );
+    let output = lint(&[&bad]);
+    assert_eq!(output.status.code(), Some(2));
+    let out = text(&output.stdout);
+    assert_eq!(out.lines().count(), 2, "{out}");
     assert!(
-        out.starts_with(&format!("{}: line 8", bad.display())),
+        out.contains(":9:7: document 1: spec.stages[1].percent: missing; this field is required"),
+        "{out}"
+    );
+    assert!(
+        !out.to_lowercase().contains("rule evaluation error"),
         "{out}"
     );
 }
 
 #[test]
-fn lint_of_a_missing_file_is_bad_input() {
+fn lint_of_a_missing_path_cannot_read_it_and_exits_3() {
     let output = lint(&[Path::new("no-such-plan.yaml")]);
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(output.status.code(), Some(3));
     assert!(
-        text(&output.stdout).starts_with("no-such-plan.yaml: "),
+        text(&output.stdout).starts_with("no-such-plan.yaml: cannot read"),
         "{}",
         text(&output.stdout)
+    );
+}
+
+/// A GitOps tree: kustomize output with a ConfigMap, an Argo Rollout and a broken rollgate
+/// Rollout in one stream, a good plan in a subdirectory, a README that is not read and a
+/// `.git` directory that is passed over.
+fn gitops_tree(root: &Path) -> String {
+    std::fs::create_dir_all(root.join("apps/kaviar")).expect("dirs");
+    std::fs::create_dir_all(root.join(".git")).expect("dirs");
+    std::fs::write(root.join(".git/broken.yaml"), "a: [\n").expect("write");
+    std::fs::write(root.join("README.md"), "not: [yaml\n").expect("write");
+    write(&root.join("apps/kaviar"), "rollout.yml", GOOD);
+    let stream = format!(
+        "# kustomize build overlays/prod\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: feature-flags}}\ndata: {{a: b}}\n---\n\
+         apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {{name: backend}}\nspec: {{replicas: 3}}\n---\n{}",
+        GOOD.replace("{percent: 5, duration: 2h}", "{percent: 1, duration: 2h}")
+    );
+    write(&root.join("apps"), "all.yaml", &stream);
+    stream
+}
+
+#[test]
+fn lint_walks_a_gitops_tree_and_skips_what_is_not_ours() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    gitops_tree(dir.path());
+    let output = lint(&[dir.path()]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let out = text(&output.stdout);
+    let all = dir.path().join("apps/all.yaml").display().to_string();
+    let good = dir
+        .path()
+        .join("apps/kaviar/rollout.yml")
+        .display()
+        .to_string();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{all}:21:17: document 3: spec.stages[1].percent: stage percents must be strictly increasing (1 follows 1)"
+            )
+            .as_str(),
+            &format!("{good}: document 1: Rollout kaviar/passenger-favorites-matching: ok"),
+            "lint: 2 Rollouts in 2 files, 1 with problems; 2 other documents skipped",
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn lint_reads_standard_input_and_prints_json_or_github_annotations() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let stream = gitops_tree(dir.path());
+    let run = |format: &str| {
+        let mut child = rollgate()
+            .args(["lint", "--output", format, "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("rollgate runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stream.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("rollgate ends")
+    };
+    let output = run("json");
+    assert_eq!(output.status.code(), Some(2));
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(report["rollouts"], 1);
+    assert_eq!(report["skipped"], 2);
+    assert_eq!(report["invalid"], 1);
+    let problem = &report["problems"][0];
+    assert_eq!(problem["file"], "<stdin>");
+    assert_eq!(problem["documentIndex"], 2);
+    assert_eq!(problem["line"], 21);
+    assert_eq!(problem["column"], 17);
+    assert_eq!(problem["field"], "spec.stages[1].percent");
+
+    let output = run("github");
+    assert_eq!(output.status.code(), Some(2));
+    let out = text(&output.stdout);
+    assert!(
+        out.starts_with(
+            "::error file=<stdin>,line=21,col=17,title=rollgate lint::document 3: spec.stages[1].percent: "
+        ),
+        "{out}"
     );
 }
 
@@ -194,9 +324,15 @@ fn a_cel_rule_the_reading_did_not_report_is_added_with_its_field() {
 #[test]
 fn completions_print_a_script_for_each_shell() {
     for (shell, marker) in [
-        ("bash", "_rollgate()"),
+        (
+            "bash",
+            "complete -o nospace -o bashdefault -o nosort -F _clap_complete_rollgate rollgate",
+        ),
         ("zsh", "#compdef rollgate"),
-        ("fish", "complete -c rollgate"),
+        (
+            "fish",
+            "complete --keep-order --exclusive --command rollgate",
+        ),
     ] {
         let output = rollgate()
             .args(["completions", shell])
@@ -205,9 +341,8 @@ fn completions_print_a_script_for_each_shell() {
         assert_eq!(output.status.code(), Some(0), "{shell}");
         let script = text(&output.stdout);
         assert!(script.contains(marker), "{shell}: {script}");
-        for command in ["status", "promote", "lint", "completions"] {
-            assert!(script.contains(command), "{shell} lacks {command}");
-        }
+        // The script asks the binary at every TAB (dynamic completion).
+        assert!(script.contains("COMPLETE="), "{shell}: {script}");
     }
     let output = rollgate()
         .args(["completions", "tcsh"])
@@ -218,6 +353,30 @@ fn completions_print_a_script_for_each_shell() {
         Some(2),
         "an unknown shell is a usage error"
     );
+}
+
+/// What the binary answers a completion script (`COMPLETE=bash rollgate -- WORD…`).
+fn complete_bash(words: &[&str]) -> Vec<String> {
+    let output = rollgate()
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+        .env("_CLAP_IFS", "\n")
+        .arg("--")
+        .args(words)
+        .output()
+        .expect("rollgate runs");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    text(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn dynamic_completion_completes_commands_and_flags() {
+    let commands = complete_bash(&["rollgate", "pro"]);
+    assert_eq!(commands, ["promote"], "{commands:?}");
+    let flags = complete_bash(&["rollgate", "status", "--req"]);
+    assert_eq!(flags, ["--request-timeout"], "{flags:?}");
+    let flags = complete_bash(&["rollgate", "promote", "--fu"]);
+    assert_eq!(flags, ["--full"], "{flags:?}");
 }
 
 #[test]

@@ -8,6 +8,8 @@
 
 #[path = "../src/cli/action.rs"]
 mod action;
+#[path = "../src/cli/complete.rs"]
+mod complete;
 #[path = "../src/cli/get.rs"]
 mod get;
 #[path = "../src/cli/kube_client.rs"]
@@ -250,6 +252,20 @@ fn status_renders_a_fixed_rollout() {
 }
 
 #[test]
+fn status_shows_a_percent_with_its_decimals() {
+    let half = with(|r| {
+        r["spec"]["stages"][1]["percent"] = json!(2.25);
+        r["status"]["percent"] = json!(2.25);
+        r["status"]["driftedPercent"] = json!(0.5);
+        r["status"]["history"][4]["percent"] = json!(2.25);
+    });
+    let text = status::render(&parse(&half), now(), 1);
+    assert!(text.contains("Stage:            2/3 at 2.25%\n"), "{text}");
+    assert!(text.contains("the target holds 0.5%"), "{text}");
+    assert!(text.contains("stage 2/3 at 2.25%\n"), "{text}");
+}
+
+#[test]
 fn status_of_an_ended_rollout_shows_no_clock() {
     let rolled_back = with(|r| {
         r["status"]["phase"] = json!("RolledBack");
@@ -267,6 +283,7 @@ fn status_of_an_ended_rollout_shows_no_clock() {
 fn options(watch: bool) -> status::StatusOptions<'static> {
     status::StatusOptions {
         watch,
+        timeout: None,
         history: 4,
         clear_screen: false,
         now: &now,
@@ -742,6 +759,7 @@ async fn get_prints_the_object_as_json_or_yaml_without_managed_fields() {
         let back: Value = match format {
             get::ObjectFormat::Json => serde_json::from_str(&out).expect("json"),
             get::ObjectFormat::Yaml => serde_saphyr::from_str(&out).expect("yaml"),
+            other => unreachable!("{other:?}"),
         };
         let mut expected = rollout();
         expected["metadata"]
@@ -776,7 +794,12 @@ async fn list_all_namespaces_adds_the_namespace_column() {
     };
     let out = run(vec![exchange], |client| async move {
         let mut out = Vec::new();
-        get::list(&client, &get::Scope::All, now(), &mut out)
+        let query = get::Query {
+            scope: get::Scope::All,
+            name: None,
+            selector: None,
+        };
+        get::list_matching(&client, &query, None, now(), &mut out)
             .await
             .expect("list works");
         String::from_utf8(out).expect("utf-8")
@@ -818,14 +841,14 @@ async fn list_of_an_empty_namespace_says_so() {
     };
     let out = run(vec![exchange], |client| async move {
         let mut out = Vec::new();
-        get::list(
-            &client,
-            &get::Scope::Namespace(NS.to_owned()),
-            now(),
-            &mut out,
-        )
-        .await
-        .expect("list works");
+        let query = get::Query {
+            scope: get::Scope::Namespace(NS.to_owned()),
+            name: None,
+            selector: None,
+        };
+        get::list_matching(&client, &query, None, now(), &mut out)
+            .await
+            .expect("list works");
         String::from_utf8(out).expect("utf-8")
     })
     .await;

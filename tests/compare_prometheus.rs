@@ -28,7 +28,7 @@ fn ctx(at: Timestamp) -> GateContext<'static> {
         flag: Some("passenger_favorites_matching"),
         allowlist: &[],
         stage: 0,
-        percent: 50,
+        percent: rollgate::api::Percent::whole(50),
         at,
     }
 }
@@ -203,7 +203,7 @@ async fn compare_counts_both_arms_and_the_engine_judges_them() {
 
     // At 100 % nothing is queried (no second cohort) and the engine skips the gate.
     let full = GateContext {
-        percent: 100,
+        percent: rollgate::api::Percent::whole(100),
         ..ctx(Timestamp::now())
     };
     let skipped = observe(&client, &broken, &full, &scope(window, false)).await;

@@ -4,6 +4,7 @@
 //! injected, so no Prometheus is needed. Anything the reconcile sends beyond the script fails
 //! the test.
 
+use rollgate::api::Percent;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -451,7 +452,7 @@ async fn start_writes_status_first_then_the_target_then_tells() {
         status_apply(&r, "11").check(|body| {
             let s = status_of(body);
             assert_eq!(s.phase, Some(Phase::Progressing));
-            assert_eq!(s.percent, Some(1));
+            assert_eq!(s.percent, Some(Percent::whole(1)));
             assert!(s.target_pending, "the target write is not confirmed yet");
             assert_eq!(s.observed_generation, Some(1));
             assert_eq!(condition(&s, "Reconciling"), "True");
@@ -530,7 +531,7 @@ async fn a_passing_checkpoint_after_the_bake_time_advances() {
     let script = vec![
         status_apply(&r, "11").check(|body| {
             let s = status_of(body);
-            assert_eq!((s.stage, s.percent), (1, Some(5)));
+            assert_eq!((s.stage, s.percent), (1, Some(Percent::whole(5))));
             assert!(s.target_pending);
             assert_eq!(s.gates[0].last_verdict, Some(GateVerdict::Pass));
         }),
@@ -553,7 +554,7 @@ async fn a_second_failing_checkpoint_rolls_back() {
         status_apply(&r, "11").check(|body| {
             let s = status_of(body);
             assert_eq!(s.phase, Some(Phase::RolledBack));
-            assert_eq!(s.percent, Some(0));
+            assert_eq!(s.percent, Some(Percent::whole(0)));
             assert_eq!(condition(&s, "Stalled"), "True");
         }),
         cm_get("1"),
@@ -595,7 +596,7 @@ async fn a_hand_edit_is_reverted() {
         status_apply(&r, "11").check(|body| {
             let s = status_of(body);
             assert_eq!(s.phase, Some(Phase::Progressing));
-            assert_eq!(s.percent, Some(1));
+            assert_eq!(s.percent, Some(Percent::whole(1)));
         }),
         cm_get("7"),
         cm_patch("1"),
@@ -615,8 +616,8 @@ async fn a_hand_edit_pauses_with_on_drift_pause_and_the_target_is_left_alone() {
         status_apply(&r, "11").check(|body| {
             let s = status_of(body);
             assert_eq!(s.phase, Some(Phase::Paused));
-            assert_eq!(s.drifted_percent, Some(7));
-            assert_eq!(s.percent, Some(1));
+            assert_eq!(s.drifted_percent, Some(Percent::whole(7)));
+            assert_eq!(s.percent, Some(Percent::whole(1)));
         }),
         event("DriftDetected", "Drift7Expected1"),
         event("Paused", "PauseAtStage0"),
@@ -630,7 +631,7 @@ async fn a_hand_edit_pauses_with_on_drift_pause_and_the_target_is_left_alone() {
 #[tokio::test]
 async fn an_invalid_spec_fails_with_a_condition_and_an_event_and_no_target_write() {
     let mut plan = spec(PLAN);
-    plan.stages[1].percent = 0;
+    plan.stages[1].percent = Percent::whole(0);
     let r = rollout(plan, None);
     let script = vec![
         status_apply(&r, "11").check(|body| {
@@ -725,7 +726,10 @@ async fn stopped_between_status_and_target_the_restart_finishes_the_write_withou
     let (result, bodies) = run(World::at(t(H)).cached("1"), &r, script).await;
     assert!(matches!(result, Err(ReconcileError::Target { .. })));
     let written = status_of(&bodies[0]);
-    assert_eq!((written.stage, written.percent), (1, Some(5)));
+    assert_eq!(
+        (written.stage, written.percent),
+        (1, Some(Percent::whole(5)))
+    );
 
     // A new process: the Rollout as written, the target still at 1%.
     let mut restarted = r.clone();
@@ -819,7 +823,7 @@ async fn promote_by_annotation_is_claimed_applied_once_and_removed() {
             let s = status_of(body);
             assert_eq!(
                 (s.stage, s.percent),
-                (1, Some(5)),
+                (1, Some(Percent::whole(5))),
                 "promoted before the bake time"
             );
             assert_eq!(s.last_action.as_deref(), Some("promote/10"));
@@ -833,6 +837,49 @@ async fn promote_by_annotation_is_claimed_applied_once_and_removed() {
             );
         }),
         event("Advanced", "AdvanceToStage1"),
+    ];
+    let (result, _) = run(World::at(t(60)).cached("1"), &r, script).await;
+    result.expect("reconciled");
+}
+
+#[tokio::test]
+async fn promote_full_by_annotation_goes_to_the_last_stage_by_hand() {
+    let plan = spec(PLAN);
+    let r = annotated(
+        rollout(plan.clone(), Some(started(&plan))),
+        "rollgate.dev/action",
+        "promote-full",
+    );
+    let claimed = annotated(r.clone(), CLAIMED_ANNOTATION, "promote-full/10");
+    let mut claimed_v11 = claimed.clone();
+    claimed_v11.metadata.resource_version = Some("11".into());
+    let claimed_json = serde_json::to_value(&claimed_v11).expect("json");
+    let script = vec![
+        step(Method::PATCH, ROLLOUT_PATH)
+            .check(|body| {
+                assert_eq!(
+                    body["metadata"]["annotations"][CLAIMED_ANNOTATION],
+                    "promote-full/10"
+                );
+            })
+            .respond(move |_| (200, claimed_json)),
+        status_apply(&claimed_v11, "12").check(|body| {
+            let s = status_of(body);
+            assert_eq!(
+                (s.stage, s.percent),
+                (2, Some(Percent::whole(10))),
+                "the last stage at once"
+            );
+            let entry = s.history.last().expect("a history entry");
+            assert_eq!(
+                entry.message.as_deref(),
+                Some("promoted to the last stage by hand")
+            );
+        }),
+        cm_get("1"),
+        cm_patch("10"),
+        rollout_patch(&r),
+        event("Advanced", "AdvanceToStage2"),
     ];
     let (result, _) = run(World::at(t(60)).cached("1"), &r, script).await;
     result.expect("reconciled");

@@ -98,7 +98,7 @@ fn printer_columns() {
         [
             ("Phase", "string", ".status.phase", None),
             ("Stage", "integer", ".status.stage", None),
-            ("Percent", "integer", ".status.percent", None),
+            ("Percent", "number", ".status.percent", None),
             ("Age", "date", ".metadata.creationTimestamp", None),
             ("Message", "string", ".status.message", None),
         ]

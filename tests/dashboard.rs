@@ -9,6 +9,7 @@
 
 mod support;
 
+use rollgate::api::Percent;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -65,7 +66,7 @@ struct Exported {
 /// that labelled families have a sample to show their labels.
 fn exported() -> BTreeMap<String, Exported> {
     let m = Metrics::new().expect("metrics");
-    m.set_rollout("ns", "r", Some(5), Some(Phase::Progressing));
+    m.set_rollout("ns", "r", Some(Percent::whole(5)), Some(Phase::Progressing));
     m.set_gate_value("ns", "r", "error-rate", Some(0.002));
     m.count_checkpoint(CheckpointVerdict::Pass);
     m.count_transition("advance");
@@ -660,12 +661,27 @@ async fn every_query_returns_the_leaders_data_from_a_real_prometheus() {
     };
     let leader = Metrics::new().expect("metrics");
     leader.set_leader(true);
-    leader.set_rollout("kaviar", "pfm", Some(5), Some(Phase::Progressing));
+    leader.set_rollout(
+        "kaviar",
+        "pfm",
+        Some(Percent::whole(5)),
+        Some(Phase::Progressing),
+    );
     leader.set_gate_value("kaviar", "pfm", "error-rate", Some(0.002));
-    leader.set_rollout("kaviar", "done", Some(10), Some(Phase::Succeeded));
+    leader.set_rollout(
+        "kaviar",
+        "done",
+        Some(Percent::whole(10)),
+        Some(Phase::Succeeded),
+    );
     let standby = Metrics::new().expect("metrics");
     standby.set_leader(false);
-    standby.set_rollout("kaviar", "pfm", Some(50), Some(Phase::Paused));
+    standby.set_rollout(
+        "kaviar",
+        "pfm",
+        Some(Percent::whole(50)),
+        Some(Phase::Paused),
+    );
     standby.set_gate_value("kaviar", "pfm", "error-rate", Some(0.5));
 
     let (leader_at, _stop_leader) = serve(leader.clone()).await;

@@ -6,6 +6,7 @@
 
 mod support;
 
+use rollgate::api::Percent;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -371,7 +372,10 @@ async fn status_subresource_generation_and_no_op_writes() {
         Some(1),
         "status writes keep the generation"
     );
-    assert_eq!(with_status.status.as_ref().and_then(|s| s.percent), Some(1));
+    assert_eq!(
+        with_status.status.as_ref().and_then(|s| s.percent),
+        Some(Percent::whole(1))
+    );
     let rv = with_status.metadata.resource_version.clone();
 
     let mark = server.mark();
@@ -400,7 +404,10 @@ async fn status_subresource_generation_and_no_op_writes() {
         .await
         .expect("spec patch");
     assert_eq!(spec.metadata.generation, Some(2));
-    assert_eq!(spec.status.as_ref().and_then(|s| s.percent), Some(1));
+    assert_eq!(
+        spec.status.as_ref().and_then(|s| s.percent),
+        Some(Percent::whole(1))
+    );
     assert_eq!(
         serde_json::to_value(spec.status.as_ref().and_then(|s| s.phase)).expect("phase"),
         json!("Progressing")
@@ -417,7 +424,10 @@ async fn status_subresource_generation_and_no_op_writes() {
         .await
         .expect("status patch");
     assert!(!patched.spec.paused, "a status write ignores spec");
-    assert_eq!(patched.status.as_ref().and_then(|s| s.percent), Some(2));
+    assert_eq!(
+        patched.status.as_ref().and_then(|s| s.percent),
+        Some(Percent::whole(2))
+    );
     assert_eq!(patched.metadata.generation, Some(2));
 
     // Five write requests; the repeated status apply changed nothing.

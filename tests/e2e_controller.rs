@@ -414,8 +414,8 @@ async fn a_hand_edit_of_the_config_map_is_reverted_as_simulate_does() {
     let mut edited = world.flags();
     let targeting = serde_json::to_string(&edited["flags"][FLAG]["targeting"]).expect("targeting");
     let raised = targeting
-        .replace(r#"["on",1]"#, r#"["on",50]"#)
-        .replace(r#"["off",99]"#, r#"["off",50]"#);
+        .replace(r#"["on",100]"#, r#"["on",5000]"#)
+        .replace(r#"["off",9900]"#, r#"["off",5000]"#);
     assert_ne!(
         raised, targeting,
         "the written targeting has the contract's fractional form: {targeting}"

@@ -22,6 +22,11 @@ mod support {
     use rollgate::engine::{Inputs, ManualAction, Observation, Outcome, TransitionKind, decide};
 
     pub const M: i64 = 60;
+
+    /// A whole percent.
+    pub fn pc(percent: u8) -> rollgate::api::Percent {
+        rollgate::api::Percent::whole(percent)
+    }
     pub const H: i64 = 3600;
 
     /// The plan of DESIGN §3: 1% → 5% → 10% (2h, 2h, 4h), hourly checkpoints, three gates.
@@ -175,7 +180,7 @@ analysis:
 
         /// `decide` at `secs` with the target's live percent.
         pub fn live(&mut self, secs: i64, percent: u8) -> Outcome {
-            self.decide(Inputs::at(t(secs)).with_live_percent(percent))
+            self.decide(Inputs::at(t(secs)).with_live_percent(pc(percent)))
         }
 
         /// A new generation of the spec, changed by `f`, decided at `secs`.
@@ -227,15 +232,15 @@ fn checkpoint_verdict(out: &Outcome) -> CheckpointVerdict {
 fn start_writes_stage_zero_percent_and_progresses() {
     let mut run = Run::new(plan());
     let out = run.decide(rollgate::engine::Inputs::at(t(0)));
-    assert_eq!(out.write, Some(1));
+    assert_eq!(out.write, Some(pc(1)));
     assert_eq!(kinds(&out), ["start"]);
     assert_eq!(out.transitions[0].stage, 0);
-    assert_eq!(out.transitions[0].percent, 1);
+    assert_eq!(out.transitions[0].percent, pc(1));
     assert!(out.checkpoint.is_none());
     let s = &run.status;
     assert_eq!(s.phase, Some(Phase::Progressing));
     assert_eq!(s.stage, 0);
-    assert_eq!(s.percent, Some(1));
+    assert_eq!(s.percent, Some(pc(1)));
     assert_eq!(s.started_at.as_ref().map(|x| x.0), Some(t(0)));
     assert_eq!(run.stage_start(), Some(t(0)));
     assert_eq!(run.next(), Some(t(H)));
@@ -245,7 +250,7 @@ fn start_writes_stage_zero_percent_and_progresses() {
     assert!(s.gates.iter().all(|g| g.failures == 0 && g.misses == 0));
     assert_eq!(s.history.len(), 1);
     assert_eq!(s.history[0].kind, HistoryKind::Start);
-    assert_eq!(s.history[0].percent, 1);
+    assert_eq!(s.history[0].percent, pc(1));
 }
 
 #[test]
@@ -253,7 +258,7 @@ fn start_takes_no_checkpoint_at_t0_even_with_observations() {
     let mut run = Run::new(plan());
     let spiking = alert();
     let out = run.check(0, &spiking);
-    assert_eq!(out.write, Some(1));
+    assert_eq!(out.write, Some(pc(1)));
     assert!(out.checkpoint.is_none(), "{out:?}");
     assert_eq!(run.status.phase, Some(Phase::Progressing));
     assert_eq!(run.counters(1), (0, 0));
@@ -276,11 +281,11 @@ fn start_is_not_repeated() {
 
 #[test]
 fn start_with_a_zero_first_stage_writes_zero() {
-    let spec = plan_with(|s| s.stages[0].percent = 0);
+    let spec = plan_with(|s| s.stages[0].percent = pc(0));
     let mut run = Run::new(spec);
     let out = run.decide(rollgate::engine::Inputs::at(t(0)));
-    assert_eq!(out.write, Some(0));
-    assert_eq!(run.status.percent, Some(0));
+    assert_eq!(out.write, Some(pc(0)));
+    assert_eq!(run.status.percent, Some(pc(0)));
 }
 
 #[test]
@@ -307,7 +312,7 @@ fn start_with_spec_paused_writes_stage_zero_and_pauses() {
     let spec = plan_with(|s| s.paused = true);
     let mut run = Run::new(spec);
     let out = run.decide(rollgate::engine::Inputs::at(t(0)));
-    assert_eq!(out.write, Some(1));
+    assert_eq!(out.write, Some(pc(1)));
     assert_eq!(kinds(&out), ["start", "pause"]);
     assert_eq!(run.status.phase, Some(Phase::Paused));
     // Paused by the spec: a passing checkpoint after the bake time does not advance.
@@ -388,7 +393,7 @@ fn checkpoints_fall_at_stage_start_plus_whole_intervals() {
     let cp = out.checkpoint.unwrap();
     assert_eq!(
         (cp.stage, cp.percent, cp.verdict),
-        (0, 1, CheckpointVerdict::Pass)
+        (0, pc(1), CheckpointVerdict::Pass)
     );
     assert_eq!(run.next(), Some(t(2 * H)));
     // A checkpoint taken late keeps the cadence: the next is at 3h, not at 2h40m + 1h.
@@ -466,7 +471,7 @@ fn catch_up_after_downtime_advances_one_stage_only() {
     // one stage.
     let out = run.check(10 * H, &good());
     assert_eq!(kinds(&out), ["advance"]);
-    assert_eq!(out.write, Some(5));
+    assert_eq!(out.write, Some(pc(5)));
     assert_eq!(run.status.stage, 1);
     assert_eq!(run.status.phase, Some(Phase::Progressing));
     assert_eq!(run.next(), Some(t(11 * H)));
@@ -766,19 +771,19 @@ fn counters_are_per_gate() {
 fn rollback_at_failure_limit_writes_the_rollback_percent() {
     let mut run = Run::started(plan());
     run.act(M, ManualAction::Promote);
-    assert_eq!(run.status.percent, Some(5));
+    assert_eq!(run.status.percent, Some(pc(5)));
     let out = run.check(H + M, &alert());
     assert_eq!(checkpoint_verdict(&out), CheckpointVerdict::Fail);
     assert_eq!(kinds(&out), ["rollback"]);
-    assert_eq!(out.write, Some(0));
+    assert_eq!(out.write, Some(pc(0)));
     let tr = &out.transitions[0];
-    assert_eq!((tr.stage, tr.percent), (1, 0));
+    assert_eq!((tr.stage, tr.percent), (1, pc(0)));
     assert!(
         tr.reason.as_deref().unwrap().contains("critical-alerts"),
         "{tr:?}"
     );
     assert_eq!(run.status.phase, Some(Phase::RolledBack));
-    assert_eq!(run.status.percent, Some(0));
+    assert_eq!(run.status.percent, Some(pc(0)));
     assert_eq!(run.next(), None);
     assert_eq!(run.status.message, tr.reason);
 }
@@ -817,13 +822,13 @@ fn one_spike_is_not_a_rollback() {
 #[test]
 fn rollback_percent_is_taken_from_the_spec() {
     let mut run = Run::started(plan_with(|s| {
-        s.stages[0].percent = 2;
-        s.rollback.percent = 2;
+        s.stages[0].percent = pc(2);
+        s.rollback.percent = pc(2);
     }));
     run.act(M, ManualAction::Promote);
     let out = run.check(H + M, &alert());
-    assert_eq!(out.write, Some(2));
-    assert_eq!(run.status.percent, Some(2));
+    assert_eq!(out.write, Some(pc(2)));
+    assert_eq!(run.status.percent, Some(pc(2)));
     assert_eq!(run.status.phase, Some(Phase::RolledBack));
 }
 
@@ -877,7 +882,7 @@ fn pause_at_error_limit_and_not_before() {
         "{out:?}"
     );
     assert_eq!(run.status.phase, Some(Phase::Paused));
-    assert_eq!(run.status.percent, Some(1));
+    assert_eq!(run.status.percent, Some(pc(1)));
     assert_eq!(run.next(), Some(t(4 * H)), "checkpoints go on while paused");
 }
 
@@ -903,11 +908,11 @@ fn advance_exactly_when_the_bake_time_ends() {
     let out = run.check(2 * H, &good());
     assert_eq!(checkpoint_verdict(&out), CheckpointVerdict::Pass);
     assert_eq!(kinds(&out), ["advance"]);
-    assert_eq!(out.write, Some(5));
+    assert_eq!(out.write, Some(pc(5)));
     let tr = &out.transitions[0];
-    assert_eq!((tr.stage, tr.percent), (1, 5));
+    assert_eq!((tr.stage, tr.percent), (1, pc(5)));
     assert_eq!(run.status.stage, 1);
-    assert_eq!(run.status.percent, Some(5));
+    assert_eq!(run.status.percent, Some(pc(5)));
     assert_eq!(run.stage_start(), Some(t(2 * H)));
     assert_eq!(run.next(), Some(t(3 * H)));
     assert_eq!(run.status.phase, Some(Phase::Progressing));
@@ -976,14 +981,14 @@ fn complete_at_the_last_stage_keeps_the_last_percent() {
     assert_eq!(
         transitions,
         [
-            (2, "advance", 1, 5, Some(5)),
-            (4, "advance", 2, 10, Some(10)),
-            (8, "complete", 2, 10, None),
+            (2, "advance", 1, pc(5), Some(pc(5))),
+            (4, "advance", 2, pc(10), Some(pc(10))),
+            (8, "complete", 2, pc(10), None),
         ]
     );
     assert_eq!(run.status.phase, Some(Phase::Succeeded));
     assert_eq!(run.status.stage, 2);
-    assert_eq!(run.status.percent, Some(10));
+    assert_eq!(run.status.percent, Some(pc(10)));
     assert_eq!(run.next(), None);
     assert!(!checkpoint_due(&run.status, t(9 * H)));
 }
@@ -994,7 +999,7 @@ fn hold_is_a_checkpoint_without_transitions() {
     let out = run.check(H, &good());
     let cp = out.checkpoint.unwrap();
     assert_eq!(cp.position, 0);
-    assert_eq!((cp.stage, cp.percent), (0, 1));
+    assert_eq!((cp.stage, cp.percent), (0, pc(1)));
     assert!(out.transitions.is_empty());
     assert_eq!(out.write, None);
     assert_eq!(run.status.phase, Some(Phase::Progressing));
@@ -1058,14 +1063,14 @@ fn checkpoint_report_is_taken_before_its_decision() {
     let mut run = Run::started(plan());
     let out = run.check(2 * H, &good());
     let cp = out.checkpoint.unwrap();
-    assert_eq!((cp.position, cp.stage, cp.percent), (0, 0, 1));
+    assert_eq!((cp.position, cp.stage, cp.percent), (0, 0, pc(1)));
     assert_eq!(kinds(&out), ["advance"]);
     // The history holds the checkpoint, then the advance it caused.
     let n = run.status.history.len();
     let tail: Vec<_> = run.status.history[n - 2..].iter().map(|h| h.kind).collect();
     assert_eq!(tail, [HistoryKind::Checkpoint, HistoryKind::Advance]);
-    assert_eq!(run.status.history[n - 2].percent, 1);
-    assert_eq!(run.status.history[n - 1].percent, 5);
+    assert_eq!(run.status.history[n - 2].percent, pc(1));
+    assert_eq!(run.status.history[n - 1].percent, pc(5));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1087,7 +1092,7 @@ fn paused_checkpoints_go_on_and_nothing_advances() {
         assert_eq!(run.next(), Some(t((hour + 1) * H)));
     }
     assert_eq!(run.status.stage, 0);
-    assert_eq!(run.status.percent, Some(1));
+    assert_eq!(run.status.percent, Some(pc(1)));
     assert_eq!(run.status.phase, Some(Phase::Paused));
 }
 
@@ -1098,7 +1103,7 @@ fn rollback_while_paused() {
     let out = run.check(H, &alert());
     assert_eq!(checkpoint_verdict(&out), CheckpointVerdict::Fail);
     assert_eq!(kinds(&out), ["rollback"]);
-    assert_eq!(out.write, Some(0));
+    assert_eq!(out.write, Some(pc(0)));
     assert_eq!(run.status.phase, Some(Phase::RolledBack));
 }
 
@@ -1243,9 +1248,9 @@ fn promote_advances_whatever_the_bake_time() {
     let mut run = Run::started(plan());
     let out = run.act(5 * M, ManualAction::Promote);
     assert_eq!(kinds(&out), ["advance"]);
-    assert_eq!(out.write, Some(5));
+    assert_eq!(out.write, Some(pc(5)));
     assert_eq!(run.status.stage, 1);
-    assert_eq!(run.status.percent, Some(5));
+    assert_eq!(run.status.percent, Some(pc(5)));
     assert_eq!(run.stage_start(), Some(t(5 * M)));
     assert_eq!(run.next(), Some(t(H + 5 * M)));
     assert_eq!(run.status.phase, Some(Phase::Progressing));
@@ -1269,7 +1274,7 @@ fn promote_leaves_paused() {
         out.transitions.last().unwrap().kind,
         TransitionKind::Advance
     );
-    assert_eq!(out.write, Some(5));
+    assert_eq!(out.write, Some(pc(5)));
     assert_eq!(run.status.phase, Some(Phase::Progressing));
     assert_eq!(run.status.stage, 1);
 }
@@ -1284,7 +1289,7 @@ fn promote_at_the_last_stage_completes() {
     assert_eq!(kinds(&out), ["complete"]);
     assert_eq!(out.write, None, "the target keeps the last percent");
     assert_eq!(run.status.phase, Some(Phase::Succeeded));
-    assert_eq!(run.status.percent, Some(10));
+    assert_eq!(run.status.percent, Some(pc(10)));
     assert_eq!(run.next(), None);
 }
 
@@ -1308,20 +1313,20 @@ fn abort_rolls_back_now() {
     run.act(1, ManualAction::Promote);
     let out = run.act(10 * M, ManualAction::Abort);
     assert_eq!(kinds(&out), ["rollback"]);
-    assert_eq!(out.write, Some(0));
+    assert_eq!(out.write, Some(pc(0)));
     assert_eq!(run.status.phase, Some(Phase::RolledBack));
-    assert_eq!(run.status.percent, Some(0));
+    assert_eq!(run.status.percent, Some(pc(0)));
     assert_eq!(run.next(), None);
 }
 
 #[test]
 fn abort_while_paused_rolls_back() {
-    let mut run = Run::started(plan_with(|s| s.rollback.percent = 1));
+    let mut run = Run::started(plan_with(|s| s.rollback.percent = pc(1)));
     run.act(1, ManualAction::Promote);
     run.act(2, ManualAction::Pause);
     let out = run.act(3, ManualAction::Abort);
     assert_eq!(kinds(&out), ["rollback"]);
-    assert_eq!(out.write, Some(1));
+    assert_eq!(out.write, Some(pc(1)));
     assert_eq!(run.status.phase, Some(Phase::RolledBack));
 }
 
@@ -1334,10 +1339,10 @@ fn retry_starts_a_rolled_back_rollout_again() {
     assert_eq!(run.status.phase, Some(Phase::RolledBack));
     let out = run.act(3 * H, ManualAction::Retry);
     assert_eq!(kinds(&out), ["start"]);
-    assert_eq!(out.write, Some(1));
+    assert_eq!(out.write, Some(pc(1)));
     assert_eq!(run.status.phase, Some(Phase::Progressing));
     assert_eq!(run.status.stage, 0);
-    assert_eq!(run.status.percent, Some(1));
+    assert_eq!(run.status.percent, Some(pc(1)));
     assert_eq!(run.stage_start(), Some(t(3 * H)));
     assert_eq!(run.next(), Some(t(4 * H)));
     assert!(
@@ -1368,19 +1373,19 @@ fn retry_does_nothing_unless_rolled_back() {
 fn drift_revert_writes_the_expected_percent_back() {
     let mut run = Run::started(plan());
     let out = run.live(90 * M, 3);
-    assert_eq!(out.write, Some(1));
+    assert_eq!(out.write, Some(pc(1)));
     assert_eq!(
         only(&out),
         TransitionKind::Drift {
-            expected: 1,
-            actual: 3,
+            expected: pc(1),
+            actual: pc(3),
             action: DriftAction::Reverted
         }
     );
-    assert_eq!(out.transitions[0].percent, 1);
+    assert_eq!(out.transitions[0].percent, pc(1));
     assert!(out.checkpoint.is_none());
     assert_eq!(run.status.phase, Some(Phase::Progressing));
-    assert_eq!(run.status.percent, Some(1));
+    assert_eq!(run.status.percent, Some(pc(1)));
     let last = run.status.history.last().unwrap();
     assert_eq!(last.kind, HistoryKind::Drift);
     let message = last.message.as_deref().unwrap();
@@ -1401,9 +1406,9 @@ fn no_drift_when_the_live_percent_matches() {
 #[test]
 fn the_live_percent_at_start_is_not_drift() {
     let mut run = Run::new(plan());
-    let out = run.decide(rollgate::engine::Inputs::at(t(0)).with_live_percent(0));
+    let out = run.decide(rollgate::engine::Inputs::at(t(0)).with_live_percent(pc(0)));
     assert_eq!(kinds(&out), ["start"]);
-    assert_eq!(out.write, Some(1));
+    assert_eq!(out.write, Some(pc(1)));
 }
 
 #[test]
@@ -1415,12 +1420,12 @@ fn drift_is_checked_against_the_percent_last_written() {
     assert_eq!(
         only(&out),
         TransitionKind::Drift {
-            expected: 5,
-            actual: 1,
+            expected: pc(5),
+            actual: pc(1),
             action: DriftAction::Reverted
         }
     );
-    assert_eq!(out.write, Some(5));
+    assert_eq!(out.write, Some(pc(5)));
 }
 
 #[test]
@@ -1428,7 +1433,7 @@ fn drift_revert_while_paused_still_reverts() {
     let mut run = Run::started(plan());
     run.act(1, ManualAction::Pause);
     let out = run.live(2, 40);
-    assert_eq!(out.write, Some(1));
+    assert_eq!(out.write, Some(pc(1)));
     assert_eq!(run.status.phase, Some(Phase::Paused));
 }
 
@@ -1441,13 +1446,17 @@ fn drift_pause_leaves_the_target_and_pauses() {
     assert_eq!(
         out.transitions[0].kind,
         TransitionKind::Drift {
-            expected: 1,
-            actual: 3,
+            expected: pc(1),
+            actual: pc(3),
             action: DriftAction::Paused
         }
     );
     assert_eq!(run.status.phase, Some(Phase::Paused));
-    assert_eq!(run.status.percent, Some(1), "the expected percent is kept");
+    assert_eq!(
+        run.status.percent,
+        Some(pc(1)),
+        "the expected percent is kept"
+    );
 }
 
 #[test]
@@ -1464,8 +1473,8 @@ fn drift_pause_same_live_value_again_is_not_a_new_drift() {
     assert_eq!(
         only(&out),
         TransitionKind::Drift {
-            expected: 1,
-            actual: 7,
+            expected: pc(1),
+            actual: pc(7),
             action: DriftAction::Paused
         }
     );
@@ -1478,9 +1487,9 @@ fn drift_pause_then_resume_writes_the_expected_percent() {
     run.live(90 * M, 3);
     let out = run.act(100 * M, ManualAction::Resume);
     assert_eq!(kinds(&out), ["resume"]);
-    assert_eq!(out.write, Some(1));
+    assert_eq!(out.write, Some(pc(1)));
     assert_eq!(run.status.phase, Some(Phase::Progressing));
-    assert_eq!(run.status.percent, Some(1));
+    assert_eq!(run.status.percent, Some(pc(1)));
 }
 
 #[test]
@@ -1491,7 +1500,7 @@ fn drift_pause_while_already_paused_records_drift_only() {
     assert_eq!(kinds(&out), ["drift"]);
     assert_eq!(out.write, None);
     let out = run.act(3, ManualAction::Resume);
-    assert_eq!(out.write, Some(1));
+    assert_eq!(out.write, Some(pc(1)));
 }
 
 #[test]
@@ -1502,7 +1511,7 @@ fn drift_pause_keeps_checkpoints_and_rollback_armed() {
     assert_eq!(checkpoint_verdict(&out), CheckpointVerdict::Pass);
     let out = run.check(2 * H, &alert());
     assert_eq!(kinds(&out), ["rollback"]);
-    assert_eq!(out.write, Some(0));
+    assert_eq!(out.write, Some(pc(0)));
 }
 
 #[test]
@@ -1511,7 +1520,7 @@ fn drift_then_checkpoint_at_the_same_instant_in_order() {
     let observations = good();
     let out = run.decide(
         rollgate::engine::Inputs::at(t(2 * H))
-            .with_live_percent(3)
+            .with_live_percent(pc(3))
             .with_observations(&observations),
     );
     assert_eq!(kinds(&out), ["drift", "pause"]);
@@ -1540,8 +1549,8 @@ fn action_then_checkpoint_then_its_decision() {
     assert_eq!(kinds(&out), ["resume", "advance"]);
     let cp = out.checkpoint.unwrap();
     assert_eq!(cp.position, 1);
-    assert_eq!((cp.stage, cp.percent), (0, 1));
-    assert_eq!(out.write, Some(5));
+    assert_eq!((cp.stage, cp.percent), (0, pc(1)));
+    assert_eq!(out.write, Some(pc(5)));
 }
 
 #[test]
@@ -1556,7 +1565,7 @@ fn pause_then_checkpoint_that_rolls_back() {
     assert_eq!(kinds(&out), ["pause", "rollback"]);
     assert_eq!(out.checkpoint.unwrap().position, 1);
     assert_eq!(out.checkpoint.unwrap().verdict, CheckpointVerdict::Fail);
-    assert_eq!(out.write, Some(0));
+    assert_eq!(out.write, Some(pc(0)));
 }
 
 #[test]
@@ -1686,7 +1695,7 @@ fn passing_prechecks_start_a_pending_rollout() {
     let failures = ["live percent is 3, not the rollback percent 0".to_owned()];
     run.decide(Inputs::at(t(0)).with_prechecks(PreChecks::Failed(&failures)));
     let out = run.decide(Inputs::at(t(90)).with_prechecks(PreChecks::Passed));
-    assert_eq!(out.write, Some(1));
+    assert_eq!(out.write, Some(pc(1)));
     assert_eq!(kinds(&out), ["start"]);
     assert_eq!(run.status.phase, Some(Phase::Progressing));
     assert_eq!(run.stage_start(), Some(t(90)));
@@ -1713,7 +1722,7 @@ fn actions_and_drift_wait_while_pending() {
         ManualAction::Resume,
         ManualAction::Retry,
     ] {
-        let out = run.decide(pending(1).with_action(action).with_live_percent(7));
+        let out = run.decide(pending(1).with_action(action).with_live_percent(pc(7)));
         assert!(!out.changed_anything(), "{action:?}: {out:?}");
         assert_eq!(run.status.phase, Some(Phase::Pending));
     }
@@ -1724,7 +1733,7 @@ fn an_invalid_spec_fails_a_pending_rollout() {
     let mut run = Run::new(plan());
     let failures = ["not yet".to_owned()];
     run.decide(Inputs::at(t(0)).with_prechecks(PreChecks::Failed(&failures)));
-    let out = run.respec(10, |s| s.stages[1].percent = 0);
+    let out = run.respec(10, |s| s.stages[1].percent = pc(0));
     assert_eq!(kinds(&out), ["invalid"]);
     assert_eq!(run.status.phase, Some(Phase::Failed));
 }
@@ -1734,7 +1743,7 @@ fn a_new_generation_of_a_rolled_back_rollout_waits_for_prechecks() {
     let mut run = Run::started(plan());
     run.act(10, ManualAction::Abort);
     let failures = ["live percent is 5".to_owned()];
-    run.spec.stages[0].percent = 2;
+    run.spec.stages[0].percent = pc(2);
     run.generation += 1;
     let out = run.decide(Inputs::at(t(20)).with_prechecks(PreChecks::Failed(&failures)));
     assert_eq!(kinds(&out), ["pending"]);
@@ -1742,7 +1751,7 @@ fn a_new_generation_of_a_rolled_back_rollout_waits_for_prechecks() {
     assert_eq!(run.status.phase, Some(Phase::Pending));
     let out = run.decide(Inputs::at(t(30)));
     assert_eq!(kinds(&out), ["start"]);
-    assert_eq!(out.write, Some(2));
+    assert_eq!(out.write, Some(pc(2)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1818,7 +1827,7 @@ fn succeeded_ignores_actions_drift_and_checkpoints() {
 #[test]
 fn failed_ignores_actions_drift_and_checkpoints() {
     let mut run = Run::started(plan());
-    run.respec(1, |s| s.stages[1].percent = 1);
+    run.respec(1, |s| s.stages[1].percent = pc(1));
     assert_eq!(run.status.phase, Some(Phase::Failed));
     assert_inert(&mut run, 2);
 }
@@ -1835,10 +1844,10 @@ fn new_generation_of_a_rolled_back_rollout_starts_again_from_stage_zero() {
     assert_eq!(run.status.phase, Some(Phase::RolledBack));
     let out = run.respec(2 * H, |s| s.analysis.gates[1].max = Some(1.0));
     assert_eq!(kinds(&out), ["start"]);
-    assert_eq!(out.write, Some(1));
+    assert_eq!(out.write, Some(pc(1)));
     assert_eq!(run.status.phase, Some(Phase::Progressing));
     assert_eq!(run.status.stage, 0);
-    assert_eq!(run.status.percent, Some(1));
+    assert_eq!(run.status.percent, Some(pc(1)));
     assert_eq!(run.stage_start(), Some(t(2 * H)));
     assert_eq!(run.next(), Some(t(3 * H)));
     assert_eq!(run.status.observed_generation, Some(2));
@@ -1858,11 +1867,11 @@ fn new_generation_of_a_succeeded_rollout_starts_again_from_stage_zero() {
     }
     assert_eq!(run.status.phase, Some(Phase::Succeeded));
     let out = run.respec(H, |s| {
-        s.stages[0].percent = 2;
-        s.stages[2].percent = 20;
+        s.stages[0].percent = pc(2);
+        s.stages[2].percent = pc(20);
     });
     assert_eq!(kinds(&out), ["start"]);
-    assert_eq!(out.write, Some(2));
+    assert_eq!(out.write, Some(pc(2)));
     assert_eq!(run.status.phase, Some(Phase::Progressing));
     assert_eq!(run.status.stage, 0);
 }
@@ -1886,7 +1895,7 @@ fn a_mid_rollout_change_that_touches_no_stage_keeps_going() {
     assert!(out.transitions.is_empty(), "{out:?}");
     assert_eq!(run.status.phase, Some(Phase::Progressing));
     assert_eq!(run.status.stage, 1);
-    assert_eq!(run.status.percent, Some(5));
+    assert_eq!(run.status.percent, Some(pc(5)));
     assert_eq!(run.stage_start(), stage_start);
     assert_eq!(run.status.observed_generation, Some(2));
 }
@@ -1914,7 +1923,7 @@ fn a_mid_rollout_change_never_raises_exposure() {
                 s.stages = stages
                     .iter()
                     .map(|&percent| rollgate::api::Stage {
-                        percent,
+                        percent: pc(percent),
                         ..template.clone()
                     })
                     .collect();
@@ -1935,17 +1944,17 @@ fn a_mid_rollout_change_never_raises_exposure() {
 fn a_mid_rollout_change_raises_exposure_only_at_a_passing_checkpoint() {
     let mut run = Run::started(plan());
     // At 1%, the plan now starts at 2%.
-    let out = run.respec(10 * M, |s| s.stages[0].percent = 2);
-    assert!(out.write.is_none_or(|w| w <= 1), "{out:?}");
-    assert_eq!(run.status.percent, Some(1));
+    let out = run.respec(10 * M, |s| s.stages[0].percent = pc(2));
+    assert!(out.write.is_none_or(|w| w <= pc(1)), "{out:?}");
+    assert_eq!(run.status.percent, Some(pc(1)));
     // A warn checkpoint changes nothing.
     let out = run.check(2 * H, &error_rate_missing());
     assert_eq!(out.write, None);
-    assert_eq!(run.status.percent, Some(1));
+    assert_eq!(run.status.percent, Some(pc(1)));
     // A passing checkpoint after the bake time enters 2%.
     let out = run.check(3 * H, &good());
-    assert_eq!(out.write, Some(2));
-    assert_eq!(run.status.percent, Some(2));
+    assert_eq!(out.write, Some(pc(2)));
+    assert_eq!(run.status.percent, Some(pc(2)));
     assert_eq!(run.status.stage, 0);
 }
 
@@ -1954,15 +1963,15 @@ fn a_mid_rollout_change_below_the_current_percent_lowers_it() {
     let mut run = Run::started(plan());
     run.act(1, ManualAction::Promote);
     run.act(2, ManualAction::Promote);
-    assert_eq!(run.status.percent, Some(10));
-    run.respec(10 * M, |s| s.stages[2].percent = 8);
-    assert_eq!(run.status.percent, Some(8));
+    assert_eq!(run.status.percent, Some(pc(10)));
+    run.respec(10 * M, |s| s.stages[2].percent = pc(8));
+    assert_eq!(run.status.percent, Some(pc(8)));
     assert_eq!(run.status.stage, 2);
 }
 
 #[test]
 fn an_invalid_spec_at_start_fails_without_writing() {
-    let spec = plan_with(|s| s.stages[1].percent = 1);
+    let spec = plan_with(|s| s.stages[1].percent = pc(1));
     let mut run = Run::new(spec);
     let out = run.decide(rollgate::engine::Inputs::at(t(0)));
     assert_eq!(out.write, None);
@@ -1972,9 +1981,9 @@ fn an_invalid_spec_at_start_fails_without_writing() {
     assert!(message.contains("spec.stages[1].percent"), "{message}");
     assert!(!checkpoint_due(&run.status, t(H)));
     // Fixing the spec starts the rollout from stage 0.
-    let out = run.respec(H, |s| s.stages[1].percent = 5);
+    let out = run.respec(H, |s| s.stages[1].percent = pc(5));
     assert_eq!(kinds(&out), ["start"]);
-    assert_eq!(out.write, Some(1));
+    assert_eq!(out.write, Some(pc(1)));
     assert_eq!(run.status.phase, Some(Phase::Progressing));
 }
 
@@ -1992,7 +2001,7 @@ fn an_invalid_spec_mid_rollout_fails_without_writing() {
         ),
         (
             "spec.stages[2].percent",
-            Box::new(|s: &mut RolloutSpec| s.stages[2].percent = 101),
+            Box::new(|s: &mut RolloutSpec| s.stages[2].percent = pc(5)),
         ),
         (
             "spec.analysis.gates[0].min",
@@ -2009,7 +2018,7 @@ fn an_invalid_spec_mid_rollout_fails_without_writing() {
         assert_eq!(out.write, None, "{field}");
         assert!(out.checkpoint.is_none(), "{field}");
         assert_eq!(run.status.phase, Some(Phase::Failed), "{field}");
-        assert_eq!(run.status.percent, Some(5), "{field}");
+        assert_eq!(run.status.percent, Some(pc(5)), "{field}");
         let message = run.status.message.as_deref().unwrap();
         assert!(message.contains(field), "{field}: {message}");
         assert!(!checkpoint_due(&run.status, t(10 * H)), "{field}");
@@ -2023,9 +2032,9 @@ fn an_invalid_spec_mid_rollout_then_fixed_carries_on() {
     run.respec(10 * M, |s| s.analysis.gates[0].failure_limit = 0);
     assert_eq!(run.status.phase, Some(Phase::Failed));
     let out = run.respec(20 * M, |s| s.analysis.gates[0].failure_limit = 2);
-    assert!(out.write.is_none_or(|w| w <= 5), "{out:?}");
+    assert!(out.write.is_none_or(|w| w <= pc(5)), "{out:?}");
     assert_eq!(run.status.phase, Some(Phase::Progressing));
-    assert!(run.status.percent.unwrap() <= 5);
+    assert!(run.status.percent.unwrap() <= pc(5));
     assert!(run.next().is_some());
 }
 
@@ -2059,7 +2068,7 @@ fn scenario_two_breaches_in_a_row_roll_back_at_the_second() {
     let out = run.check(5 * H, &spike());
     assert_eq!(kinds(&out), ["rollback"]);
     assert_eq!(out.transitions[0].stage, 1);
-    assert_eq!(out.write, Some(0));
+    assert_eq!(out.write, Some(pc(0)));
 }
 
 #[test]
@@ -2085,7 +2094,7 @@ fn scenario_prometheus_outage_pauses_never_promotes() {
         assert_eq!(out.write, None);
     }
     assert_eq!(run.status.stage, 0);
-    assert_eq!(run.status.percent, Some(1));
+    assert_eq!(run.status.percent, Some(pc(1)));
     assert_eq!(run.status.phase, Some(Phase::Paused));
 }
 
@@ -2120,34 +2129,285 @@ fn abort_after_a_plan_change_never_raises_exposure() {
     // above the new first stage). The rollout still holds 1% when someone aborts.
     let mut run = Run::started(plan());
     run.respec(M, |s| {
-        s.stages[0].percent = 20;
-        s.stages[1].percent = 50;
-        s.stages[2].percent = 100;
-        s.rollback.percent = 10;
+        s.stages[0].percent = pc(20);
+        s.stages[1].percent = pc(50);
+        s.stages[2].percent = pc(100);
+        s.rollback.percent = pc(10);
     });
-    assert_eq!(run.status.percent, Some(1));
+    assert_eq!(run.status.percent, Some(pc(1)));
     let out = run.act(10 * M, ManualAction::Abort);
     assert_eq!(kinds(&out), ["rollback"]);
-    assert_eq!(out.write, Some(1), "an abort at 1% must not write 10%");
-    assert_eq!(run.status.percent, Some(1));
-    assert_eq!(out.transitions[0].percent, 1);
+    assert_eq!(out.write, Some(pc(1)), "an abort at 1% must not write 10%");
+    assert_eq!(run.status.percent, Some(pc(1)));
+    assert_eq!(out.transitions[0].percent, pc(1));
 }
 
 #[test]
 fn gate_rollback_after_a_plan_change_never_raises_exposure() {
     let mut run = Run::started(plan());
     run.respec(M, |s| {
-        s.stages[0].percent = 20;
-        s.stages[1].percent = 50;
-        s.stages[2].percent = 100;
-        s.rollback.percent = 20;
+        s.stages[0].percent = pc(20);
+        s.stages[1].percent = pc(50);
+        s.stages[2].percent = pc(100);
+        s.rollback.percent = pc(20);
     });
-    assert_eq!(run.status.percent, Some(1));
+    assert_eq!(run.status.percent, Some(pc(1)));
     let out = run.check(H + M, &alert());
     assert_eq!(kinds(&out), ["rollback"]);
-    assert_eq!(out.write, Some(1), "rolled back at 1%, not raised to 20%");
+    assert_eq!(
+        out.write,
+        Some(pc(1)),
+        "rolled back at 1%, not raised to 20%"
+    );
     assert_eq!(run.status.phase, Some(Phase::RolledBack));
-    assert_eq!(run.status.percent, Some(1));
+    assert_eq!(run.status.percent, Some(pc(1)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Percents with decimals (basis points inside)
+// ---------------------------------------------------------------------------------------------
+
+fn bp(basis_points: u16) -> rollgate::api::Percent {
+    rollgate::api::Percent::from_basis_points(basis_points).expect("a percent")
+}
+
+/// 0.5 % → 2.25 % → 10 %, read from YAML as a user writes it.
+fn decimal_plan() -> RolloutSpec {
+    parse_spec(
+        &PLAN
+            .replace("percent: 1,", "percent: 0.5,")
+            .replace("percent: 5,", "percent: 2.25,"),
+    )
+}
+
+#[test]
+fn stages_with_decimals_are_written_as_basis_points_and_advance_in_order() {
+    let spec = decimal_plan();
+    let read: Vec<u16> = spec
+        .stages
+        .iter()
+        .map(|s| s.percent.basis_points())
+        .collect();
+    assert_eq!(read, [50, 225, 1000]);
+    let mut run = Run::new(spec);
+    let out = run.decide(Inputs::at(t(0)));
+    assert_eq!(out.write, Some(bp(50)));
+    assert_eq!(
+        run.status.message.as_deref(),
+        Some("started at stage 0 (0.5%)")
+    );
+    run.check(H, &good());
+    let out = run.check(2 * H, &good());
+    assert_eq!(kinds(&out), ["advance"]);
+    assert_eq!(out.write, Some(bp(225)));
+    assert_eq!(run.status.history.last().map(|e| e.percent), Some(bp(225)));
+    run.check(3 * H, &good());
+    let out = run.check(4 * H, &good());
+    assert_eq!(out.write, Some(pc(10)));
+}
+
+#[test]
+fn a_drift_to_a_decimal_percent_is_seen_and_reverted() {
+    let mut run = Run::started(decimal_plan());
+    // 0.51 % is not 0.5 %: one basis point is a drift.
+    let out = run.decide(Inputs::at(t(90 * M)).with_live_percent(bp(51)));
+    assert_eq!(
+        only(&out),
+        TransitionKind::Drift {
+            expected: bp(50),
+            actual: bp(51),
+            action: DriftAction::Reverted
+        }
+    );
+    assert_eq!(out.write, Some(bp(50)));
+    let message = run.status.history.last().and_then(|e| e.message.clone());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("0.51") && m.contains("0.5")),
+        "{message:?}"
+    );
+    let out = run.decide(Inputs::at(t(91 * M)).with_live_percent(bp(50)));
+    assert_eq!(out, Outcome::default());
+}
+
+#[test]
+fn a_rollback_writes_a_decimal_rollback_percent() {
+    let mut run = Run::started(plan_with(|s| {
+        s.stages[0].percent = bp(50);
+        s.rollback.percent = bp(29);
+    }));
+    run.check(H, &spike());
+    let out = run.check(2 * H, &spike());
+    assert_eq!(kinds(&out), ["rollback"]);
+    assert_eq!(out.write, Some(bp(29)));
+    assert_eq!(run.status.percent, Some(bp(29)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refusals met as the rollout's ServiceAccount (DESIGN §8, controller only)
+// ---------------------------------------------------------------------------------------------
+
+const DENIED: &str = "ServiceAccount kaviar/deployer may not patch configmaps \"feature-flags\"";
+
+#[test]
+fn a_refusal_before_the_start_keeps_the_rollout_pending_with_reason_forbidden() {
+    let mut run = Run::new(plan());
+    let out = run.decide(Inputs::at(t(0)).with_forbidden(DENIED));
+    assert_eq!(out.write, None);
+    assert_eq!(kinds(&out), ["pending"]);
+    assert_eq!(run.status.phase, Some(Phase::Pending));
+    assert_eq!(run.status.reason.as_deref(), Some("Forbidden"));
+    let message = run.status.message.clone().unwrap_or_default();
+    assert!(message.contains(DENIED), "{message}");
+    run.status.update_conditions(t(0));
+    assert!(
+        run.status
+            .conditions
+            .iter()
+            .all(|c| c.reason == "Forbidden"),
+        "{:?}",
+        run.status.conditions
+    );
+
+    // Granted: the next pre-checks pass and the rollout starts, the reason gone.
+    let out = run.decide(Inputs::at(t(60)));
+    assert_eq!(out.write, Some(pc(1)));
+    assert_eq!(run.status.phase, Some(Phase::Progressing));
+    assert_eq!(run.status.reason, None);
+}
+
+#[test]
+fn a_refusal_with_other_failing_prechecks_keeps_all_of_them_in_the_message() {
+    let mut run = Run::new(plan());
+    let failures = [DENIED.to_owned(), "gate error-rate: timed out".to_owned()];
+    run.decide(
+        Inputs::at(t(0))
+            .with_prechecks(PreChecks::Failed(&failures))
+            .with_forbidden(DENIED),
+    );
+    assert_eq!(run.status.reason.as_deref(), Some("Forbidden"));
+    let message = run.status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains(DENIED) && message.contains("timed out"),
+        "{message}"
+    );
+    // A failure that is not a refusal takes the reason back.
+    let others = ["gate error-rate: timed out".to_owned()];
+    run.decide(Inputs::at(t(60)).with_prechecks(PreChecks::Failed(&others)));
+    assert_eq!(run.status.reason, None);
+}
+
+#[test]
+fn a_refusal_after_the_start_pauses_once_and_resume_clears_it() {
+    let mut run = Run::started(plan());
+    let out = run.decide(Inputs::at(t(60)).with_forbidden(DENIED));
+    assert_eq!(kinds(&out), ["pause"]);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.phase, Some(Phase::Paused));
+    assert_eq!(run.status.reason.as_deref(), Some("Forbidden"));
+    assert!(
+        run.status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains(DENIED)),
+        "{:?}",
+        run.status.message
+    );
+    run.status.update_conditions(t(60));
+    assert!(
+        run.status
+            .conditions
+            .iter()
+            .all(|c| c.reason == "Forbidden")
+    );
+
+    let again = run.decide(Inputs::at(t(120)).with_forbidden(DENIED));
+    assert!(again.transitions.is_empty(), "paused once: {again:?}");
+
+    run.act(180, ManualAction::Resume);
+    assert_eq!(run.status.phase, Some(Phase::Progressing));
+    assert_eq!(run.status.reason, None);
+    run.status.update_conditions(t(180));
+    assert!(
+        run.status
+            .conditions
+            .iter()
+            .all(|c| c.reason == "Progressing")
+    );
+}
+
+#[test]
+fn a_refusal_leaves_a_finished_rollout_alone() {
+    let mut run = Run::started(plan());
+    run.act(60, ManualAction::Abort);
+    assert_eq!(run.status.phase, Some(Phase::RolledBack));
+    let before = run.status.clone();
+    let out = run.decide(Inputs::at(t(120)).with_forbidden(DENIED));
+    assert!(!out.changed_anything(), "{out:?}");
+    assert_eq!(run.status, before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A person's `promote --full`: to the last stage now
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn promote_full_goes_to_the_last_stage_at_once_and_says_it_was_by_hand() {
+    let mut run = Run::started(plan());
+    assert_eq!(run.status.stage, 0);
+    let out = run.act(10 * M, ManualAction::PromoteFull);
+    assert_eq!(kinds(&out), ["advance"]);
+    let last = run.spec.stages.len() - 1;
+    assert_eq!(out.write, Some(run.spec.stages[last].percent));
+    assert_eq!(run.status.stage as usize, last);
+    assert_eq!(run.status.phase, Some(Phase::Progressing));
+    assert_eq!(run.stage_start(), Some(t(10 * M)));
+    assert_eq!(
+        run.next(),
+        Some(t(H + 10 * M)),
+        "the last stage's cadence starts now"
+    );
+    let entry = run.status.history.last().expect("a history entry");
+    assert_eq!(
+        entry.message.as_deref(),
+        Some("promoted to the last stage by hand")
+    );
+    assert_eq!(entry.stage as usize, last);
+    // At the last stage, a second promote --full completes, also by hand.
+    let out = run.act(20 * M, ManualAction::PromoteFull);
+    assert_eq!(kinds(&out), ["complete"]);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.phase, Some(Phase::Succeeded));
+    assert_eq!(
+        run.status.history.last().and_then(|e| e.message.as_deref()),
+        Some("promoted to the last stage by hand")
+    );
+}
+
+#[test]
+fn promote_full_leaves_a_pause_and_changes_nothing_once_ended() {
+    let mut run = Run::started(plan());
+    run.act(M, ManualAction::Pause);
+    assert_eq!(run.status.phase, Some(Phase::Paused));
+    let out = run.act(2 * M, ManualAction::PromoteFull);
+    assert_eq!(kinds(&out).last(), Some(&"advance"), "{out:?}");
+    assert_eq!(run.status.phase, Some(Phase::Progressing));
+    assert_eq!(run.status.stage as usize, run.spec.stages.len() - 1);
+
+    let mut run = Run::started(plan());
+    run.act(M, ManualAction::Abort);
+    assert_eq!(run.status.phase, Some(Phase::RolledBack));
+    let before = run.status.clone();
+    let out = run.act(2 * M, ManualAction::PromoteFull);
+    assert!(out.transitions.is_empty(), "{out:?}");
+    assert_eq!(run.status, before);
+}
+
+#[test]
+fn promote_full_is_a_word_of_its_own() {
+    assert_eq!(ManualAction::PromoteFull.as_str(), "promote-full");
+    assert_eq!(ManualAction::Promote.as_str(), "promote");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2225,7 +2485,7 @@ fn compare_waiting_holds_counts_nothing_and_advances_once_data_arrives() {
     let out = run.check(2 * H + 30 * M, &arms(600.0, 6.0, 5400.0, 54.0));
     assert_eq!(verdict(&run, 0), Some(GateVerdict::Pass));
     assert_eq!(kinds(&out), ["advance"]);
-    assert_eq!(run.status.percent, Some(50));
+    assert_eq!(run.status.percent, Some(pc(50)));
     let compare = run.status.gates[0].compare.expect("the arms are kept");
     assert_eq!(compare.treatment.units, 600.0);
     assert_eq!(compare.control.rate, 0.01);
@@ -2261,9 +2521,9 @@ fn compare_waiting_keeps_earlier_failures_as_they_were() {
 fn compare_skipped_at_100_percent_lets_the_stage_complete() {
     let mut run = Run::started(parse_spec(COMPARE_PLAN));
     run.check(H, &arms(1000.0, 10.0, 9000.0, 90.0));
-    assert_eq!(run.status.percent, Some(50));
+    assert_eq!(run.status.percent, Some(pc(50)));
     run.check(2 * H, &arms(10_000.0, 100.0, 10_000.0, 100.0));
-    assert_eq!(run.status.percent, Some(100));
+    assert_eq!(run.status.percent, Some(pc(100)));
     // At 100 % there is no control group: skipped, which does not keep the stage from
     // completing, and counts nothing.
     let out = run.check(3 * H, &arms(20_000.0, 200.0, 0.0, 0.0));
@@ -2281,7 +2541,7 @@ fn compare_skipped_at_100_percent_lets_the_stage_complete() {
 fn compare_skipped_does_not_hide_another_gates_failure() {
     let mut spec = parse_spec(COMPARE_PLAN);
     spec.stages.truncate(1);
-    spec.stages[0].percent = 100;
+    spec.stages[0].percent = pc(100);
     let mut run = Run::started(spec);
     let mut observations = arms(1000.0, 10.0, 0.0, 0.0);
     observations[1] = nodata();

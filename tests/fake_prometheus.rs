@@ -3,6 +3,7 @@
 
 mod support;
 
+use rollgate::api::Percent;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
@@ -21,7 +22,7 @@ fn ctx(at: Timestamp) -> GateContext<'static> {
         flag: None,
         allowlist: &[],
         stage: 0,
-        percent: 1,
+        percent: Percent::whole(1),
         at,
     }
 }

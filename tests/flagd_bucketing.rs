@@ -4,7 +4,9 @@
 //! `flags/custom-ops.json` and `flags/edge-case-flags.json`, testbed v3.9.0).
 
 use rollgate::api::FlagdBucketing::{self, V1, V2, V3};
-use rollgate::gates::ofrep::bucketing::{distribute, fractional, murmur3_32, value_input};
+use rollgate::gates::ofrep::bucketing::{
+    distribute, fractional, murmur3_32, shorthand_input, value_input,
+};
 use serde_json::{Value, json};
 
 const SUITS: [&str; 4] = ["clubs", "diamonds", "hearts", "spades"];
@@ -351,4 +353,119 @@ fn v3_refuses_null_and_arrays_as_bucketing_values() {
     assert_eq!(value_input(V3, &Value::Null), None);
     assert_eq!(value_input(V3, &json!([1])), None);
     assert_eq!(value_input(V2, &json!(1)), None);
+}
+
+/// Keys of the no-flip proof: deterministic, spread like user ids.
+fn sample_keys(n: u32) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("user-{:08x}", i.wrapping_mul(0x9E37_79B9)))
+        .collect()
+}
+
+/// Moving the flagd target from whole-percent weights `[p, 100 - p]` to basis points
+/// `[100p, 10000 - 100p]` flips no user, in every bucketing version.
+///
+/// Why it is exact: v2 and v3 put a hash `h` in the on bucket when `(h · total) >> 32` is below
+/// the on weight, that is `h · total < on · 2³²`; with `total = 10000` and `on = 100p` both
+/// sides are 100 times those of `total = 100`, `on = p`. v1 compares `|int32(h)| / MaxInt32 ·
+/// 100` against the float `100 · on / total`, which is exactly `p` for both weightings (the
+/// products are integers below 2⁵³ and the division of `100p` or `10000p` by `100` or `10000`
+/// is exact). The test checks it on 100,000 keys per version and percent, and on the hashes
+/// right at each percent's boundary, where a rounding difference would show first.
+#[test]
+fn basis_point_weights_put_exactly_the_same_users_in_the_cohort_as_whole_percents() {
+    let keys = sample_keys(100_000);
+    for version in [V1, V2, V3] {
+        let hashes: Vec<u32> = keys
+            .iter()
+            .map(|key| {
+                murmur3_32(&shorthand_input(
+                    version,
+                    "passenger_favorites_matching",
+                    key,
+                ))
+            })
+            .collect();
+        for p in 1..=100i64 {
+            let old = [p, 100 - p];
+            let new = [100 * p, 10_000 - 100 * p];
+            let mut in_cohort = 0;
+            for (key, hash) in keys.iter().zip(&hashes) {
+                let before = distribute(version, *hash, &old);
+                let after = distribute(version, *hash, &new);
+                assert_eq!(before, after, "{version:?} at {p}%: {key} flips");
+                in_cohort += usize::from(before == Some(0));
+            }
+            // The cohort is about p % of the keys (four binomial standard deviations).
+            let expected = keys.len() as f64 * p as f64 / 100.0;
+            let sd = (expected * (1.0 - p as f64 / 100.0)).sqrt();
+            assert!(
+                (in_cohort as f64 - expected).abs() <= 4.0 * sd + 1.0,
+                "{version:?} at {p}%: {in_cohort} keys in the cohort"
+            );
+        }
+    }
+}
+
+/// The hashes at each percent's edge, where the on bucket ends: the two weightings agree on
+/// each (the hashes themselves, not keys: every hash value is some key's).
+#[test]
+fn basis_point_weights_agree_with_whole_percents_at_every_bucket_edge() {
+    for p in 0..=100i64 {
+        let old = [p, 100 - p];
+        let new = [100 * p, 10_000 - 100 * p];
+        // v2/v3: the first hash out of the on bucket is ceil(p · 2³² / 100).
+        let edge = ((p as u128) << 32).div_ceil(100);
+        // v1: |int32(h)| / MaxInt32 · 100 reaches p at |int32(h)| ≈ p · MaxInt32 / 100.
+        let signed_edge = (p as u128 * i32::MAX as u128) / 100;
+        let mut hashes = Vec::new();
+        for delta in -3i128..=3 {
+            let h = edge as i128 + delta;
+            if (0..=u32::MAX as i128).contains(&h) {
+                hashes.push(h as u32);
+            }
+            let s = signed_edge as i128 + delta;
+            if (0..=i32::MAX as i128).contains(&s) {
+                hashes.push(s as u32);
+                hashes.push((-(s as i64)) as i32 as u32);
+            }
+        }
+        hashes.extend([0, 1, i32::MAX as u32, i32::MIN as u32, u32::MAX]);
+        for version in [V1, V2, V3] {
+            for hash in &hashes {
+                assert_eq!(
+                    distribute(version, *hash, &old),
+                    distribute(version, *hash, &new),
+                    "{version:?} at {p}%: hash {hash} flips"
+                );
+            }
+        }
+    }
+}
+
+/// Half a percent in basis points, `[50, 9950]`, puts half a percent of keys in the cohort in
+/// every version, and 0.5 % is inside 1 % (raising only adds users).
+#[test]
+fn half_a_percent_in_basis_points_is_half_a_percent_of_keys() {
+    let keys = sample_keys(200_000);
+    for version in [V1, V2, V3] {
+        let mut half = 0usize;
+        for key in &keys {
+            let hash = murmur3_32(&shorthand_input(version, "f", key));
+            let at_half = distribute(version, hash, &[50, 9_950]) == Some(0);
+            let at_one = distribute(version, hash, &[100, 9_900]) == Some(0);
+            assert!(
+                !at_half || at_one,
+                "{version:?}: {key} has 0.5 % but not 1 %"
+            );
+            half += usize::from(at_half);
+        }
+        let expected = keys.len() as f64 * 0.005;
+        let sd = (expected * 0.995).sqrt();
+        assert!(
+            (half as f64 - expected).abs() <= 4.0 * sd,
+            "{version:?}: {half} of {} keys at 0.5 %",
+            keys.len()
+        );
+    }
 }

@@ -7,6 +7,7 @@
 mod support;
 mod support_ofrep;
 
+use rollgate::api::Percent;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,9 +15,9 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use rollgate::api::{AlertsGate, Gate, HttpGate, OfrepGate, PrometheusGate};
 use rollgate::engine::Observation;
-use rollgate::gates::net::{AllowRule, GuardedClient, guarded_builder};
 use rollgate::gates::prometheus::{ClientSettings, PrometheusAuth, PrometheusEndpoint};
 use rollgate::gates::{GateContext, GateEnv, GateInput, SecretData, observe, observe_all, ofrep};
+use rollgate::net::{AddressPolicy, AllowRule, GuardedClient, guarded_builder};
 use support::fake::{Canned, Fake};
 use support_ofrep::http_server::{Response, TestServer};
 
@@ -27,7 +28,7 @@ fn ctx() -> GateContext<'static> {
         flag: Some("fav"),
         allowlist: &[],
         stage: 0,
-        percent: 100,
+        percent: Percent::whole(100),
         at: Timestamp::UNIX_EPOCH,
     }
 }
@@ -199,13 +200,26 @@ async fn a_name_is_checked_again_on_what_it_resolves_to() {
         Response::json(200, r#"{"ok": true}"#)
     })
     .await;
-    // A range rule lets any name through the URL check; the name must then resolve into the
-    // range. `localhost` resolves to loopback, outside 10.0.0.0/8.
-    let env = GateEnv::new(None, vec!["10.0.0.0/8".parse().unwrap()]).unwrap();
+    // A host-name rule lets the name through the URL check; what it resolves to is checked
+    // again, and loopback needs a rule naming the address itself: `localhost` resolves to
+    // loopback, which neither the host rule nor 10.0.0.0/8 names.
+    let env = GateEnv::new(
+        None,
+        vec!["localhost".parse().unwrap(), "10.0.0.0/8".parse().unwrap()],
+    )
+    .unwrap();
     let gate = http_gate(format!("http://localhost:{}/health", server.addr.port()));
     let message = error(&observe_one(&env, &gate, None).await).to_owned();
     assert!(message.contains("localhost (resolved to"), "{message}");
+    assert!(message.contains("names it literally"), "{message}");
     assert!(message.contains("--allow-address"), "{message}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    // A one-label name is a Service of the Rollout's namespace, never looked up through the
+    // search path or /etc/hosts: `http://localhost` from namespace `shop` is
+    // `localhost.shop.svc.cluster.local`, which does not exist here.
+    let env = GateEnv::new(None, vec!["127.0.0.1".parse().unwrap()]).unwrap();
+    let message = error(&observe_one(&env, &gate, None).await).to_owned();
+    assert!(message.contains("failed"), "{message}");
     assert_eq!(hits.load(Ordering::SeqCst), 0);
 }
 
@@ -213,7 +227,13 @@ async fn a_name_is_checked_again_on_what_it_resolves_to() {
 async fn the_default_token_goes_only_to_the_default_prometheus() {
     let default = Fake::start(scalar("0.5"));
     let other = Fake::start(scalar("0.25"));
-    let env = GateEnv::new(Some(endpoint(&default, "default-token")), loopback()).unwrap();
+    // The test servers speak plain HTTP: the gate's own Secret may travel over it only
+    // because the operator allows it here.
+    let env = GateEnv::with_policy(
+        Some(endpoint(&default, "default-token")),
+        AddressPolicy::new(loopback()).with_insecure_credentials(true),
+    )
+    .unwrap();
 
     // No address of its own: the default server, with the default token.
     let plain = prometheus_gate(PrometheusGate {
@@ -523,5 +543,168 @@ async fn ofrep_calls_spread_over_fresh_http1_connections_over_https() {
     for (alpn, requests) in connections {
         assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
         assert_eq!(requests, 1);
+    }
+}
+
+/// What a hostile server answers: text that looks like a credential.
+const SECRET_TEXT: &str = "AKIAIOSFODNN7EXAMPLE-s3cr3t";
+
+#[tokio::test]
+async fn a_gates_secret_never_travels_over_plain_http_unless_the_operator_allows_it() {
+    let own = Fake::start(scalar("0.25"));
+    let env = GateEnv::new(None, loopback()).unwrap();
+    let secret: SecretData = [("token".to_owned(), b"gate-token".to_vec())]
+        .into_iter()
+        .collect();
+    let gate = prometheus_gate(PrometheusGate {
+        address: Some(own.address()),
+        query: "up".into(),
+        secret_ref: Some(Default::default()),
+        ..PrometheusGate::default()
+    });
+    let message = error(&observe_one(&env, &gate, Some(&secret)).await).to_owned();
+    assert!(
+        message.contains("not sent over plain http://")
+            && message.contains("--allow-insecure-credentials"),
+        "{message}"
+    );
+    assert!(own.requests().is_empty(), "the token was sent");
+    // Without a Secret there is nothing to protect.
+    let bare = prometheus_gate(PrometheusGate {
+        address: Some(own.address()),
+        query: "up".into(),
+        ..PrometheusGate::default()
+    });
+    assert_eq!(
+        observe_one(&env, &bare, None).await,
+        Observation::Value(0.25)
+    );
+}
+
+/// A Prometheus at an address the Rollout names keeps only its structured fields: the
+/// status, `errorType` and counts; its `error` text, bodies and series labels never reach the
+/// observation.
+#[tokio::test]
+async fn a_gates_own_prometheus_keeps_no_text_of_its_answers() {
+    let answers = [
+        (
+            400,
+            format!(r#"{{"status":"error","errorType":"bad_data","error":"{SECRET_TEXT}"}}"#),
+            "bad_data",
+        ),
+        (502, format!("<html>{SECRET_TEXT}</html>"), "HTTP 502"),
+        (
+            200,
+            format!("{SECRET_TEXT} is not json"),
+            "not the Prometheus API's JSON",
+        ),
+        (
+            200,
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{"k":"{SECRET_TEXT}"}},"value":[1,"1"]}},{{"metric":{{"k":"b"}},"value":[1,"2"]}}]}}}}"#
+            ),
+            "2 series",
+        ),
+        (
+            200,
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"scalar","result":[1,"{SECRET_TEXT}"]}}}}"#
+            ),
+            "not a number",
+        ),
+    ];
+    for (status, body, expected) in answers {
+        let fake = Fake::start(Canned {
+            status,
+            ..Canned::ok(body.clone())
+        });
+        let env = GateEnv::new(None, loopback()).unwrap();
+        let gate = prometheus_gate(PrometheusGate {
+            address: Some(fake.address()),
+            query: "up".into(),
+            ..PrometheusGate::default()
+        });
+        let message = error(&observe_one(&env, &gate, None).await).to_owned();
+        assert!(message.contains(expected), "{body}: {message}");
+        assert!(!message.contains("s3cr3t"), "{body}: {message}");
+        // The operator's own Prometheus keeps its words (its errors help fix the query).
+        if status == 400 {
+            let env = GateEnv::new(Some(endpoint(&fake, "t")), Vec::new()).unwrap();
+            let default_gate = prometheus_gate(PrometheusGate {
+                query: "up".into(),
+                ..PrometheusGate::default()
+            });
+            let message = error(&observe_one(&env, &default_gate, None).await).to_owned();
+            assert!(message.contains(SECRET_TEXT), "{message}");
+        }
+    }
+}
+
+/// An OFREP service keeps only its `errorCode`: `errorDetails` and any other body text never
+/// reach the observation.
+#[tokio::test]
+async fn an_ofrep_services_text_never_reaches_the_observation() {
+    let answers: [(u16, String, &str); 3] = [
+        (
+            500,
+            format!(r#"{{"errorCode":"GENERAL","errorDetails":"{SECRET_TEXT}"}}"#),
+            "GENERAL",
+        ),
+        (
+            503,
+            format!("{SECRET_TEXT} down for maintenance"),
+            "HTTP 503",
+        ),
+        (
+            200,
+            format!("{SECRET_TEXT} <not json>"),
+            "not the JSON of an evaluation",
+        ),
+    ];
+    for (status, body, expected) in answers {
+        let answer = body.clone();
+        let server = TestServer::start(move |_| Response {
+            status,
+            body: answer.clone().into_bytes(),
+            delay: None,
+        })
+        .await;
+        let env = GateEnv::new(None, loopback()).unwrap();
+        let gate = Gate {
+            name: "determinism".into(),
+            ofrep: Some(OfrepGate {
+                address: server.url(),
+                sample: 2,
+                ..OfrepGate::default()
+            }),
+            failure_limit: 1,
+            ..Gate::default()
+        };
+        let message = error(&observe_one(&env, &gate, None).await).to_owned();
+        assert!(message.contains(expected), "{body}: {message}");
+        assert!(!message.contains("s3cr3t"), "{body}: {message}");
+    }
+}
+
+/// Another namespace's Service and a public two-label name are refused for a Rollout of
+/// `shop`, with the rule that would allow them.
+#[tokio::test]
+async fn gates_reach_their_own_namespaces_services_only() {
+    let env = GateEnv::new(None, Vec::new()).unwrap();
+    for (url, rule) in [
+        ("http://prometheus.monitoring:9090", "prometheus.monitoring"),
+        ("http://attacker.com", "attacker.com"),
+    ] {
+        let gate = prometheus_gate(PrometheusGate {
+            address: Some(url.into()),
+            query: "up".into(),
+            ..PrometheusGate::default()
+        });
+        let message = error(&observe_one(&env, &gate, None).await).to_owned();
+        assert!(
+            message.contains(&format!("--allow-address {rule}")),
+            "{message}"
+        );
+        assert!(message.contains("own namespace \"shop\""), "{message}");
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP check against a loopback server: numbers, booleans, null, missing and ambiguous
-//! paths, error statuses, timeouts, garbage and oversized bodies.
+//! paths, error statuses, timeouts, garbage and oversized bodies, and no read-out channel: a
+//! hostile server's text never appears in an observation.
 
 mod support_ofrep;
 
@@ -10,6 +11,12 @@ use rollgate::api::{Gate, GateVerdict, HttpGate, HttpMethod};
 use rollgate::engine::{Observation, judge};
 use rollgate::gates::http::{BODY_CAP, check};
 use support_ofrep::http_server::{Response, TestServer};
+
+/// The namespace of the Rollout the checks are made for.
+const NS: &str = "shop";
+
+/// What a hostile server answers: text that looks like a credential.
+const SECRET: &str = "AKIAIOSFODNN7EXAMPLE-s3cr3t-t0ken";
 
 fn gate(url: String, json_path: &str) -> HttpGate {
     HttpGate {
@@ -24,6 +31,7 @@ async fn observe(body: &'static str, json_path: &str) -> Observation {
     check(
         &support_ofrep::loopback_client(),
         &gate(server.url(), json_path),
+        NS,
     )
     .await
 }
@@ -98,7 +106,7 @@ async fn null_is_no_data() {
 async fn a_missing_path_is_an_error() {
     let observation = observe(r#"{"other": 1}"#, "$.value").await;
     assert!(
-        error_message(&observation).contains("matched nothing"),
+        error_message(&observation).contains("JSONPath matched nothing"),
         "{observation:?}"
     );
 }
@@ -115,10 +123,12 @@ async fn several_matches_are_an_error() {
 #[tokio::test]
 async fn a_string_is_an_error() {
     let observation = observe(r#"{"value": "0.5"}"#, "$.value").await;
+    let message = error_message(&observation);
     assert!(
-        error_message(&observation).contains("not a number or a boolean"),
-        "{observation:?}"
+        message.contains("value is not a number") && message.contains("selected a string"),
+        "{message}"
     );
+    assert!(!message.contains("0.5"), "{message}");
 }
 
 #[tokio::test]
@@ -131,28 +141,85 @@ async fn an_invalid_path_is_an_error() {
 }
 
 #[tokio::test]
-async fn a_non_2xx_answer_is_an_error_quoting_the_body() {
+async fn a_non_2xx_answer_is_an_error_with_its_status_only() {
     let server = TestServer::start(|_| Response::json(503, r#"{"error": "warming up"}"#)).await;
     let observation = check(
         &support_ofrep::loopback_client(),
         &gate(server.url(), "$.value"),
+        NS,
     )
     .await;
     let message = error_message(&observation);
+    assert!(message.contains("HTTP 503"), "{message}");
+    assert!(!message.contains("warming up"), "{message}");
+}
+
+#[tokio::test]
+async fn a_garbage_body_is_an_error_saying_where_it_stopped_parsing() {
+    let observation = observe("<html>oops</html>", "$.value").await;
+    let message = error_message(&observation);
     assert!(
-        message.contains("HTTP 503") && message.contains("warming up"),
+        message.contains("not JSON") && message.contains("line 1, column 1"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("html") && !message.contains("oops"),
         "{message}"
     );
 }
 
+/// Every way a hostile server could get its text into an observation: an error status, a body
+/// that is not JSON, a string where a number belongs, a path that matches nothing, several
+/// values. None of them shows the text.
 #[tokio::test]
-async fn a_garbage_body_is_an_error() {
-    let observation = observe("<html>oops</html>", "$.value").await;
-    let message = error_message(&observation);
-    assert!(
-        message.contains("not JSON") && message.contains("<html>"),
-        "{message}"
-    );
+async fn a_hostile_servers_text_never_reaches_the_observation() {
+    let bodies: [(u16, String, &str, &str); 6] = [
+        (
+            503,
+            format!(r#"{{"error": "{SECRET}"}}"#),
+            "$.value",
+            "HTTP 503",
+        ),
+        (500, SECRET.to_owned(), "$.value", "HTTP 500"),
+        (200, format!("{SECRET} <not json>"), "$.value", "not JSON"),
+        (
+            200,
+            format!(r#"{{"value": "{SECRET}"}}"#),
+            "$.value",
+            "value is not a number",
+        ),
+        (
+            200,
+            format!(r#"{{"value": ["{SECRET}"]}}"#),
+            "$.value",
+            "value is not a number",
+        ),
+        (
+            200,
+            format!(r#"{{"other": "{SECRET}"}}"#),
+            "$.value",
+            "JSONPath matched nothing",
+        ),
+    ];
+    for (status, body, path, expected) in bodies {
+        let answer = body.clone();
+        let server = TestServer::start(move |_| Response {
+            status,
+            body: answer.clone().into_bytes(),
+            delay: None,
+        })
+        .await;
+        let observation = check(
+            &support_ofrep::loopback_client(),
+            &gate(server.url(), path),
+            NS,
+        )
+        .await;
+        let message = error_message(&observation);
+        assert!(message.contains(expected), "{body}: {message}");
+        assert!(!message.contains("s3cr3t"), "{body}: {message}");
+        assert!(!message.contains("AKIA"), "{body}: {message}");
+    }
 }
 
 #[tokio::test]
@@ -166,6 +233,7 @@ async fn an_oversized_body_is_an_error() {
     let observation = check(
         &support_ofrep::loopback_client(),
         &gate(server.url(), "$.value"),
+        NS,
     )
     .await;
     assert!(
@@ -182,7 +250,7 @@ async fn a_slow_answer_times_out() {
     let mut slow = gate(server.url(), "$.value");
     slow.timeout = Some(Duration::from_millis(200).into());
     let started = std::time::Instant::now();
-    let observation = check(&support_ofrep::loopback_client(), &slow).await;
+    let observation = check(&support_ofrep::loopback_client(), &slow, NS).await;
     assert!(
         error_message(&observation).contains("timed out after 200ms"),
         "{observation:?}"
@@ -200,6 +268,7 @@ async fn an_unreachable_url_is_an_error() {
     let observation = check(
         &support_ofrep::loopback_client(),
         &gate(format!("http://127.0.0.1:{port}/health"), "$.ok"),
+        NS,
     )
     .await;
     let message = error_message(&observation);
@@ -226,7 +295,7 @@ async fn post_sends_the_body() {
     post.method = HttpMethod::Post;
     post.body = Some(r#"{"q": "errors"}"#.into());
     assert_eq!(
-        check(&support_ofrep::loopback_client(), &post).await,
+        check(&support_ofrep::loopback_client(), &post, NS).await,
         Observation::Value(42.0)
     );
     let (method, path, body) = seen.lock().unwrap().clone().expect("a request");

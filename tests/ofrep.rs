@@ -4,6 +4,7 @@
 
 mod support_ofrep;
 
+use rollgate::api::Percent;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
@@ -45,7 +46,7 @@ async fn check(
         flag: Some(FLAG),
         allowlist,
         stage: 0,
-        percent,
+        percent: Percent::whole(percent),
         at: Timestamp::UNIX_EPOCH,
     };
     probe(
@@ -100,7 +101,10 @@ async fn a_correct_evaluator_passes() {
         "{violations}"
     );
     let memory = result.memory.expect("memory");
-    assert_eq!((memory.flag.as_str(), memory.percent), (FLAG, 10));
+    assert_eq!(
+        (memory.flag.as_str(), memory.percent),
+        (FLAG, Percent::whole(10))
+    );
     assert!(!memory.on.is_empty() && memory.on.len() <= 64);
 }
 
@@ -320,17 +324,20 @@ async fn an_unknown_flag_is_an_error_naming_it() {
         message.contains("HTTP 404") && message.contains("FLAG_NOT_FOUND"),
         "{message}"
     );
+    // errorDetails is the service's free text: never kept.
+    assert!(!message.contains("not found"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_garbage_answer_is_an_error() {
+async fn a_garbage_answer_is_an_error_that_quotes_none_of_it() {
     let server = start(Behaviour::Garbage).await;
     let result = check(&gate(&server.url(), None), 10, &allowlist(), None).await;
     let message = error_message(&result);
     assert!(
-        message.contains("not an OFREP evaluation") && message.contains("<html>"),
+        message.contains("not an OFREP evaluation") && message.contains("line 1, column 1"),
         "{message}"
     );
+    assert!(!message.contains("<html>"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,7 +369,7 @@ async fn a_gate_without_a_flag_is_an_error() {
         flag: None,
         allowlist: &[],
         stage: 0,
-        percent: 1,
+        percent: Percent::whole(1),
         at: Timestamp::UNIX_EPOCH,
     };
     let result = probe(

@@ -15,7 +15,8 @@ use http::{Request, Response as HttpResponse};
 use k8s_openapi::api::core::v1::Secret;
 use kube::client::Body;
 use kube::{Api, Client};
-use rollgate::api::{NotificationSpec, Phase, TransitionKind};
+use rollgate::api::{NotificationSpec, Percent, Phase, TransitionKind};
+use rollgate::net::{AddressPolicy, GuardedClient};
 use rollgate::notify::{
     Delivery, Endpoint, EndpointKind, Notification, Notifier, NotifierSettings, Outcome,
     endpoints_from_spec,
@@ -105,7 +106,7 @@ fn event(kind: TransitionKind, stage: u32, percent: u8) -> Notification {
         kind,
         stage,
         stages: 3,
-        percent: Some(percent),
+        percent: Some(Percent::whole(percent)),
         phase: Some(match kind {
             TransitionKind::Rollback => Phase::RolledBack,
             TransitionKind::Complete => Phase::Succeeded,
@@ -466,26 +467,19 @@ async fn the_address_guard_refuses_authors_endpoints_but_not_the_operators() {
         1,
     )
     .expect("valid");
-    let guarded = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    // The operator allows one URL prefix on loopback, and plain HTTP for this test server.
+    let policy = AddressPolicy::new(vec![
+        format!("http://{address}/allowed").parse().expect("rule"),
+    ])
+    .with_insecure_credentials(true);
+    let guard = GuardedClient::build(Arc::new(policy)).expect("client");
     let notifier = Notifier::new(NotifierSettings {
         timeout: Duration::from_millis(500),
         global: vec![global],
         ..NotifierSettings::default()
     })
     .expect("notifier")
-    .with_address_guard(
-        guarded,
-        Arc::new(|url: &reqwest::Url| match url.path() {
-            "/allowed" => Ok(()),
-            _ => Err(format!(
-                "{} is not an allowed address; allow it with --allow-address",
-                url.host_str().unwrap_or_default()
-            )),
-        }),
-    );
+    .with_address_guard(guard);
     let deliveries = notifier
         .notify(
             &event(TransitionKind::Advance, 1, 5),
@@ -500,10 +494,11 @@ async fn the_address_guard_refuses_authors_endpoints_but_not_the_operators() {
         [
             (
                 "endpoint /secret-path",
-                &Outcome::Failed(
-                    "refused: 127.0.0.1 is not an allowed address; allow it with --allow-address"
-                        .to_owned()
-                )
+                &Outcome::Failed(format!(
+                    "refused: http://{address} is not an allowed address (a loopback address is \
+                     reached only when --allow-address names it literally); an operator can \
+                     allow it with --allow-address 127.0.0.1/32"
+                ))
             ),
             ("endpoint /allowed", &Outcome::Sent),
             ("--notify-webhook #1", &Outcome::Sent),
@@ -513,5 +508,78 @@ async fn the_address_guard_refuses_authors_endpoints_but_not_the_operators() {
         paths(&received),
         ["/allowed", "/operator"],
         "nothing reached the refused one"
+    );
+}
+
+#[tokio::test]
+async fn authors_endpoints_need_https_or_the_operators_leave_and_their_namespace() {
+    let (address, received) = server().await;
+    let open = |insecure: bool| {
+        let policy = AddressPolicy::new(vec!["127.0.0.1".parse().expect("rule")])
+            .with_insecure_credentials(insecure);
+        GuardedClient::build(Arc::new(policy)).expect("client")
+    };
+    let strict = notifier().with_address_guard(open(false));
+    let deliveries = strict
+        .notify(
+            &event(TransitionKind::Rollback, 1, 5),
+            &[endpoint(EndpointKind::Webhook, address, "/hook")],
+        )
+        .await;
+    match &deliveries[0].outcome {
+        Outcome::Failed(why) => {
+            assert!(why.contains("--allow-insecure-credentials"), "{why}");
+            assert!(
+                !why.contains("/hook"),
+                "the URL's path is never shown: {why}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(
+        paths(&received).is_empty(),
+        "nothing was sent over plain HTTP"
+    );
+
+    // Another namespace's Service is refused (the event's Rollout lives in `kaviar`).
+    let other = Endpoint::new(
+        EndpointKind::Webhook,
+        "https://hooks.monitoring:8443/x",
+        "other namespace",
+    )
+    .expect("valid");
+    let default_policy = GuardedClient::build(Arc::new(AddressPolicy::default())).expect("client");
+    let deliveries = notifier()
+        .with_address_guard(default_policy)
+        .notify(&event(TransitionKind::Rollback, 1, 5), &[other])
+        .await;
+    match &deliveries[0].outcome {
+        Outcome::Failed(why) => assert!(why.contains("own namespace \"kaviar\""), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    let allowed = notifier().with_address_guard(open(true));
+    let deliveries = allowed
+        .notify(
+            &event(TransitionKind::Rollback, 1, 5),
+            &[endpoint(EndpointKind::Webhook, address, "/hook")],
+        )
+        .await;
+    assert_eq!(deliveries[0].outcome, Outcome::Sent);
+}
+
+/// A failing endpoint's answer never reaches the outcome (nor, through it, Events or logs).
+#[tokio::test]
+async fn a_failing_endpoints_answer_is_not_kept() {
+    let (address, _received) = server().await;
+    let deliveries = notifier()
+        .notify(
+            &event(TransitionKind::Rollback, 1, 5),
+            &[endpoint(EndpointKind::Webhook, address, "/fail")],
+        )
+        .await;
+    assert_eq!(
+        deliveries[0].outcome,
+        Outcome::Failed("answered 500".into())
     );
 }

@@ -1,5 +1,6 @@
 //! The metrics and probe endpoints on loopback ports the system chooses.
 
+use rollgate::api::Percent;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -81,7 +82,12 @@ impl Running {
 #[tokio::test]
 async fn serves_metrics_and_probes_on_separate_addresses() {
     let metrics = Metrics::new().expect("metrics");
-    metrics.set_rollout("kaviar", "pfm", Some(5), Some(Phase::Progressing));
+    metrics.set_rollout(
+        "kaviar",
+        "pfm",
+        Some(Percent::whole(5)),
+        Some(Phase::Progressing),
+    );
     metrics.count_checkpoint(CheckpointVerdict::Pass);
     let readiness = Readiness::new();
     readiness.set_role(Leadership::always());

@@ -5,6 +5,7 @@
 
 mod support;
 
+use rollgate::api::Percent;
 use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -46,7 +47,7 @@ fn ctx(rollout: &'static str, at: Timestamp) -> GateContext<'static> {
         flag: Some("passenger_favorites_matching"),
         allowlist: &[],
         stage: 2,
-        percent: 5,
+        percent: Percent::whole(5),
         at,
     }
 }

@@ -387,6 +387,35 @@ events:
 }
 
 #[test]
+fn promote_full_from_a_scenario_goes_to_the_last_stage_by_hand() {
+    // Three stages: 20, 50, 80; promote-full skips 50.
+    let plan = SMALL_PLAN.replace(
+        "    - {percent: 50, duration: 30m}\n",
+        "    - {percent: 50, duration: 30m}\n    - {percent: 80, duration: 30m}\n",
+    );
+    let events = simulate_texts(
+        &plan,
+        r#"
+gates:
+  ratio: [{at: 0s, value: 1}]
+events:
+  - {at: 1m, action: promote-full}
+  - {at: 2m, action: promote-full}
+"#,
+    );
+    assert_eq!(
+        words(&events),
+        [
+            "start:20",
+            "advance:80",
+            "complete:80",
+            "summary:Succeeded:80"
+        ]
+    );
+    assert_eq!(events[1]["reason"], "promoted to the last stage by hand");
+}
+
+#[test]
 fn expect_sets_the_exit_status() {
     let plan = example_plan();
     let run = |scenario_name: &str, phase: &str| {
@@ -408,6 +437,43 @@ fn expect_sets_the_exit_status() {
     );
     assert_eq!(run("two-breaches", "RolledBack").status.code(), Some(0));
     assert_eq!(run("prometheus-outage", "Paused").status.code(), Some(0));
+}
+
+/// Percents with decimals: JSON numbers with their decimals, text with them, a drift to a
+/// decimal percent in the scenario, and whole percents still without a decimal point.
+#[test]
+fn percents_with_decimals_in_json_text_and_scenario_drift() {
+    let plan = SMALL_PLAN
+        .replace("percent: 20", "percent: 0.5")
+        .replace("percent: 50", "percent: 2.25");
+    let scenario = r#"
+until: 2h
+gates:
+  ratio: [{at: 0s, value: 1}]
+events:
+  - {at: 12m, action: drift, percent: 0.75}
+"#;
+    let events = simulate_texts(&plan, scenario);
+    let w = words(&events);
+    assert_eq!(
+        &w[..3],
+        ["start:0.5", "checkpoint:pass", "drift:0.5->0.75:paused"]
+    );
+    assert_eq!(events[0]["percent"], serde_json::json!(0.5));
+    let (_, text, _) = simulate_with(&plan, scenario, &[]);
+    assert!(text.contains("0.5%") && text.contains("0.75%"), "{text}");
+    let events = simulate_texts(SMALL_PLAN, GOOD_SCENARIO);
+    assert_eq!(events[0]["percent"], serde_json::json!(20));
+    assert!(
+        events[0]["percent"].is_u64(),
+        "a whole percent is an integer"
+    );
+    // A third decimal in a scenario's drift is named by field.
+    let err = bad_input(&plan, &scenario.replace("0.75", "0.755"));
+    assert!(
+        err.contains("events[0].percent: 0.755 has more than two decimals"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -682,7 +748,7 @@ fn numbers_are_typed_as_the_crd_types_them() {
     );
     assert!(
         err.contains(
-            "plan.yaml: spec.stages[0].percent: expected an integer from 0 to 100, found the string \"20\""
+            "plan.yaml: spec.stages[0].percent: expected a number from 0 to 100, found the string \"20\""
         ),
         "{err}"
     );
@@ -705,7 +771,18 @@ fn numbers_are_typed_as_the_crd_types_them() {
     );
     assert!(
         err.contains(
-            "spec.stages[1].percent: expected an integer from 0 to 100, found the integer 300"
+            "spec.stages[1].percent: expected a number from 0 to 100, found the integer 300"
+        ),
+        "{err}"
+    );
+    // A third decimal: the CRD's CEL rule, named by field as `kubectl apply` would.
+    let err = bad_input(
+        &SMALL_PLAN.replace("percent: 20", "percent: 20.125"),
+        GOOD_SCENARIO,
+    );
+    assert!(
+        err.contains(
+            "plan.yaml: spec.stages[0].percent: 20.125 has more than two decimals (percents take steps of 0.01)"
         ),
         "{err}"
     );

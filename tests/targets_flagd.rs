@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 use rollgate::api::FlagdTarget;
+use rollgate::api::Percent;
 use rollgate::targets::TargetError;
 use rollgate::targets::flagd::{
     DOCUMENT_CAP, DocumentEdit, FlagdError, flag_merge_patch, new_flag, percent_of_flag,
@@ -32,7 +33,7 @@ fn changed(edit: Result<DocumentEdit, FlagdError>) -> String {
     }
 }
 
-fn unreadable(result: Result<Option<u8>, FlagdError>) -> String {
+fn unreadable(result: Result<Option<Percent>, FlagdError>) -> String {
     match result {
         Err(FlagdError::Unreadable(reason)) => reason,
         other => panic!("expected unreadable, got {other:?}"),
@@ -51,62 +52,110 @@ const OLD_TARGETING: &str = r#"{"fractional": [["on", 1], ["off", 99]]}"#;
 
 #[test]
 fn writing_replaces_only_the_targeting_value() {
-    let text = changed(write_percent(Some(OTHERS), &target(&["u-1", "ü-2"]), 5));
-    let new = r#"{"if":[{"in":[{"var":"targetingKey"},["u-1","ü-2"]]},"on",{"fractional":[["on",5],["off",95]]}]}"#;
+    let text = changed(write_percent(
+        Some(OTHERS),
+        &target(&["u-1", "ü-2"]),
+        Percent::whole(5),
+    ));
+    let new = r#"{"if":[{"in":[{"var":"targetingKey"},["u-1","ü-2"]]},"on",{"fractional":[["on",500],["off",9500]]}]}"#;
     assert_eq!(text, OTHERS.replacen(OLD_TARGETING, new, 1));
-    assert_eq!(read_percent(&text, &target(&["u-1", "ü-2"])), Ok(Some(5)));
+    assert_eq!(
+        read_percent(&text, &target(&["u-1", "ü-2"])),
+        Ok(Some(Percent::whole(5)))
+    );
+}
+
+/// A flag rollgate wrote before basis points, `[["on", p], ["off", 100 - p]]`, already serves
+/// p %: writing p % again changes nothing (the same users have the flag), and the next percent
+/// is written in basis points.
+#[test]
+fn a_whole_percent_flag_of_the_old_form_is_left_alone_until_the_percent_changes() {
+    let t = target(&["u-1"]);
+    let old = r#"{"flags": {"passenger_favorites_matching": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": {"if": [{"in": [{"var": "targetingKey"}, ["u-1"]]}, "on", {"fractional": [["on", 5], ["off", 95]]}]}}}}"#;
+    assert_eq!(read_percent(old, &t), Ok(Some(Percent::whole(5))));
+    assert_eq!(
+        write_percent(Some(old), &t, Percent::whole(5)),
+        Ok(DocumentEdit::Unchanged)
+    );
+    let flag: Value = serde_json::from_str(old).expect("json");
+    let flag = &flag["flags"][FLAG];
+    assert_eq!(
+        flag_merge_patch(Some(flag), &t, Percent::whole(5)),
+        Ok(None)
+    );
+    let next = changed(write_percent(Some(old), &t, Percent::whole(10)));
+    assert!(
+        next.contains(r#"{"fractional":[["on",1000],["off",9000]]}"#),
+        "{next}"
+    );
+    // Another allowlist is another targeting: it is written.
+    assert!(matches!(
+        write_percent(Some(old), &target(&["u-2"]), Percent::whole(5)),
+        Ok(DocumentEdit::Changed(_))
+    ));
 }
 
 #[test]
 fn without_an_allowlist_the_targeting_is_just_the_split() {
-    let text = changed(write_percent(Some(OTHERS), &target(&[]), 50));
-    let new = r#"{"fractional":[["on",50],["off",50]]}"#;
+    let text = changed(write_percent(
+        Some(OTHERS),
+        &target(&[]),
+        Percent::whole(50),
+    ));
+    let new = r#"{"fractional":[["on",5000],["off",5000]]}"#;
     assert_eq!(text, OTHERS.replacen(OLD_TARGETING, new, 1));
 }
 
 #[test]
 fn the_targeting_written_is_the_documented_shape() {
     assert_eq!(
-        targeting(&target(&["u-1001", "u-1002"]), 10),
+        targeting(&target(&["u-1001", "u-1002"]), Percent::whole(10)),
         json!({"if": [
             {"in": [{"var": "targetingKey"}, ["u-1001", "u-1002"]]},
             "on",
-            {"fractional": [["on", 10], ["off", 90]]}
+            {"fractional": [["on", 1000], ["off", 9000]]}
         ]})
     );
     let mut custom = target(&[]);
     custom.on_variant = "treatment".into();
     custom.off_variant = "control".into();
     assert_eq!(
-        targeting(&custom, 0),
-        json!({"fractional": [["treatment", 0], ["control", 100]]})
+        targeting(&custom, Percent::whole(0)),
+        json!({"fractional": [["treatment", 0], ["control", 10000]]})
     );
     assert_eq!(
-        targeting(&custom, 100),
-        json!({"fractional": [["treatment", 100], ["control", 0]]})
+        targeting(&custom, Percent::whole(100)),
+        json!({"fractional": [["treatment", 10000], ["control", 0]]})
     );
 }
 
 #[test]
 fn a_flag_without_targeting_gets_a_targeting_member_after_its_last_one() {
     let doc = "{\"flags\": {\n  \"passenger_favorites_matching\": {\n    \"state\": \"ENABLED\",\n    \"variants\": {\"on\": true, \"off\": false},\n    \"defaultVariant\": \"off\"\n  }\n}}";
-    assert_eq!(read_percent(doc, &target(&[])), Ok(Some(0)));
-    let text = changed(write_percent(Some(doc), &target(&[]), 1));
+    assert_eq!(read_percent(doc, &target(&[])), Ok(Some(Percent::whole(0))));
+    let text = changed(write_percent(Some(doc), &target(&[]), Percent::whole(1)));
     assert_eq!(
         text,
         doc.replace(
             "\"defaultVariant\": \"off\"\n",
-            "\"defaultVariant\": \"off\",\n    \"targeting\": {\"fractional\":[[\"on\",1],[\"off\",99]]}\n"
+            "\"defaultVariant\": \"off\",\n    \"targeting\": {\"fractional\":[[\"on\",100],[\"off\",9900]]}\n"
         )
     );
-    assert_eq!(read_percent(&text, &target(&[])), Ok(Some(1)));
+    assert_eq!(
+        read_percent(&text, &target(&[])),
+        Ok(Some(Percent::whole(1)))
+    );
 }
 
 #[test]
 fn an_absent_flag_is_created_after_the_others_and_nothing_else_moves() {
     let doc = "{\n  \"flags\": {\n    \"other\": {\"state\": \"ENABLED\", \"variants\": {\"a\": 1}, \"defaultVariant\": \"a\"}\n  }\n}\n";
     assert_eq!(read_percent(doc, &target(&[])), Ok(None));
-    let text = changed(write_percent(Some(doc), &target(&["u-1"]), 1));
+    let text = changed(write_percent(
+        Some(doc),
+        &target(&["u-1"]),
+        Percent::whole(1),
+    ));
     let at = doc.find("}\n  }").expect("end of other") + 1;
     assert_eq!(&text[..at], &doc[..at], "text before the new flag is kept");
     assert_eq!(
@@ -126,11 +175,17 @@ fn an_absent_flag_is_created_after_the_others_and_nothing_else_moves() {
             "state": "ENABLED",
             "variants": {"on": true, "off": false},
             "defaultVariant": "off",
-            "targeting": targeting(&target(&["u-1"]), 1),
+            "targeting": targeting(&target(&["u-1"]), Percent::whole(1)),
         })
     );
-    assert_eq!(parsed["flags"][FLAG], new_flag(&target(&["u-1"]), 1));
-    assert_eq!(read_percent(&text, &target(&["u-1"])), Ok(Some(1)));
+    assert_eq!(
+        parsed["flags"][FLAG],
+        new_flag(&target(&["u-1"]), Percent::whole(1))
+    );
+    assert_eq!(
+        read_percent(&text, &target(&["u-1"])),
+        Ok(Some(Percent::whole(1)))
+    );
 }
 
 #[test]
@@ -142,25 +197,41 @@ fn empty_flags_and_missing_flags_and_a_missing_key_are_filled_in() {
         "{ \"$schema\": \"x\" }",
     ] {
         assert_eq!(read_percent(doc, &target(&[])), Ok(None), "{doc}");
-        let text = changed(write_percent(Some(doc), &target(&[]), 5));
+        let text = changed(write_percent(Some(doc), &target(&[]), Percent::whole(5)));
         let parsed = parse(&text);
-        assert_eq!(parsed["flags"][FLAG], new_flag(&target(&[]), 5), "{doc}");
+        assert_eq!(
+            parsed["flags"][FLAG],
+            new_flag(&target(&[]), Percent::whole(5)),
+            "{doc}"
+        );
         if doc.contains("$schema") {
             assert_eq!(parsed["$schema"], "x");
         }
-        assert_eq!(read_percent(&text, &target(&[])), Ok(Some(5)), "{doc}");
+        assert_eq!(
+            read_percent(&text, &target(&[])),
+            Ok(Some(Percent::whole(5))),
+            "{doc}"
+        );
     }
-    let text = changed(write_percent(None, &target(&[]), 10));
+    let text = changed(write_percent(None, &target(&[]), Percent::whole(10)));
     let parsed = parse(&text);
     assert_eq!(parsed["$schema"], "https://flagd.dev/schema/v0/flags.json");
-    assert_eq!(parsed["flags"][FLAG], new_flag(&target(&[]), 10));
-    assert_eq!(read_percent(&text, &target(&[])), Ok(Some(10)));
+    assert_eq!(
+        parsed["flags"][FLAG],
+        new_flag(&target(&[]), Percent::whole(10))
+    );
+    assert_eq!(
+        read_percent(&text, &target(&[])),
+        Ok(Some(Percent::whole(10)))
+    );
 }
 
 #[test]
 fn other_flags_keep_their_bytes_through_many_writes() {
     let mut text = OTHERS.to_owned();
-    for percent in [0, 1, 5, 10, 50, 100, 3] {
+    for percent in [0, 100, 500, 1_000, 5_000, 10_000, 300, 50, 225].map(Percent::from_basis_points)
+    {
+        let percent = percent.expect("a percent");
         text = match write_percent(Some(&text), &target(&["u-1"]), percent) {
             Ok(DocumentEdit::Changed(t)) => t,
             Ok(DocumentEdit::Unchanged) => text,
@@ -178,16 +249,28 @@ fn other_flags_keep_their_bytes_through_many_writes() {
 
 #[test]
 fn writing_the_same_percent_and_allowlist_changes_nothing() {
-    let text = changed(write_percent(Some(OTHERS), &target(&["u-1"]), 5));
+    let text = changed(write_percent(
+        Some(OTHERS),
+        &target(&["u-1"]),
+        Percent::whole(5),
+    ));
     assert_eq!(
-        write_percent(Some(&text), &target(&["u-1"]), 5),
+        write_percent(Some(&text), &target(&["u-1"]), Percent::whole(5)),
         Ok(DocumentEdit::Unchanged)
     );
     // A new allowlist is a change even at the same percent.
-    let again = changed(write_percent(Some(&text), &target(&["u-1", "u-2"]), 5));
+    let again = changed(write_percent(
+        Some(&text),
+        &target(&["u-1", "u-2"]),
+        Percent::whole(5),
+    ));
     assert!(again.contains(r#"["u-1","u-2"]"#));
     // So is another percent.
-    changed(write_percent(Some(&text), &target(&["u-1"]), 6));
+    changed(write_percent(
+        Some(&text),
+        &target(&["u-1"]),
+        Percent::whole(6),
+    ));
 }
 
 #[test]
@@ -197,17 +280,18 @@ fn reading_accepts_the_shapes_rollgate_writes_and_a_static_flag() {
                "targeting": targeting})
     };
     let t = target(&[]);
-    assert_eq!(percent_of_flag(&flag(json!({})), &t), Ok(0));
+    assert_eq!(percent_of_flag(&flag(json!({})), &t), Ok(Percent::whole(0)));
     let mut on_by_default = flag(json!({}));
     on_by_default["defaultVariant"] = json!("on");
-    assert_eq!(percent_of_flag(&on_by_default, &t), Ok(100));
+    assert_eq!(percent_of_flag(&on_by_default, &t), Ok(Percent::whole(100)));
     let mut no_targeting = flag(json!({}));
     no_targeting
         .as_object_mut()
         .expect("object")
         .remove("targeting");
-    assert_eq!(percent_of_flag(&no_targeting, &t), Ok(0));
-    for p in [0u8, 1, 37, 99, 100] {
+    assert_eq!(percent_of_flag(&no_targeting, &t), Ok(Percent::whole(0)));
+    for p in [0u16, 1, 37, 50, 99, 100, 3_700, 9_999, 10_000] {
+        let p = Percent::from_basis_points(p).expect("a percent");
         assert_eq!(percent_of_flag(&flag(targeting(&t, p)), &t), Ok(p));
         // Any allowlist reads: the percent is what is compared.
         assert_eq!(
@@ -217,12 +301,41 @@ fn reading_accepts_the_shapes_rollgate_writes_and_a_static_flag() {
     }
 }
 
+/// The reader takes any non-negative integer weights: the whole-percent form rollgate wrote
+/// before basis points, basis points, and other totals, rounded to the nearest basis point.
+#[test]
+fn weights_of_any_total_read_as_the_nearest_basis_point() {
+    let t = target(&[]);
+    let read = |on: u64, off: u64| {
+        let flag = json!({"state": "ENABLED", "variants": {"on": true, "off": false},
+                          "defaultVariant": "off",
+                          "targeting": {"fractional": [["on", on], ["off", off]]}});
+        percent_of_flag(&flag, &t).map(Percent::basis_points)
+    };
+    for p in 0..=100u64 {
+        assert_eq!(read(p, 100 - p), Ok(p as u16 * 100), "the old form at {p}%");
+        assert_eq!(
+            read(100 * p, 10_000 - 100 * p),
+            Ok(p as u16 * 100),
+            "basis points at {p}%"
+        );
+    }
+    assert_eq!(read(50, 9_950), Ok(50));
+    assert_eq!(read(5, 94), Ok(505), "5/99 is 5.0505…%");
+    assert_eq!(read(50, 51), Ok(4_950), "50/101 is 49.504…%");
+    assert_eq!(read(1, 2), Ok(3_333));
+    assert_eq!(read(2, 1), Ok(6_667));
+    assert_eq!(read(1, 19_999), Ok(1), "half a basis point rounds up");
+    assert_eq!(read(1, 20_001), Ok(0));
+    let big = i32::MAX as u64;
+    assert_eq!(read(big / 2, big - big / 2), Ok(5_000));
+}
+
 #[test]
 fn hand_edited_or_foreign_targeting_is_unreadable_with_a_message() {
     let t = target(&[]);
     let cases = [
-        json!({"fractional": [["on", 5], ["off", 94]]}),
-        json!({"fractional": [["on", 50], ["off", 51]]}),
+        json!({"fractional": [["on", 0], ["off", 0]]}),
         json!({"fractional": [["off", 95], ["on", 5]]}),
         json!({"fractional": [["on", 5], ["off", 90], ["other", 5]]}),
         json!({"fractional": [["on", 100]]}),
@@ -318,7 +431,7 @@ fn documents_rollgate_cannot_read_say_why() {
     for (doc, expected) in cases {
         let reason = unreadable(read_percent(doc, &t));
         assert!(reason.contains(expected), "{doc:?}: {reason}");
-        match write_percent(Some(doc), &t, 5) {
+        match write_percent(Some(doc), &t, Percent::whole(5)) {
             Err(FlagdError::Unreadable(reason)) => {
                 assert!(reason.contains(expected), "{doc:?}: {reason}")
             }
@@ -330,7 +443,7 @@ fn documents_rollgate_cannot_read_say_why() {
 #[test]
 fn a_duplicated_targeting_member_is_refused() {
     let doc = r#"{"flags": {"passenger_favorites_matching": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": {}, "targeting": {"fractional": [["on", 5], ["off", 95]]}}}}"#;
-    match write_percent(Some(doc), &target(&[]), 5) {
+    match write_percent(Some(doc), &target(&[]), Percent::whole(5)) {
         Err(FlagdError::Unreadable(reason)) => {
             assert!(
                 reason.contains("\"targeting\" appears more than once"),
@@ -384,7 +497,7 @@ fn the_controller_refuses_to_write_a_disabled_flag_or_one_without_its_variants()
         ),
     ];
     for (doc, expected) in cases {
-        match write_percent(Some(doc), &target(&[]), 5) {
+        match write_percent(Some(doc), &target(&[]), Percent::whole(5)) {
             Err(FlagdError::Unwritable(reason)) => assert!(reason.contains(expected), "{reason}"),
             other => panic!("{doc}: {other:?}"),
         }
@@ -392,21 +505,22 @@ fn the_controller_refuses_to_write_a_disabled_flag_or_one_without_its_variants()
     let mut same = target(&[]);
     same.off_variant = "on".into();
     assert!(matches!(
-        write_percent(None, &same, 5),
+        write_percent(None, &same, Percent::whole(5)),
         Err(FlagdError::Unwritable(reason)) if reason.contains("must differ")
     ));
-    assert!(matches!(
-        write_percent(None, &target(&[]), 101),
-        Err(FlagdError::Unwritable(reason)) if reason.contains("above 100")
-    ));
+    // A percent above 100 cannot be written: `Percent` holds at most 100.
+    assert_eq!(Percent::whole(101), Percent::HUNDRED);
 }
 
 #[test]
 fn a_hand_edited_targeting_is_overwritten_by_a_write() {
     let doc = r#"{"flags": {"passenger_favorites_matching": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": {"if": [{"==": [{"var": "tier"}, "gold"]}, "on", "off"]}}}}"#;
     assert!(read_percent(doc, &target(&[])).is_err());
-    let text = changed(write_percent(Some(doc), &target(&[]), 5));
-    assert_eq!(read_percent(&text, &target(&[])), Ok(Some(5)));
+    let text = changed(write_percent(Some(doc), &target(&[]), Percent::whole(5)));
+    assert_eq!(
+        read_percent(&text, &target(&[])),
+        Ok(Some(Percent::whole(5)))
+    );
 }
 
 #[test]
@@ -426,21 +540,27 @@ fn errors_name_the_place_they_are_given() {
 #[test]
 fn the_feature_flag_merge_patch_replaces_targeting_rather_than_merging_it() {
     let t = target(&["u-1"]);
-    assert_eq!(flag_merge_patch(None, &t, 5), Ok(Some(new_flag(&t, 5))));
+    assert_eq!(
+        flag_merge_patch(None, &t, Percent::whole(5)),
+        Ok(Some(new_flag(&t, Percent::whole(5))))
+    );
     let flag = json!({"state": "ENABLED", "variants": {"on": true, "off": false},
                       "defaultVariant": "off", "targeting": {"fractional": [["on", 1], ["off", 99]]}});
-    let patch = flag_merge_patch(Some(&flag), &t, 5)
+    let patch = flag_merge_patch(Some(&flag), &t, Percent::whole(5))
         .expect("patch")
         .expect("a change");
-    let mut expected = targeting(&t, 5);
+    let mut expected = targeting(&t, Percent::whole(5));
     expected["fractional"] = Value::Null;
     assert_eq!(patch, json!({"targeting": expected}));
     let mut written = flag.clone();
-    written["targeting"] = targeting(&t, 5);
-    assert_eq!(flag_merge_patch(Some(&written), &t, 5), Ok(None));
+    written["targeting"] = targeting(&t, Percent::whole(5));
+    assert_eq!(
+        flag_merge_patch(Some(&written), &t, Percent::whole(5)),
+        Ok(None)
+    );
     let disabled = json!({"state": "DISABLED", "variants": {"on": true, "off": false}});
     assert!(matches!(
-        flag_merge_patch(Some(&disabled), &t, 5),
+        flag_merge_patch(Some(&disabled), &t, Percent::whole(5)),
         Err(FlagdError::Unwritable(_))
     ));
 }
@@ -469,10 +589,10 @@ proptest! {
     fn no_text_makes_it_panic(text in "[\\[\\]{}\":,a-z0-9\\\\ \n]{0,64}") {
         let t = target(&["u"]);
         let _ = read_percent(&text, &t);
-        let _ = write_percent(Some(&text), &t, 5);
+        let _ = write_percent(Some(&text), &t, Percent::whole(5));
         let wrapped = format!("{{\"flags\": {{\"{FLAG}\": {text}}}}}");
         let _ = read_percent(&wrapped, &t);
-        let _ = write_percent(Some(&wrapped), &t, 5);
+        let _ = write_percent(Some(&wrapped), &t, Percent::whole(5));
     }
 
     /// Any other flags and top-level members, pretty or compact: a write keeps them exactly
@@ -482,7 +602,7 @@ proptest! {
         others in prop::collection::btree_map("[a-z_\"é]{1,6}", arbitrary_json(), 0..4),
         top in prop::collection::btree_map("[a-z$]{1,6}", arbitrary_json(), 0..3),
         pretty in any::<bool>(),
-        percent in 0u8..=100,
+        basis_points in 0u16..=10_000,
         allowlist in prop::collection::vec("[a-z0-9\"\\\\-]{1,6}", 0..4),
     ) {
         let others: serde_json::Map<String, Value> =
@@ -496,6 +616,7 @@ proptest! {
         };
         let allow: Vec<&str> = allowlist.iter().map(String::as_str).collect();
         let t = target(&allow);
+        let percent = Percent::from_basis_points(basis_points).expect("a percent");
         let written = changed(write_percent(Some(&text), &t, percent));
         let mut parsed = parse(&written);
         prop_assert_eq!(read_percent(&written, &t), Ok(Some(percent)));
@@ -503,7 +624,7 @@ proptest! {
         parsed["flags"].as_object_mut().expect("flags").remove(FLAG);
         prop_assert_eq!(parsed, doc);
         // A second write of another percent touches only the flag's targeting.
-        let next = (percent + 1) % 101;
+        let next = Percent::from_basis_points((basis_points + 1) % 10_001).expect("a percent");
         let rewritten = changed(write_percent(Some(&written), &t, next));
         let old_targeting = targeting(&t, percent).to_string();
         let at = written.find(&old_targeting).expect("the targeting is in the text");

@@ -7,7 +7,7 @@ mod flagd_batch;
 
 use std::collections::HashSet;
 
-use rollgate::api::FlagdTarget;
+use rollgate::api::{FlagdTarget, Percent};
 use rollgate::targets::flagd::{DocumentEdit, write_percent};
 
 const FLAG: &str = "passenger_favorites_matching";
@@ -62,7 +62,9 @@ fn the_real_evaluator_serves_the_allowlist_and_p_percent_and_raising_only_adds_u
     let mut definitions = Vec::new();
     let mut current = BASE.to_owned();
     for percent in percents {
-        current = match write_percent(Some(&current), &target, percent).expect("writes") {
+        current = match write_percent(Some(&current), &target, Percent::whole(percent))
+            .expect("writes")
+        {
             DocumentEdit::Changed(text) => text,
             DocumentEdit::Unchanged => current,
         };
@@ -122,4 +124,92 @@ fn the_real_evaluator_serves_the_allowlist_and_p_percent_and_raising_only_adds_u
         }
         previous = Some(on);
     }
+}
+
+/// A flag in the form rollgate wrote before basis points: `[["on", p], ["off", 100 - p]]`.
+fn whole_percent_definition(percent: u8) -> String {
+    serde_json::json!({"flags": {FLAG: {
+        "state": "ENABLED",
+        "variants": {"on": true, "off": false},
+        "defaultVariant": "off",
+        "targeting": {"fractional": [["on", percent], ["off", 100 - percent]]}
+    }}})
+    .to_string()
+}
+
+/// The real evaluator puts exactly the same users in the cohort under the basis-point weights
+/// the target writes now as under the whole-percent weights it wrote before, and 0.5 % (weights
+/// `[50, 9950]`) serves half a percent of users, all of them inside the 1 % cohort.
+#[test]
+fn the_real_evaluator_sees_the_same_users_under_basis_point_weights_and_half_a_percent() {
+    let target = FlagdTarget {
+        allowlist: Vec::new(),
+        ..target()
+    };
+    let write = |percent: Percent| match write_percent(None, &target, percent).expect("writes") {
+        DocumentEdit::Changed(text) => text,
+        DocumentEdit::Unchanged => unreachable!("a new document is always a change"),
+    };
+    let half = write(Percent::from_basis_points(50).expect("0.5 %"));
+    assert!(
+        half.contains(r#"{"fractional":[["on",50],["off",9950]]}"#),
+        "{half}"
+    );
+    let percents = [1u8, 2, 5, 10, 33, 50, 99];
+    let mut definitions = Vec::new();
+    for percent in percents {
+        let new = write(Percent::whole(percent));
+        assert!(
+            new.contains(&format!(
+                r#"[["on",{}],["off",{}]]"#,
+                100 * u32::from(percent),
+                10_000 - 100 * u32::from(percent)
+            )),
+            "{new}"
+        );
+        definitions.push(whole_percent_definition(percent));
+        definitions.push(new);
+    }
+    definitions.push(half);
+    definitions.push(write(Percent::whole(1)));
+    let users = users();
+    let jobs: Vec<flagd_batch::Job<'_>> = definitions
+        .iter()
+        .map(|definition| flagd_batch::Job {
+            definition,
+            flag: FLAG,
+            keys: &users,
+        })
+        .collect();
+    let Some(results) = flagd_batch::evaluate(&jobs) else {
+        return;
+    };
+    let cohort = |variants: &[Option<String>]| -> HashSet<usize> {
+        variants
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.as_deref() == Some("on"))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    for (i, percent) in percents.iter().enumerate() {
+        let before = cohort(&results[2 * i]);
+        let after = cohort(&results[2 * i + 1]);
+        let flipped: Vec<&String> = before
+            .symmetric_difference(&after)
+            .take(5)
+            .map(|&u| &users[u])
+            .collect();
+        assert!(flipped.is_empty(), "at {percent}% users flip: {flipped:?}");
+        assert!(!before.is_empty(), "at {percent}% someone has the flag");
+    }
+    let half = cohort(&results[2 * percents.len()]);
+    let one = cohort(&results[2 * percents.len() + 1]);
+    let share = half.len() as f64 / USERS as f64;
+    let tolerance = 4.0 * (0.005 * 0.995 / USERS as f64).sqrt();
+    assert!(
+        (share - 0.005).abs() <= tolerance,
+        "at 0.5% the share is {share:.5} (±{tolerance:.5})"
+    );
+    assert!(half.is_subset(&one), "0.5% must be inside 1%");
 }

@@ -2,6 +2,7 @@
 //! service behind `kube::Client` checks each request's method, path, query and body and
 //! answers like an API server (including 404, 409 and 403).
 
+use rollgate::api::Percent;
 use std::collections::BTreeSet;
 
 use http::{Request, Response};
@@ -183,7 +184,11 @@ const DOC: &str = "{\n  \"flags\": {\n    \"other\": {\"state\": \"ENABLED\", \"
 
 fn doc_at(percent: u8, allowlist: &[&str]) -> String {
     let target = flagd_target(allowlist);
-    match flagd::write_percent(Some(DOC), target.flagd.as_ref().expect("flagd"), percent) {
+    match flagd::write_percent(
+        Some(DOC),
+        target.flagd.as_ref().expect("flagd"),
+        Percent::whole(percent),
+    ) {
         Ok(flagd::DocumentEdit::Changed(text)) => text,
         Ok(flagd::DocumentEdit::Unchanged) => DOC.to_owned(),
         Err(e) => panic!("{e}"),
@@ -217,7 +222,7 @@ async fn flagd_in_a_config_map_is_written_with_a_merge_patch_guarded_by_its_reso
             &client,
             NS,
             &flagd_target(&["u-1"]),
-            5,
+            Percent::whole(5),
             WriteMode::Apply,
             &no_headers(),
         )
@@ -239,7 +244,7 @@ async fn a_target_that_already_holds_the_percent_is_not_written() {
             &client,
             NS,
             &flagd_target(&["u-1"]),
-            5,
+            Percent::whole(5),
             WriteMode::Apply,
             &no_headers(),
         )
@@ -270,7 +275,7 @@ async fn an_unlabelled_target_at_the_percent_only_gets_the_label() {
             &client,
             NS,
             &flagd_target(&[]),
-            1,
+            Percent::whole(1),
             WriteMode::Apply,
             &no_headers(),
         )
@@ -301,7 +306,7 @@ async fn a_dry_run_always_asks_the_api_server() {
             &client,
             NS,
             &flagd_target(&[]),
-            1,
+            Percent::whole(1),
             WriteMode::DryRun,
             &no_headers(),
         )
@@ -338,7 +343,7 @@ async fn a_concurrent_edit_is_a_conflict_not_a_clobber() {
             &client,
             NS,
             &flagd_target(&[]),
-            5,
+            Percent::whole(5),
             WriteMode::Apply,
             &no_headers(),
         )
@@ -395,7 +400,7 @@ async fn a_forbidden_write_names_the_verb_object_and_rule() {
             &client,
             NS,
             &plain_target(),
-            0,
+            Percent::whole(0),
             WriteMode::DryRun,
             &no_headers(),
         )
@@ -454,7 +459,7 @@ async fn reading_flagd_in_a_config_map() {
         targets::read(&client, NS, &flagd_target(&["u-1"]), &no_headers()).await
     })
     .await;
-    assert_eq!(percent.expect("read"), Some(10));
+    assert_eq!(percent.expect("read"), Some(Percent::whole(10)));
 }
 
 #[tokio::test]
@@ -481,7 +486,7 @@ async fn an_unreadable_definition_names_the_config_map_key_and_flag() {
 async fn a_missing_key_is_created_and_reads_as_no_percent() {
     let target = flagd_target(&[]);
     let flagd = target.flagd.clone().expect("flagd");
-    let new_doc = match flagd::write_percent(None, &flagd, 1) {
+    let new_doc = match flagd::write_percent(None, &flagd, Percent::whole(1)) {
         Ok(flagd::DocumentEdit::Changed(text)) => text,
         other => panic!("{other:?}"),
     };
@@ -499,8 +504,15 @@ async fn a_missing_key_is_created_and_reads_as_no_percent() {
     ];
     let (read, written) = run(exchanges, |client| async move {
         let read = targets::read(&client, NS, &target, &no_headers()).await;
-        let written =
-            targets::write(&client, NS, &target, 1, WriteMode::Apply, &no_headers()).await;
+        let written = targets::write(
+            &client,
+            NS,
+            &target,
+            Percent::whole(1),
+            WriteMode::Apply,
+            &no_headers(),
+        )
+        .await;
         (read, written)
     })
     .await;
@@ -530,7 +542,7 @@ async fn a_plain_key_is_written_as_decimal_text_without_a_resource_version() {
             &client,
             NS,
             &plain_target(),
-            5,
+            Percent::whole(5),
             WriteMode::Apply,
             &no_headers(),
         )
@@ -539,7 +551,7 @@ async fn a_plain_key_is_written_as_decimal_text_without_a_resource_version() {
             &client,
             NS,
             &plain_target(),
-            5,
+            Percent::whole(5),
             WriteMode::Apply,
             &no_headers(),
         )
@@ -554,8 +566,8 @@ async fn a_plain_key_is_written_as_decimal_text_without_a_resource_version() {
 #[tokio::test]
 async fn a_hand_edited_plain_key_is_unreadable_and_a_write_repairs_it() {
     let exchanges = vec![
-        get(CM_PATH, 200, config_map(json!({"percent": "5.0"}), true)),
-        get(CM_PATH, 200, config_map(json!({"percent": "5.0"}), true)),
+        get(CM_PATH, 200, config_map(json!({"percent": "5.000"}), true)),
+        get(CM_PATH, 200, config_map(json!({"percent": "5.000"}), true)),
         patch(
             CM_PATH,
             APPLY,
@@ -570,7 +582,7 @@ async fn a_hand_edited_plain_key_is_unreadable_and_a_write_repairs_it() {
             &client,
             NS,
             &plain_target(),
-            5,
+            Percent::whole(5),
             WriteMode::Apply,
             &no_headers(),
         )
@@ -581,7 +593,7 @@ async fn a_hand_edited_plain_key_is_unreadable_and_a_write_repairs_it() {
     let err = read.expect_err("unreadable");
     assert!(
         err.to_string()
-            .starts_with("ConfigMap kaviar/feature-flags key percent: \"5.0\" is not a percent"),
+            .starts_with("ConfigMap kaviar/feature-flags key percent: \"5.000\" is not a percent"),
         "{err}"
     );
     assert_eq!(written.expect("written"), WriteOutcome::Written);
@@ -619,7 +631,7 @@ async fn a_feature_flag_flag_is_read_and_patched_alone() {
                 "spec": {"flagSpec": {"flags": {FLAG: {"targeting": {
                     "fractional": null,
                     "if": [{"in": [{"var": "targetingKey"}, ["u-1"]]}, "on",
-                           {"fractional": [["on", 5], ["off", 95]]}],
+                           {"fractional": [["on", 500], ["off", 9500]]}],
                 }}}}},
             }),
             200,
@@ -632,7 +644,7 @@ async fn a_feature_flag_flag_is_read_and_patched_alone() {
             &client,
             NS,
             &feature_flag_target(),
-            5,
+            Percent::whole(5),
             WriteMode::Apply,
             &no_headers(),
         )
@@ -640,7 +652,7 @@ async fn a_feature_flag_flag_is_read_and_patched_alone() {
         (read, written)
     })
     .await;
-    assert_eq!(read.expect("read"), Some(1));
+    assert_eq!(read.expect("read"), Some(Percent::whole(1)));
     assert_eq!(written.expect("written"), WriteOutcome::Written);
 }
 
@@ -655,7 +667,7 @@ async fn an_absent_feature_flag_flag_is_created_whole_and_a_dry_run_says_so() {
             DRY_RUN,
             json!({
                 "metadata": {"resourceVersion": "7", "labels": {MANAGED_LABEL: "true"}},
-                "spec": {"flagSpec": {"flags": {FLAG: flagd::new_flag(&flagd, 0)}}},
+                "spec": {"flagSpec": {"flags": {FLAG: flagd::new_flag(&flagd, Percent::whole(0))}}},
             }),
             200,
             current,
@@ -666,7 +678,7 @@ async fn an_absent_feature_flag_flag_is_created_whole_and_a_dry_run_says_so() {
             &client,
             NS,
             &feature_flag_target(),
-            0,
+            Percent::whole(0),
             WriteMode::DryRun,
             &no_headers(),
         )
@@ -679,7 +691,10 @@ async fn an_absent_feature_flag_flag_is_created_whole_and_a_dry_run_says_so() {
 #[tokio::test]
 async fn a_feature_flag_at_the_percent_is_not_written_and_a_conflict_is_reported() {
     let flagd = feature_flag_target().flagd.expect("flagd");
-    let at_five = feature_flag(json!({FLAG: ff_flag(flagd::targeting(&flagd, 5))}), true);
+    let at_five = feature_flag(
+        json!({FLAG: ff_flag(flagd::targeting(&flagd, Percent::whole(5)))}),
+        true,
+    );
     let exchanges = vec![
         get(FF_PATH, 200, at_five.clone()),
         get(FF_PATH, 200, at_five),
@@ -688,7 +703,7 @@ async fn a_feature_flag_at_the_percent_is_not_written_and_a_conflict_is_reported
             APPLY,
             json!({
                 "metadata": {"resourceVersion": "7", "labels": {MANAGED_LABEL: "true"}},
-                "spec": {"flagSpec": {"flags": {FLAG: {"targeting": flagd::targeting(&flagd, 10)}}}},
+                "spec": {"flagSpec": {"flags": {FLAG: {"targeting": flagd::targeting(&flagd, Percent::whole(10))}}}},
             }),
             409,
             status(409, "Conflict", "the object has been modified"),
@@ -699,7 +714,7 @@ async fn a_feature_flag_at_the_percent_is_not_written_and_a_conflict_is_reported
             &client,
             NS,
             &feature_flag_target(),
-            5,
+            Percent::whole(5),
             WriteMode::Apply,
             &no_headers(),
         )
@@ -708,7 +723,7 @@ async fn a_feature_flag_at_the_percent_is_not_written_and_a_conflict_is_reported
             &client,
             NS,
             &feature_flag_target(),
-            10,
+            Percent::whole(10),
             WriteMode::Apply,
             &no_headers(),
         )
@@ -742,7 +757,7 @@ async fn a_missing_feature_flag_is_not_found() {
             &client,
             NS,
             &feature_flag_target(),
-            1,
+            Percent::whole(1),
             WriteMode::DryRun,
             &no_headers(),
         )
@@ -762,13 +777,13 @@ fn live_percents_come_from_watched_objects() {
     .expect("config map");
     assert_eq!(
         live_percent_from_configmap(&cm, &flagd_target(&[])).expect("read"),
-        Some(50)
+        Some(Percent::whole(50))
     );
     let cm: ConfigMap =
         serde_json::from_value(config_map(json!({"percent": "7"}), true)).expect("config map");
     assert_eq!(
         live_percent_from_configmap(&cm, &plain_target()).expect("read"),
-        Some(7)
+        Some(Percent::whole(7))
     );
     assert_eq!(
         live_percent_from_configmap(&cm, &flagd_target(&[])).expect("read"),
@@ -787,13 +802,13 @@ fn live_percents_come_from_watched_objects() {
 
     let flagd = feature_flag_target().flagd.expect("flagd");
     let ff: DynamicObject = serde_json::from_value(feature_flag(
-        json!({FLAG: ff_flag(flagd::targeting(&flagd, 25))}),
+        json!({FLAG: ff_flag(flagd::targeting(&flagd, Percent::whole(25)))}),
         true,
     ))
     .expect("feature flag");
     assert_eq!(
         live_percent_from_featureflag(&ff, &flagd).expect("read"),
-        Some(25)
+        Some(Percent::whole(25))
     );
     let empty: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "core.openfeature.dev/v1beta1", "kind": "FeatureFlag",
@@ -869,7 +884,7 @@ async fn an_invalid_target_or_percent_makes_no_request() {
             &client,
             NS,
             &Target::default(),
-            5,
+            Percent::whole(5),
             WriteMode::Apply,
             &no_headers(),
         )
@@ -878,18 +893,6 @@ async fn an_invalid_target_or_percent_makes_no_request() {
     .await
     .expect_err("invalid");
     assert_eq!(err.reason(), "invalid");
-    let err = run(vec![], |client| async move {
-        targets::write(
-            &client,
-            NS,
-            &plain_target(),
-            101,
-            WriteMode::Apply,
-            &no_headers(),
-        )
-        .await
-    })
-    .await
-    .expect_err("invalid");
-    assert!(err.to_string().contains("101 is above 100"), "{err}");
+    // A percent above 100 cannot be asked for: `Percent` holds at most 100.
+    assert_eq!(Percent::whole(101), Percent::HUNDRED);
 }

@@ -203,11 +203,6 @@ rules! {
         set("/spec/stages", json!([{"percent": 60}, {"percent": 50}])),
         ("spec.stages[1].percent", "stage percents must be strictly increasing (50 follows 60)"),
         ("spec.stages", "stage percents must be strictly increasing");
-    stage_percent_range:
-        set("/spec/stages/2/percent", json!(100)),
-        set("/spec/stages/2/percent", json!(101)),
-        ("spec.stages[2].percent", "must be between 0 and 100"),
-        ("spec.stages[2].percent", "percent must be between 0 and 100");
     stage_duration_not_negative:
         set("/spec/stages/1/duration", json!("0s")),
         set("/spec/stages/1/duration", json!("-1s")),
@@ -450,6 +445,41 @@ rules! {
         set("/spec/target/flagd/configMap", json!("")),
         ("spec.target.flagd.configMap", "must not be empty"),
         ("spec.target.flagd.configMap", "configMap must not be empty");
+    flagd_config_map_is_an_object_name:
+        set("/spec/target/flagd/configMap", json!("feature-flags.v2")),
+        set("/spec/target/flagd/configMap", json!("Feature_Flags")),
+        ("spec.target.flagd.configMap", "\"Feature_Flags\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.target.flagd.configMap", "configMap must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+    flagd_feature_flag_is_an_object_name:
+        set("/spec/target/flagd", json!({"featureFlag": "flags-1", "flag": "f"})),
+        set("/spec/target/flagd", json!({"featureFlag": "flags-", "flag": "f"})),
+        ("spec.target.flagd.featureFlag", "\"flags-\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.target.flagd.featureFlag", "featureFlag must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+    config_map_target_name_is_an_object_name:
+        set(WEBHOOK, json!({"configMap": {"name": "pct", "key": "percent"}})),
+        set(WEBHOOK, json!({"configMap": {"name": ".pct", "key": "percent"}})),
+        ("spec.target.configMap.name", "\".pct\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.target.configMap.name", "name must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+    webhook_headers_secret_is_an_object_name:
+        set(WEBHOOK, json!({"webhook": {"url": "https://flags.example/percent", "headersSecret": "hook-auth"}})),
+        set(WEBHOOK, json!({"webhook": {"url": "https://flags.example/percent", "headersSecret": "hook auth"}})),
+        ("spec.target.webhook.headersSecret", "\"hook auth\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.target.webhook.headersSecret", "headersSecret must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+    prometheus_secret_ref_is_an_object_name:
+        set("/spec/analysis/gates/0/prometheus/secretRef", json!({"name": "prom-token"})),
+        set("/spec/analysis/gates/0/prometheus/secretRef", json!({"name": "Prom"})),
+        ("spec.analysis.gates[0].prometheus.secretRef.name", "\"Prom\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.analysis.gates[0].prometheus.secretRef", "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+    alerts_secret_ref_is_an_object_name:
+        set("/spec/analysis/gates/1/alerts/secretRef", json!({"name": "prom-token"})),
+        set("/spec/analysis/gates/1/alerts/secretRef", json!({"name": ""})),
+        ("spec.analysis.gates[1].alerts.secretRef.name", "\"\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.analysis.gates[1].alerts.secretRef", "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+    service_account_name_is_an_object_name:
+        set("/spec/serviceAccountName", json!("deployer")),
+        set("/spec/serviceAccountName", json!("system:deployer")),
+        ("spec.serviceAccountName", "\"system:deployer\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.serviceAccountName", "serviceAccountName must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
     flagd_feature_flag_not_empty:
         set("/spec/target/flagd", json!({"featureFlag": "x", "flag": "f"})),
         set("/spec/target/flagd", json!({"featureFlag": "", "flag": "f"})),
@@ -490,19 +520,11 @@ rules! {
         set("/spec/rollback/percent", json!(2)),
         ("spec.rollback.percent", "2 is above the first stage's percent (1): a rollback must never raise exposure"),
         ("spec", "rollback.percent must not exceed the first stage's percent: a rollback never raises exposure");
-    rollback_percent_range:
-        |p: &mut Value| {
-            p["spec"]["stages"] = json!([{"percent": 100}]);
-            p["spec"]["rollback"]["percent"] = json!(100);
-        },
-        set("/spec/rollback/percent", json!(101)),
-        ("spec.rollback.percent", "must be between 0 and 100"),
-        ("spec.rollback.percent", "percent must be between 0 and 100");
     the_whole_plan:
         nothing,
-        set("/spec/stages/2/percent", json!(255)),
-        ("spec.stages[2].percent", "must be between 0 and 100"),
-        ("spec.stages[2].percent", "percent must be between 0 and 100");
+        set("/spec/stages/2/percent", json!(5)),
+        ("spec.stages[2].percent", "stage percents must be strictly increasing (5 follows 5)"),
+        ("spec.stages", "stage percents must be strictly increasing");
 }
 
 // ── rules enforced when a spec is read ───────────────────────────────────────────────────
@@ -551,6 +573,83 @@ const READ_RULES: &[(&str, &str, &str)] = &[
         "timeout must be a Go duration such as 10s",
     ),
 ];
+
+/// The CEL percent rules' mirror: [`rollgate::api::Percent`] reads only numbers from 0 to 100
+/// with at most two decimals, so a spec that breaks them never reaches `validate_spec`; the
+/// error names the value (and `lint`/`simulate` name the field, see `tests/simulate.rs`).
+const PERCENT_FIELDS: &[(&str, &str)] = &[
+    ("/spec/stages/2/percent", "spec.stages[2].percent"),
+    ("/spec/rollback/percent", "spec.rollback.percent"),
+];
+const PERCENT_RANGE: &str = "percent must be between 0 and 100";
+const PERCENT_DECIMALS: &str = "percent takes at most two decimals (steps of 0.01)";
+
+#[test]
+fn percents_with_two_decimals_pass_both_sides() {
+    let object = changed(|p| {
+        p["spec"]["stages"] = json!([{"percent": 0.5}, {"percent": 2.25}, {"percent": 12.29}]);
+        p["spec"]["rollback"]["percent"] = json!(0.29);
+    });
+    accepts(object.clone());
+    if let Err(errors) = rollout(&object).validate_cel() {
+        panic!("{errors}");
+    }
+    let spec = rollout(&object).spec;
+    let read: Vec<u16> = spec
+        .stages
+        .iter()
+        .map(|s| s.percent.basis_points())
+        .collect();
+    assert_eq!(read, [50, 225, 1229]);
+    assert_eq!(spec.rollback.percent.basis_points(), 29);
+}
+
+#[test]
+fn percents_out_of_range_or_with_a_third_decimal_are_refused_when_read_and_by_cel() {
+    let schema = schema();
+    for &(pointer, path) in PERCENT_FIELDS {
+        // Values that keep the other rules (stages increasing, rollback not above the first).
+        let (out_of_range, third_decimal) = if pointer.contains("stages") {
+            (
+                [json!(101), json!(100.5), json!(255)],
+                [json!(10.001), json!(10.125), json!(12.345)],
+            )
+        } else {
+            (
+                [json!(-1), json!(-0.5), json!(101)],
+                [json!(0.001), json!(0.125), json!(0.995)],
+            )
+        };
+        let cases = out_of_range
+            .iter()
+            .map(|v| (v, "is not between 0 and 100", PERCENT_RANGE))
+            .chain(
+                third_decimal
+                    .iter()
+                    .map(|v| (v, "has more than two decimals", PERCENT_DECIMALS)),
+            );
+        for (value, rust, cel) in cases {
+            let mut object = plan();
+            *object.pointer_mut(pointer).expect("the field exists") = value.clone();
+            let error = serde_json::from_value::<Rollout>(object.clone())
+                .expect_err("the Rust types read a percent the CRD refuses")
+                .to_string();
+            assert!(
+                error.contains(rust) && error.contains(&value.to_string()),
+                "{pointer} = {value}: {error}"
+            );
+            let errors = kube::core::cel::Validator::new()
+                .validate(&schema, &object, None)
+                .expect_err("the CEL rules accept the percent")
+                .into_vec();
+            let found: Vec<_> = errors
+                .iter()
+                .map(|e| (e.field_path.as_str(), e.message.as_str()))
+                .collect();
+            assert_eq!(found, [(path, cel)], "{pointer} = {value}");
+        }
+    }
+}
 
 fn with_webhook_target() -> Value {
     changed(webhook("10s"))
@@ -699,7 +798,7 @@ fn every_broken_rule_is_reported_at_once() {
     let object = changed(|p| {
         p["spec"]["stages"] = json!([{"percent": 10}, {"percent": 5}]);
         p["spec"]["analysis"]["errorLimit"] = json!(0);
-        p["spec"]["rollback"]["percent"] = json!(150);
+        p["spec"]["rollback"]["percent"] = json!(20);
     });
     let errors = validate_spec(&rollout(&object).spec).expect_err("three rules are broken");
     let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -780,6 +879,23 @@ fn generic(path: &str) -> String {
 }
 
 #[test]
+fn notification_secret_names_are_object_names() {
+    let plan = changed(set(
+        "/spec/notifications",
+        json!([{"webhook": {"urlSecretRef": {"name": "Hooks", "key": "url"}}}]),
+    ));
+    rejects(
+        plan,
+        "spec.notifications[0].webhook.urlSecretRef.name",
+        "\"Hooks\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
+    );
+    accepts(changed(set(
+        "/spec/notifications",
+        json!([{"slack": {"urlSecretRef": {"name": "hooks.team-a", "key": "url"}}}]),
+    )));
+}
+
+#[test]
 fn the_rows_are_the_crds_cel_rules() {
     let mut in_crd = BTreeSet::new();
     crd_rules(&schema(), "", &mut in_crd);
@@ -792,6 +908,11 @@ fn the_rows_are_the_crds_cel_rules() {
             .iter()
             .map(|(_, path, message)| (generic(path), (*message).to_owned())),
     );
+    for (_, path) in PERCENT_FIELDS {
+        for message in [PERCENT_RANGE, PERCENT_DECIMALS] {
+            in_rows.insert((generic(path).replace("[2]", "[]"), message.to_owned()));
+        }
+    }
     let missing: Vec<_> = in_crd.difference(&in_rows).collect();
     let extra: Vec<_> = in_rows.difference(&in_crd).collect();
     assert!(

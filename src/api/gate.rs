@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::{DURATION_FORMAT_RULE, DURATION_POSITIVE_RULE};
 
+/// CEL rule on a gate's `secretRef` (a core `LocalObjectReference`, whose schema has no
+/// format of its own): its name is a Kubernetes object name.
+const SECRET_REF_NAME_RULE: &str = "has(self.name) && size(self.name) <= 253 && self.name.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')";
+
 /// A check made at every checkpoint. It passes while `min <= value <= max` (both optional,
 /// inclusive); no data is never a pass. Set exactly one provider.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -158,6 +162,9 @@ pub struct PrometheusGate {
     /// `username` and `password` (basic auth); `ca.crt` (PEM CA bundle that signs Prometheus'
     /// certificate); and `header.<Name>` keys, each sent as the header `<Name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(SECRET_REF_NAME_RULE).message(
+        "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+    ))]
     pub secret_ref: Option<LocalObjectReference>,
     /// Extra HTTP headers sent with every query, for example `X-Scope-OrgID: tenant-a` for
     /// Mimir, Cortex or Thanos; put secret values in `secretRef` instead.
@@ -204,6 +211,9 @@ pub struct AlertsGate {
     /// `username` and `password` (basic auth); `ca.crt` (PEM CA bundle that signs Prometheus'
     /// certificate); and `header.<Name>` keys, each sent as the header `<Name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(SECRET_REF_NAME_RULE).message(
+        "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+    ))]
     pub secret_ref: Option<LocalObjectReference>,
     /// Extra HTTP headers sent with every query, for example `X-Scope-OrgID: tenant-a` for
     /// Mimir, Cortex or Thanos; put secret values in `secretRef` instead.
@@ -240,8 +250,9 @@ pub struct OfrepGate {
     pub on_variant: Option<String>,
     /// The flagd `fractional` bucketing every evaluator must use. When set, each sampled key's
     /// expected answer is computed locally (the flag's rule being the one rollgate's flagd
-    /// target writes: `fractional` over the targeting key with weights `[on, percent]` then
-    /// `[off, 100 - percent]`) and every disagreement counts as a violation, which catches
+    /// target writes: `fractional` over the targeting key with weights in basis points,
+    /// `[on, 100 × percent]` then `[off, 10000 - 100 × percent]`) and every disagreement counts
+    /// as a violation, which catches
     /// replicas running evaluators of different versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucketing: Option<FlagdBucketing>,

@@ -46,22 +46,57 @@ pub const MAX_REMEMBERED_KEYS: usize = 64;
 /// Most conditions in the status.
 pub const MAX_CONDITIONS: usize = 8;
 
-/// `text` cut to `max` characters, ending in `…` when cut: how a writer keeps a text within a
-/// `maxLength` of the CRD. Cheap when the text is short (a length check).
-pub fn cap_text(text: &mut String, max: usize) {
-    // Bytes first: a text of at most `max` bytes has at most `max` characters.
-    if text.len() <= max || text.chars().count() <= max {
-        return;
-    }
-    if let Some((end, _)) = text.char_indices().nth(max.saturating_sub(1)) {
-        text.truncate(end);
-        text.push('…');
+/// CEL rule: a Kubernetes object name, a DNS-1123 subdomain (lowercase letters, digits, `-`
+/// and `.`, starting and ending with a letter or digit; the length is the field's
+/// `maxLength` of [`MAX_OBJECT_NAME`]). An empty name is left to the field's own rule.
+pub const OBJECT_NAME_RULE: &str =
+    "size(self) == 0 || self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')";
+
+/// Whether `name` is a Kubernetes object name (a DNS-1123 subdomain): at most
+/// [`MAX_OBJECT_NAME`] characters of `a-z`, `0-9`, `-` and `.`, starting and ending with a
+/// letter or digit. The Rust mirror of [`OBJECT_NAME_RULE`] and `maxLength`.
+pub fn is_object_name(name: &str) -> bool {
+    let edge = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let bytes = name.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) => {
+            bytes.len() <= MAX_OBJECT_NAME
+                && edge(*first)
+                && edge(*last)
+                && bytes.iter().all(|c| edge(*c) || *c == b'-' || *c == b'.')
+        }
+        _ => false,
     }
 }
+
+/// `text` cut to `max` characters, ending in `…` when cut: how a writer keeps a text within a
+/// `maxLength` of the CRD (see [`crate::text::cap_in_place`]).
+pub use crate::text::cap_in_place as cap_text;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_names_are_dns_1123_subdomains() {
+        for good in ["a", "feature-flags", "flags.v2", "0abc9", &"a".repeat(253)] {
+            assert!(is_object_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Flags",
+            "-a",
+            "a-",
+            ".a",
+            "a.",
+            "a_b",
+            "a b",
+            "ä",
+            &"a".repeat(254),
+        ] {
+            assert!(!is_object_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn cap_text_keeps_short_text_and_cuts_long_text_on_a_character() {

@@ -7,6 +7,7 @@ pub mod limits;
 mod matcher;
 mod notifications;
 mod ofrep_memory;
+mod percent;
 mod query_vars;
 mod spec;
 mod status;
@@ -25,13 +26,17 @@ pub use notifications::{
     NotificationSpec, SecretKeyRef, SlackNotification, TransitionKind, WebhookNotification,
 };
 pub use ofrep_memory::{MEMORY_KEYS, OfrepMemory};
+pub use percent::{
+    PERCENT_DECIMALS_MESSAGE, PERCENT_DECIMALS_RULE, PERCENT_RANGE_MESSAGE, PERCENT_RANGE_RULE,
+    PERCENT_TOLERANCE, Percent, PercentError,
+};
 pub use query_vars::{
     Piece, QueryVar, VarError, check_compare_query, check_query, check_text, parse_template,
 };
 pub use spec::{Analysis, DriftPolicy, PreChecksSpec, RollbackSpec, Rollout, RolloutSpec, Stage};
 pub use status::{
     CHECKPOINT_HISTORY_LIMIT, Checkpoint, CheckpointVerdict, CompareArm, CompareStatus, GateStatus,
-    GateVerdict, HISTORY_LIMIT, HistoryEntry, HistoryKind, Phase, RolloutStatus,
+    GateVerdict, HISTORY_LIMIT, HistoryEntry, HistoryKind, Phase, REASON_FORBIDDEN, RolloutStatus,
 };
 pub use target::{ConfigMapTarget, FlagdTarget, Target, TargetKind, WebhookTarget};
 pub use validate::{SpecError, validate_spec};

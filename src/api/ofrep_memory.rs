@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::percent::Percent;
+
 /// Most keys remembered. Enough to catch a reshuffle (which moves most keys), small enough for
 /// a status field: at most 64 integers.
 pub const MEMORY_KEYS: usize = 64;
@@ -16,7 +18,7 @@ pub struct OfrepMemory {
     /// The flag the keys were probed for.
     pub flag: String,
     /// The percent the rollout expected when the keys were seen with the flag.
-    pub percent: u8,
+    pub percent: Percent,
     /// Indices, in the probe's sample, of keys that had the flag (ascending, at most 64).
     #[serde(default)]
     pub on: Vec<u32>,
@@ -25,7 +27,7 @@ pub struct OfrepMemory {
 impl OfrepMemory {
     /// Whether this memory speaks for a probe of `flag` at `percent`: same flag, and the
     /// percent has not gone down since (a lower percent may take the flag away from anyone).
-    pub fn applies_to(&self, flag: &str, percent: u8) -> bool {
+    pub fn applies_to(&self, flag: &str, percent: Percent) -> bool {
         self.flag == flag && percent >= self.percent
     }
 
@@ -36,7 +38,7 @@ impl OfrepMemory {
     pub fn next(
         previous: Option<&OfrepMemory>,
         flag: &str,
-        percent: u8,
+        percent: Percent,
         sample: u32,
         on_now: impl IntoIterator<Item = u32>,
     ) -> OfrepMemory {
@@ -72,29 +74,29 @@ mod tests {
 
     #[test]
     fn keeps_the_lowest_keys_and_the_old_ones_while_it_applies() {
-        let first = OfrepMemory::next(None, "f", 10, 1000, (0..200).rev());
+        let first = OfrepMemory::next(None, "f", Percent::whole(10), 1000, (0..200).rev());
         assert_eq!(first.on, (0..64).collect::<Vec<_>>());
-        let second = OfrepMemory::next(Some(&first), "f", 10, 1000, [3, 500]);
+        let second = OfrepMemory::next(Some(&first), "f", Percent::whole(10), 1000, [3, 500]);
         assert_eq!(second.on, first.on);
         let partial = OfrepMemory {
             on: vec![900, 901],
             ..first.clone()
         };
-        let kept = OfrepMemory::next(Some(&partial), "f", 10, 1000, 0..100);
+        let kept = OfrepMemory::next(Some(&partial), "f", Percent::whole(10), 1000, 0..100);
         assert_eq!(kept.on.len(), 64);
         assert!(kept.on.contains(&900) && kept.on.contains(&901) && kept.on.contains(&61));
         assert!(!kept.on.contains(&62));
-        let lowered = OfrepMemory::next(Some(&first), "f", 5, 1000, [500]);
+        let lowered = OfrepMemory::next(Some(&first), "f", Percent::whole(5), 1000, [500]);
         assert_eq!(lowered.on, vec![500]);
-        let other_flag = OfrepMemory::next(Some(&first), "g", 10, 1000, [500]);
+        let other_flag = OfrepMemory::next(Some(&first), "g", Percent::whole(10), 1000, [500]);
         assert_eq!(other_flag.on, vec![500]);
-        let shrunk = OfrepMemory::next(Some(&first), "f", 10, 10, []);
+        let shrunk = OfrepMemory::next(Some(&first), "f", Percent::whole(10), 10, []);
         assert_eq!(shrunk.on, (0..10).collect::<Vec<_>>());
     }
 
     #[test]
     fn serializes_compactly() {
-        let memory = OfrepMemory::next(None, "flag", 10, 1000, [1, 2]);
+        let memory = OfrepMemory::next(None, "flag", Percent::whole(10), 1000, [1, 2]);
         let json = serde_json::to_string(&memory).unwrap();
         assert_eq!(json, r#"{"flag":"flag","percent":10,"on":[1,2]}"#);
         assert_eq!(serde_json::from_str::<OfrepMemory>(&json).unwrap(), memory);

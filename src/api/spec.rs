@@ -9,6 +9,10 @@ use super::duration::{
 };
 use super::gate::Gate;
 use super::notifications::NotificationSpec;
+use super::percent::{
+    PERCENT_DECIMALS_MESSAGE, PERCENT_DECIMALS_RULE, PERCENT_RANGE_MESSAGE, PERCENT_RANGE_RULE,
+    Percent,
+};
 use super::status::RolloutStatus;
 use super::target::Target;
 
@@ -43,7 +47,7 @@ use super::target::Target;
     ),
     printcolumn(
         name = "Percent",
-        type_ = "integer",
+        type_ = "number",
         json_path = ".status.percent",
         description = "The percent the controller last wrote to the target."
     ),
@@ -98,6 +102,19 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8))]
     pub notifications: Vec<NotificationSpec>,
+    /// The ServiceAccount (in the rollout's namespace) the controller acts as for this
+    /// rollout: every Secret it reads (gate `secretRef`, webhook `headersSecret`, notification
+    /// URLs), every read of the target's content and every target write (and the pre-check's
+    /// dry run) go through a client impersonating `system:serviceaccount:<namespace>:<name>`,
+    /// so that ServiceAccount's RBAC decides. Unset: the controller's
+    /// `--default-service-account` when the operator set one (lockdown), otherwise the
+    /// controller's own identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = super::limits::MAX_OBJECT_NAME))]
+    #[x_kube(validation = Rule::new("size(self) > 0 && self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message(
+        "serviceAccountName must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+    ))]
+    pub service_account_name: Option<String>,
 }
 
 /// CEL rule on the spec: `rollback.percent` is at most `stages[0].percent` (a missing
@@ -119,10 +136,11 @@ pub struct PreChecksSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Stage {
-    /// Share of users that get the change during this stage, 0 to 100.
-    #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("percent must be between 0 and 100"))]
-    #[schemars(range(max = 100))]
-    pub percent: u8,
+    /// Share of users that get the change during this stage, 0 to 100, with up to two
+    /// decimals (`0.5`, `2.25`).
+    #[x_kube(validation = Rule::new(PERCENT_RANGE_RULE).message(PERCENT_RANGE_MESSAGE))]
+    #[x_kube(validation = Rule::new(PERCENT_DECIMALS_RULE).message(PERCENT_DECIMALS_MESSAGE))]
+    pub percent: Percent,
     /// Minimum time at this stage before it may advance (bake time), as a Go duration such as
     /// `2h` or `90m`. Defaults to 0s: advance at the first passing checkpoint.
     #[serde(
@@ -178,11 +196,11 @@ impl Default for Analysis {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RollbackSpec {
-    /// The percent written to the target on rollback (default 0).
+    /// The percent written to the target on rollback (default 0), with up to two decimals.
     #[serde(default)]
-    #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("percent must be between 0 and 100"))]
-    #[schemars(range(max = 100))]
-    pub percent: u8,
+    #[x_kube(validation = Rule::new(PERCENT_RANGE_RULE).message(PERCENT_RANGE_MESSAGE))]
+    #[x_kube(validation = Rule::new(PERCENT_DECIMALS_RULE).message(PERCENT_DECIMALS_MESSAGE))]
+    pub percent: Percent,
 }
 
 /// What the controller does when the target's live percent differs from the one it wrote.

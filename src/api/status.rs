@@ -5,6 +5,8 @@ use k8s_openapi::jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::percent::Percent;
+
 /// How many entries `status.history` keeps; older ones are dropped first.
 pub const HISTORY_LIMIT: usize = 100;
 
@@ -113,7 +115,7 @@ pub struct Checkpoint {
     /// The stage index at the checkpoint.
     pub stage: u32,
     /// The percent at the checkpoint.
-    pub percent: u8,
+    pub percent: Percent,
     /// The checkpoint's verdict.
     pub verdict: CheckpointVerdict,
 }
@@ -243,7 +245,7 @@ pub struct HistoryEntry {
     /// The stage index after it happened.
     pub stage: u32,
     /// The expected percent after it happened.
-    pub percent: u8,
+    pub percent: Percent,
     /// A checkpoint's verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<CheckpointVerdict>,
@@ -266,7 +268,7 @@ pub struct RolloutStatus {
     pub stage: u32,
     /// The percent the controller last wrote to the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub percent: Option<u8>,
+    pub percent: Option<Percent>,
     /// When the rollout started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
@@ -283,6 +285,12 @@ pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = super::limits::MAX_STATUS_MESSAGE))]
     pub message: Option<String>,
+    /// A machine word for why the rollout waits or is paused when it is not the phase's own
+    /// (`Forbidden`: the rollout's ServiceAccount may not do what the rollout needs, or the
+    /// controller may not act as it); the conditions' reason while Pending or Paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub reason: Option<String>,
     /// Per-gate counters and last observations, in the order of `spec.analysis.gates`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = super::limits::MAX_GATES))]
@@ -290,7 +298,7 @@ pub struct RolloutStatus {
     /// The live percent seen on the target while paused by drift; the expected percent is
     /// written back on resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drifted_percent: Option<u8>,
+    pub drifted_percent: Option<Percent>,
     /// The percent in `percent` was decided but its write to the target is not confirmed yet:
     /// a controller restarted in between finishes the write instead of reading a drift.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -381,6 +389,11 @@ impl RolloutStatus {
             Some(Phase::RolledBack) => ("False", "False", "True", "RolledBack"),
             Some(Phase::Failed) => ("False", "False", "True", "InvalidSpec"),
         };
+        let reason = match (phase, self.reason.as_deref()) {
+            (Some(Phase::Pending | Phase::Paused), Some(own)) => own,
+            _ => reason,
+        };
+        let reason = reason.to_owned();
         let generation = self.observed_generation;
         for (kind, status) in [
             ("Ready", ready),
@@ -390,7 +403,7 @@ impl RolloutStatus {
             let wanted = Condition {
                 type_: kind.to_owned(),
                 status: status.to_owned(),
-                reason: reason.to_owned(),
+                reason: reason.clone(),
                 message: message.clone(),
                 observed_generation: generation,
                 last_transition_time: Time(now),
@@ -407,6 +420,10 @@ impl RolloutStatus {
         }
     }
 }
+
+/// `status.reason` (and the conditions' reason) when the rollout's ServiceAccount may not do
+/// what the rollout needs, or the controller may not act as that ServiceAccount.
+pub const REASON_FORBIDDEN: &str = "Forbidden";
 
 /// The texts of a condition get a `maxLength` (Kubernetes' own for `type` and `reason`, the
 /// status message's for `message`), so the status stays bounded.
@@ -480,7 +497,7 @@ mod tests {
             at: Time(at(i64::from(n))),
             kind: HistoryKind::Checkpoint,
             stage: n,
-            percent: 1,
+            percent: Percent::whole(1),
             verdict: Some(CheckpointVerdict::Pass),
             message: None,
         }

@@ -62,11 +62,17 @@ pub struct FlagdTarget {
     /// Name of the ConfigMap that holds the flag definition (same namespace as the Rollout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("size(self) > 0").message("configMap must not be empty"))]
+    #[x_kube(validation = Rule::new(super::limits::OBJECT_NAME_RULE).message(
+        "configMap must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+    ))]
     #[schemars(length(max = super::limits::MAX_OBJECT_NAME))]
     pub config_map: Option<String>,
     /// Name of an OpenFeature Operator `core.openfeature.dev` FeatureFlag that holds the flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("size(self) > 0").message("featureFlag must not be empty"))]
+    #[x_kube(validation = Rule::new(super::limits::OBJECT_NAME_RULE).message(
+        "featureFlag must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+    ))]
     #[schemars(length(max = super::limits::MAX_OBJECT_NAME))]
     pub feature_flag: Option<String>,
     /// Key inside the ConfigMap that holds the flagd JSON (default `flags.flagd.json`).
@@ -98,6 +104,9 @@ pub struct FlagdTarget {
 pub struct ConfigMapTarget {
     /// Name of the ConfigMap (same namespace as the Rollout).
     #[x_kube(validation = Rule::new("size(self) > 0").message("name must not be empty"))]
+    #[x_kube(validation = Rule::new(super::limits::OBJECT_NAME_RULE).message(
+        "name must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+    ))]
     #[schemars(length(max = super::limits::MAX_OBJECT_NAME))]
     pub name: String,
     /// Key that holds the percent as a decimal number.
@@ -119,6 +128,9 @@ pub struct WebhookTarget {
     /// `Authorization`. Secrets are referenced, never inlined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = super::limits::MAX_OBJECT_NAME))]
+    #[x_kube(validation = Rule::new("size(self) > 0 && self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message(
+        "headersSecret must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+    ))]
     pub headers_secret: Option<String>,
     /// Time allowed for one request, as a Go duration (default 10s).
     #[serde(

@@ -14,6 +14,7 @@ use kube::core::Duration;
 
 use super::duration;
 use super::gate::Gate;
+use super::percent::Percent;
 use super::spec::RolloutSpec;
 
 use super::limits::{self, MAX_GATE_NAME, MAX_GATES, MAX_STAGES};
@@ -45,6 +46,9 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), Vec<SpecError>> {
     let mut errors = Errors::default();
     check_target(spec, &mut errors);
     check_notifications(spec, &mut errors);
+    if let Some(account) = &spec.service_account_name {
+        errors.object_name("spec.serviceAccountName", account);
+    }
     check_stages(spec, &mut errors);
     check_analysis(spec, &mut errors);
     errors.percent("spec.rollback.percent", spec.rollback.percent);
@@ -77,14 +81,30 @@ impl Errors {
         }
     }
 
+    /// A Kubernetes object name (DNS-1123 subdomain); an empty one is `not_empty`'s.
+    fn object_name(&mut self, field: impl Into<String>, name: &str) {
+        if name.is_empty() {
+            self.push(field, "must not be empty");
+        } else if !limits::is_object_name(name) {
+            self.push(
+                field,
+                format!(
+                    "{name:?} is not a Kubernetes object name: at most {} lowercase letters, \
+                     digits, '-' and '.', starting and ending with a letter or digit",
+                    limits::MAX_OBJECT_NAME
+                ),
+            );
+        }
+    }
+
     fn http_url(&mut self, field: impl Into<String>, url: &str) {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             self.push(field, "must start with http:// or https://");
         }
     }
 
-    fn percent(&mut self, field: impl Into<String>, percent: u8) {
-        if percent > 100 {
+    fn percent(&mut self, field: impl Into<String>, percent: Percent) {
+        if percent > Percent::HUNDRED {
             self.push(field, "must be between 0 and 100");
         }
     }
@@ -100,7 +120,7 @@ impl Errors {
 /// the lowest a started rollout ever writes (a percent above 100 is the range rule's).
 fn check_rollback_not_above_first_stage(spec: &RolloutSpec, errors: &mut Errors) {
     if let Some(first) = spec.stages.first()
-        && spec.rollback.percent <= 100
+        && spec.rollback.percent <= Percent::HUNDRED
         && spec.rollback.percent > first.percent
     {
         errors.push(
@@ -121,6 +141,23 @@ fn check_notifications(spec: &RolloutSpec, errors: &mut Errors) {
                 "must set exactly one of webhook and slack",
             );
         }
+        for (kind, reference) in [
+            (
+                "webhook",
+                notification.webhook.as_ref().map(|w| &w.url_secret_ref),
+            ),
+            (
+                "slack",
+                notification.slack.as_ref().map(|s| &s.url_secret_ref),
+            ),
+        ] {
+            if let Some(reference) = reference {
+                errors.object_name(
+                    format!("spec.notifications[{i}].{kind}.urlSecretRef.name"),
+                    &reference.name,
+                );
+            }
+        }
     }
 }
 
@@ -140,20 +177,23 @@ fn check_target(spec: &RolloutSpec, errors: &mut Errors) {
             );
         }
         if let Some(config_map) = &flagd.config_map {
-            errors.not_empty("spec.target.flagd.configMap", config_map);
+            errors.object_name("spec.target.flagd.configMap", config_map);
         }
         if let Some(feature_flag) = &flagd.feature_flag {
-            errors.not_empty("spec.target.flagd.featureFlag", feature_flag);
+            errors.object_name("spec.target.flagd.featureFlag", feature_flag);
         }
         errors.not_empty("spec.target.flagd.key", &flagd.key);
         errors.not_empty("spec.target.flagd.flag", &flagd.flag);
     }
     if let Some(config_map) = &target.config_map {
-        errors.not_empty("spec.target.configMap.name", &config_map.name);
+        errors.object_name("spec.target.configMap.name", &config_map.name);
         errors.not_empty("spec.target.configMap.key", &config_map.key);
     }
     if let Some(webhook) = &target.webhook {
         errors.http_url("spec.target.webhook.url", &webhook.url);
+        if let Some(secret) = &webhook.headers_secret {
+            errors.object_name("spec.target.webhook.headersSecret", secret);
+        }
         errors.timeout("spec.target.webhook.timeout", webhook.timeout);
     }
 }

@@ -126,6 +126,19 @@ impl Connection<'_> {
         {
             push(format!("{field}.address"), problem);
         }
+        if let Some(secret) = self.secret_ref
+            && !super::limits::is_object_name(&secret.name)
+        {
+            push(
+                format!("{field}.secretRef.name"),
+                format!(
+                    "{:?} is not a Kubernetes object name: at most {} lowercase letters, digits, \
+                     '-' and '.', starting and ending with a letter or digit",
+                    secret.name,
+                    super::limits::MAX_OBJECT_NAME
+                ),
+            );
+        }
         for (name, value) in self.headers {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 push(

@@ -11,7 +11,7 @@ use std::io;
 use k8s_openapi::jiff::Timestamp;
 use tokio::runtime::Runtime;
 
-use crate::api::{CompareGate, Gate, Provider, Rollout, RolloutStatus};
+use crate::api::{CompareGate, Gate, Percent, Provider, Rollout, RolloutStatus};
 use crate::engine::Observation;
 use crate::gates::compare::{self, CompareScope, Counts};
 use crate::gates::prometheus::{self, PrometheusClient, Steps};
@@ -70,7 +70,7 @@ pub enum BacktestError {
 }
 
 /// The query texts of a gate for one (stage, percent), or why they cannot be built.
-type TextsMemo = Option<((u32, u8), Result<Vec<String>, String>)>;
+type TextsMemo = Option<((u32, Percent), Result<Vec<String>, String>)>;
 
 /// How one gate is replayed.
 enum Replay<'a> {
@@ -156,12 +156,12 @@ impl<'a> PrometheusHistory<'a> {
                 continue;
             }
             if let Some(Provider::Compare(c)) = gate.provider() {
-                let client = env.prometheus_client(c.into(), None).map_err(|problem| {
-                    BacktestError::Connection {
+                let client = env
+                    .prometheus_client(c.into(), None, None)
+                    .map_err(|problem| BacktestError::Connection {
                         gate: gate.name.clone(),
                         problem,
-                    }
-                })?;
+                    })?;
                 replays.push(Replay::Compared(Box::new(Compared {
                     gate: c,
                     client,
@@ -187,12 +187,12 @@ impl<'a> PrometheusHistory<'a> {
                      queried without credentials"
                 );
             }
-            let client = env.prometheus_client(connection, None).map_err(|problem| {
-                BacktestError::Connection {
+            let client = env
+                .prometheus_client(connection, None, None)
+                .map_err(|problem| BacktestError::Connection {
                     gate: gate.name.clone(),
                     problem,
-                }
-            })?;
+                })?;
             replays.push(Replay::Queried(Box::new(Queried {
                 gate,
                 client,
@@ -274,7 +274,7 @@ impl ObservationSource for PrometheusHistory<'_> {
                 .as_ref()
                 .map_or(&[][..], |f| f.allowlist.as_slice()),
             stage: status.stage,
-            percent: status.percent.unwrap_or(0),
+            percent: status.percent.unwrap_or(Percent::ZERO),
             at,
         };
         let interval_ms = std::time::Duration::from(spec.analysis.interval)
@@ -479,7 +479,7 @@ impl Compared<'_> {
         stage_start: Option<Timestamp>,
         interval: std::time::Duration,
     ) -> Option<Observation> {
-        if ctx.percent == 0 || ctx.percent >= 100 {
+        if ctx.percent == Percent::ZERO || ctx.percent >= Percent::HUNDRED {
             // No second cohort: the engine skips the gate; nothing to ask.
             return Some(Observation::Arms {
                 treatment: Counts::default(),
@@ -559,7 +559,7 @@ impl Compared<'_> {
                     Ok(prometheus::Answer::Empty) => {}
                     Err(error) => {
                         return (
-                            Observation::Error(crate::gates::net::remote_text(
+                            Observation::Error(crate::text::remote(
                                 &error.to_string(),
                                 crate::gates::observe::MAX_ERROR_MESSAGE,
                             )),
@@ -638,7 +638,7 @@ fn combine(
                 _ => alerts::observation_of(value),
             };
             match observation {
-                Observation::Error(message) => Observation::Error(crate::gates::net::remote_text(
+                Observation::Error(message) => Observation::Error(crate::text::remote(
                     &message,
                     crate::gates::observe::MAX_ERROR_MESSAGE,
                 )),

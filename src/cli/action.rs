@@ -10,32 +10,48 @@ use clap::Args;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Patch, PatchParams};
-use rollgate::api::{Phase, Rollout, RolloutStatus};
+use rollgate::api::{Percent, Phase, Rollout, RolloutStatus};
 use rollgate::controller::ACTION_ANNOTATION;
 use rollgate::engine::{Inputs, ManualAction, PreChecks, Transition, TransitionKind, decide};
 use serde_json::json;
 
-use super::kube_client::{NamespaceArg, OpsError, Target};
+use super::kube_client::{KubeArgs, OpsError, Target};
 
 /// The field manager of the command line's patches.
 pub const CLI_FIELD_MANAGER: &str = "rollgate-cli";
 
-/// `promote`, `abort` and `retry`: a rollout's name and namespace.
+/// `abort` and `retry`: a rollout's name and where to find it.
 #[derive(Args, Debug, Clone)]
 pub struct ActionArgs {
     /// The Rollout's name.
+    #[arg(add = super::complete::rollout_names())]
     pub name: String,
     #[command(flatten)]
-    pub namespace: NamespaceArg,
+    pub kube: KubeArgs,
+}
+
+/// `promote`: also `--full`.
+#[derive(Args, Debug, Clone)]
+pub struct PromoteArgs {
+    /// The Rollout's name.
+    #[arg(add = super::complete::rollout_names())]
+    pub name: String,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Go to the last stage now, skipping the stages between and their bake time (at the
+    /// last stage already: complete). Recorded in the history as done by hand.
+    #[arg(long)]
+    pub full: bool,
 }
 
 /// `pause` and `resume`: also `--gitops`.
 #[derive(Args, Debug, Clone)]
 pub struct PauseArgs {
     /// The Rollout's name.
+    #[arg(add = super::complete::rollout_names())]
     pub name: String,
     #[command(flatten)]
-    pub namespace: NamespaceArg,
+    pub kube: KubeArgs,
     /// Set `spec.paused` instead of the one-shot annotation. A GitOps tool reverts a spec
     /// edit made in the cluster, so where one syncs the Rollout change `paused` in the
     /// repository instead; use this where the cluster's spec is the source of truth.
@@ -198,7 +214,7 @@ fn refusal(rollout: &Rollout, action: ManualAction, via: Via, now: Timestamp, wh
 /// The transitions in words, from the stage and percent the rollout is at.
 fn describe(before: &RolloutStatus, transitions: &[Transition]) -> String {
     let stage = before.stage;
-    let percent = before.percent.unwrap_or(0);
+    let percent = before.percent.unwrap_or(Percent::ZERO);
     let here = format!("stage {stage} ({percent}%)");
     let words: Vec<String> = transitions
         .iter()
@@ -220,15 +236,14 @@ fn describe(before: &RolloutStatus, transitions: &[Transition]) -> String {
 }
 
 /// An action on the command line: connects, patches, prints; exit 2 when refused.
-pub fn run(
-    action: ManualAction,
-    name: &str,
-    namespace: Option<&str>,
-    via: Via,
-) -> std::process::ExitCode {
-    super::kube_client::run_command(action.as_str(), || async move {
-        let client = super::kube_client::connect().await?;
-        let target = Target::new(&client, namespace, name);
+pub fn run(action: ManualAction, name: &str, kube: &KubeArgs, via: Via) -> std::process::ExitCode {
+    let command = match action {
+        ManualAction::PromoteFull => "promote",
+        other => other.as_str(),
+    };
+    super::kube_client::run_command(command, || async move {
+        let client = kube.connect().await?;
+        let target = Target::new(&client, kube.namespace.as_deref(), name);
         act(
             &client,
             &target,

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use clap::Args;
 use k8s_openapi::jiff::Timestamp;
 use rollgate::backtest::{PrometheusHistory, QueryMode};
-use rollgate::gates::net::AllowRule;
 use rollgate::gates::prometheus::ClientError;
 use rollgate::gates::prometheus::{ClientSettings, PrometheusAuth, PrometheusEndpoint};
 use rollgate::gates::{GateEnv, GateEnvError, Secret};
+use rollgate::net::AllowRule;
 use rollgate::sim::load::load_rollout;
 use rollgate::sim::run;
 use rollgate::sim::scenario::{Scenario, check_budget};
@@ -64,7 +64,9 @@ pub struct BacktestArgs {
     assume_pass: Vec<String>,
     /// Also allow gates to reach this address: a host name, `*.domain`, an address or CIDR
     /// range (for example 127.0.0.1 or 10.0.0.0/8) or a URL prefix. Repeatable. Without it,
-    /// only the --prometheus address and in-cluster Service names are reached.
+    /// only the --prometheus address and in-cluster Service names (`svc.NS` and longer, of
+    /// any namespace) are reached; loopback, link-local and metadata addresses need a rule
+    /// naming the address itself.
     #[arg(long = "allow-address", value_name = "VALUE")]
     allow_address: Vec<AllowRule>,
     /// How history is read: range queries (default) or one instant query per checkpoint.
@@ -116,7 +118,7 @@ pub fn backtest(args: BacktestArgs) -> ExitCode {
         Err(e) => return bad_input(&format!("rollgate backtest: {e}")),
     };
     let env = match GateEnv::new(Some(endpoint), args.allow_address.clone()) {
-        Ok(env) => env,
+        Ok(env) => env.without_namespace_scope(),
         Err(e) => return bad_input(&format!("rollgate backtest: {}", flag_error(&e))),
     };
     let mode = match args.query_mode {
@@ -299,7 +301,7 @@ fn check_headers(headers: &[(String, Secret<String>)]) -> Result<(), String> {
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(format!(
                 "--prometheus-header: {:?} is not a valid header name",
-                rollgate::sim::text::for_terminal(name)
+                rollgate::text::for_terminal(name)
             ));
         }
         if http::HeaderValue::from_str(value).is_err() {

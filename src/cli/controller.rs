@@ -3,6 +3,7 @@
 //! flags every command takes (default level `info` here). Exit status: 0 after SIGTERM (reconciles in
 //! flight finished), 2 for a bad flag, 3 when the cluster or an address cannot be used.
 
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +14,12 @@ use futures_util::future::{BoxFuture, Shared};
 use kube::runtime::events::{Recorder, Reporter};
 use rollgate::controller::leader::{self, ElectionSettings, Leadership};
 use rollgate::controller::{
-    Context, ControllerConfig, KubeTargets, ProviderObserver, SystemClock, run,
+    Context, ControllerConfig, Identities, KubeTargets, ProviderObserver, SystemClock, run,
 };
 use rollgate::gates::GateEnv;
-use rollgate::gates::net::{AllowRule, GuardedClient};
 use rollgate::gates::prometheus::{ClientSettings, PrometheusEndpoint};
-use rollgate::notify::{Endpoint, EndpointKind, Notifier, NotifierSettings, UrlCheck};
+use rollgate::net::{AddressPolicy, AllowRule, GuardedClient, api_server_from_env};
+use rollgate::notify::{Endpoint, EndpointKind, Notifier, NotifierSettings};
 use rollgate::telemetry::server::parse_bind_address;
 use rollgate::telemetry::{Metrics, Readiness, Servers};
 use tracing::{error, info};
@@ -35,6 +36,13 @@ pub struct ControllerArgs {
     /// A namespace to reconcile Rollouts in (repeatable); all namespaces when absent.
     #[arg(long = "namespace", value_name = "NS")]
     namespaces: Vec<String>,
+    /// The kubeconfig file to use (default: `KUBECONFIG`, else `~/.kube/config`, else the
+    /// in-cluster service account).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// The kubeconfig context to use (default: its current-context).
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
     /// Where `/metrics` is served; `0` turns it off.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     metrics_bind_address: String,
@@ -55,10 +63,21 @@ pub struct ControllerArgs {
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
-    /// An address gates may reach besides the default Prometheus and in-cluster Service
-    /// names: a host, a CIDR or a URL prefix (repeatable).
+    /// An address Rollouts may reach (gates, webhook targets, notifications) besides the
+    /// default Prometheus and the Services of their own namespace: a host, `*.domain`, an
+    /// address or CIDR range, or a URL prefix (repeatable). Loopback, link-local, cloud
+    /// metadata and API server addresses need a rule naming the address itself.
     #[arg(long = "allow-address", value_name = "RULE")]
     allow_address: Vec<String>,
+    /// The cluster's DNS domain: Service names are resolved as
+    /// `svc.NAMESPACE.svc.CLUSTER_DOMAIN.`.
+    #[arg(long, value_name = "DOMAIN", default_value = rollgate::net::DEFAULT_CLUSTER_DOMAIN)]
+    cluster_domain: String,
+    /// Send credentials from a Secret a Rollout names (gate tokens and basic auth, webhook
+    /// target headers, notification URLs) over plain http:// too.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = false,
+          default_missing_value = "true", value_name = "BOOL")]
+    allow_insecure_credentials: bool,
     /// A generic JSON webhook told about every rollout's transitions (repeatable).
     #[arg(long = "notify-webhook", value_name = "URL")]
     notify_webhook: Vec<String>,
@@ -66,6 +85,22 @@ pub struct ControllerArgs {
     /// (repeatable).
     #[arg(long = "notify-slack", value_name = "URL")]
     notify_slack: Vec<String>,
+    /// Lockdown: a Rollout without `spec.serviceAccountName` acts as this ServiceAccount of
+    /// its own namespace (Secrets, target reads and writes are made impersonating it).
+    #[arg(long, value_name = "NAME", value_parser = service_account_name)]
+    default_service_account: Option<String>,
+}
+
+/// A ServiceAccount name: a Kubernetes object name.
+fn service_account_name(name: &str) -> Result<String, String> {
+    if rollgate::api::limits::is_object_name(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "{name:?} is not a ServiceAccount name: lowercase letters, digits, '-' and '.', \
+             starting and ending with a letter or digit, at most 253 characters"
+        ))
+    }
 }
 
 /// Why the controller could not run.
@@ -131,7 +166,9 @@ fn shutdown_signal() -> Shared<BoxFuture<'static, ()>> {
     .shared()
 }
 
-fn gate_env(args: &ControllerArgs) -> Result<GateEnv, Failure> {
+/// The gates' environment: the default Prometheus and the address policy from the flags, with
+/// `api_server` (the addresses the controller reaches its API server at) guarded.
+fn gate_env(args: &ControllerArgs, api_server: &[IpAddr]) -> Result<GateEnv, Failure> {
     let allow = args
         .allow_address
         .iter()
@@ -140,11 +177,30 @@ fn gate_env(args: &ControllerArgs) -> Result<GateEnv, Failure> {
                 .map_err(|e| Failure::Usage(format!("--allow-address {rule:?}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let domain = args.cluster_domain.trim_matches('.');
+    let valid_domain = !domain.is_empty()
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !valid_domain {
+        return Err(Failure::Usage(format!(
+            "--cluster-domain {:?}: not a DNS domain (for example cluster.local)",
+            args.cluster_domain
+        )));
+    }
+    let policy = AddressPolicy::new(allow)
+        .with_cluster_domain(domain)
+        .with_api_server(api_server.iter().copied())
+        .with_insecure_credentials(args.allow_insecure_credentials);
     let default = args.prometheus.as_ref().map(|address| PrometheusEndpoint {
         address: address.clone(),
         settings: ClientSettings::default(),
     });
-    GateEnv::new(default, allow).map_err(|e| Failure::Usage(e.to_string()))
+    GateEnv::with_policy(default, policy).map_err(|e| Failure::Usage(e.to_string()))
 }
 
 /// The notifier: the operator's endpoints from the flags, and the address guard for the
@@ -167,18 +223,31 @@ fn notifier(args: &ControllerArgs, env: &GateEnv) -> Result<Notifier, Failure> {
     };
     let notifier = Notifier::new(settings.clone())
         .map_err(|e| Failure::Environment(format!("cannot build the HTTP client: {e}")))?;
-    let (client, check) = address_guard(env)?;
-    Ok(notifier.with_address_guard(client, check))
+    Ok(notifier.with_address_guard(address_guard(env)?))
 }
 
-/// A client and a URL check that hold outgoing requests a Rollout names (webhook targets,
-/// notification endpoints) to the operator's `--allow-address` policy, as gates are.
-fn address_guard(env: &GateEnv) -> Result<(reqwest::Client, UrlCheck), Failure> {
-    let policy = Arc::clone(env.policy());
-    let guarded = GuardedClient::build(Arc::clone(&policy))
-        .map_err(|e| Failure::Environment(format!("cannot build the HTTP client: {e}")))?;
-    let check: UrlCheck = Arc::new(move |url| policy.check_url(url).map_err(|e| e.to_string()));
-    Ok((guarded.http().clone(), check))
+/// A client that holds outgoing requests a Rollout names (webhook targets, notification
+/// endpoints) to the operator's `--allow-address` policy for the Rollout's namespace, as
+/// gates are.
+fn address_guard(env: &GateEnv) -> Result<GuardedClient, Failure> {
+    GuardedClient::build(Arc::clone(env.policy()))
+        .map_err(|e| Failure::Environment(format!("cannot build the HTTP client: {e}")))
+}
+
+/// Where the controller reaches its API server: `KUBERNETES_SERVICE_HOST` (the `kubernetes`
+/// Service) and the host of the cluster URL it connects to, when they are addresses.
+fn api_server_addresses(config: &kube::Config) -> Vec<IpAddr> {
+    let mut addresses = api_server_from_env();
+    if let Some(ip) = config
+        .cluster_url
+        .host()
+        .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
+        .and_then(|host| host.parse::<IpAddr>().ok())
+        && !addresses.contains(&ip)
+    {
+        addresses.push(ip);
+    }
+    addresses
 }
 
 async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
@@ -186,13 +255,18 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Usage(format!("--metrics-bind-address: {e}")))?;
     let probes_address = parse_bind_address(&args.health_probe_bind_address)
         .map_err(|e| Failure::Usage(format!("--health-probe-bind-address: {e}")))?;
-    let env = gate_env(&args)?;
+    // Flags first (exit 2 before any cluster is looked for), then the same environment with
+    // the API server's addresses guarded.
+    gate_env(&args, &[])?;
+    let config =
+        super::kube_client::controller_config(args.kubeconfig.clone(), args.context.clone())
+            .await
+            .map_err(|e| {
+                Failure::Environment(format!("cannot find a cluster to connect to: {e}"))
+            })?;
+    let env = gate_env(&args, &api_server_addresses(&config))?;
     let notifier = Arc::new(notifier(&args, &env)?);
     let webhook_guard = address_guard(&env)?;
-
-    let config = kube::Config::infer()
-        .await
-        .map_err(|e| Failure::Environment(format!("cannot find a cluster to connect to: {e}")))?;
     let client = kube::Client::try_from(config.clone())
         .map_err(|e| Failure::Environment(format!("cannot build the Kubernetes client: {e}")))?;
     let shutdown = shutdown_signal();
@@ -237,20 +311,24 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
             instance: Some(identity),
         },
     );
-    let observer = Arc::new(ProviderObserver::new(
-        client.clone(),
-        env,
-        CHECKPOINT_DEADLINE,
-    ));
+    let identities = Arc::new(
+        Identities::new(client.clone()).with_default_account(args.default_service_account.clone()),
+    );
+    let observer = Arc::new(
+        ProviderObserver::new(client.clone(), env, CHECKPOINT_DEADLINE)
+            .with_identities(Arc::clone(&identities)),
+    );
     let controller_config = ControllerConfig {
         namespaces: args.namespaces.clone(),
         concurrency: args.concurrency,
         readiness: Some(readiness.clone()),
+        default_service_account: args.default_service_account.clone(),
     };
     info!(
         namespaces = ?args.namespaces,
         concurrency = args.concurrency,
         leader_elect = args.leader_elect,
+        default_service_account = ?args.default_service_account,
         "rollgate controller starting"
     );
     let context_client = client.clone();
@@ -260,7 +338,8 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
         move |config_maps, feature_flags| {
             let targets =
                 KubeTargets::new(context_client.clone(), Some(config_maps), feature_flags)
-                    .with_webhook_guard(webhook_guard.0.clone(), Arc::clone(&webhook_guard.1));
+                    .with_webhook_guard(webhook_guard.clone())
+                    .with_identities(Arc::clone(&identities));
             Context::new(
                 context_client.clone(),
                 recorder.clone(),
@@ -271,6 +350,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
             )
             .with_metrics(metrics.clone())
             .with_notifier(Arc::clone(&notifier))
+            .with_identities(Arc::clone(&identities))
         },
         shutdown.clone(),
     )

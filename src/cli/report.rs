@@ -10,16 +10,17 @@ use rollgate::report::live::{FetchError, load_report};
 use rollgate::report::write::write_report;
 use rollgate::report::{Report, markdown};
 
-use super::kube_client::NamespaceArg;
+use super::kube_client::KubeArgs;
 use super::output::{bad_input, environment_failure};
 
 /// Arguments of `rollgate report`.
 #[derive(Args, Debug)]
 pub struct ReportArgs {
     /// The Rollout's name.
+    #[arg(add = super::complete::rollout_names())]
     name: String,
     #[command(flatten)]
-    namespace: NamespaceArg,
+    kube: KubeArgs,
     /// Write the report to this Markdown file and its chart beside it (same name, `.svg`)
     /// instead of printing the Markdown.
     #[arg(long, value_name = "FILE.md")]
@@ -67,16 +68,12 @@ pub fn report(args: ReportArgs) -> ExitCode {
 }
 
 async fn read(args: &ReportArgs) -> Result<Report, ExitCode> {
-    let client = kube::Client::try_default().await.map_err(|e| {
-        environment_failure(&format!(
-            "rollgate report: cannot reach the cluster (KUBECONFIG, ~/.kube/config or in-cluster): {e}"
-        ))
-    })?;
-    let namespace = args
-        .namespace
-        .namespace
-        .clone()
-        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let client = args
+        .kube
+        .connect()
+        .await
+        .map_err(|e| environment_failure(&format!("rollgate report: {e}")))?;
+    let namespace = client.default_namespace().to_owned();
     tracing::info!(namespace, name = args.name, "reading the rollout");
     match load_report(client, &namespace, &args.name).await {
         Ok(report) => Ok(report),

@@ -3,20 +3,25 @@
 //! spec was refused (the phases in which kstatus' `Stalled` is true), 0 otherwise.
 
 use std::io::Write;
+use std::time::Duration;
 
 use clap::Args;
 use futures_util::TryStreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::{WatchEvent, WatchParams};
+use kube::api::{ListParams, WatchEvent, WatchParams};
 use rollgate::api::{Gate, GateStatus, HistoryEntry, Phase, Rollout};
 use rollgate::engine::compact;
 
-use super::kube_client::{NamespaceArg, OpsError, Target};
+use super::kube_client::{KubeArgs, OpsError, Target, parse_request_timeout};
 use super::table;
 
 /// Exit status of `status` when the rollout rolled back or its spec was refused.
 pub const EXIT_STALLED: u8 = 1;
+
+/// Exit status of `status -w --timeout` when the rollout had not ended (Succeeded, RolledBack
+/// or Failed) in time, a Paused one included.
+pub const EXIT_TIMEOUT: u8 = 4;
 
 /// How many history entries `status` shows by default.
 pub const DEFAULT_HISTORY: usize = 5;
@@ -25,13 +30,19 @@ pub const DEFAULT_HISTORY: usize = 5;
 #[derive(Args, Debug, Clone)]
 pub struct StatusArgs {
     /// The Rollout's name.
+    #[arg(add = super::complete::rollout_names())]
     pub name: String,
     #[command(flatten)]
-    pub namespace: NamespaceArg,
+    pub kube: KubeArgs,
     /// Keep watching: print the status again whenever the Rollout changes, until it ends
-    /// (Succeeded, RolledBack or Failed) or Ctrl-C.
+    /// (Succeeded: exit 0; RolledBack or Failed: exit 1) or Ctrl-C. A dropped watch is
+    /// resumed (from the last resourceVersion, else by reading the Rollout again).
     #[arg(short = 'w', long)]
     pub watch: bool,
+    /// With `-w`: give up after this long with exit status 4 (a rollout still Paused or
+    /// Progressing), e.g. `30s`, `10m`, `2h`, or a bare number of seconds.
+    #[arg(long, value_name = "DURATION", requires = "watch", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
     /// How many of the latest history entries to show.
     #[arg(long, default_value_t = DEFAULT_HISTORY, value_name = "N")]
     pub history: usize,
@@ -41,6 +52,8 @@ pub struct StatusArgs {
 pub struct StatusOptions<'a> {
     /// Watch until the rollout ends.
     pub watch: bool,
+    /// With `watch`: give up after this long ([`EXIT_TIMEOUT`]); None waits without limit.
+    pub timeout: Option<Duration>,
     /// History entries to show.
     pub history: usize,
     /// Clear the screen before each refresh (a terminal); otherwise snapshots are appended,
@@ -84,29 +97,89 @@ pub async fn status(
     if !options.watch || ended(&rollout) {
         return Ok(exit_status(phase(&rollout)));
     }
+    let deadline = options
+        .timeout
+        .map(|limit| tokio::time::Instant::now() + limit);
     let api = target.api(client);
     let params = WatchParams::default()
         .fields(&format!("metadata.name={}", target.name))
         .timeout(290);
-    let mut version = rollout
-        .metadata
-        .resource_version
-        .clone()
-        .unwrap_or_default();
+    let version_of = |r: &Rollout| r.metadata.resource_version.clone().unwrap_or_default();
+    let mut version = version_of(&rollout);
+    // Consecutive failures to reach the API server, for the pause before trying again.
+    let mut failures = 0u32;
+    // The version is too old to watch from (410 Gone): list the Rollout again first.
+    let mut relist = false;
     loop {
-        let mut events = Box::pin(
-            api.watch(&params, &version)
-                .await
-                .map_err(|e| target.error(e))?,
-        );
-        while let Some(event) = events.try_next().await.map_err(|e| target.error(e))? {
-            match event {
-                WatchEvent::Added(changed) | WatchEvent::Modified(changed) => {
-                    version = changed
+        if relist {
+            // A LIST of this one Rollout: its resourceVersion is the collection's, current
+            // even when the object's own is older than the history the server keeps.
+            let by_name = ListParams::default().fields(&format!("metadata.name={}", target.name));
+            match within(deadline, api.list(&by_name)).await {
+                None => return Ok(EXIT_TIMEOUT),
+                Some(Ok(listed)) => {
+                    relist = false;
+                    failures = 0;
+                    let Some(read) = listed.items.into_iter().next() else {
+                        return Err(OpsError::Refused(format!(
+                            "rollout {}/{} was deleted",
+                            target.namespace, target.name
+                        )));
+                    };
+                    let changed = version_of(&read) != version_of(&rollout);
+                    version = listed
                         .metadata
                         .resource_version
-                        .clone()
-                        .unwrap_or_default();
+                        .unwrap_or_else(|| version_of(&read));
+                    if changed {
+                        rollout = read;
+                        show(&rollout, out)?;
+                        if ended(&rollout) {
+                            return Ok(exit_status(phase(&rollout)));
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    if !retry_after(&e, &mut failures, deadline).await {
+                        return Ok(EXIT_TIMEOUT);
+                    }
+                    continue;
+                }
+            }
+        }
+        let events = match within(deadline, api.watch(&params, &version)).await {
+            None => return Ok(EXIT_TIMEOUT),
+            Some(Ok(events)) => events,
+            Some(Err(kube::Error::Api(e))) if e.code == 410 => {
+                relist = true;
+                continue;
+            }
+            Some(Err(e)) => {
+                if !retry_after(&e, &mut failures, deadline).await {
+                    return Ok(EXIT_TIMEOUT);
+                }
+                continue;
+            }
+        };
+        let mut events = Box::pin(events);
+        loop {
+            let event = match within(deadline, events.try_next()).await {
+                None => return Ok(EXIT_TIMEOUT),
+                // The server ended the watch: watch again from the last version seen.
+                Some(Ok(None)) => break,
+                Some(Ok(Some(event))) => event,
+                Some(Err(e)) => {
+                    // The watch was dropped mid-way: resume from the last version seen.
+                    if !retry_after(&e, &mut failures, deadline).await {
+                        return Ok(EXIT_TIMEOUT);
+                    }
+                    break;
+                }
+            };
+            failures = 0;
+            match event {
+                WatchEvent::Added(changed) | WatchEvent::Modified(changed) => {
+                    version = version_of(&changed);
                     rollout = changed;
                     show(&rollout, out)?;
                     if ended(&rollout) {
@@ -123,17 +196,7 @@ pub async fn status(
                     version = bookmark.metadata.resource_version;
                 }
                 WatchEvent::Error(e) if e.code == 410 => {
-                    // The version is too old to watch from: read the Rollout again.
-                    rollout = target.get(client).await?;
-                    version = rollout
-                        .metadata
-                        .resource_version
-                        .clone()
-                        .unwrap_or_default();
-                    show(&rollout, out)?;
-                    if ended(&rollout) {
-                        return Ok(exit_status(phase(&rollout)));
-                    }
+                    relist = true;
                     break;
                 }
                 WatchEvent::Error(e) => return Err(OpsError::Api(kube::Error::Api(e))),
@@ -141,6 +204,37 @@ pub async fn status(
         }
     }
 }
+
+/// Runs `work` until `deadline` (None: no limit); None when the deadline came first.
+async fn within<T>(
+    deadline: Option<tokio::time::Instant>,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
+/// After a failure to reach the API server while watching: waits (0.2 s, doubling up to 5 s)
+/// before the next try; false when the deadline comes first.
+async fn retry_after(
+    error: &kube::Error,
+    failures: &mut u32,
+    deadline: Option<tokio::time::Instant>,
+) -> bool {
+    let pause = RETRY_FIRST
+        .saturating_mul(2u32.saturating_pow((*failures).min(5)))
+        .min(RETRY_MAX);
+    *failures += 1;
+    tracing::warn!(error = %error, retry_in = ?pause, "the watch failed; trying again");
+    within(deadline, tokio::time::sleep(pause)).await.is_some()
+}
+
+/// The first pause before watching again after a failure.
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+/// The longest pause between tries.
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 fn phase(rollout: &Rollout) -> Option<Phase> {
     rollout.status.as_ref().and_then(|s| s.phase)
@@ -296,21 +390,39 @@ fn duration(seconds: i64) -> String {
     ))
 }
 
+/// `--timeout`: the forms of `--request-timeout`, but more than zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    parse_request_timeout(text)?
+        .0
+        .ok_or_else(|| "the timeout must be more than zero".to_owned())
+}
+
 /// `rollgate status` on the command line: connects, prints, and exits with
-/// [`exit_status`] of the last phase seen.
+/// [`exit_status`] of the last phase seen, or [`EXIT_TIMEOUT`].
 pub fn run(args: StatusArgs) -> std::process::ExitCode {
     use std::io::IsTerminal;
     super::kube_client::run_command("status", || async move {
-        let client = super::kube_client::connect().await?;
-        let target = Target::new(&client, args.namespace.namespace.as_deref(), &args.name);
+        let client = args.kube.connect().await?;
+        let target = Target::new(&client, args.kube.namespace.as_deref(), &args.name);
         let stdout = std::io::stdout();
         let options = StatusOptions {
             watch: args.watch,
+            timeout: args.timeout,
             history: args.history,
             clear_screen: args.watch && stdout.is_terminal(),
             now: &Timestamp::now,
         };
         let code = status(&client, &target, &options, &mut stdout.lock()).await?;
+        if code == EXIT_TIMEOUT
+            && let Some(limit) = args.timeout
+        {
+            eprintln!(
+                "rollgate status: {}/{} did not end within {}",
+                target.namespace,
+                target.name,
+                compact(limit)
+            );
+        }
         Ok(std::process::ExitCode::from(code))
     })
 }

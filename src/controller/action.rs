@@ -48,6 +48,7 @@ pub(super) fn parse_action(word: &str) -> Option<ManualAction> {
         "pause" => Some(ManualAction::Pause),
         "resume" => Some(ManualAction::Resume),
         "promote" => Some(ManualAction::Promote),
+        "promote-full" => Some(ManualAction::PromoteFull),
         "abort" => Some(ManualAction::Abort),
         "retry" => Some(ManualAction::Retry),
         _ => None,
@@ -132,6 +133,10 @@ mod tests {
     #[test]
     fn words_name_actions_whatever_the_case_and_spaces() {
         assert_eq!(parse_action("promote"), Some(ManualAction::Promote));
+        assert_eq!(
+            parse_action("promote-full"),
+            Some(ManualAction::PromoteFull)
+        );
         assert_eq!(parse_action(" Abort\n"), Some(ManualAction::Abort));
         assert_eq!(parse_action("retry"), Some(ManualAction::Retry));
         assert_eq!(parse_action("pause"), Some(ManualAction::Pause));

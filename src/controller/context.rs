@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::Recorder;
 
+use super::identity::Identities;
 use super::observe::GateObserver;
 use super::target::TargetIo;
+use crate::api::Percent;
 use crate::notify::Notifier;
 use crate::telemetry::Metrics;
 
@@ -70,6 +72,8 @@ pub struct Context {
     pub metrics: Option<Metrics>,
     /// Sends transition notifications, when any endpoint may be configured.
     pub notifier: Option<Arc<Notifier>>,
+    /// The identities Rollouts act as (their ServiceAccounts), and the refusals they met.
+    pub identities: Arc<Identities>,
     /// The controller's own writes, so a stale cache is never acted on.
     pub(super) memory: Mutex<WriteMemory>,
 }
@@ -84,6 +88,7 @@ impl Context {
         targets: Arc<dyn TargetIo>,
         leader: Arc<dyn LeaderCheck>,
     ) -> Self {
+        let identities = Arc::new(Identities::new(client.clone()));
         Self {
             client,
             recorder,
@@ -93,6 +98,7 @@ impl Context {
             leader,
             metrics: None,
             notifier: None,
+            identities,
             memory: Mutex::new(WriteMemory::default()),
         }
     }
@@ -106,6 +112,13 @@ impl Context {
     /// This context, announcing transitions through `notifier`.
     pub fn with_notifier(mut self, notifier: Arc<Notifier>) -> Self {
         self.notifier = Some(notifier);
+        self
+    }
+
+    /// This context, acting for Rollouts as `identities` says (the same ones its targets and
+    /// gate observer use, so the refusals they meet reach the reconcile).
+    pub fn with_identities(mut self, identities: Arc<Identities>) -> Self {
+        self.identities = identities;
         self
     }
 
@@ -125,7 +138,7 @@ pub(super) struct WriteMemory {
     status_versions: HashMap<RolloutKey, String>,
     /// The percent this controller confirmed on the target (written, or read back), per
     /// Rollout uid.
-    confirmed: HashMap<String, u8>,
+    confirmed: HashMap<String, Percent>,
     /// Reconciles in a row that left the Rollout Pending, for the pre-checks' backoff.
     pending: HashMap<RolloutKey, u32>,
 }
@@ -152,12 +165,12 @@ impl WriteMemory {
     }
 
     /// Remembers that the target holds `percent` for the rollout with this uid.
-    pub(super) fn confirm(&mut self, uid: &str, percent: u8) {
+    pub(super) fn confirm(&mut self, uid: &str, percent: Percent) {
         self.confirmed.insert(uid.to_owned(), percent);
     }
 
     /// Whether the target was seen or made to hold `percent` for this uid.
-    pub(super) fn confirmed(&self, uid: &str, percent: u8) -> bool {
+    pub(super) fn confirmed(&self, uid: &str, percent: Percent) -> bool {
         self.confirmed.get(uid) == Some(&percent)
     }
 
@@ -208,9 +221,9 @@ mod tests {
     #[test]
     fn confirmation_is_per_uid_and_percent() {
         let mut memory = WriteMemory::default();
-        memory.confirm("u1", 5);
-        assert!(memory.confirmed("u1", 5));
-        assert!(!memory.confirmed("u1", 10));
-        assert!(!memory.confirmed("u2", 5));
+        memory.confirm("u1", Percent::whole(5));
+        assert!(memory.confirmed("u1", Percent::whole(5)));
+        assert!(!memory.confirmed("u1", Percent::whole(10)));
+        assert!(!memory.confirmed("u2", Percent::whole(5)));
     }
 }

@@ -7,7 +7,7 @@ use kube::runtime::events::{Event, EventType};
 use tracing::warn;
 
 use super::context::Context;
-use crate::api::{GateVerdict, Rollout, RolloutStatus};
+use crate::api::{GateVerdict, REASON_FORBIDDEN, Rollout, RolloutStatus};
 use crate::engine::{DriftAction, Outcome, Transition, TransitionKind};
 
 /// An event to publish: type, reason, action and note.
@@ -65,6 +65,15 @@ pub(super) fn notices(outcome: &Outcome, status: &RolloutStatus) -> Vec<Notice> 
     }
     for t in &outcome.transitions[split..] {
         transition_notices(t, &mut out);
+    }
+    if status.reason.as_deref() == Some(REASON_FORBIDDEN) {
+        // Waiting or paused because the rollout's ServiceAccount was refused: say so.
+        for notice in &mut out {
+            if matches!(notice.reason, "Paused" | "PreCheckFailed") {
+                notice.reason = REASON_FORBIDDEN;
+                notice.warning = true;
+            }
+        }
     }
     out
 }
@@ -156,7 +165,7 @@ pub(super) async fn publish(ctx: &Context, rollout: &Rollout, notices: &[Notice]
                 EventType::Normal
             },
             reason: notice.reason.to_owned(),
-            note: Some(cap(&notice.note, 1000)),
+            note: Some(cap(&notice.note, crate::text::EVENT_NOTE_BYTES)),
             action: notice.action.clone(),
             secondary: None,
         };
@@ -166,25 +175,18 @@ pub(super) async fn publish(ctx: &Context, rollout: &Rollout, notices: &[Notice]
     }
 }
 
-/// `text` cut to at most `max` bytes on a character boundary.
+/// `text` cut to at most `max` bytes on a character boundary ([`crate::text::cap_bytes`]).
 pub(super) fn cap(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
+    crate::text::cap_bytes(text, max).to_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{CheckpointVerdict, GateStatus};
+    use crate::api::{CheckpointVerdict, GateStatus, Percent};
     use crate::engine::CheckpointReport;
 
-    fn transition(kind: TransitionKind, stage: u32, percent: u8) -> Transition {
+    fn transition(kind: TransitionKind, stage: u32, percent: Percent) -> Transition {
         Transition {
             kind,
             stage,
@@ -204,8 +206,8 @@ mod tests {
     fn the_stage_goes_into_the_action_so_the_recorder_does_not_fold_two_stages() {
         let outcome = Outcome {
             transitions: vec![
-                transition(TransitionKind::Advance, 1, 5),
-                transition(TransitionKind::Advance, 2, 10),
+                transition(TransitionKind::Advance, 1, Percent::whole(5)),
+                transition(TransitionKind::Advance, 2, Percent::whole(10)),
             ],
             ..Outcome::default()
         };
@@ -228,12 +230,16 @@ mod tests {
     #[test]
     fn a_reverted_drift_is_detected_then_reverted_and_a_paused_one_only_detected() {
         let drift = |action| TransitionKind::Drift {
-            expected: 1,
-            actual: 7,
+            expected: Percent::whole(1),
+            actual: Percent::whole(7),
             action,
         };
         let reverted = Outcome {
-            transitions: vec![transition(drift(DriftAction::Reverted), 0, 1)],
+            transitions: vec![transition(
+                drift(DriftAction::Reverted),
+                0,
+                Percent::whole(1),
+            )],
             ..Outcome::default()
         };
         assert_eq!(
@@ -245,8 +251,8 @@ mod tests {
         );
         let paused = Outcome {
             transitions: vec![
-                transition(drift(DriftAction::Paused), 0, 1),
-                transition(TransitionKind::Pause, 0, 1),
+                transition(drift(DriftAction::Paused), 0, Percent::whole(1)),
+                transition(TransitionKind::Pause, 0, Percent::whole(1)),
             ],
             ..Outcome::default()
         };
@@ -265,13 +271,13 @@ mod tests {
             checkpoint: Some(CheckpointReport {
                 position: 1,
                 stage: 0,
-                percent: 1,
+                percent: Percent::whole(1),
                 verdict: CheckpointVerdict::Warn,
             }),
             waiting: Vec::new(),
             transitions: vec![
-                transition(TransitionKind::Resume, 0, 1),
-                transition(TransitionKind::Pause, 0, 1),
+                transition(TransitionKind::Resume, 0, Percent::whole(1)),
+                transition(TransitionKind::Pause, 0, Percent::whole(1)),
             ],
             write: None,
         };
@@ -310,7 +316,7 @@ mod tests {
             checkpoint: Some(CheckpointReport {
                 position: 0,
                 stage: 0,
-                percent: 1,
+                percent: Percent::whole(1),
                 verdict: CheckpointVerdict::Warn,
             }),
             waiting: vec![crate::engine::WaitingReport {
@@ -338,12 +344,5 @@ mod tests {
                 .note
                 .ends_with("collecting: 340 of 500 requests with the flag")
         );
-    }
-
-    #[test]
-    fn cap_cuts_on_a_character_boundary() {
-        assert_eq!(cap("abc", 10), "abc");
-        assert_eq!(cap("héllo", 2), "h");
-        assert_eq!(cap("héllo", 3), "hé");
     }
 }

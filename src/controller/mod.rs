@@ -9,6 +9,7 @@
 mod action;
 mod context;
 mod events;
+pub mod identity;
 pub mod leader;
 mod notifications;
 mod observe;
@@ -20,6 +21,7 @@ mod target;
 
 pub use action::{ACTION_ANNOTATION, CLAIMED_ANNOTATION};
 pub use context::{AlwaysLeader, Clock, Context, LeaderCheck, SystemClock};
+pub use identity::{Denial, Identities, ServiceAccount};
 pub use observe::{GateObserver, GateReading, ProviderObserver, reading};
 pub use reconcile::{ReconcileError, error_policy, reconcile};
 pub use run::{ControllerConfig, feature_flags_installed, run};

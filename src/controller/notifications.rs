@@ -30,12 +30,22 @@ pub(super) async fn send(ctx: &Context, rollout: &Rollout, status: &RolloutStatu
     let endpoints = if rollout.spec.notifications.is_empty() {
         Vec::new()
     } else {
-        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace_of(rollout));
-        let (endpoints, errors) = endpoints_from_spec(&secrets, &rollout.spec.notifications).await;
-        for error in errors {
-            warn!(%error, "a notification endpoint is unusable");
+        // Read as the rollout's ServiceAccount; a refusal only loses these endpoints.
+        match ctx.identities.client_for(rollout) {
+            Ok(client) => {
+                let secrets: Api<Secret> = Api::namespaced(client, &namespace_of(rollout));
+                let (endpoints, errors) =
+                    endpoints_from_spec(&secrets, &rollout.spec.notifications).await;
+                for error in errors {
+                    warn!(%error, "a notification endpoint is unusable");
+                }
+                endpoints
+            }
+            Err(error) => {
+                warn!(%error, "the rollout's notification endpoints cannot be read");
+                Vec::new()
+            }
         }
-        endpoints
     };
     for notification in &fresh {
         for delivery in notifier.notify(notification, &endpoints).await {

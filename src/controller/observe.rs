@@ -3,6 +3,7 @@
 //! one overall deadline, a gate's `secretRef` Secret read by name (GET only, never list or
 //! watch), the OFREP probe's memory carried from and back to `status.gates[].determinism`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -10,7 +11,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 
-use crate::api::{Gate, Provider, Rollout, RolloutStatus};
+use super::identity::Identities;
+use crate::api::{Gate, Percent, Provider, Rollout, RolloutStatus};
 use crate::engine::Observation;
 use crate::gates::compare;
 use crate::gates::prometheus::GateConnection;
@@ -51,7 +53,8 @@ pub trait GateObserver: Send + Sync {
 /// The providers of [`crate::gates`], against the cluster and the default Prometheus.
 #[derive(Clone)]
 pub struct ProviderObserver {
-    client: kube::Client,
+    /// The client of each Rollout's Secret reads: its ServiceAccount's, or the controller's.
+    identities: Arc<Identities>,
     env: GateEnv,
     deadline: Duration,
 }
@@ -60,14 +63,26 @@ impl ProviderObserver {
     /// Observes in `env`, every checkpoint's gates within `deadline`.
     pub fn new(client: kube::Client, env: GateEnv, deadline: Duration) -> Self {
         Self {
-            client,
+            identities: Arc::new(Identities::new(client)),
             env,
             deadline,
         }
     }
 
+    /// Gates' Secrets are read as each Rollout's ServiceAccount, when `identities` gives it
+    /// one; a refusal is remembered there for the reconcile.
+    pub fn with_identities(mut self, identities: Arc<Identities>) -> Self {
+        self.identities = identities;
+        self
+    }
+
     /// The data of the gate's `secretRef` Secret, or why it cannot be read.
-    async fn secret(&self, namespace: &str, gate: &Gate) -> Option<Result<SecretData, String>> {
+    async fn secret(
+        &self,
+        rollout: &Rollout,
+        namespace: &str,
+        gate: &Gate,
+    ) -> Option<Result<SecretData, String>> {
         let connection: GateConnection<'_> = match gate.provider()? {
             Provider::Prometheus(p) => p.into(),
             Provider::Alerts(a) => a.into(),
@@ -75,26 +90,37 @@ impl ProviderObserver {
             _ => return None,
         };
         let name = connection.secret_name?;
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let client = match self.identities.client_for(rollout) {
+            Ok(client) => client,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        let api: Api<Secret> = Api::namespaced(client, namespace);
         Some(
             api.get(name)
                 .await
                 .map(|s| SecretData::from_secret(&s))
-                .map_err(|e| format!("cannot read Secret {namespace}/{name}: {e}")),
+                .map_err(|e| {
+                    self.identities.record(rollout, "get", &e);
+                    format!("cannot read Secret {namespace}/{name}: {e}")
+                }),
         )
     }
 
     async fn alert_rule_problems(&self, rollout: &Rollout, at: Timestamp) -> Vec<String> {
         let namespace = rollout.metadata.namespace.as_deref().unwrap_or("default");
         // Before the start: the first stage's percent is the one the gates will see.
-        let percent = rollout.spec.stages.first().map_or(0, |s| s.percent);
+        let percent = rollout
+            .spec
+            .stages
+            .first()
+            .map_or(Percent::ZERO, |s| s.percent);
         let ctx = context(rollout, 0, percent, at);
         let mut problems = Vec::new();
         for gate in &rollout.spec.analysis.gates {
             if !matches!(gate.provider(), Some(Provider::Alerts(_))) {
                 continue;
             }
-            let secret = match self.secret(namespace, gate).await {
+            let secret = match self.secret(rollout, namespace, gate).await {
                 Some(Ok(data)) => Some(data),
                 Some(Err(problem)) => {
                     problems.push(format!("gate {}: {problem}", gate.name));
@@ -124,14 +150,19 @@ impl ProviderObserver {
     ) -> Vec<GateReading> {
         let spec = &rollout.spec;
         let namespace = rollout.metadata.namespace.as_deref().unwrap_or("default");
-        let ctx = context(rollout, status.stage, status.percent.unwrap_or(0), at);
+        let ctx = context(
+            rollout,
+            status.stage,
+            status.percent.unwrap_or(Percent::ZERO),
+            at,
+        );
         let gates = &spec.analysis.gates;
         // A compare gate counts from the stage's start; before the start (the pre-check) over
         // the last analysis interval.
         let scope = compare::scope(spec, status.stage_started_at.as_ref().map(|t| t.0), at);
         let mut secrets = Vec::with_capacity(gates.len());
         for gate in gates {
-            secrets.push(self.secret(namespace, gate).await);
+            secrets.push(self.secret(rollout, namespace, gate).await);
         }
         let mut inputs = Vec::with_capacity(gates.len());
         let mut unreadable = Vec::new();
@@ -168,7 +199,7 @@ impl ProviderObserver {
 }
 
 /// What the gates know of `rollout` at `stage` and `percent`, at `at`.
-fn context(rollout: &Rollout, stage: u32, percent: u8, at: Timestamp) -> GateContext<'_> {
+fn context(rollout: &Rollout, stage: u32, percent: Percent, at: Timestamp) -> GateContext<'_> {
     let spec = &rollout.spec;
     GateContext {
         rollout: rollout.metadata.name.as_deref().unwrap_or_default(),

@@ -9,7 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::context::Context;
 use super::observe::GateReading;
-use crate::api::{Rollout, RolloutStatus};
+use crate::api::{Percent, Rollout, RolloutStatus};
 use crate::engine::Observation;
 use crate::targets::{TargetError, WriteMode};
 
@@ -17,7 +17,7 @@ use crate::targets::{TargetError, WriteMode};
 pub(super) async fn failures(
     rollout: &Rollout,
     status: &RolloutStatus,
-    live: &Result<Option<u8>, TargetError>,
+    live: &Result<Option<Percent>, TargetError>,
     ctx: &Context,
     now: Timestamp,
 ) -> Vec<String> {
@@ -32,7 +32,7 @@ pub(super) async fn failures(
         Ok(_) => {}
     }
     if live.is_ok() {
-        let first = spec.stages.first().map_or(0, |s| s.percent);
+        let first = spec.stages.first().map_or(Percent::ZERO, |s| s.percent);
         if let Err(e) = ctx.targets.write(rollout, first, WriteMode::DryRun).await {
             failed.push(format!("target cannot be written: {e}"));
         }
@@ -56,7 +56,7 @@ pub(super) async fn failures(
 }
 
 /// Whether a live percent is a fine place to start from.
-fn baseline(percent: u8, rollout: &Rollout, status: &RolloutStatus) -> bool {
+fn baseline(percent: Percent, rollout: &Rollout, status: &RolloutStatus) -> bool {
     percent == rollout.spec.rollback.percent || status.percent == Some(percent)
 }
 

@@ -28,7 +28,7 @@ use super::observe::GateReading;
 use super::prechecks;
 use super::status;
 use super::target::namespace_of;
-use crate::api::{Phase, Rollout, RolloutStatus, validate_spec};
+use crate::api::{Percent, Phase, REASON_FORBIDDEN, Rollout, RolloutStatus, validate_spec};
 use crate::engine::{self, Inputs, Observation, Outcome, PreChecks};
 use crate::targets::{TargetError, WriteMode};
 
@@ -120,7 +120,7 @@ struct Reconcile<'a> {
 struct Plan {
     status: RolloutStatus,
     outcome: Outcome,
-    target: Option<u8>,
+    target: Option<Percent>,
     claim: Option<Claim>,
 }
 
@@ -138,6 +138,7 @@ impl Reconcile<'_> {
             self.ctx
                 .memory()
                 .forget(&self.key, cached.metadata.uid.as_deref());
+            self.ctx.identities.forget(&cached);
             return Ok(Action::await_change());
         }
         if !self.ctx.leader.is_leader() {
@@ -244,7 +245,7 @@ impl Reconcile<'_> {
     async fn decide(
         &self,
         rollout: &Rollout,
-        live: &Result<Option<u8>, TargetError>,
+        live: &Result<Option<Percent>, TargetError>,
         now: Timestamp,
     ) -> Plan {
         let spec = &rollout.spec;
@@ -253,7 +254,7 @@ impl Reconcile<'_> {
         let valid = validate_spec(spec).is_ok();
         let uid = rollout.metadata.uid.clone().unwrap_or_default();
 
-        let failures = if valid && !started(rollout) {
+        let mut failures = if valid && !started(rollout) {
             prechecks::failures(rollout, &before, live, self.ctx, now).await
         } else {
             Vec::new()
@@ -263,6 +264,17 @@ impl Reconcile<'_> {
         } else {
             Vec::new()
         };
+        // A refusal met as the rollout's ServiceAccount, here or by the last target write.
+        let denial = self
+            .ctx
+            .identities
+            .take_denial(rollout)
+            .map(|d| d.to_string());
+        if let Some(denial) = &denial
+            && !started(rollout)
+        {
+            failures.insert(0, denial.clone());
+        }
         let observations: Vec<Observation> = readings
             .iter()
             .map(|r| match &r.observation {
@@ -287,12 +299,19 @@ impl Reconcile<'_> {
         if let Some(action) = pending_action {
             inputs = inputs.with_action(action);
         }
+        if let Some(denial) = &denial {
+            inputs = inputs.with_forbidden(denial);
+        }
         if !readings.is_empty() || spec.analysis.gates.is_empty() {
             inputs = inputs.with_observations(&observations);
         }
         let outcome = engine::decide(spec, &mut status, &inputs);
         keep_determinism_memory(&mut status, rollout, &readings, &outcome);
 
+        // Paused because the ServiceAccount was refused: no repair is tried until a resume,
+        // and the write stays unconfirmed (so the old percent is not taken for a drift).
+        let held = repair.is_some() && paused_forbidden(&status);
+        let repair = repair.filter(|_| !held);
         let mut target = outcome.write.or(repair);
         if target.is_some() && matches!(live, Ok(Some(p)) if Some(*p) == target) {
             target = None;
@@ -300,7 +319,9 @@ impl Reconcile<'_> {
         if let Some(claim) = &claim {
             status.last_action = Some(claim.token.clone());
         }
-        status.target_pending = if changed(&before, &status) || target.is_some() {
+        status.target_pending = if held {
+            true
+        } else if changed(&before, &status) || target.is_some() {
             target.is_some()
         } else {
             before.target_pending
@@ -320,9 +341,9 @@ impl Reconcile<'_> {
     fn live_input(
         &self,
         status: &RolloutStatus,
-        live: &Result<Option<u8>, TargetError>,
+        live: &Result<Option<Percent>, TargetError>,
         uid: &str,
-    ) -> (Option<u8>, Option<u8>) {
+    ) -> (Option<Percent>, Option<Percent>) {
         let live = match live {
             Ok(Some(p)) => *p,
             Ok(None) => return (None, status.percent.filter(|_| status.target_pending)),
@@ -341,8 +362,8 @@ impl Reconcile<'_> {
         }
         if status.target_pending && !memory.confirmed(uid, expected) {
             info!(
-                live,
-                expected, "finishing a target write the status records as not yet confirmed"
+                %live,
+                %expected, "finishing a target write the status records as not yet confirmed"
             );
             return (None, Some(expected));
         }
@@ -376,7 +397,7 @@ impl Reconcile<'_> {
     ) -> Result<(), ReconcileError> {
         let api = self.api();
         if let Some(percent) = plan.target {
-            info!(percent, "writing the target");
+            info!(%percent, "writing the target");
             self.ctx
                 .targets
                 .write(rollout, percent, WriteMode::Apply)
@@ -405,7 +426,7 @@ impl Reconcile<'_> {
         &self,
         rollout: &Rollout,
         plan: &Plan,
-        live: &Result<Option<u8>, TargetError>,
+        live: &Result<Option<Percent>, TargetError>,
     ) -> Vec<Notice> {
         let mut notices = events::notices(&plan.outcome, &plan.status);
         let before = rollout.status.as_ref();
@@ -465,6 +486,11 @@ fn started(rollout: &Rollout) -> bool {
         .as_ref()
         .and_then(|s| s.phase)
         .is_some_and(|p| p != Phase::Pending)
+}
+
+/// Whether the rollout is paused because its ServiceAccount was refused.
+fn paused_forbidden(status: &RolloutStatus) -> bool {
+    status.phase == Some(Phase::Paused) && status.reason.as_deref() == Some(REASON_FORBIDDEN)
 }
 
 /// Whether anything but the bookkeeping fields (`targetPending`, conditions) changed.

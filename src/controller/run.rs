@@ -33,6 +33,10 @@ pub struct ControllerConfig {
     pub concurrency: u16,
     /// Marked synced once the Rollout cache has its first full list (`/readyz`).
     pub readiness: Option<Readiness>,
+    /// `--default-service-account`: the ServiceAccount a Rollout without
+    /// `spec.serviceAccountName` acts as (lockdown); `None` keeps the controller's identity.
+    /// The contexts' [`Identities`](super::Identities) carry it out; `run` reports it.
+    pub default_service_account: Option<String>,
 }
 
 /// Whether the OpenFeature Operator's FeatureFlag CRD is served (a missing CRD is not an
@@ -138,6 +142,15 @@ pub async fn run<S>(
         namespaces.dedup();
         namespaces.into_iter().map(Some).collect()
     };
+    match &config.default_service_account {
+        Some(account) => info!(
+            %account,
+            "lockdown: Rollouts without spec.serviceAccountName act as this ServiceAccount of their namespace"
+        ),
+        None => info!(
+            "Rollouts without spec.serviceAccountName act as the controller (no --default-service-account)"
+        ),
+    }
     let unsynced = Arc::new(AtomicUsize::new(scopes.len()));
     let feature_flags = feature_flags_installed(&client).await;
     if !feature_flags {

@@ -10,7 +10,9 @@ use kube::api::Api;
 use kube::core::DynamicObject;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::api::{Rollout, TargetKind};
+use super::identity::Identities;
+use crate::api::{Percent, Rollout, TargetKind};
+use crate::net::GuardedClient;
 use crate::targets::{
     self, TargetError, TargetObject, UrlCheck, WebhookHeaders, WriteMode, WriteOutcome, featureflag,
 };
@@ -19,28 +21,32 @@ use crate::targets::{
 pub trait TargetIo: Send + Sync {
     /// The target's live percent: `None` when the target is there but holds no percent yet
     /// (the key or flag is absent).
-    fn read<'a>(&'a self, rollout: &'a Rollout) -> BoxFuture<'a, Result<Option<u8>, TargetError>>;
+    fn read<'a>(
+        &'a self,
+        rollout: &'a Rollout,
+    ) -> BoxFuture<'a, Result<Option<Percent>, TargetError>>;
 
     /// Writes `percent` (or, with [`WriteMode::DryRun`], asks whether it could).
     fn write<'a>(
         &'a self,
         rollout: &'a Rollout,
-        percent: u8,
+        percent: Percent,
         mode: WriteMode,
     ) -> BoxFuture<'a, Result<WriteOutcome, TargetError>>;
 }
 
 /// The controller's writes per target object (kind and name, namespace): the cached
 /// resourceVersion when it wrote, and the percent written.
-type WrittenTargets = HashMap<(TargetObject, String), (Option<String>, u8)>;
+type WrittenTargets = HashMap<(TargetObject, String), (Option<String>, Percent)>;
 
 /// A cached target: its resourceVersion and the live percent it holds.
-type Cached = (Option<String>, Result<Option<u8>, TargetError>);
+type Cached = (Option<String>, Result<Option<Percent>, TargetError>);
 
 /// Targets in the cluster, read from the controller's watch caches of managed ConfigMaps and
 /// FeatureFlags.
 pub struct KubeTargets {
-    client: kube::Client,
+    /// The client of each Rollout: its ServiceAccount's, or the controller's own.
+    identities: Arc<Identities>,
     config_maps: Option<Store<ConfigMap>>,
     feature_flags: Option<Store<DynamicObject>>,
     /// Per target object (kind, namespace, name): the cached resourceVersion when the
@@ -48,8 +54,9 @@ pub struct KubeTargets {
     /// version, it has not seen the write yet and the written percent is the live one.
     written: Mutex<WrittenTargets>,
     /// The operator's address guard for webhook targets: a client that checks resolved
-    /// addresses and follows no redirect, and the URL check; `None` sends unguarded.
-    webhook_guard: Option<(reqwest::Client, UrlCheck)>,
+    /// addresses and follows no redirect, with its policy (URLs are checked for the
+    /// Rollout's namespace); `None` sends unguarded.
+    webhook_guard: Option<GuardedClient>,
 }
 
 impl KubeTargets {
@@ -60,7 +67,7 @@ impl KubeTargets {
         feature_flags: Option<Store<DynamicObject>>,
     ) -> Self {
         Self {
-            client,
+            identities: Arc::new(Identities::new(client)),
             config_maps,
             feature_flags,
             written: Mutex::new(HashMap::new()),
@@ -68,17 +75,45 @@ impl KubeTargets {
         }
     }
 
-    /// Webhook targets go through `client` after `check` accepts their URL (the operator's
-    /// `--allow-address` policy), as gates do.
-    pub fn with_webhook_guard(mut self, client: reqwest::Client, check: UrlCheck) -> Self {
-        self.webhook_guard = Some((client, check));
+    /// Secrets and targets are read and written as each Rollout's ServiceAccount, when
+    /// `identities` gives it one; a refusal is remembered there for the reconcile.
+    pub fn with_identities(mut self, identities: Arc<Identities>) -> Self {
+        self.identities = identities;
         self
     }
 
-    /// `access` sent through the webhook guard, when there is one.
-    fn guarded(&self, access: WebhookHeaders) -> WebhookHeaders {
+    /// The client `rollout` reads its Secrets and target through, and writes the target.
+    fn client_for(&self, rollout: &Rollout) -> Result<kube::Client, TargetError> {
+        self.identities
+            .client_for(rollout)
+            .map_err(|e| TargetError::Invalid(e.to_string()))
+    }
+
+    /// Webhook targets go through `guard`'s client after its policy accepts their URL for
+    /// the Rollout's namespace (the operator's `--allow-address` policy), as gates do; the
+    /// headers of a `headersSecret` travel over plain HTTP only when the policy allows
+    /// insecure credentials.
+    pub fn with_webhook_guard(mut self, guard: GuardedClient) -> Self {
+        self.webhook_guard = Some(guard);
+        self
+    }
+
+    /// `access` for a Rollout of `namespace`, sent through the webhook guard when there is one.
+    fn guarded(&self, access: WebhookHeaders, namespace: &str) -> WebhookHeaders {
         match &self.webhook_guard {
-            Some((client, check)) => access.through(client.clone(), Arc::clone(check)),
+            Some(guard) => {
+                let policy = Arc::clone(guard.policy());
+                let insecure = policy.allows_insecure_credentials();
+                let namespace = namespace.to_owned();
+                let check: UrlCheck = Arc::new(move |url| {
+                    policy
+                        .admit(url, Some(&namespace))
+                        .map_err(|e| e.to_string())
+                });
+                access
+                    .through(guard.http().clone(), check)
+                    .allowing_insecure_credentials(insecure)
+            }
             None => access,
         }
     }
@@ -119,19 +154,19 @@ impl KubeTargets {
             return Ok(WebhookHeaders::none());
         };
         let Some(secret) = &webhook.headers_secret else {
-            return Ok(self.guarded(WebhookHeaders::none()));
+            return Ok(self.guarded(WebhookHeaders::none(), namespace));
         };
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let api: Api<Secret> = Api::namespaced(self.client_for(rollout)?, namespace);
         let object = format!("Secret {namespace}/{secret}");
         let found = api
             .get(secret)
             .await
             .map_err(|e| TargetError::from_kube("get", &object, e))?;
         WebhookHeaders::from_secret_data(&object, &found.data.unwrap_or_default())
-            .map(|access| self.guarded(access))
+            .map(|access| self.guarded(access, namespace))
     }
 
-    async fn read_live(&self, rollout: &Rollout) -> Result<Option<u8>, TargetError> {
+    async fn read_live(&self, rollout: &Rollout) -> Result<Option<Percent>, TargetError> {
         let namespace = namespace_of(rollout);
         if let Some((version, live)) = self.cached(rollout, &namespace) {
             if let Some(object) = targets::object_of(&rollout.spec.target)
@@ -144,20 +179,22 @@ impl KubeTargets {
             return live;
         }
         let headers = self.webhook_headers(rollout, &namespace).await?;
-        targets::read(&self.client, &namespace, &rollout.spec.target, &headers).await
+        let client = self.client_for(rollout)?;
+        targets::read(&client, &namespace, &rollout.spec.target, &headers).await
     }
 
     async fn write_percent(
         &self,
         rollout: &Rollout,
-        percent: u8,
+        percent: Percent,
         mode: WriteMode,
     ) -> Result<WriteOutcome, TargetError> {
         let namespace = namespace_of(rollout);
         let headers = self.webhook_headers(rollout, &namespace).await?;
         let cached_version = self.cached(rollout, &namespace).map(|(v, _)| v);
+        let client = self.client_for(rollout)?;
         let outcome = targets::write(
-            &self.client,
+            &client,
             &namespace,
             &rollout.spec.target,
             percent,
@@ -177,17 +214,32 @@ impl KubeTargets {
 }
 
 impl TargetIo for KubeTargets {
-    fn read<'a>(&'a self, rollout: &'a Rollout) -> BoxFuture<'a, Result<Option<u8>, TargetError>> {
-        Box::pin(self.read_live(rollout))
+    fn read<'a>(
+        &'a self,
+        rollout: &'a Rollout,
+    ) -> BoxFuture<'a, Result<Option<Percent>, TargetError>> {
+        Box::pin(async move {
+            let read = self.read_live(rollout).await;
+            if let Err(error) = &read {
+                self.identities.record_target(rollout, error);
+            }
+            read
+        })
     }
 
     fn write<'a>(
         &'a self,
         rollout: &'a Rollout,
-        percent: u8,
+        percent: Percent,
         mode: WriteMode,
     ) -> BoxFuture<'a, Result<WriteOutcome, TargetError>> {
-        Box::pin(self.write_percent(rollout, percent, mode))
+        Box::pin(async move {
+            let written = self.write_percent(rollout, percent, mode).await;
+            if let Err(error) = &written {
+                self.identities.record_target(rollout, error);
+            }
+            written
+        })
     }
 }
 
@@ -223,20 +275,35 @@ mod tests {
             http::Response<kube::client::Body>,
         >();
         let client = kube::Client::new(service, "ns");
-        let refuse: UrlCheck = Arc::new(|url| Err(format!("{url} is not allowed")));
-        KubeTargets::new(client, None, None).with_webhook_guard(reqwest::Client::new(), refuse)
+        let guard =
+            GuardedClient::build(Arc::new(crate::net::AddressPolicy::default())).expect("a client");
+        KubeTargets::new(client, None, None).with_webhook_guard(guard)
     }
 
     #[tokio::test]
     async fn webhook_targets_obey_the_operators_address_policy() {
         let targets = targets_refusing_every_url();
+        for url in [
+            "http://169.254.169.254/percent",
+            "http://flagd.other-namespace:8080/percent",
+            "http://attacker.com/percent",
+        ] {
+            let rollout = webhook_rollout(url);
+            let read = targets.read(&rollout).await;
+            assert!(
+                matches!(read, Err(TargetError::AddressRefused { .. })),
+                "{url}: {read:?}"
+            );
+        }
         let rollout = webhook_rollout("http://169.254.169.254/percent");
         let read = targets.read(&rollout).await;
         assert!(
             matches!(read, Err(TargetError::AddressRefused { .. })),
             "{read:?}"
         );
-        let write = targets.write(&rollout, 5, WriteMode::Apply).await;
+        let write = targets
+            .write(&rollout, Percent::whole(5), WriteMode::Apply)
+            .await;
         assert!(
             matches!(write, Err(TargetError::AddressRefused { .. })),
             "{write:?}"

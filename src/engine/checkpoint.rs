@@ -6,15 +6,17 @@ use super::decide::Decider;
 use super::observation::{Assessment, Conditions, Observation, assess};
 use super::outcome::{CheckpointReport, WaitingReport};
 use super::schedule::baked;
-use crate::api::{Checkpoint, CheckpointVerdict, GateVerdict, HistoryEntry, HistoryKind, Phase};
+use crate::api::{
+    Checkpoint, CheckpointVerdict, GateVerdict, HistoryEntry, HistoryKind, Percent, Phase,
+};
 
 impl Decider<'_> {
     pub(super) fn checkpoint(&mut self, observations: &[Observation]) {
         self.align_gates();
         let stage = self.status.stage;
-        let percent = self.status.percent.unwrap_or(0);
+        let percent = self.status.percent.unwrap_or(Percent::ZERO);
         let conditions = Conditions {
-            percent: f64::from(percent),
+            percent: percent.as_f64(),
             ratio_settled: self.split_settled(),
         };
         let baked = self.bake_time_over();
@@ -174,7 +176,7 @@ impl Decider<'_> {
     pub(super) fn progress(&self, failing: Option<&str>) -> String {
         let stages = &self.spec.stages;
         let index = self.status.stage as usize;
-        let percent = self.status.percent.unwrap_or(0);
+        let percent = self.status.percent.unwrap_or(Percent::ZERO);
         let mut text = format!("stage {}/{} at {percent}%", index + 1, stages.len());
         if let (Some(stage), Some(start)) = (stages.get(index), &self.status.stage_started_at) {
             let bake = std::time::Duration::from(stage.duration);

@@ -8,7 +8,10 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::input::{Inputs, ManualAction, PreChecks};
 use super::outcome::{DriftAction, Outcome, Transition, TransitionKind};
-use crate::api::{DriftPolicy, HistoryKind, Phase, RolloutSpec, RolloutStatus, validate_spec};
+use crate::api::{
+    DriftPolicy, HistoryKind, Percent, Phase, REASON_FORBIDDEN, RolloutSpec, RolloutStatus,
+    validate_spec,
+};
 
 /// Whether a checkpoint is due at `now`, so the shell knows to gather observations.
 pub fn checkpoint_due(status: &RolloutStatus, now: Timestamp) -> bool {
@@ -49,10 +52,18 @@ impl Decider<'_> {
             return;
         }
         if !self.started() {
+            if let Some(denial) = inputs.forbidden {
+                let failures = match inputs.prechecks {
+                    PreChecks::Failed(failures) if !failures.is_empty() => failures.to_vec(),
+                    _ => vec![denial.to_owned()],
+                };
+                self.wait_for_prechecks(&failures, Some(REASON_FORBIDDEN));
+                return;
+            }
             if let PreChecks::Failed(failures) = inputs.prechecks
                 && !failures.is_empty()
             {
-                self.wait_for_prechecks(failures);
+                self.wait_for_prechecks(failures, None);
                 return;
             }
             self.start();
@@ -61,6 +72,9 @@ impl Decider<'_> {
             && self.out.write.is_none()
         {
             self.check_drift(live);
+        }
+        if let Some(denial) = inputs.forbidden {
+            self.pause_forbidden(denial);
         }
         if let Some(action) = inputs.action {
             self.apply(action);
@@ -84,9 +98,10 @@ impl Decider<'_> {
     /// Keeps a rollout that has not started Pending, with the failing pre-checks as the
     /// reason. A transition is reported when the phase or the reason changes, not at every
     /// retry.
-    fn wait_for_prechecks(&mut self, failures: &[String]) {
+    fn wait_for_prechecks(&mut self, failures: &[String], why: Option<&str>) {
         let reason = format!("waiting for pre-checks: {}", failures.join("; "));
         let entering = self.phase() != Some(Phase::Pending);
+        self.status.reason = why.map(str::to_owned);
         if !entering && self.status.message.as_deref() == Some(reason.as_str()) {
             return;
         }
@@ -99,10 +114,20 @@ impl Decider<'_> {
             self.out.transitions.push(Transition {
                 kind: TransitionKind::Pending,
                 stage: self.status.stage,
-                percent: self.status.percent.unwrap_or(0),
+                percent: self.status.percent.unwrap_or(Percent::ZERO),
                 reason: Some(reason),
             });
         }
+    }
+
+    /// A running rollout whose ServiceAccount was refused pauses (once: a paused or ended
+    /// rollout is left as it is), with `status.reason` `Forbidden`, until someone resumes it.
+    fn pause_forbidden(&mut self, denial: &str) {
+        if self.phase() != Some(Phase::Progressing) {
+            return;
+        }
+        self.status.reason = Some(REASON_FORBIDDEN.to_owned());
+        self.pause(format!("forbidden: {denial}"));
     }
 
     pub(super) fn interval(&self) -> kube::core::Duration {
@@ -168,13 +193,19 @@ impl Decider<'_> {
         status.gates.clear();
         status.drifted_percent = None;
         status.paused_by_spec = false;
+        status.reason = None;
     }
 
     fn start(&mut self) {
-        let percent = self.spec.stages.first().map_or(0, |s| s.percent);
+        let percent = self
+            .spec
+            .stages
+            .first()
+            .map_or(Percent::ZERO, |s| s.percent);
         let now = Time(self.now);
         let status = &mut *self.status;
         status.phase = Some(Phase::Progressing);
+        status.reason = None;
         status.stage = 0;
         status.started_at = Some(now.clone());
         status.stage_started_at = Some(now);
@@ -194,7 +225,7 @@ impl Decider<'_> {
     /// it, the percent stays and the next passing checkpoint enters stage 0.
     fn replan(&mut self, generation: Option<i64>) {
         self.align_gates();
-        let current = self.status.percent.unwrap_or(0);
+        let current = self.status.percent.unwrap_or(Percent::ZERO);
         let stages = &self.spec.stages;
         let index = stages
             .iter()
@@ -218,7 +249,7 @@ impl Decider<'_> {
         self.schedule_next();
     }
 
-    fn check_drift(&mut self, live: u8) {
+    fn check_drift(&mut self, live: Percent) {
         if !self.started() || self.phase().is_some_and(Phase::is_terminal) {
             return;
         }
@@ -271,6 +302,12 @@ impl Decider<'_> {
                 }
                 self.advance("promoted by user".to_owned());
             }
+            ManualAction::PromoteFull if !phase.is_terminal() => {
+                if phase == Phase::Paused {
+                    self.leave_pause();
+                }
+                self.advance_to_last("promoted to the last stage by hand".to_owned());
+            }
             ManualAction::Abort if !phase.is_terminal() => {
                 self.rollback("aborted by user".to_owned());
             }
@@ -278,7 +315,10 @@ impl Decider<'_> {
                 self.reset();
                 self.start();
             }
-            ManualAction::Promote | ManualAction::Abort | ManualAction::Retry => {}
+            ManualAction::Promote
+            | ManualAction::PromoteFull
+            | ManualAction::Abort
+            | ManualAction::Retry => {}
         }
     }
 }

@@ -3,6 +3,7 @@
 use k8s_openapi::jiff::Timestamp;
 
 use super::Observation;
+use crate::api::Percent;
 
 /// A person's command (DESIGN §4 rule 7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,6 +14,9 @@ pub enum ManualAction {
     Resume,
     /// Advance now (or complete at the last stage) whatever the bake time; leaves Paused.
     Promote,
+    /// Go to the last stage now, whatever the stages between and their bake time (or
+    /// complete when already there); leaves Paused. The history says it was done by hand.
+    PromoteFull,
     /// Roll back now.
     Abort,
     /// Start a RolledBack rollout again from stage 0.
@@ -26,6 +30,7 @@ impl ManualAction {
             ManualAction::Pause => "pause",
             ManualAction::Resume => "resume",
             ManualAction::Promote => "promote",
+            ManualAction::PromoteFull => "promote-full",
             ManualAction::Abort => "abort",
             ManualAction::Retry => "retry",
         }
@@ -51,12 +56,17 @@ pub struct Inputs<'a> {
     /// A person's command, applied before any checkpoint at the same instant.
     pub action: Option<ManualAction>,
     /// The percent read from the target right now, for drift detection.
-    pub live_percent: Option<u8>,
+    pub live_percent: Option<Percent>,
     /// One observation per gate, in the order of `spec.analysis.gates`, gathered because
     /// [`checkpoint_due`](super::checkpoint_due) said so. A missing entry counts as an error.
     pub observations: Option<&'a [Observation]>,
     /// The pre-checks' result, consulted only while the rollout has not started.
     pub prechecks: PreChecks<'a>,
+    /// The API server refused a call made as the rollout's ServiceAccount (or refused the
+    /// controller acting as it), in words naming the ServiceAccount, verb, resource and name.
+    /// Before the start the rollout stays Pending; after it, a Progressing rollout pauses.
+    /// Both carry `status.reason` `Forbidden`.
+    pub forbidden: Option<&'a str>,
 }
 
 impl<'a> Inputs<'a> {
@@ -69,7 +79,14 @@ impl<'a> Inputs<'a> {
             live_percent: None,
             observations: None,
             prechecks: PreChecks::Passed,
+            forbidden: None,
         }
+    }
+
+    /// These inputs with a refusal of the API server (see [`Inputs::forbidden`]).
+    pub fn with_forbidden(mut self, denial: &'a str) -> Self {
+        self.forbidden = Some(denial);
+        self
     }
 
     /// These inputs with a manual action.
@@ -79,7 +96,7 @@ impl<'a> Inputs<'a> {
     }
 
     /// These inputs with the target's live percent.
-    pub fn with_live_percent(mut self, percent: u8) -> Self {
+    pub fn with_live_percent(mut self, percent: Percent) -> Self {
         self.live_percent = Some(percent);
         self
     }

@@ -1,6 +1,6 @@
 //! What the engine asks its shell to do and to tell.
 
-use crate::api::CheckpointVerdict;
+use crate::api::{CheckpointVerdict, Percent};
 
 /// What happened to a drifted target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,9 +37,9 @@ pub enum TransitionKind {
     /// The live percent differed from the expected one.
     Drift {
         /// The percent the rollout last wrote.
-        expected: u8,
+        expected: Percent,
         /// The percent found on the target.
-        actual: u8,
+        actual: Percent,
         /// What was done about it.
         action: DriftAction,
     },
@@ -79,7 +79,7 @@ pub struct Transition {
     /// The stage index after it.
     pub stage: u32,
     /// The expected percent after it.
-    pub percent: u8,
+    pub percent: Percent,
     /// Why, in words.
     pub reason: Option<String>,
 }
@@ -94,7 +94,7 @@ pub struct CheckpointReport {
     /// The stage index when the checkpoint was taken (before its decision).
     pub stage: u32,
     /// The percent when the checkpoint was taken (before its decision).
-    pub percent: u8,
+    pub percent: Percent,
     /// pass, warn or fail.
     pub verdict: CheckpointVerdict,
 }
@@ -107,7 +107,7 @@ pub struct Outcome {
     /// Transitions, in the order they happened; a checkpoint precedes the transition it causes.
     pub transitions: Vec<Transition>,
     /// The percent to write to the target, when it must change.
-    pub write: Option<u8>,
+    pub write: Option<Percent>,
     /// Compare gates that still wait for data after the stage's bake time: one report per
     /// gate and stage, for a `Waiting` Event.
     pub waiting: Vec<WaitingReport>,

@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::decide::Decider;
 use super::outcome::{Transition, TransitionKind};
 use super::schedule::next_checkpoint;
-use crate::api::{GateStatus, HistoryEntry, HistoryKind, Phase};
+use crate::api::{GateStatus, HistoryEntry, HistoryKind, Percent, Phase};
 
 impl Decider<'_> {
     /// Enters the next stage, or completes at the last one. A rollout held below its stage's
@@ -23,6 +23,29 @@ impl Decider<'_> {
         };
         let percent = stage.percent;
         self.status.stage = next as u32;
+        self.status.stage_started_at = Some(Time(self.now));
+        self.write(percent);
+        self.schedule_next();
+        self.transition(TransitionKind::Advance, HistoryKind::Advance, reason);
+    }
+
+    /// Goes to the last stage at once (a person's `promote --full`), or completes when the
+    /// rollout is already there at its percent.
+    pub(super) fn advance_to_last(&mut self, reason: String) {
+        let stages = &self.spec.stages;
+        let Some(last) = stages.len().checked_sub(1) else {
+            self.complete(reason);
+            return;
+        };
+        let stage = &stages[last];
+        let there = self.status.stage as usize >= last
+            && self.status.percent.is_some_and(|p| p >= stage.percent);
+        if there {
+            self.complete(reason);
+            return;
+        }
+        let percent = stage.percent;
+        self.status.stage = last as u32;
         self.status.stage_started_at = Some(Time(self.now));
         self.write(percent);
         self.schedule_next();
@@ -65,7 +88,7 @@ impl Decider<'_> {
         }
         self.leave_pause();
         self.transition_quiet(TransitionKind::Resume, HistoryKind::Resume, None);
-        let percent = self.status.percent.unwrap_or(0);
+        let percent = self.status.percent.unwrap_or(Percent::ZERO);
         self.status.message = Some(format!(
             "resumed at stage {} ({percent}%)",
             self.status.stage
@@ -76,6 +99,7 @@ impl Decider<'_> {
     pub(super) fn leave_pause(&mut self) {
         self.status.phase = Some(Phase::Progressing);
         self.status.paused_by_spec = false;
+        self.status.reason = None;
         for gate in &mut self.status.gates {
             gate.misses = 0;
         }
@@ -87,7 +111,7 @@ impl Decider<'_> {
     }
 
     /// Sets the expected percent and asks the shell to write it.
-    pub(super) fn write(&mut self, percent: u8) {
+    pub(super) fn write(&mut self, percent: Percent) {
         self.status.percent = Some(percent);
         self.status.drifted_percent = None;
         self.out.write = Some(percent);
@@ -146,7 +170,7 @@ impl Decider<'_> {
         reason: Option<String>,
     ) {
         let stage = self.status.stage;
-        let percent = self.status.percent.unwrap_or(0);
+        let percent = self.status.percent.unwrap_or(Percent::ZERO);
         self.status.record(HistoryEntry {
             at: Time(self.now),
             kind: history,

@@ -4,13 +4,13 @@
 //!
 //! [`observe`] and [`observe_all`] are the one entry point: the controller, `backtest` and the
 //! pre-checks hand them a gate and get its observation back. One folder per provider
-//! ([`prometheus`], [`alerts`], [`ofrep`], [`http`]); [`net`] holds what they share about the
-//! network (the operator's address policy, bounded reads, safe remote text).
+//! ([`prometheus`], [`alerts`], [`ofrep`], [`http`]); [`crate::net`] holds what they share with
+//! webhook targets and notifications about the network (the operator's address policy, bounded
+//! reads), and [`crate::text`] makes remote text safe to store.
 
 pub mod alerts;
 pub mod compare;
 pub mod http;
-pub mod net;
 pub mod observe;
 pub mod ofrep;
 pub mod prometheus;
@@ -23,6 +23,8 @@ pub use observe::{
 pub use secret::{Secret, SecretData};
 
 use k8s_openapi::jiff::Timestamp;
+
+use crate::api::Percent;
 
 /// What a provider may know about the rollout it observes for.
 #[derive(Clone, Copy, Debug)]
@@ -38,7 +40,7 @@ pub struct GateContext<'a> {
     /// Index of the current stage (`{{stage}}`).
     pub stage: u32,
     /// The percent currently expected on the target (`{{percent}}`).
-    pub percent: u8,
+    pub percent: Percent,
     /// The instant the observation is for: now for live checks, a past checkpoint in backtests.
     pub at: Timestamp,
 }

@@ -9,15 +9,16 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::net::{AddressPolicy, AllowRule, GuardedClient, remote_text};
 use super::prometheus::{ClientError, GateConnection, PrometheusClient, PrometheusEndpoint};
 use super::secret::SecretData;
 use super::{GateContext, alerts, compare, http, ofrep, prometheus};
 use crate::api::{Gate, OfrepMemory, Provider};
 use crate::engine::Observation;
+use crate::net::{AddressPolicy, AllowRule, GuardedClient};
+use crate::text;
 
 /// Longest error message an observation carries, in characters.
-pub const MAX_ERROR_MESSAGE: usize = 480;
+pub const MAX_ERROR_MESSAGE: usize = text::ERROR_MESSAGE;
 
 /// Clients kept for gates with an address of their own, most recent first.
 const CACHED_CLIENTS: usize = 128;
@@ -34,6 +35,9 @@ pub struct GateEnv {
     http: GuardedClient,
     ofrep: GuardedClient,
     gate_deadline: Duration,
+    /// Whether URLs are checked for the Rollout's namespace (the controller) or for none
+    /// (`backtest`).
+    scoped: bool,
     /// Clients for gates' own endpoints, by endpoint (Secret data included), so a checkpoint
     /// does not build a TLS client per gate.
     clients: Arc<Mutex<VecDeque<(PrometheusEndpoint, PrometheusClient)>>>,
@@ -53,12 +57,20 @@ pub enum GateEnvError {
 impl GateEnv {
     /// An environment with `default_prometheus` (for gates without an address of their own)
     /// and the operator's `allow` rules on top of the defaults (the default Prometheus and
-    /// in-cluster Service names).
+    /// the Services of the Rollout's namespace).
     pub fn new(
         default_prometheus: Option<PrometheusEndpoint>,
         allow: Vec<AllowRule>,
     ) -> Result<Self, GateEnvError> {
-        let mut policy = AddressPolicy::new(allow);
+        Self::with_policy(default_prometheus, AddressPolicy::new(allow))
+    }
+
+    /// An environment with `default_prometheus` and `policy` (the default Prometheus is
+    /// added to it).
+    pub fn with_policy(
+        default_prometheus: Option<PrometheusEndpoint>,
+        mut policy: AddressPolicy,
+    ) -> Result<Self, GateEnvError> {
         if let Some(endpoint) = &default_prometheus {
             policy = policy.with_default_prometheus(&endpoint.address);
         }
@@ -80,8 +92,21 @@ impl GateEnv {
             http,
             ofrep,
             gate_deadline: DEFAULT_GATE_DEADLINE,
+            scoped: true,
             clients: Arc::default(),
         })
+    }
+
+    /// The same environment checking URLs for no namespace: Service names of every namespace
+    /// are allowed, one-label names are not (`backtest`, run on a person's machine).
+    pub fn without_namespace_scope(mut self) -> Self {
+        self.scoped = false;
+        self
+    }
+
+    /// The namespace URLs are checked for, from the rollout's context.
+    fn scope<'a>(&self, ctx: &GateContext<'a>) -> Option<&'a str> {
+        self.scoped.then_some(ctx.namespace)
     }
 
     /// The same environment with `deadline` for each gate [`observe`] runs (the OFREP probe's
@@ -106,11 +131,15 @@ impl GateEnv {
 
     /// The client a Prometheus or alerts gate queries through: the default one (with the
     /// default credentials) for a gate without an address, else one for the gate's own
-    /// address with only its own headers and Secret.
+    /// address, checked for the Rollout's `namespace` (`None`: no namespace scope), with
+    /// only its own headers and Secret (never over plain HTTP unless the operator allows
+    /// it). A client for a gate's own address checked for a namespace keeps no text of its
+    /// answers ([`PrometheusClient::withholding_remote_text`]).
     pub fn prometheus_client(
         &self,
         connection: GateConnection<'_>,
         secret: Option<&SecretData>,
+        namespace: Option<&str>,
     ) -> Result<PrometheusClient, String> {
         let default = self.default_prometheus.as_ref();
         if connection.address.is_none() && connection.timeout.is_none() {
@@ -124,15 +153,39 @@ impl GateEnv {
         let mut endpoint = connection
             .endpoint(default.map(|(endpoint, _)| endpoint))
             .map_err(|e| e.to_string())?;
-        if connection.address.is_some()
-            && let Some(secret) = secret
-        {
+        if connection.address.is_none() {
+            return self.client_for(endpoint);
+        }
+        let url = reqwest::Url::parse(endpoint.address.trim_end_matches('/'))
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+            .ok_or_else(|| {
+                format!(
+                    "Prometheus address {:?} must be an http:// or https:// URL",
+                    text::remote(&endpoint.address, text::QUOTE)
+                )
+            })?;
+        let url = self
+            .policy
+            .admit(&url, namespace)
+            .map_err(|e| e.to_string())?;
+        endpoint.address = url.as_str().trim_end_matches('/').to_owned();
+        if let Some(secret) = secret {
+            self.policy
+                .check_credentials(&url, "the credentials of the gate's secretRef")
+                .map_err(|e| format!("secretRef: {e}"))?;
             endpoint
                 .settings
                 .apply_secret(secret.iter())
                 .map_err(|e| format!("secretRef: {e}"))?;
         }
-        self.client_for(endpoint)
+        let client = self.client_for(endpoint)?;
+        // For a Rollout (a namespace), the address is the author's: keep none of its text.
+        // Without one (`backtest` on a person's machine), the person reads their own answers.
+        Ok(match namespace {
+            Some(_) => client.withholding_remote_text(),
+            None => client,
+        })
     }
 
     /// A client for `endpoint`, reused while it stays among the most recent ones.
@@ -187,7 +240,7 @@ pub async fn observe(env: &GateEnv, input: GateInput<'_>) -> GateOutput {
         Err(_) => GateOutput {
             observation: Observation::Error(format!(
                 "gate {} did not answer within {deadline:?}",
-                remote_text(&input.gate.name, 63)
+                text::remote(&input.gate.name, text::QUOTE)
             )),
             memory: input.memory.cloned(),
         },
@@ -208,7 +261,7 @@ pub async fn observe_all(
             Err(_) => GateOutput {
                 observation: Observation::Error(format!(
                     "gate {} did not answer within the checkpoint's deadline of {deadline:?}",
-                    remote_text(&input.gate.name, 63)
+                    text::remote(&input.gate.name, text::QUOTE)
                 )),
                 memory: input.memory.cloned(),
             },
@@ -224,12 +277,12 @@ pub async fn alert_rules_problem(env: &GateEnv, input: GateInput<'_>) -> Option<
         return None;
     };
     let check = async {
-        let client = env.prometheus_client(gate.into(), input.secret)?;
+        let client = env.prometheus_client(gate.into(), input.secret, env.scope(&input.ctx))?;
         alerts::known_rules(&client, gate, &input.ctx).await
     };
     match tokio::time::timeout(env.gate_deadline + GRACE, check).await {
         Ok(Ok(())) => None,
-        Ok(Err(problem)) => Some(remote_text(&problem, MAX_ERROR_MESSAGE)),
+        Ok(Err(problem)) => Some(text::remote(&problem, MAX_ERROR_MESSAGE)),
         Err(_) => Some(format!(
             "Prometheus' alerting rules did not come within {:?}",
             env.gate_deadline
@@ -239,21 +292,24 @@ pub async fn alert_rules_problem(env: &GateEnv, input: GateInput<'_>) -> Option<
 
 async fn run(env: &GateEnv, input: &GateInput<'_>) -> GateOutput {
     let ctx = &input.ctx;
+    let scope = env.scope(ctx);
     let plain = |observation| GateOutput {
         observation,
         memory: None,
     };
     match input.gate.provider() {
         Some(Provider::Prometheus(gate)) => {
-            match env.prometheus_client(gate.into(), input.secret) {
+            match env.prometheus_client(gate.into(), input.secret, scope) {
                 Ok(client) => plain(prometheus::observe(&client, gate, ctx).await),
                 Err(problem) => plain(Observation::Error(problem)),
             }
         }
-        Some(Provider::Alerts(gate)) => match env.prometheus_client(gate.into(), input.secret) {
-            Ok(client) => plain(alerts::observe(&client, gate, ctx).await),
-            Err(problem) => plain(Observation::Error(problem)),
-        },
+        Some(Provider::Alerts(gate)) => {
+            match env.prometheus_client(gate.into(), input.secret, scope) {
+                Ok(client) => plain(alerts::observe(&client, gate, ctx).await),
+                Err(problem) => plain(Observation::Error(problem)),
+            }
+        }
         Some(Provider::Ofrep(gate)) => {
             let probe = ofrep::probe(&env.ofrep, gate, ctx, input.memory, env.gate_deadline).await;
             GateOutput {
@@ -261,14 +317,14 @@ async fn run(env: &GateEnv, input: &GateInput<'_>) -> GateOutput {
                 memory: probe.memory.or_else(|| input.memory.cloned()),
             }
         }
-        Some(Provider::Http(gate)) => plain(http::check(&env.http, gate).await),
+        Some(Provider::Http(gate)) => plain(http::check(&env.http, gate, ctx.namespace).await),
         Some(Provider::Compare(gate)) => {
             let Some(scope) = &input.compare else {
                 return plain(Observation::Error(
                     "a compare gate needs the stage's start to count its arms".to_owned(),
                 ));
             };
-            match env.prometheus_client(gate.into(), input.secret) {
+            match env.prometheus_client(gate.into(), input.secret, env.scope(ctx)) {
                 Ok(client) => plain(compare::observe(&client, gate, ctx, scope).await),
                 Err(problem) => plain(Observation::Error(problem)),
             }
@@ -283,7 +339,7 @@ async fn run(env: &GateEnv, input: &GateInput<'_>) -> GateOutput {
 /// The output with its error message made safe to store: capped, no control characters.
 fn bounded(mut output: GateOutput) -> GateOutput {
     if let Observation::Error(message) = &output.observation {
-        output.observation = Observation::Error(remote_text(message, MAX_ERROR_MESSAGE));
+        output.observation = Observation::Error(text::remote(message, MAX_ERROR_MESSAGE));
     }
     output
 }

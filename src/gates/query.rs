@@ -94,7 +94,7 @@ mod tests {
             flag,
             allowlist: &[],
             stage: 2,
-            percent: 10,
+            percent: crate::api::Percent::whole(10),
             at: Timestamp::UNIX_EPOCH,
         }
     }
@@ -132,6 +132,17 @@ mod tests {
             fill_query(query, &ctx(Some("fav"))),
             Err(VarError::CompareOnly("variant"))
         );
+    }
+
+    #[test]
+    fn a_percent_with_decimals_is_decimal_text() {
+        for (basis_points, text) in [(50, "x * 0.5"), (225, "x * 2.25"), (100, "x * 1")] {
+            let ctx = GateContext {
+                percent: crate::api::Percent::from_basis_points(basis_points).unwrap(),
+                ..ctx(None)
+            };
+            assert_eq!(fill_query("x * {{percent}}", &ctx).unwrap(), text);
+        }
     }
 
     #[test]

@@ -3,10 +3,10 @@
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::api::{HistoryEntry, Phase, Rollout, RolloutStatus, TransitionKind};
+use crate::api::{HistoryEntry, Percent, Phase, Rollout, RolloutStatus, TransitionKind};
 
 /// How many characters of a reason a notification carries; the rest is cut (`…`).
-const REASON_CAP: usize = 500;
+const REASON_CAP: usize = crate::text::REASON;
 
 /// A rollout's transition, as announced.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,7 +26,7 @@ pub struct Notification {
     /// How many stages the plan has.
     pub stages: u32,
     /// The expected percent after the transition.
-    pub percent: Option<u8>,
+    pub percent: Option<Percent>,
     /// The phase after the transition.
     pub phase: Option<Phase>,
     /// Why, in words (a gate's failure, a person's action, a drift's numbers).
@@ -141,15 +141,7 @@ impl Notification {
 
 /// A reason fit to send: control characters become spaces, at most [`REASON_CAP`] characters.
 fn clean(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(REASON_CAP)
-        .collect();
-    if text.chars().count() > REASON_CAP {
-        out.push('…');
-    }
-    out.trim().to_owned()
+    crate::text::remote(text, REASON_CAP)
 }
 
 #[cfg(test)]
@@ -165,7 +157,7 @@ mod tests {
             kind: TransitionKind::Rollback,
             stage: 1,
             stages: 3,
-            percent: Some(0),
+            percent: Some(Percent::whole(0)),
             phase: Some(Phase::RolledBack),
             reason: Some("gate error-rate failed 2 checkpoints in a row".to_owned()),
             at: "2026-02-01T21:18:00.250Z".parse().expect("time"),
@@ -235,6 +227,22 @@ mod tests {
     }
 
     #[test]
+    fn a_percent_with_decimals_is_a_json_number_and_text_with_its_decimals() {
+        let half = Notification {
+            kind: TransitionKind::Start,
+            stage: 0,
+            percent: Percent::from_basis_points(50),
+            ..rollback()
+        };
+        assert_eq!(half.webhook_body()["percent"], json!(0.5));
+        assert!(
+            half.summary(false).contains("started: stage 1/3 at 0.5%"),
+            "{}",
+            half.summary(false)
+        );
+    }
+
+    #[test]
     fn slack_text() {
         assert_eq!(
             rollback().slack_body(),
@@ -243,13 +251,13 @@ mod tests {
         let advance = Notification {
             kind: TransitionKind::Advance,
             stage: 2,
-            percent: Some(10),
+            percent: Some(Percent::whole(10)),
             reason: Some("all gates passed <@here> & more\n\u{1b}[31m".to_owned()),
             ..rollback()
         };
         assert_eq!(
             advance.summary(true),
-            "rollgate: kaviar/pfm advanced to stage 3/3 at 10%: all gates passed &lt;@here&gt; &amp; more  [31m"
+            "rollgate: kaviar/pfm advanced to stage 3/3 at 10%: all gates passed &lt;@here&gt; &amp; more [31m"
         );
     }
 

@@ -16,5 +16,5 @@ mod resolve;
 
 pub use endpoint::{Endpoint, EndpointError, EndpointKind};
 pub use message::Notification;
-pub use notifier::{Delivery, Notifier, NotifierSettings, Outcome, UrlCheck};
+pub use notifier::{Delivery, Notifier, NotifierSettings, Outcome};
 pub use resolve::endpoints_from_spec;

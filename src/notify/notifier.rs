@@ -20,7 +20,7 @@
 //! The controller keeps both windows small by notifying right after the status write that
 //! records the transition.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -29,6 +29,7 @@ use tracing::{debug, warn};
 use super::dedupe::Dedupe;
 use super::endpoint::{Endpoint, EndpointKind};
 use super::message::Notification;
+use crate::net::{GuardedClient, describe};
 
 /// How the notifier sends.
 #[derive(Clone, Debug)]
@@ -90,19 +91,9 @@ pub struct Delivery {
 /// deduplication set).
 pub struct Notifier {
     http: reqwest::Client,
-    guard: Option<AddressGuard>,
+    guard: Option<GuardedClient>,
     global: Vec<Endpoint>,
     sent: Mutex<Dedupe>,
-}
-
-/// Checks a URL a Rollout's author chose before anything is sent to it; the error says why
-/// it is refused and how an operator allows it (it must not repeat the URL's path or query).
-pub type UrlCheck = Arc<dyn Fn(&reqwest::Url) -> Result<(), String> + Send + Sync>;
-
-/// The client and check used for endpoints a Rollout's author chose.
-struct AddressGuard {
-    http: reqwest::Client,
-    check: UrlCheck,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -137,12 +128,15 @@ impl Notifier {
     }
 
     /// Restricts the endpoints Rollout authors name (from `spec.notifications`) to the
-    /// addresses the operator allows: each URL passes `check` first, and is sent with `http`,
-    /// a client that enforces the same policy after DNS resolution and follows no redirect.
-    /// The operator's own endpoints (controller flags) are exempt. Without a guard, every
-    /// endpoint is sent with the notifier's plain client.
-    pub fn with_address_guard(mut self, http: reqwest::Client, check: UrlCheck) -> Notifier {
-        self.guard = Some(AddressGuard { http, check });
+    /// addresses the operator allows for the Rollout's namespace: each URL passes the guard's
+    /// policy first ([`AddressPolicy::admit`](crate::net::AddressPolicy::admit)), travels over
+    /// plain `http://` only when the policy allows insecure credentials (the URL came from a
+    /// Secret, and is one), and is sent with the guard's client, which enforces the same
+    /// policy after DNS resolution and follows no redirect. The operator's own endpoints
+    /// (controller flags) are exempt. Without a guard, every endpoint is sent with the
+    /// notifier's plain client.
+    pub fn with_address_guard(mut self, guard: GuardedClient) -> Notifier {
+        self.guard = Some(guard);
         self
     }
 
@@ -195,20 +189,27 @@ impl Notifier {
             EndpointKind::Slack => event.slack_body(),
         }
         .to_string();
-        let http = match (&self.guard, endpoint.is_operator()) {
+        let (http, url) = match (&self.guard, endpoint.is_operator()) {
             (Some(guard), false) => {
-                if let Err(why) = (guard.check)(endpoint.url()) {
+                let url = match guard.admit(endpoint.url(), Some(&event.namespace)) {
+                    Ok(url) => url,
+                    Err(why) => return Outcome::Failed(format!("refused: {why}")),
+                };
+                if let Err(why) = guard
+                    .policy()
+                    .check_credentials(&url, "notification URLs (read from a Secret)")
+                {
                     return Outcome::Failed(format!("refused: {why}"));
                 }
-                &guard.http
+                (guard.http(), url)
             }
-            _ => &self.http,
+            _ => (&self.http, endpoint.url().clone()),
         };
         let mut tries = 0;
         loop {
             tries += 1;
             let result = http
-                .post(endpoint.url().clone())
+                .post(url.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.clone())
                 .send()
@@ -221,27 +222,9 @@ impl Notifier {
                 )),
                 Ok(response) => Outcome::Failed(format!("answered {}", response.status().as_u16())),
                 Err(error) if error.is_connect() && tries < 2 => continue,
-                Err(error) => Outcome::Failed(describe(error)),
+                Err(error) if error.is_timeout() => Outcome::Failed("timed out".to_owned()),
+                Err(error) => Outcome::Failed(describe(&error.without_url())),
             };
         }
     }
-}
-
-/// A transport error in words, without the URL (it may carry a credential).
-fn describe(error: reqwest::Error) -> String {
-    if error.is_timeout() {
-        return "timed out".to_owned();
-    }
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -6,8 +6,9 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use plotters::prelude::*;
 
 use super::model::{Event, GatePlan, Report};
-use crate::sim::text::for_terminal;
+use crate::api::Percent;
 use crate::sim::timeline::offset_text;
+use crate::text::for_terminal;
 
 /// The percent line's colour.
 pub const PERCENT_COLOR: RGBColor = RGBColor(0x1F, 0x77, 0xB4);
@@ -62,14 +63,14 @@ pub fn percent_points(report: &Report, end: f64) -> Vec<(f64, f64)> {
         return Vec::new();
     };
     let mut points: Vec<(f64, f64)> = Vec::new();
-    let mut current: Option<u8> = None;
+    let mut current: Option<Percent> = None;
     for entry in &report.entries {
         let x = hours(origin, entry.at).max(0.0);
         match current {
-            None => points.push((x, f64::from(entry.percent))),
+            None => points.push((x, entry.percent.as_f64())),
             Some(p) if p != entry.percent => {
-                points.push((x, f64::from(p)));
-                points.push((x, f64::from(entry.percent)));
+                points.push((x, p.as_f64()));
+                points.push((x, entry.percent.as_f64()));
             }
             Some(_) => {}
         }
@@ -77,9 +78,9 @@ pub fn percent_points(report: &Report, end: f64) -> Vec<(f64, f64)> {
     }
     if let Some(p) = report.final_state.percent.or(current) {
         if current.is_some_and(|c| c != p) {
-            points.push((end, f64::from(current.unwrap_or(p))));
+            points.push((end, current.unwrap_or(p).as_f64()));
         }
-        points.push((end, f64::from(p)));
+        points.push((end, p.as_f64()));
     }
     points
 }
@@ -175,8 +176,8 @@ fn percent_max(report: &Report) -> f64 {
         .map(|s| s.percent)
         .chain(report.entries.iter().map(|e| e.percent))
         .max()
-        .unwrap_or(0);
-    (f64::from(highest) * 1.1).clamp(1.0, 100.0)
+        .unwrap_or(Percent::ZERO);
+    (highest.as_f64() * 1.1).clamp(1.0, 100.0)
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;

@@ -1,10 +1,10 @@
 //! Untrusted text (gate names, provider messages, reasons, queries) made safe for a Markdown
 //! table cell: one line, capped, no control characters, no markup of its own.
 
-use crate::sim::text::for_terminal;
+use crate::text::for_terminal;
 
 /// `text` as inert Markdown inline text: line breaks and tabs become spaces, other control
-/// characters `�`, at most [`MAX_TEXT_CHARS`](crate::sim::text::MAX_TEXT_CHARS) characters,
+/// characters `�`, at most [`MAX_TEXT_CHARS`](crate::text::REMOTE) characters,
 /// and every character that could start markup (emphasis, links, code, HTML, a table's
 /// column bar) escaped. An underscore inside a word is left alone, as Markdown does.
 pub(super) fn inline(text: &str) -> String {

@@ -421,7 +421,7 @@ fn final_state(out: &mut String, state: &FinalState, origin: Option<Timestamp>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{GateVerdict, HistoryKind, Phase};
+    use crate::api::{GateVerdict, HistoryKind, Percent, Phase};
     use crate::report::model::{GatePlan, Plan};
 
     fn at(minutes: i64) -> Timestamp {
@@ -432,7 +432,7 @@ mod tests {
         Entry {
             at: at(minute),
             stage,
-            percent: 1,
+            percent: Percent::whole(1),
             event: Event::Checkpoint {
                 verdict,
                 gates: vec![GateReading {
@@ -470,7 +470,7 @@ mod tests {
                     max_word: "max",
                     failure_limit: 1,
                 }],
-                rollback_percent: 0,
+                rollback_percent: Percent::whole(0),
                 on_drift: "Revert",
                 min_allowlist: None,
             },
@@ -480,7 +480,7 @@ mod tests {
                 at: None,
                 phase: Some(Phase::Progressing),
                 stage: 0,
-                percent: Some(1),
+                percent: Some(Percent::whole(1)),
                 message: None,
                 gates: Vec::new(),
                 next_checkpoint_at: None,
@@ -495,7 +495,7 @@ mod tests {
         let mut entries = vec![Entry {
             at: at(0),
             stage: 0,
-            percent: 1,
+            percent: Percent::whole(1),
             event: Event::Start,
         }];
         entries.extend((1..=150).map(|m| checkpoint(m, 0, CheckpointVerdict::Pass)));
@@ -504,7 +504,7 @@ mod tests {
         entries.push(Entry {
             at: at(251),
             stage: 1,
-            percent: 5,
+            percent: Percent::whole(5),
             event: Event::Transition {
                 kind: HistoryKind::Advance,
                 reason: Some("bake time ended".to_owned()),

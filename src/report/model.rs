@@ -2,7 +2,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{CheckpointVerdict, GateVerdict, HistoryKind, Phase};
+use crate::api::{CheckpointVerdict, GateVerdict, HistoryKind, Percent, Phase};
 
 /// Everything a release report says about one rollout.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,7 +87,7 @@ pub struct Plan {
     /// The gates in plan order.
     pub gates: Vec<GatePlan>,
     /// Where a rollback leaves the target.
-    pub rollback_percent: u8,
+    pub rollback_percent: Percent,
     /// `Revert` or `Pause`.
     pub on_drift: &'static str,
     /// The optional pre-check on the allowlist's size.
@@ -98,7 +98,7 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagePlan {
     /// The stage's percent.
-    pub percent: u8,
+    pub percent: Percent,
     /// Its bake time, compact (`2h`).
     pub bake: String,
 }
@@ -156,7 +156,7 @@ pub struct Entry {
     /// The stage index (a checkpoint's before its decision, a transition's after it).
     pub stage: u32,
     /// The percent (a checkpoint's before its decision, a transition's after it).
-    pub percent: u8,
+    pub percent: Percent,
     /// What happened.
     pub event: Event,
 }
@@ -181,7 +181,7 @@ pub enum Event {
     /// The live percent differed from the expected one (`Entry::percent`).
     Drift {
         /// The live percent, when the evidence says.
-        actual: Option<u8>,
+        actual: Option<Percent>,
         /// What was done, in words.
         reason: Option<String>,
     },
@@ -221,7 +221,7 @@ pub struct FinalState {
     /// The stage index.
     pub stage: u32,
     /// The percent on the target.
-    pub percent: Option<u8>,
+    pub percent: Option<Percent>,
     /// Why it is there, in words.
     pub message: Option<String>,
     /// Each gate's last reading and counters.

@@ -7,7 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::model::{Entry, Event, FinalState, GateReading, Report, Source};
 use super::plan::{offline_prechecks, plan_of};
-use crate::api::{GateStatus, HistoryKind, Phase, Rollout};
+use crate::api::{GateStatus, HistoryKind, Percent, Phase, Rollout};
 use crate::engine::{Transition, TransitionKind};
 use crate::sim::timeline::{TimelineEvent, TimelineSink};
 
@@ -26,7 +26,7 @@ pub struct Recorder<'a> {
     skipped: usize,
     message: Option<String>,
     gates: Vec<GateReading>,
-    summary: Option<(Timestamp, Phase, u32, u8)>,
+    summary: Option<(Timestamp, Phase, u32, Percent)>,
 }
 
 impl<'a> Recorder<'a> {
@@ -238,7 +238,7 @@ mod tests {
             .write(&TimelineEvent::Checkpoint {
                 at: Timestamp::from_second(second).expect("a time"),
                 stage: 0,
-                percent: 1,
+                percent: Percent::whole(1),
                 verdict,
                 gates: &gates,
             })

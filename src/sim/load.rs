@@ -63,7 +63,7 @@ pub const MAX_YAML_NODES: usize = 2_000_000;
 pub const MAX_YAML_DEPTH: usize = 64;
 
 /// The YAML reader's options: one document, the limits above, aliases bounded.
-fn yaml_options() -> serde_saphyr::Options {
+pub(crate) fn yaml_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_nodes: MAX_YAML_NODES,
@@ -142,7 +142,7 @@ fn is_separator(line: &str) -> bool {
 
 /// A YAML reader's error in the file's terms: where, what, and the limit when one was hit,
 /// without advice meant for programmers.
-fn plain(error: &serde_saphyr::Error) -> String {
+pub(crate) fn plain(error: &serde_saphyr::Error) -> String {
     use serde_saphyr::Error as E;
     use serde_saphyr::budget::BudgetBreach as B;
     let inner = error.without_snippet();

@@ -2,11 +2,11 @@
 //! virtual clock and the timeline.
 
 pub mod load;
+pub mod locate;
 pub mod read;
 mod run;
 pub mod scenario;
 mod schema_check;
-pub mod text;
 pub mod timeline;
 mod yaml_node;
 

@@ -7,7 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::scenario::{Scenario, ScenarioAction, Series};
 use super::timeline::{TimelineEvent, TimelineSink};
-use crate::api::{Phase, RolloutSpec, RolloutStatus};
+use crate::api::{Percent, Phase, RolloutSpec, RolloutStatus};
 use crate::engine::{Inputs, Observation, Outcome, decide};
 
 /// Where a run ended.
@@ -20,7 +20,7 @@ pub struct RunSummary {
     /// The final stage index.
     pub stage: u32,
     /// The percent on the target at the end.
-    pub percent: u8,
+    pub percent: Percent,
 }
 
 /// Where gate observations come from during a run: a scenario's series, or a real
@@ -61,7 +61,7 @@ impl ObservationSource for SeriesSource<'_> {
             .stage_started_at
             .as_ref()
             .map_or(offset, |t| t.0.duration_since(self.start));
-        let percent = f64::from(status.percent.unwrap_or(0));
+        let percent = status.percent.map_or(0.0, crate::api::Percent::as_f64);
         into.clear();
         into.extend(
             self.series
@@ -83,7 +83,7 @@ pub fn run(
     let start = scenario.start;
     let end = start.checked_add(scenario.until).unwrap_or(Timestamp::MAX);
     let mut status = RolloutStatus::default();
-    let mut live: Option<u8> = None;
+    let mut live: Option<Percent> = None;
     let mut observations = Vec::with_capacity(spec.analysis.gates.len());
     let mut last_at = start;
 
@@ -134,7 +134,7 @@ pub fn run(
         at,
         phase,
         stage: status.stage,
-        percent: status.percent.or(live).unwrap_or(0),
+        percent: status.percent.or(live).unwrap_or(Percent::ZERO),
     };
     timeline.write(&TimelineEvent::Summary {
         at: summary.at,
@@ -146,7 +146,7 @@ pub fn run(
     Ok(summary)
 }
 
-fn apply_write(outcome: &Outcome, live: &mut Option<u8>) {
+fn apply_write(outcome: &Outcome, live: &mut Option<Percent>) {
     if let Some(percent) = outcome.write {
         *live = Some(percent);
     }

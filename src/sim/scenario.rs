@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::load::{LoadError, load_yaml, parse_yaml};
 use super::schema_check::child_path;
-use crate::api::RolloutSpec;
 use crate::api::duration::{Units, parse_nanos};
+use crate::api::{Percent, RolloutSpec};
 use crate::engine::{ManualAction, Observation};
 
 /// Simulated time is capped at 30 days unless the scenario says otherwise.
@@ -57,8 +57,8 @@ struct EventFile {
     at: String,
     action: ActionWord,
     #[serde(default)]
-    #[schemars(range(max = 100))]
-    percent: Option<u8>,
+    #[schemars(range(min = 0, max = 100))]
+    percent: Option<f64>,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, schemars::JsonSchema)]
@@ -67,6 +67,8 @@ enum ActionWord {
     Pause,
     Resume,
     Promote,
+    #[serde(rename = "promote-full")]
+    PromoteFull,
     Abort,
     Drift,
 }
@@ -77,7 +79,7 @@ pub enum ScenarioAction {
     /// A person's command.
     Manual(ManualAction),
     /// Someone sets the target to this percent behind the rollout's back.
-    Drift(u8),
+    Drift(Percent),
 }
 
 /// A scheduled action.
@@ -274,11 +276,13 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
     for (i, event) in raw.events.iter().enumerate() {
         let at = offset(&event.at, &format!("events[{i}].at"), &mut problems);
         let action = match (event.action, event.percent) {
-            (ActionWord::Drift, Some(p)) if p <= 100 => ScenarioAction::Drift(p),
-            (ActionWord::Drift, Some(p)) => {
-                problems.push(format!("events[{i}].percent: {p} is not between 0 and 100"));
-                continue;
-            }
+            (ActionWord::Drift, Some(p)) => match Percent::from_f64(p) {
+                Ok(p) => ScenarioAction::Drift(p),
+                Err(e) => {
+                    problems.push(format!("events[{i}].percent: {e}"));
+                    continue;
+                }
+            },
             (ActionWord::Drift, None) => {
                 problems.push(format!(
                     "events[{i}]: a drift needs the percent found on the target (percent: N)"
@@ -292,6 +296,7 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
             (ActionWord::Pause, None) => ScenarioAction::Manual(ManualAction::Pause),
             (ActionWord::Resume, None) => ScenarioAction::Manual(ManualAction::Resume),
             (ActionWord::Promote, None) => ScenarioAction::Manual(ManualAction::Promote),
+            (ActionWord::PromoteFull, None) => ScenarioAction::Manual(ManualAction::PromoteFull),
             (ActionWord::Abort, None) => ScenarioAction::Manual(ManualAction::Abort),
         };
         events.push(ScenarioEvent { at, action });

@@ -11,6 +11,7 @@
 use serde_json::Value;
 
 use super::yaml_node::Node;
+use crate::api::{PERCENT_DECIMALS_RULE, Percent};
 
 /// Every place where `node` breaks `schema`, each as `path: problem`; `path` names the node
 /// (empty for the document itself).
@@ -64,7 +65,25 @@ fn check_node(schema: &Value, node: &Node, path: &str, problems: &mut Vec<String
             expected(schema, kind),
             node.describe()
         ));
+    } else if let Node::Float(f) = node
+        && is_percent(schema)
+        && let Err(e) = Percent::from_f64(*f)
+    {
+        // The CEL rule `kubectl apply` would run on a percent: at most two decimals.
+        problems.push(format!("{}: {e}", name(path)));
     }
+}
+
+/// Whether the schema is a percent's: it carries the CRD's two-decimals CEL rule.
+fn is_percent(schema: &Value) -> bool {
+    schema
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .is_some_and(|rules| {
+            rules
+                .iter()
+                .any(|r| r.get("rule").and_then(Value::as_str) == Some(PERCENT_DECIMALS_RULE))
+        })
 }
 
 fn check_alternatives(alternatives: &[Value], node: &Node, path: &str, problems: &mut Vec<String>) {
@@ -229,7 +248,10 @@ pub(crate) fn child_path(path: &str, key: &str) -> String {
     match (plain, path.is_empty()) {
         (true, true) => key.to_owned(),
         (true, false) => format!("{path}.{key}"),
-        (false, _) => format!("{path}[{:?}]", super::text::capped(key)),
+        (false, _) => format!(
+            "{path}[{:?}]",
+            crate::text::capped(key, crate::text::REMOTE)
+        ),
     }
 }
 

@@ -7,9 +7,9 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
 
-use super::text::{capped, for_terminal};
-use crate::api::{CheckpointVerdict, GateStatus, Phase};
+use crate::api::{CheckpointVerdict, GateStatus, Percent, Phase};
 use crate::engine::{DriftAction, Transition, TransitionKind};
+use crate::text::{REMOTE, capped, for_terminal};
 
 /// One line of the timeline.
 #[derive(Debug, Clone, Copy)]
@@ -18,13 +18,13 @@ pub enum TimelineEvent<'a> {
     Start {
         at: Timestamp,
         stage: u32,
-        percent: u8,
+        percent: Percent,
     },
     /// A checkpoint: the gates' verdicts are in `gates`, in plan order.
     Checkpoint {
         at: Timestamp,
         stage: u32,
-        percent: u8,
+        percent: Percent,
         verdict: CheckpointVerdict,
         gates: &'a [GateStatus],
     },
@@ -38,7 +38,7 @@ pub enum TimelineEvent<'a> {
         at: Timestamp,
         phase: Phase,
         stage: u32,
-        percent: u8,
+        percent: Percent,
     },
 }
 
@@ -222,7 +222,7 @@ impl Serialize for GateLine<'_> {
             + usize::from(gate.last_message.is_some())
             + 4 * usize::from(gate.compare.is_some());
         let mut st = s.serialize_struct("Gate", fields)?;
-        st.serialize_field("name", &capped(&gate.name))?;
+        st.serialize_field("name", &capped(&gate.name, REMOTE))?;
         st.serialize_field("verdict", verdict)?;
         if let Some(v) = gate.last_value {
             st.serialize_field("value", &Value(v))?;
@@ -230,7 +230,7 @@ impl Serialize for GateLine<'_> {
             st.skip_field("value")?;
         }
         if let Some(m) = &gate.last_message {
-            st.serialize_field("message", &capped(m))?;
+            st.serialize_field("message", &capped(m, REMOTE))?;
         } else {
             st.skip_field("message")?;
         }
@@ -325,7 +325,7 @@ fn serialize_transition<S: Serializer>(
     st.serialize_field("stage", &transition.stage)?;
     st.serialize_field("percent", &transition.percent)?;
     match (&transition.reason, with_reason) {
-        (Some(reason), true) => st.serialize_field("reason", &capped(reason))?,
+        (Some(reason), true) => st.serialize_field("reason", &capped(reason, REMOTE))?,
         _ => st.skip_field("reason")?,
     }
     st.end()
@@ -417,7 +417,7 @@ mod tests {
         let start = TimelineEvent::Start {
             at: Timestamp::UNIX_EPOCH,
             stage: 0,
-            percent: 1,
+            percent: Percent::whole(1),
         };
         timeline.write(&start).expect("the first line fits");
         let error = timeline
@@ -447,7 +447,7 @@ mod tests {
         let checkpoint = TimelineEvent::Checkpoint {
             at: Timestamp::UNIX_EPOCH,
             stage: 0,
-            percent: 1,
+            percent: Percent::whole(1),
             verdict: CheckpointVerdict::Warn,
             gates: &gates,
         };
@@ -473,9 +473,6 @@ mod tests {
             message.starts_with("boom\u{1b}[2J\r\nforged"),
             "{message:?}"
         );
-        assert_eq!(
-            message.chars().count(),
-            crate::sim::text::MAX_TEXT_CHARS + 1
-        );
+        assert_eq!(message.chars().count(), crate::text::REMOTE + 1);
     }
 }

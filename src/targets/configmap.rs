@@ -1,28 +1,33 @@
 //! The percent as decimal text in a plain ConfigMap key.
 //!
-//! The text is read strictly: exactly the canonical decimal form of a whole number from 0 to
-//! 100 (`0`, `5`, `100`), nothing else — no sign, no leading zero (`05`), no fraction (`5.0`),
-//! no whitespace or trailing newline (` 5`, `5\n`). The application that reads the key parses
-//! it with its own rules; the canonical form is the only one every parser reads the same way,
-//! so anything else is reported (as drift) instead of being guessed at. The controller writes
-//! the canonical form.
+//! The text is read strictly: a number from 0 to 100 in plain decimal form, with up to two
+//! decimals (`0`, `5`, `100`, `0.5`, `2.25`, also `5.0` or `0.50`) — no sign, no leading zero
+//! (`05`), no exponent, no more than two decimals, no whitespace or trailing newline (` 5`,
+//! `5\n`). The application that reads the key parses it with its own rules; the plain form is
+//! the only one every parser reads the same way, so anything else is reported (as drift)
+//! instead of being guessed at. The controller writes the shortest form: `5`, `0.5`, `2.25`.
 
-/// The text written for `percent`.
-pub fn format_percent(percent: u8) -> String {
+use crate::api::Percent;
+
+/// The text written for `percent`: decimals only when there are any (`5`, `0.5`, `2.25`).
+pub fn format_percent(percent: Percent) -> String {
     percent.to_string()
 }
 
 /// The percent the text holds, or why it holds none.
-pub fn parse_percent(text: &str) -> Result<u8, String> {
-    let canonical = !text.is_empty()
-        && text.len() <= 3
-        && text.bytes().all(|b| b.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
-    match text.parse::<u8>() {
-        Ok(percent) if canonical && percent <= 100 => Ok(percent),
+pub fn parse_percent(text: &str) -> Result<Percent, String> {
+    let (whole, decimals) = text.split_once('.').unwrap_or((text, ""));
+    let plain = !whole.is_empty()
+        && whole.len() <= 3
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && (whole == "0" || !whole.starts_with('0'))
+        && (text.len() == whole.len() || (1..=2).contains(&decimals.len()))
+        && decimals.bytes().all(|b| b.is_ascii_digit());
+    match Percent::parse(text) {
+        Ok(percent) if plain => Ok(percent),
         _ => Err(format!(
-            "{} is not a percent: expected a whole number from 0 to 100 written plainly, \
-             such as 5 (no sign, leading zero, fraction or spaces)",
+            "{} is not a percent: expected a number from 0 to 100 with at most two decimals \
+             written plainly, such as 5 or 0.5 (no sign, leading zero, exponent or spaces)",
             quote(text)
         )),
     }
@@ -43,16 +48,40 @@ mod tests {
 
     #[test]
     fn canonical_numbers_parse() {
-        for percent in 0..=100u8 {
+        for basis_points in 0..=10_000 {
+            let percent = Percent::from_basis_points(basis_points).unwrap();
             assert_eq!(parse_percent(&format_percent(percent)), Ok(percent));
+        }
+        assert_eq!(
+            format_percent(Percent::from_basis_points(50).unwrap()),
+            "0.5"
+        );
+        assert_eq!(format_percent(Percent::whole(1)), "1");
+    }
+
+    #[test]
+    fn integer_and_decimal_forms_both_parse() {
+        for (text, basis_points) in [
+            ("5", 500),
+            ("5.0", 500),
+            ("0.5", 50),
+            ("0.50", 50),
+            ("2.25", 225),
+            ("100.00", 10_000),
+        ] {
+            assert_eq!(
+                parse_percent(text).map(Percent::basis_points),
+                Ok(basis_points),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn anything_else_is_refused_with_the_text_quoted() {
         for text in [
-            "", " 5", "5 ", "5\n", "05", "00", "+5", "-0", "5.0", "5%", "101", "255", "256",
-            "1000", "0x5", "５", "five", "1e1",
+            "", " 5", "5 ", "5\n", "05", "00", "+5", "-0", "5%", "101", "255", "256", "1000",
+            "0x5", "５", "five", "1e1", "0.001", "0.125", ".5", "5.", "100.5", "1..2", "0.-5",
         ] {
             let err = parse_percent(text).expect_err(text);
             assert!(err.contains(&format!("{text:?}")), "{err}");

@@ -31,7 +31,7 @@ use super::flagd::{self, DocumentEdit};
 use super::{
     FIELD_MANAGER, MANAGED_LABEL, TargetError, WriteMode, WriteOutcome, configmap, is_managed,
 };
-use crate::api::FlagdTarget;
+use crate::api::{FlagdTarget, Percent};
 
 /// What to find in a ConfigMap.
 #[derive(Clone, Copy, Debug)]
@@ -78,7 +78,7 @@ pub fn place(namespace: &str, name: &str, content: ConfigMapContent<'_>) -> Stri
 pub fn live_percent(
     config_map: &ConfigMap,
     content: ConfigMapContent<'_>,
-) -> Result<Option<u8>, TargetError> {
+) -> Result<Option<Percent>, TargetError> {
     let namespace = config_map.metadata.namespace.as_deref().unwrap_or_default();
     let name = config_map.metadata.name.as_deref().unwrap_or_default();
     let place = || place(namespace, name, content);
@@ -106,7 +106,7 @@ pub async fn read(
     namespace: &str,
     name: &str,
     content: ConfigMapContent<'_>,
-) -> Result<Option<u8>, TargetError> {
+) -> Result<Option<Percent>, TargetError> {
     let config_map = get(api, namespace, name).await?;
     live_percent(&config_map, content)
 }
@@ -117,7 +117,7 @@ pub async fn write(
     namespace: &str,
     name: &str,
     content: ConfigMapContent<'_>,
-    percent: u8,
+    percent: Percent,
     mode: WriteMode,
 ) -> Result<WriteOutcome, TargetError> {
     let current = get(api, namespace, name).await?;
@@ -131,7 +131,7 @@ pub async fn write_from(
     api: &Api<ConfigMap>,
     current: &ConfigMap,
     content: ConfigMapContent<'_>,
-    percent: u8,
+    percent: Percent,
     mode: WriteMode,
 ) -> Result<WriteOutcome, TargetError> {
     let namespace = current.metadata.namespace.as_deref().unwrap_or_default();
@@ -159,7 +159,7 @@ pub async fn write_from(
             )
         }
         ConfigMapContent::Percent { .. } => {
-            if percent > 100 {
+            if percent > Percent::HUNDRED {
                 return Err(TargetError::Unwritable {
                     place: place(),
                     reason: format!("percent {percent} is above 100"),
@@ -172,7 +172,7 @@ pub async fn write_from(
     };
     let managed = is_managed(&current.metadata);
     if mode == WriteMode::Apply && new_text.is_none() && managed {
-        debug!(target_place = %place(), percent, "target already holds the percent");
+        debug!(target_place = %place(), %percent, "target already holds the percent");
         return Ok(WriteOutcome::Unchanged);
     }
     let mut patch = json!({"metadata": metadata});
@@ -187,7 +187,7 @@ pub async fn write_from(
     api.patch(name, &params, &Patch::Merge(&patch))
         .await
         .map_err(|e| TargetError::from_kube("patch", &object_name(namespace, name), e))?;
-    debug!(target_place = %place(), percent, ?mode, "wrote target");
+    debug!(target_place = %place(), %percent, ?mode, "wrote target");
     Ok(match mode {
         WriteMode::Apply => WriteOutcome::Written,
         WriteMode::DryRun => WriteOutcome::Checked,

@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::flagd;
 use super::{FIELD_MANAGER, MANAGED_LABEL, TargetError, WriteMode, WriteOutcome, is_managed};
-use crate::api::FlagdTarget;
+use crate::api::{FlagdTarget, Percent};
 
 /// The OpenFeature Operator's API group.
 pub const GROUP: &str = "core.openfeature.dev";
@@ -44,7 +44,7 @@ fn place(namespace: &str, name: &str, target: &FlagdTarget) -> String {
 pub fn live_percent(
     feature_flag: &DynamicObject,
     target: &FlagdTarget,
-) -> Result<Option<u8>, TargetError> {
+) -> Result<Option<Percent>, TargetError> {
     let namespace = feature_flag
         .metadata
         .namespace
@@ -69,7 +69,7 @@ pub async fn read(
     namespace: &str,
     name: &str,
     target: &FlagdTarget,
-) -> Result<Option<u8>, TargetError> {
+) -> Result<Option<Percent>, TargetError> {
     let feature_flag = get(api, namespace, name).await?;
     live_percent(&feature_flag, target)
 }
@@ -80,7 +80,7 @@ pub async fn write(
     namespace: &str,
     name: &str,
     target: &FlagdTarget,
-    percent: u8,
+    percent: Percent,
     mode: WriteMode,
 ) -> Result<WriteOutcome, TargetError> {
     let current = get(api, namespace, name).await?;
@@ -93,7 +93,7 @@ pub async fn write_from(
     api: &Api<DynamicObject>,
     current: &DynamicObject,
     target: &FlagdTarget,
-    percent: u8,
+    percent: Percent,
     mode: WriteMode,
 ) -> Result<WriteOutcome, TargetError> {
     let namespace = current.metadata.namespace.as_deref().unwrap_or_default();
@@ -106,7 +106,7 @@ pub async fn write_from(
     let flag_patch =
         flagd::flag_merge_patch(existing, target, percent).map_err(|e| e.at(place()))?;
     if mode == WriteMode::Apply && flag_patch.is_none() && is_managed(&current.metadata) {
-        debug!(target_place = %place(), percent, "target already holds the percent");
+        debug!(target_place = %place(), %percent, "target already holds the percent");
         return Ok(WriteOutcome::Unchanged);
     }
     let Some(resource_version) = current.metadata.resource_version.as_deref() else {
@@ -130,7 +130,7 @@ pub async fn write_from(
     api.patch(name, &params, &Patch::Merge(&patch))
         .await
         .map_err(|e| TargetError::from_kube("patch", &object_name(namespace, name), e))?;
-    debug!(target_place = %place(), percent, ?mode, "wrote target");
+    debug!(target_place = %place(), %percent, ?mode, "wrote target");
     Ok(match mode {
         WriteMode::Apply => WriteOutcome::Written,
         WriteMode::DryRun => WriteOutcome::Checked,

@@ -5,18 +5,25 @@
 //!
 //! ```json
 //! {"if": [{"in": [{"var": "targetingKey"}, ["u-1001", "u-1002"]]}, "on",
-//!         {"fractional": [["on", 5], ["off", 95]]}]}
+//!         {"fractional": [["on", 500], ["off", 9500]]}]}
 //! ```
 //!
-//! (variant names from the target; just the `fractional` when the allowlist is empty). There
-//! is no explicit bucketing expression, so flagd hashes the flag key with the targeting key
+//! (variant names from the target; just the `fractional` when the allowlist is empty). The
+//! weights are basis points (1/100 of a percent; 5 % is 500 of 10,000, 0.5 % is 50): flagd
+//! buckets `[on, 100·p]`, `[off, 10000 − 100·p]` exactly as the whole-percent weights
+//! `[on, p]`, `[off, 100 − p]` rollgate wrote before (every bucketing version compares
+//! `hash·total` against the cumulative weights, and both sides scale by 100), so moving to
+//! this writer flips no user (`tests/flagd_bucketing.rs`). There is no explicit bucketing
+//! expression, so flagd hashes the flag key with the targeting key
 //! and each flag gets its own cohort; `on` comes first, so raising the percent only adds
 //! users. A flag that does not exist is created enabled, with variants `on: true` and
 //! `off: false` and `defaultVariant` off (the OpenFeature Operator requires one).
 //!
 //! Writing a document replaces one value (or inserts one member) in the text: every other
 //! flag and field keeps its bytes. Reading accepts exactly the shape written above (with any
-//! allowlist), a flag without targeting (0 % when it serves `off`, 100 % when it serves
+//! allowlist and any non-negative integer weights, such as the whole-percent `[p, 100 − p]`
+//! rollgate wrote before: the on share is rounded to the nearest basis point), a flag without
+//! targeting (0 % when it serves `off`, 100 % when it serves
 //! `on`), and refuses everything else with a message, so a hand edit shows up as a drift the
 //! controller reports, never as a guess.
 //!
@@ -31,7 +38,7 @@ use serde_json::{Map, Value, json};
 
 use super::TargetError;
 use super::json_span::{ObjectSpan, object_at, value_at};
-use crate::api::FlagdTarget;
+use crate::api::{FlagdTarget, Percent};
 
 /// Largest flag definition read: a ConfigMap holds at most 1 MiB.
 pub const DOCUMENT_CAP: usize = 1024 * 1024;
@@ -40,7 +47,7 @@ pub const DOCUMENT_CAP: usize = 1024 * 1024;
 pub const SCHEMA: &str = "https://flagd.dev/schema/v0/flags.json";
 
 /// How much of a foreign value a message quotes.
-const EXCERPT: usize = 160;
+const EXCERPT: usize = crate::text::CONFIG_EXCERPT;
 
 /// Why a flag definition could not be read or written; [`FlagdError::at`] names the place.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -74,11 +81,11 @@ pub enum DocumentEdit {
 }
 
 /// The targeting that serves `on` to the allowlist and to `percent` % of everyone else.
-pub fn targeting(target: &FlagdTarget, percent: u8) -> Value {
-    let percent = u64::from(percent.min(100));
+pub fn targeting(target: &FlagdTarget, percent: Percent) -> Value {
+    let percent = u64::from(percent.min(Percent::HUNDRED).basis_points());
     let fractional = json!({"fractional": [
         [target.on_variant, percent],
-        [target.off_variant, 100 - percent],
+        [target.off_variant, 10_000 - percent],
     ]});
     if target.allowlist.is_empty() {
         fractional
@@ -91,9 +98,40 @@ pub fn targeting(target: &FlagdTarget, percent: u8) -> Value {
     }
 }
 
+/// Whether a flag's targeting already serves `percent` as rollgate writes it: the targeting
+/// [`targeting`] makes, or the whole-percent form rollgate wrote before basis points
+/// (`[on, p]`, `[off, 100 - p]`), which puts exactly the same users in the cohort; such a flag
+/// is left as it is until the percent changes.
+fn already_written(existing: Option<&Value>, target: &FlagdTarget, percent: Percent) -> bool {
+    let Some(existing) = existing else {
+        return false;
+    };
+    if *existing == targeting(target, percent) {
+        return true;
+    }
+    if !percent.is_whole() {
+        return false;
+    }
+    let whole = u64::from(percent.min(Percent::HUNDRED).basis_points() / 100);
+    let legacy = json!({"fractional": [
+        [target.on_variant, whole],
+        [target.off_variant, 100 - whole],
+    ]});
+    let legacy = if target.allowlist.is_empty() {
+        legacy
+    } else {
+        json!({"if": [
+            {"in": [{"var": "targetingKey"}, target.allowlist]},
+            target.on_variant,
+            legacy,
+        ]})
+    };
+    *existing == legacy
+}
+
 /// A new flag for this target at `percent`, as JSON text with its members in the usual order
 /// (`state`, `variants`, `defaultVariant`, `targeting`).
-pub fn new_flag_text(target: &FlagdTarget, percent: u8) -> String {
+pub fn new_flag_text(target: &FlagdTarget, percent: Percent) -> String {
     let on = Value::from(target.on_variant.as_str());
     let off = Value::from(target.off_variant.as_str());
     format!(
@@ -103,7 +141,7 @@ pub fn new_flag_text(target: &FlagdTarget, percent: u8) -> String {
 }
 
 /// A new flag for this target at `percent`, as a value (for a `FeatureFlag`).
-pub fn new_flag(target: &FlagdTarget, percent: u8) -> Value {
+pub fn new_flag(target: &FlagdTarget, percent: Percent) -> Value {
     let mut variants = Map::new();
     variants.insert(target.on_variant.clone(), Value::Bool(true));
     variants.insert(target.off_variant.clone(), Value::Bool(false));
@@ -117,7 +155,7 @@ pub fn new_flag(target: &FlagdTarget, percent: u8) -> Value {
 
 /// The percent a flag definition gives the target's flag: `None` when the flag (or the whole
 /// `flags` object) is absent.
-pub fn read_percent(document: &str, target: &FlagdTarget) -> Result<Option<u8>, FlagdError> {
+pub fn read_percent(document: &str, target: &FlagdTarget) -> Result<Option<Percent>, FlagdError> {
     let spans = locate(document, &target.flag)?;
     match spans.flag {
         None => Ok(None),
@@ -134,7 +172,7 @@ pub fn read_percent(document: &str, target: &FlagdTarget) -> Result<Option<u8>, 
 pub fn write_percent(
     document: Option<&str>,
     target: &FlagdTarget,
-    percent: u8,
+    percent: Percent,
 ) -> Result<DocumentEdit, FlagdError> {
     check_target(target, percent)?;
     let Some(document) = document else {
@@ -166,7 +204,7 @@ pub fn write_percent(
             let flag: Value = serde_json::from_str(&document[range.clone()])
                 .map_err(|e| FlagdError::Unreadable(format!("flag is not JSON: {e}")))?;
             check_writable(&flag, target)?;
-            if flag.get("targeting") == Some(&desired) {
+            if already_written(flag.get("targeting"), target, percent) {
                 return Ok(DocumentEdit::Unchanged);
             }
             let object = object_at(document, range.start).map_err(FlagdError::Unreadable)?;
@@ -184,7 +222,7 @@ pub fn write_percent(
 
 /// The percent one flag (a parsed flag object) gives: see the module documentation for the
 /// shapes read.
-pub fn percent_of_flag(flag: &Value, target: &FlagdTarget) -> Result<u8, FlagdError> {
+pub fn percent_of_flag(flag: &Value, target: &FlagdTarget) -> Result<Percent, FlagdError> {
     let unreadable = |reason: String| FlagdError::Unreadable(reason);
     let object = flag
         .as_object()
@@ -208,7 +246,7 @@ pub fn percent_of_flag(flag: &Value, target: &FlagdTarget) -> Result<u8, FlagdEr
         Some(Value::Object(t)) if t.is_empty() => static_percent(object, target),
         Some(targeting) => percent_of_targeting(targeting, target).ok_or_else(|| {
             unreadable(format!(
-                "targeting is not the shape rollgate writes ({{\"fractional\": [[{on:?}, p], [{off:?}, 100 - p]]}}, \
+                "targeting is not the shape rollgate writes ({{\"fractional\": [[{on:?}, w], [{off:?}, w']]}} with integer weights, \
                  optionally inside an allowlist \"if\"): {}",
                 excerpt(targeting),
                 on = target.on_variant,
@@ -225,7 +263,7 @@ pub fn percent_of_flag(flag: &Value, target: &FlagdTarget) -> Result<u8, FlagdEr
 pub fn flag_merge_patch(
     existing: Option<&Value>,
     target: &FlagdTarget,
-    percent: u8,
+    percent: Percent,
 ) -> Result<Option<Value>, FlagdError> {
     check_target(target, percent)?;
     let desired = targeting(target, percent);
@@ -233,7 +271,7 @@ pub fn flag_merge_patch(
         return Ok(Some(new_flag(target, percent)));
     };
     check_writable(flag, target)?;
-    if flag.get("targeting") == Some(&desired) {
+    if already_written(flag.get("targeting"), target, percent) {
         return Ok(None);
     }
     let mut patch = desired;
@@ -308,7 +346,7 @@ fn locate(document: &str, flag: &str) -> Result<Spans, FlagdError> {
     })
 }
 
-fn new_document(target: &FlagdTarget, percent: u8) -> String {
+fn new_document(target: &FlagdTarget, percent: Percent) -> String {
     format!(
         "{{\n  \"$schema\": {},\n  \"flags\": {{\n    {}: {}\n  }}\n}}\n",
         Value::from(SCHEMA),
@@ -317,8 +355,8 @@ fn new_document(target: &FlagdTarget, percent: u8) -> String {
     )
 }
 
-fn check_target(target: &FlagdTarget, percent: u8) -> Result<(), FlagdError> {
-    if percent > 100 {
+fn check_target(target: &FlagdTarget, percent: Percent) -> Result<(), FlagdError> {
+    if percent > Percent::HUNDRED {
         return Err(FlagdError::Unwritable(format!(
             "percent {percent} is above 100"
         )));
@@ -357,10 +395,10 @@ fn check_writable(flag: &Value, target: &FlagdTarget) -> Result<(), FlagdError> 
 }
 
 /// A flag without targeting serves its default variant to everyone.
-fn static_percent(flag: &Map<String, Value>, target: &FlagdTarget) -> Result<u8, FlagdError> {
+fn static_percent(flag: &Map<String, Value>, target: &FlagdTarget) -> Result<Percent, FlagdError> {
     match flag.get("defaultVariant").and_then(Value::as_str) {
-        Some(v) if v == target.off_variant => Ok(0),
-        Some(v) if v == target.on_variant => Ok(100),
+        Some(v) if v == target.off_variant => Ok(Percent::ZERO),
+        Some(v) if v == target.on_variant => Ok(Percent::HUNDRED),
         _ => Err(FlagdError::Unreadable(format!(
             "flag has no targeting and its defaultVariant {} is neither {:?} nor {:?}",
             flag.get("defaultVariant")
@@ -371,7 +409,7 @@ fn static_percent(flag: &Map<String, Value>, target: &FlagdTarget) -> Result<u8,
     }
 }
 
-fn percent_of_targeting(targeting: &Value, target: &FlagdTarget) -> Option<u8> {
+fn percent_of_targeting(targeting: &Value, target: &FlagdTarget) -> Option<Percent> {
     let (op, args) = single_entry(targeting)?;
     match op {
         "fractional" => percent_of_fractional(args, target),
@@ -405,8 +443,10 @@ fn is_allowlist_condition(condition: &Value) -> bool {
             .is_some_and(|items| items.iter().all(Value::is_string))
 }
 
-/// `[[on, p], [off, 100 - p]]` → `p`.
-fn percent_of_fractional(args: &Value, target: &FlagdTarget) -> Option<u8> {
+/// `[[on, w], [off, w']]` → the on share `w / (w + w')`, rounded to the nearest basis point
+/// (halves up): `[[on, 50], [off, 9950]]` is 0.5 %, `[[on, 5], [off, 95]]` 5 %, and a share
+/// that is no whole basis point, such as `[[on, 1], [off, 2]]`, reads as 33.33 %.
+fn percent_of_fractional(args: &Value, target: &FlagdTarget) -> Option<Percent> {
     let [on, off] = args.as_array()?.as_slice() else {
         return None;
     };
@@ -418,7 +458,12 @@ fn percent_of_fractional(args: &Value, target: &FlagdTarget) -> Option<u8> {
     };
     let p = weight(on, &target.on_variant)?;
     let q = weight(off, &target.off_variant)?;
-    (p.checked_add(q)? == 100).then(|| u8::try_from(p).ok())?
+    let total = u128::from(p.checked_add(q)?);
+    if total == 0 {
+        return None;
+    }
+    let basis_points = (u128::from(p) * 20_000 + total) / (2 * total);
+    Percent::from_basis_points(u16::try_from(basis_points).ok()?)
 }
 
 fn single_entry(value: &Value) -> Option<(&str, &Value)> {
@@ -434,8 +479,5 @@ fn excerpt(value: &Value) -> String {
 }
 
 fn cut(text: &str) -> String {
-    match text.char_indices().nth(EXCERPT) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
+    crate::text::capped(text, EXCERPT).into_owned()
 }

@@ -34,7 +34,7 @@ pub use configmap_io::ConfigMapContent;
 pub use error::TargetError;
 pub use webhook::{UrlCheck, WebhookAccess, WebhookHeaders};
 
-use crate::api::{FlagdTarget, Target, TargetKind};
+use crate::api::{FlagdTarget, Percent, Target, TargetKind};
 
 /// The field manager of every write to a target.
 pub const FIELD_MANAGER: &str = "rollgate";
@@ -110,7 +110,7 @@ pub fn object_of(target: &Target) -> Option<TargetObject> {
 pub fn live_percent_from_configmap(
     config_map: &ConfigMap,
     target: &Target,
-) -> Result<Option<u8>, TargetError> {
+) -> Result<Option<Percent>, TargetError> {
     configmap_io::live_percent(config_map, configmap_content(target)?)
 }
 
@@ -119,7 +119,7 @@ pub fn live_percent_from_configmap(
 pub fn live_percent_from_featureflag(
     feature_flag: &DynamicObject,
     target: &FlagdTarget,
-) -> Result<Option<u8>, TargetError> {
+) -> Result<Option<Percent>, TargetError> {
     featureflag::live_percent(feature_flag, target)
 }
 
@@ -131,7 +131,7 @@ pub async fn read(
     namespace: &str,
     target: &Target,
     webhook: &WebhookAccess,
-) -> Result<Option<u8>, TargetError> {
+) -> Result<Option<Percent>, TargetError> {
     match located(target)? {
         Located::ConfigMap(name, content) => {
             let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
@@ -152,11 +152,11 @@ pub async fn write(
     client: &Client,
     namespace: &str,
     target: &Target,
-    percent: u8,
+    percent: Percent,
     mode: WriteMode,
     webhook: &WebhookAccess,
 ) -> Result<WriteOutcome, TargetError> {
-    if percent > 100 {
+    if percent > Percent::HUNDRED {
         return Err(TargetError::Invalid(format!(
             "percent {percent} is above 100"
         )));

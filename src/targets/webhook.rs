@@ -5,12 +5,18 @@
 //! Secret and passes its data; values are never logged or shown by `Debug`), go through the
 //! operator's address check and guarded client when the caller gives them
 //! ([`WebhookAccess::through`]; a refused URL is [`TargetError::AddressRefused`]), time out after
-//! the target's `timeout` (default 10 s), never follow redirects (a redirect is an error
-//! naming where it pointed), and read at most [`BODY_CAP`] bytes of an answer. Any 2xx status
-//! is success; anything else is an error with the status and an excerpt of the body.
+//! the target's `timeout` (default 10 s), never follow redirects, and read at most
+//! [`BODY_CAP`] bytes of an answer. Headers from a Secret are never sent over plain `http://`
+//! unless the caller allows it ([`WebhookAccess::allowing_insecure_credentials`], the
+//! controller's `--allow-insecure-credentials`). Any 2xx status is success; anything else is
+//! an error with the status code.
 //!
-//! `{"percent": null}` reads as "no percent set". A percent must be a whole number from 0 to
-//! 100 (`5`, not `5.0` or `"5"`).
+//! No read-out channel: errors carry status codes, where a JSON answer stopped parsing, the
+//! kind of a wrong `percent`, and fixed messages; never text of the answer (nor a redirect's
+//! `Location`), so the endpoint's words never reach status, Events or logs.
+//!
+//! `{"percent": null}` reads as "no percent set". A percent is a number from 0 to 100 with at
+//! most two decimals (`5`, `5.0`, `0.5`; not `"5"` or `0.001`); rollgate writes `5` or `0.5`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,13 +24,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION};
-use reqwest::{Client, Method, Response, Url};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Client, Method, Url};
 use serde_json::{Value, json};
 use tracing::debug;
 
 use super::{TargetError, WriteMode, WriteOutcome};
-use crate::api::WebhookTarget;
+use crate::api::{Percent, WebhookTarget};
+use crate::net::{BodyError, describe, read_capped};
 
 /// Time allowed for one request when the target names none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,12 +39,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest answer read.
 pub const BODY_CAP: usize = 64 * 1024;
 
-/// How much of an answer a message quotes.
-const EXCERPT: usize = 200;
-
-/// Checks a URL before a request to it (the operator's address policy); the error says why
-/// it is refused and how to allow it.
-pub type UrlCheck = Arc<dyn Fn(&Url) -> Result<(), String> + Send + Sync>;
+/// Checks a URL before a request to it (the operator's address policy, for the Rollout's
+/// namespace) and returns the URL to request (a one-label Service name made fully qualified);
+/// the error says why it is refused and how to allow it.
+pub type UrlCheck = Arc<dyn Fn(&Url) -> Result<Url, String> + Send + Sync>;
 
 /// How a webhook target reaches its endpoint: the headers of the Secret it references and,
 /// when the controller enforces an address policy, the HTTP client that enforces it after DNS
@@ -50,6 +55,7 @@ pub struct WebhookAccess {
     headers: HeaderMap,
     client: Option<Client>,
     check: Option<UrlCheck>,
+    insecure_credentials: bool,
 }
 
 /// The name the controller first used for [`WebhookAccess`].
@@ -61,6 +67,7 @@ impl fmt::Debug for WebhookAccess {
             .field("headers", &self.names().collect::<Vec<_>>())
             .field("own_client", &self.client.is_some())
             .field("url_check", &self.check.is_some())
+            .field("insecure_credentials", &self.insecure_credentials)
             .finish()
     }
 }
@@ -107,6 +114,13 @@ impl WebhookAccess {
         self
     }
 
+    /// Lets the Secret's headers travel over plain `http://` when `allow` is true (the
+    /// operator's `--allow-insecure-credentials`); by default they travel over `https://` only.
+    pub fn allowing_insecure_credentials(mut self, allow: bool) -> Self {
+        self.insecure_credentials = allow;
+        self
+    }
+
     /// The header names, for diagnostics.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.headers.keys().map(HeaderName::as_str)
@@ -128,7 +142,7 @@ pub fn timeout_of(target: &WebhookTarget) -> Result<Duration, TargetError> {
 pub async fn read(
     target: &WebhookTarget,
     access: &WebhookAccess,
-) -> Result<Option<u8>, TargetError> {
+) -> Result<Option<Percent>, TargetError> {
     let body = request(target, access, Method::GET, None).await?;
     parse_answer(&body).map_err(|reason| http_error("GET", &target.url, reason))
 }
@@ -138,10 +152,10 @@ pub async fn read(
 pub async fn write(
     target: &WebhookTarget,
     access: &WebhookAccess,
-    percent: u8,
+    percent: Percent,
     mode: WriteMode,
 ) -> Result<WriteOutcome, TargetError> {
-    if percent > 100 {
+    if percent > Percent::HUNDRED {
         return Err(TargetError::Invalid(format!(
             "percent {percent} is above 100"
         )));
@@ -151,40 +165,44 @@ pub async fn write(
         return Ok(WriteOutcome::Checked);
     }
     if current == Some(percent) {
-        debug!(url = %target.url, percent, "webhook already holds the percent");
+        debug!(url = %target.url, %percent, "webhook already holds the percent");
         return Ok(WriteOutcome::Unchanged);
     }
-    let body = json!({ "percent": percent }).to_string();
+    let body = json!({ "percent": percent.to_json() }).to_string();
     request(target, access, Method::PUT, Some(body)).await?;
-    debug!(url = %target.url, percent, "wrote webhook target");
+    debug!(url = %target.url, %percent, "wrote webhook target");
     Ok(WriteOutcome::Written)
 }
 
-/// `{"percent": N}` → `N`; `{"percent": null}` → `None`.
-pub fn parse_answer(body: &[u8]) -> Result<Option<u8>, String> {
+/// `{"percent": N}` → `N` (an integer or a number with up to two decimals, such as `0.5`);
+/// `{"percent": null}` → `None`. Errors quote nothing of the answer but a number.
+pub fn parse_answer(body: &[u8]) -> Result<Option<Percent>, String> {
     let answer: Value = serde_json::from_slice(body).map_err(|e| {
         format!(
-            "answer is not JSON ({e}): {}",
-            excerpt(&String::from_utf8_lossy(body))
+            "answer is not JSON (it stops parsing at line {}, column {})",
+            e.line(),
+            e.column()
         )
     })?;
     let Some(percent) = answer.as_object().and_then(|o| o.get("percent")) else {
-        return Err(format!(
-            "answer has no \"percent\" field: {}",
-            excerpt(&answer.to_string())
-        ));
+        return Err("answer has no \"percent\" field".to_owned());
     };
     match percent {
         Value::Null => Ok(None),
-        Value::Number(n) => match n.as_u64() {
-            Some(p) if p <= 100 => Ok(Some(p as u8)),
-            _ => Err(format!(
-                "\"percent\" is {n}, expected a whole number from 0 to 100"
+        Value::Number(n) => match Percent::from_json(percent) {
+            Ok(p) => Ok(Some(p)),
+            Err(_) => Err(format!(
+                "\"percent\" is {n}, expected a number from 0 to 100 with at most two decimals"
             )),
         },
         other => Err(format!(
-            "\"percent\" is {}, expected a whole number from 0 to 100",
-            excerpt(&other.to_string())
+            "\"percent\" is {}, expected a number from 0 to 100 with at most two decimals",
+            match other {
+                Value::String(_) => "a string",
+                Value::Bool(_) => "a boolean",
+                Value::Array(_) => "an array",
+                _ => "an object",
+            }
         )),
     }
 }
@@ -216,11 +234,19 @@ async fn request(
             target.url
         )));
     }
-    if let Some(check) = &access.check {
-        check(&url).map_err(|reason| TargetError::AddressRefused {
+    let url = match &access.check {
+        Some(check) => check(&url).map_err(|reason| TargetError::AddressRefused {
             url: target.url.clone(),
             reason,
-        })?;
+        })?,
+        None => url,
+    };
+    if !access.headers.is_empty() && url.scheme() != "https" && !access.insecure_credentials {
+        return Err(TargetError::Invalid(format!(
+            "webhook.headersSecret: the Secret's headers are not sent over plain http:// ({}); \
+             use an https:// URL, or an operator can allow it with --allow-insecure-credentials",
+            crate::net::url_origin(&url)
+        )));
     }
     let timeout = timeout_of(target)?;
     let client = match &access.client {
@@ -244,77 +270,29 @@ async fn request(
     })?;
     let status = response.status();
     if status.is_redirection() {
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .map(excerpt)
-            .unwrap_or_default();
         return Err(http_error(
             method_name,
             &target.url,
             format!(
-                "answered HTTP {} redirecting to {location:?}; redirects are not followed",
+                "answered HTTP {} (a redirect); redirects are not followed",
                 status.as_u16()
             ),
         ));
     }
-    let body = read_capped(response)
-        .await
-        .map_err(|reason| http_error(method_name, &target.url, reason))?;
     if !status.is_success() {
         return Err(http_error(
             method_name,
             &target.url,
-            format!(
-                "answered HTTP {}: {}",
-                status.as_u16(),
-                excerpt(&String::from_utf8_lossy(&body))
-            ),
+            format!("answered HTTP {}", status.as_u16()),
         ));
     }
-    Ok(body)
-}
-
-async fn read_capped(mut response: Response) -> Result<Vec<u8>, String> {
-    let too_large = || format!("the answer is larger than {BODY_CAP} bytes");
-    if response
-        .content_length()
-        .is_some_and(|len| len > BODY_CAP as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
+    read_capped(response, BODY_CAP)
         .await
-        .map_err(|e| format!("reading the answer failed: {}", describe(&e)))?
-    {
-        if body.len() + chunk.len() > BODY_CAP {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// A transport error with its causes, without the URL reqwest appends (messages name it once).
-fn describe(err: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut message = match err.url() {
-        Some(url) => err.to_string().replace(&format!(" for url ({url})"), ""),
-        None => err.to_string(),
-    };
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
+        .map_err(|e| match e {
+            BodyError::TooLarge { cap } => format!("the answer is larger than {cap} bytes"),
+            BodyError::Read(cause) => format!("reading the answer failed: {cause}"),
+        })
+        .map_err(|reason| http_error(method_name, &target.url, reason))
 }
 
 fn http_error(method: &'static str, url: &str, reason: String) -> TargetError {
@@ -322,19 +300,5 @@ fn http_error(method: &'static str, url: &str, reason: String) -> TargetError {
         method,
         url: url.to_owned(),
         reason,
-    }
-}
-
-fn excerpt(text: &str) -> String {
-    let text = text.trim();
-    let clean: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(EXCERPT)
-        .collect();
-    if text.chars().nth(EXCERPT).is_some() {
-        format!("{clean}…")
-    } else {
-        clean
     }
 }

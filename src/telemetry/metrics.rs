@@ -32,7 +32,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::api::{CheckpointVerdict, Phase};
+use crate::api::{CheckpointVerdict, Percent, Phase};
 
 /// The content type of [`Metrics::encode`]'s output (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
@@ -161,14 +161,14 @@ impl Metrics {
         &self,
         namespace: &str,
         name: &str,
-        percent: Option<u8>,
+        percent: Option<Percent>,
         phase: Option<Phase>,
     ) {
         match percent {
             Some(p) => self
                 .rollout_percent
                 .with_label_values(&[namespace, name])
-                .set(f64::from(p)),
+                .set(p.as_f64()),
             None => {
                 let _absent = self.rollout_percent.remove_label_values(&[namespace, name]);
             }
@@ -385,7 +385,7 @@ mod tests {
     #[test]
     fn every_metric_has_help_type_and_the_prefix() {
         let m = Metrics::new().expect("metrics");
-        m.set_rollout("ns", "a", Some(5), Some(Phase::Progressing));
+        m.set_rollout("ns", "a", Some(Percent::whole(5)), Some(Phase::Progressing));
         m.set_gate_value("ns", "a", "error-rate", Some(0.002));
         m.count_checkpoint(CheckpointVerdict::Pass);
         m.count_transition("advance");
@@ -426,7 +426,12 @@ mod tests {
     #[test]
     fn percent_and_the_current_phase() {
         let m = Metrics::new().expect("metrics");
-        m.set_rollout("kaviar", "pfm", Some(5), Some(Phase::Paused));
+        m.set_rollout(
+            "kaviar",
+            "pfm",
+            Some(Percent::whole(5)),
+            Some(Phase::Paused),
+        );
         let text = m.encode().expect("encode");
         let at = [("namespace", "kaviar"), ("name", "pfm")];
         let phase = |text: &str, p| {
@@ -438,13 +443,28 @@ mod tests {
         };
         assert_eq!(value(&text, "rollgate_rollout_percent", &at), Some(5.0));
         assert_eq!(phase(&text, "Paused"), Some(1.0));
+        // A percent with decimals is a float sample.
+        let half = Percent::from_basis_points(50);
+        let other = Metrics::new().expect("metrics");
+        other.set_rollout("kaviar", "half", half, Some(Phase::Progressing));
+        let text = other.encode().expect("encode");
+        let at_half = [("namespace", "kaviar"), ("name", "half")];
+        assert_eq!(
+            value(&text, "rollgate_rollout_percent", &at_half),
+            Some(0.5)
+        );
         assert_eq!(
             count(&text, "rollgate_rollout_phase"),
             1,
             "one series per rollout"
         );
 
-        m.set_rollout("kaviar", "pfm", Some(0), Some(Phase::RolledBack));
+        m.set_rollout(
+            "kaviar",
+            "pfm",
+            Some(Percent::whole(0)),
+            Some(Phase::RolledBack),
+        );
         let text = m.encode().expect("encode");
         assert_eq!(value(&text, "rollgate_rollout_percent", &at), Some(0.0));
         assert_eq!(phase(&text, "RolledBack"), Some(1.0));
@@ -468,10 +488,20 @@ mod tests {
     #[test]
     fn a_forgotten_rollout_leaves_no_series() {
         let m = Metrics::new().expect("metrics");
-        m.set_rollout("ns", "gone", Some(10), Some(Phase::Progressing));
+        m.set_rollout(
+            "ns",
+            "gone",
+            Some(Percent::whole(10)),
+            Some(Phase::Progressing),
+        );
         m.set_gate_value("ns", "gone", "error-rate", Some(0.5));
         m.set_gate_value("ns", "gone", "alerts", Some(0.0));
-        m.set_rollout("ns", "stays", Some(1), Some(Phase::Progressing));
+        m.set_rollout(
+            "ns",
+            "stays",
+            Some(Percent::whole(1)),
+            Some(Phase::Progressing),
+        );
         m.set_gate_value("ns", "stays", "error-rate", Some(0.1));
         m.forget_rollout("ns", "gone");
         let text = m.encode().expect("encode");

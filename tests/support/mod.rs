@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use rollgate::engine::Observation;
-use rollgate::gates::net::AddressPolicy;
+use rollgate::net::AddressPolicy;
 
 /// How long [`eventually`] waits for a condition.
 pub const PATIENCE: Duration = Duration::from_secs(30);

@@ -9,7 +9,7 @@ pub mod real_flagd;
 
 use std::sync::Arc;
 
-use rollgate::gates::net::{AddressPolicy, GuardedClient};
+use rollgate::net::{AddressPolicy, GuardedClient};
 
 /// A client for the gates that may reach loopback, where the test servers listen.
 pub fn loopback_client() -> GuardedClient {

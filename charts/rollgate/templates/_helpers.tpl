@@ -75,6 +75,25 @@ the calls the controller makes.
 - apiGroups: ["rollgate.dev"]
   resources: ["rollouts/status"]
   verbs: ["patch"]
+{{- if .Values.tenancy.defaultServiceAccount }}
+{{- /* Lockdown: target content and Secrets are read and written as each Rollout's
+       ServiceAccount; the controller keeps list/watch for its caches and may impersonate
+       ServiceAccounts (no groups: the API server adds a ServiceAccount's own). */}}
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["list", "watch"]
+{{- if .Values.rbac.featureFlags }}
+- apiGroups: ["core.openfeature.dev"]
+  resources: ["featureflags"]
+  verbs: ["list", "watch"]
+{{- end }}
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["impersonate"]
+{{- else }}
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "patch"]
@@ -89,4 +108,5 @@ the calls the controller makes.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
+{{- end }}
 {{- end -}}

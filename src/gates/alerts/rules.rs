@@ -111,7 +111,7 @@ mod tests {
             flag: Some("f"),
             allowlist: &[],
             stage: 0,
-            percent: 1,
+            percent: crate::api::Percent::whole(1),
             at: Timestamp::UNIX_EPOCH,
         }
     }

@@ -32,7 +32,7 @@ use std::time::Duration;
 use super::GateContext;
 use super::prometheus::{Answer, PrometheusClient, QueryError};
 use super::query::{ArmVars, fill_compare_query};
-use crate::api::RolloutSpec;
+use crate::api::{Percent, RolloutSpec};
 use crate::engine::Observation;
 
 /// What a compare gate's queries need besides the rollout's context: the arms' default
@@ -130,7 +130,7 @@ pub async fn observe(
     ctx: &GateContext<'_>,
     scope: &CompareScope<'_>,
 ) -> Observation {
-    if !scope.precheck && (ctx.percent == 0 || ctx.percent >= 100) {
+    if !scope.precheck && (ctx.percent == Percent::ZERO || ctx.percent >= Percent::HUNDRED) {
         return Observation::Arms {
             treatment: Counts::default(),
             control: Counts::default(),

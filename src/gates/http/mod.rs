@@ -8,17 +8,20 @@
 //! | `null` | no data |
 //! | no match, several matches, a string, an array or an object | error |
 //! | a non-2xx status, a body that is not JSON or larger than 1 MiB, a timeout (default 10 s) | error |
+//!
+//! No read-out channel: an error names the status code, where the JSON stopped parsing (line
+//! and column), the kind of value selected, or a fixed message ("JSONPath matched nothing",
+//! "value is not a number"); never any text of the answer, so an address a Rollout names
+//! cannot make its answer appear in status, Events, notifications or logs.
 
 use reqwest::header;
 use serde_json::Value;
 use serde_json_path::JsonPath;
 use tracing::{debug, warn};
 
-use super::net::{
-    AddressError, BodyError, GuardedClient, describe, excerpt, read_capped, timeout_of,
-};
 use crate::api::{HttpGate, HttpMethod};
 use crate::engine::Observation;
+use crate::net::{AddressError, BodyError, GuardedClient, describe, read_capped, timeout_of};
 
 /// Largest answer read.
 pub const BODY_CAP: usize = 1024 * 1024;
@@ -69,7 +72,7 @@ pub enum HttpCheckError {
         reason: String,
     },
     /// A non-2xx answer.
-    #[error("{method} {url} answered HTTP {status}: {body}")]
+    #[error("{method} {url} answered HTTP {status}")]
     Status {
         /// The method.
         method: &'static str,
@@ -77,8 +80,6 @@ pub enum HttpCheckError {
         url: String,
         /// The status.
         status: u16,
-        /// An excerpt of the body.
-        body: String,
     },
     /// The body is too large, or broke off.
     #[error("{method} {url}: {source}")]
@@ -91,26 +92,27 @@ pub enum HttpCheckError {
         source: BodyError,
     },
     /// The body is not JSON.
-    #[error("{method} {url} answered something that is not JSON ({reason}): {body:?}")]
+    #[error(
+        "{method} {url} answered something that is not JSON (it stops parsing at line {line}, \
+         column {column})"
+    )]
     NotJson {
         /// The method.
         method: &'static str,
         /// The URL.
         url: String,
-        /// The parser's message.
-        reason: String,
-        /// An excerpt of the body.
-        body: String,
+        /// The line where parsing stopped.
+        line: usize,
+        /// The column where parsing stopped.
+        column: usize,
     },
     /// The path selects nothing.
-    #[error("jsonPath {path} matched nothing in the answer of {url}: {body}")]
+    #[error("JSONPath matched nothing: jsonPath {path} in the answer of {url}")]
     NoMatch {
         /// The expression.
         path: String,
         /// The URL.
         url: String,
-        /// An excerpt of the answer.
-        body: String,
     },
     /// The path selects more than one value.
     #[error(
@@ -125,21 +127,24 @@ pub enum HttpCheckError {
         count: usize,
     },
     /// The selected value is neither a number nor a boolean.
-    #[error("jsonPath {path} selected {found} in the answer of {url}, not a number or a boolean")]
+    #[error(
+        "value is not a number: jsonPath {path} selected {kind} in the answer of {url}, not a \
+         number or a boolean"
+    )]
     NotANumber {
         /// The expression.
         path: String,
         /// The URL.
         url: String,
-        /// An excerpt of what it selected.
-        found: String,
+        /// What kind of value it selected: `a string`, `an array` or `an object`.
+        kind: &'static str,
     },
 }
 
-/// Makes the check once, through a client that enforces the address policy, and returns its
-/// observation.
-pub async fn check(http: &GuardedClient, gate: &HttpGate) -> Observation {
-    match run(http, gate).await {
+/// Makes the check once, through a client that enforces the address policy for a Rollout of
+/// `namespace`, and returns its observation.
+pub async fn check(http: &GuardedClient, gate: &HttpGate, namespace: &str) -> Observation {
+    match run(http, gate, namespace).await {
         Ok(observation) => {
             debug!(url = %gate.url, ?observation, "HTTP check");
             observation
@@ -151,12 +156,16 @@ pub async fn check(http: &GuardedClient, gate: &HttpGate) -> Observation {
     }
 }
 
-async fn run(http: &GuardedClient, gate: &HttpGate) -> Result<Observation, HttpCheckError> {
+async fn run(
+    http: &GuardedClient,
+    gate: &HttpGate,
+    namespace: &str,
+) -> Result<Observation, HttpCheckError> {
     let target = reqwest::Url::parse(&gate.url).map_err(|e| HttpCheckError::Url {
         url: gate.url.clone(),
         reason: e.to_string(),
     })?;
-    http.check(&target)?;
+    let target = http.admit(&target, Some(namespace))?;
     let http = http.http();
     let path = JsonPath::parse(&gate.json_path).map_err(|e| HttpCheckError::Path {
         path: gate.json_path.clone(),
@@ -216,7 +225,7 @@ async fn run(http: &GuardedClient, gate: &HttpGate) -> Result<Observation, HttpC
 
 /// Reads the check's value from an answer: its status and body, the gate (for its JSONPath as
 /// written) and the parsed `path`. Errors name the URL and, for the answer, the JSONPath or
-/// where the JSON stopped parsing.
+/// where the JSON stopped parsing, never the answer's text.
 pub fn read_answer(
     gate: &HttpGate,
     path: &JsonPath,
@@ -225,27 +234,24 @@ pub fn read_answer(
     status: u16,
     body: &[u8],
 ) -> Result<Observation, HttpCheckError> {
-    let text = String::from_utf8_lossy(body);
     if !(200..300).contains(&status) {
         return Err(HttpCheckError::Status {
             method,
             url,
             status,
-            body: excerpt(&text, 200),
         });
     }
     let answer: Value = serde_json::from_slice(body).map_err(|e| HttpCheckError::NotJson {
         method,
         url: url.clone(),
-        reason: excerpt(&e.to_string(), 120),
-        body: excerpt(&text, 80),
+        line: e.line(),
+        column: e.column(),
     })?;
     let nodes = path.query(&answer).all();
     match nodes.as_slice() {
         [] => Err(HttpCheckError::NoMatch {
             path: gate.json_path.clone(),
             url,
-            body: excerpt(&text, 200),
         }),
         [Value::Number(n)] => Ok(n.as_f64().map_or(Observation::NoData, Observation::Value)),
         [Value::Bool(b)] => Ok(Observation::Value(if *b { 1.0 } else { 0.0 })),
@@ -253,7 +259,11 @@ pub fn read_answer(
         [other] => Err(HttpCheckError::NotANumber {
             path: gate.json_path.clone(),
             url,
-            found: excerpt(&other.to_string(), 80),
+            kind: match other {
+                Value::String(_) => "a string",
+                Value::Array(_) => "an array",
+                _ => "an object",
+            },
         }),
         several => Err(HttpCheckError::SeveralMatches {
             path: gate.json_path.clone(),

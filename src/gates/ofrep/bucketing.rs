@@ -19,7 +19,7 @@ use std::io::Cursor;
 use serde_json::{Value, json};
 
 use super::cbor;
-use crate::api::FlagdBucketing;
+use crate::api::{FlagdBucketing, Percent};
 
 /// Largest total weight flagd accepts from v2 on.
 const MAX_TOTAL_WEIGHT: i64 = i32::MAX as i64;
@@ -107,13 +107,21 @@ pub fn fractional(
 }
 
 /// Whether a key has the flag under the rule rollgate's flagd target writes for a percent:
-/// `fractional` over the targeting key with weights `[on, percent]`, `[off, 100 - percent]`.
+/// `fractional` over the targeting key with weights in basis points, `[on, 100 · percent]`,
+/// `[off, 10000 - 100 · percent]` (for a whole percent the same users as the weights
+/// `[on, percent]`, `[off, 100 - percent]` written before: `tests/flagd_bucketing.rs` proves
+/// it for every version).
 pub fn rollout_has_flag(
     version: FlagdBucketing,
     flag_key: &str,
     targeting_key: &str,
-    percent: u8,
+    percent: Percent,
 ) -> bool {
-    let percent = i64::from(percent.min(100));
-    fractional(version, flag_key, targeting_key, &[percent, 100 - percent]) == Some(0)
+    let basis_points = i64::from(percent.min(Percent::HUNDRED).basis_points());
+    fractional(
+        version,
+        flag_key,
+        targeting_key,
+        &[basis_points, 10_000 - basis_points],
+    ) == Some(0)
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::sample::share_tolerance;
-use crate::api::OfrepMemory;
+use crate::api::{OfrepMemory, Percent};
 
 /// What the two evaluations of one key said.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub struct ProbeResults<'a> {
     /// The flag probed.
     pub flag: &'a str,
     /// The percent the rollout expects now.
-    pub percent: u8,
+    pub percent: Percent,
     /// One result per sampled key, in sample order (index `i` is sample key `i`).
     pub sample: Vec<KeyResult>,
     /// One result per allowlisted key.
@@ -99,7 +99,7 @@ pub fn assess(
         .count();
     let allowlist = results.allowlist.iter().filter(|r| !r.has_flag).count();
 
-    let expected_with_flag = sampled as f64 * f64::from(results.percent.min(100)) / 100.0;
+    let expected_with_flag = sampled as f64 * results.percent.min(Percent::HUNDRED).fraction();
     let tolerance = share_tolerance(sampled, results.percent);
     let share = u32::from((with_flag as f64 - expected_with_flag).abs() > tolerance);
 
@@ -173,7 +173,7 @@ mod tests {
         }
     }
 
-    fn results(percent: u8, sample: Vec<KeyResult>) -> ProbeResults<'static> {
+    fn results(percent: Percent, sample: Vec<KeyResult>) -> ProbeResults<'static> {
         ProbeResults {
             flag: "f",
             percent,
@@ -188,7 +188,7 @@ mod tests {
         let mut sample = vec![off(true); 100];
         sample[..10].fill(on(true));
         sample[10] = on(false);
-        let mut probe = results(10, sample);
+        let mut probe = results(Percent::whole(10), sample);
         probe.allowlist = vec![on(true), off(true), off(false)];
         let mut expected = vec![false; 100];
         expected[..10].fill(true);
@@ -207,7 +207,7 @@ mod tests {
     fn share_outside_the_tolerance_is_one_violation() {
         let mut sample = vec![off(true); 1000];
         sample[..500].fill(on(true));
-        let (v, _) = assess(&results(10, sample), None);
+        let (v, _) = assess(&results(Percent::whole(10), sample), None);
         assert_eq!(v.share, 1);
         assert_eq!(v.total(), 1);
     }
@@ -216,14 +216,20 @@ mod tests {
     fn lost_keys_count_until_the_percent_goes_down() {
         let mut sample = vec![off(true); 100];
         sample[..10].fill(on(true));
-        let (_, memory) = assess(&results(10, sample.clone()), None);
+        let (_, memory) = assess(&results(Percent::whole(10), sample.clone()), None);
         let mut reshuffled = vec![off(true); 100];
         reshuffled[50..60].fill(on(true));
-        let (v, kept) = assess(&results(10, reshuffled.clone()), Some(&memory));
+        let (v, kept) = assess(
+            &results(Percent::whole(10), reshuffled.clone()),
+            Some(&memory),
+        );
         assert_eq!(v.lost, 10);
-        let (again, _) = assess(&results(12, reshuffled.clone()), Some(&kept));
+        let (again, _) = assess(
+            &results(Percent::whole(12), reshuffled.clone()),
+            Some(&kept),
+        );
         assert_eq!(again.lost, 10);
-        let (lowered, _) = assess(&results(5, reshuffled), Some(&kept));
+        let (lowered, _) = assess(&results(Percent::whole(5), reshuffled), Some(&kept));
         assert_eq!(lowered.lost, 0);
     }
 }

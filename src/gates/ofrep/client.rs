@@ -7,10 +7,8 @@ use reqwest::{Url, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::gates::net::{
-    AddressError, BodyError, GuardedClient, MAX_REMOTE_TEXT, describe, excerpt, read_capped,
-    remote_text,
-};
+use crate::net::{AddressError, BodyError, GuardedClient, describe, read_capped};
+use crate::text;
 
 /// Largest evaluation answer read; a flag's value is small.
 const ANSWER_CAP: usize = 64 * 1024;
@@ -72,7 +70,8 @@ pub enum OfrepError {
         url: String,
         /// The HTTP status.
         status: u16,
-        /// The OFREP error code and details, or an excerpt of the body.
+        /// `: ` and the OFREP `errorCode` (capped, stripped), or nothing: the service's other
+        /// text (`errorDetails`, the body) is never kept.
         detail: String,
     },
     /// The answer is not an OFREP evaluation.
@@ -95,8 +94,6 @@ struct Body {
     value: Option<Value>,
     #[serde(default)]
     error_code: Option<String>,
-    #[serde(default)]
-    error_details: Option<String>,
 }
 
 /// Calls one OFREP service for one flag.
@@ -109,12 +106,13 @@ pub struct OfrepClient {
 
 impl OfrepClient {
     /// A client for `flag` at the service `address` (its base URL), if the policy of `http`
-    /// allows it.
+    /// allows it for a Rollout of `namespace`.
     pub fn new(
         http: &GuardedClient,
         address: &str,
         flag: &str,
         timeout: Duration,
+        namespace: Option<&str>,
     ) -> Result<Self, OfrepError> {
         let bad = |reason: &str| OfrepError::Address {
             address: address.to_string(),
@@ -128,7 +126,7 @@ impl OfrepClient {
             .map_err(|()| bad("it cannot be a base URL"))?
             .pop_if_empty()
             .extend(["ofrep", "v1", "evaluate", "flags", flag]);
-        http.check(&url)?;
+        let url = http.admit(&url, namespace)?;
         Ok(Self {
             http: http.http().clone(),
             url,
@@ -196,11 +194,9 @@ pub fn parse_evaluation(url: &str, status: u16, bytes: &[u8]) -> Result<Answer, 
         let detail = match parsed {
             Ok(Body {
                 error_code: Some(code),
-                error_details,
                 ..
-            }) => error_detail(&code, error_details.as_deref()),
-            _ if bytes.is_empty() => String::new(),
-            _ => format!(": {}", excerpt(&String::from_utf8_lossy(bytes), 200)),
+            }) => error_detail(&code),
+            _ => String::new(),
         };
         return Err(OfrepError::Status {
             url,
@@ -211,16 +207,16 @@ pub fn parse_evaluation(url: &str, status: u16, bytes: &[u8]) -> Result<Answer, 
     let body = parsed.map_err(|e| OfrepError::BadAnswer {
         url: url.clone(),
         reason: format!(
-            "{}; the answer starts {:?}",
-            remote_text(&e.to_string(), MAX_REMOTE_TEXT / 2),
-            excerpt(&String::from_utf8_lossy(bytes), 80)
+            "not the JSON of an evaluation (line {}, column {})",
+            e.line(),
+            e.column()
         ),
     })?;
     if let Some(code) = body.error_code {
         return Err(OfrepError::Status {
             url,
             status,
-            detail: error_detail(&code, body.error_details.as_deref()),
+            detail: error_detail(&code),
         });
     }
     if body.variant.is_none() && body.value.is_none() {
@@ -235,11 +231,9 @@ pub fn parse_evaluation(url: &str, status: u16, bytes: &[u8]) -> Result<Answer, 
     })
 }
 
-/// An OFREP error code and its details, as a message suffix, made safe to store.
-fn error_detail(code: &str, details: Option<&str>) -> String {
-    let text = match details {
-        Some(details) => format!("{code} ({details})"),
-        None => code.to_owned(),
-    };
-    format!(": {}", remote_text(&text, MAX_REMOTE_TEXT))
+/// An OFREP error code as a message suffix, capped and stripped: the code is the structured
+/// field OFREP defines (`FLAG_NOT_FOUND`, `PARSE_ERROR`, …); `errorDetails` is free text from
+/// the service and never kept.
+fn error_detail(code: &str) -> String {
+    format!(": {}", text::remote(code, text::QUOTE))
 }

@@ -36,9 +36,9 @@ use self::checks::{KeyResult, ProbeResults, Violations, assess};
 use self::client::{Answer, OfrepClient, OfrepError};
 use self::sample::sample_keys;
 use super::GateContext;
-use super::net::{GuardedClient, timeout_of};
 use crate::api::{OfrepGate, OfrepMemory};
 use crate::engine::Observation;
+use crate::net::{GuardedClient, timeout_of};
 
 /// Evaluations in flight at once.
 const CONCURRENCY: usize = 16;
@@ -56,9 +56,9 @@ pub const DEFAULT_PROBE_DEADLINE: Duration = Duration::from_secs(60);
 /// A client for OFREP calls that spreads them over the replicas behind a Service, enforcing
 /// `policy`: see [`spreading`].
 pub fn spreading_client(
-    policy: std::sync::Arc<crate::gates::net::AddressPolicy>,
+    policy: std::sync::Arc<crate::net::AddressPolicy>,
 ) -> Result<GuardedClient, reqwest::Error> {
-    let http = spreading(crate::gates::net::guarded_builder(&policy)).build()?;
+    let http = spreading(crate::net::guarded_builder(&policy)).build()?;
     Ok(GuardedClient::new(http, policy))
 }
 
@@ -179,8 +179,8 @@ async fn run(
         .or(ctx.flag)
         .ok_or(ProbeError::NoFlag)?;
     let timeout = timeout_of(gate.timeout).map_err(ProbeError::Timeout)?;
-    let client =
-        OfrepClient::new(http, &gate.address, flag, timeout).map_err(ProbeError::Address)?;
+    let client = OfrepClient::new(http, &gate.address, flag, timeout, Some(ctx.namespace))
+        .map_err(ProbeError::Address)?;
     let sample = sample_keys(gate.sample.clamp(1, MAX_SAMPLE));
     if ctx.allowlist.len() > MAX_ALLOWLIST_PROBED {
         warn!(

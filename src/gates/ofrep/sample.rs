@@ -1,6 +1,8 @@
 //! The probe's deterministic sample of targeting keys, and the tolerance its share of "on" is
 //! held to.
 
+use crate::api::Percent;
+
 /// Seed of the sample; fixed, so every checkpoint (and every controller replica) probes the
 /// same keys and keys can be remembered by index.
 const SEED: u64 = 0x726f_6c6c_6761_7465; // "rollgate"
@@ -31,8 +33,8 @@ pub fn sample_keys(size: u32) -> Vec<String> {
 /// How many keys of a sample of `size` may have the flag beyond or short of `percent` before
 /// the share counts as a violation: `SIGMAS * sqrt(n p (1 - p)) + FLOOR_KEYS`. With a correct
 /// evaluator a fixed sample lands outside 4 sigma for about one flag in 16,000.
-pub fn share_tolerance(size: usize, percent: u8) -> f64 {
-    let p = f64::from(percent.min(100)) / 100.0;
+pub fn share_tolerance(size: usize, percent: Percent) -> f64 {
+    let p = percent.min(Percent::HUNDRED).fraction();
     let n = size as f64;
     SIGMAS * (n * p * (1.0 - p)).sqrt() + FLOOR_KEYS
 }
@@ -61,10 +63,10 @@ mod tests {
 
     #[test]
     fn tolerance_grows_with_the_spread() {
-        assert_eq!(share_tolerance(1000, 0), FLOOR_KEYS);
-        assert_eq!(share_tolerance(1000, 100), FLOOR_KEYS);
-        let ten = share_tolerance(1000, 10);
+        assert_eq!(share_tolerance(1000, Percent::whole(0)), FLOOR_KEYS);
+        assert_eq!(share_tolerance(1000, Percent::whole(100)), FLOOR_KEYS);
+        let ten = share_tolerance(1000, Percent::whole(10));
         assert!((ten - (4.0 * 90f64.sqrt() + 2.0)).abs() < 1e-9);
-        assert!(share_tolerance(1000, 50) > ten);
+        assert!(share_tolerance(1000, Percent::whole(50)) > ten);
     }
 }

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use super::QueryError;
-use crate::gates::net::{MAX_REMOTE_TEXT, excerpt, remote_text};
+use crate::text::{self, FIELD, REMOTE};
 
 /// What an instant query answered.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -63,10 +63,7 @@ pub fn parse(status: u16, body: &[u8]) -> Result<Answer, QueryError> {
         }
         "vector" => vector(data.result, body),
         "matrix" => Err(QueryError::Matrix),
-        other => Err(QueryError::ResultType(remote_text(
-            other,
-            MAX_REMOTE_TEXT / 4,
-        ))),
+        other => Err(QueryError::ResultType(text::remote(other, FIELD))),
     }
 }
 
@@ -75,7 +72,7 @@ pub fn parse(status: u16, body: &[u8]) -> Result<Answer, QueryError> {
 pub(super) fn parse_envelope(status: u16, body: &[u8]) -> Result<Data, QueryError> {
     let data = envelope_data(status, body)?;
     serde_json::from_value(data).map_err(|err| QueryError::NotJson {
-        problem: format!("data: {}", remote_text(&err.to_string(), MAX_REMOTE_TEXT)),
+        problem: format!("data: {}", text::remote(&err.to_string(), REMOTE)),
         body: snippet(body),
     })
 }
@@ -94,27 +91,27 @@ pub(super) fn envelope_data(status: u16, body: &[u8]) -> Result<Json, QueryError
         }
         Err(err) => {
             return Err(QueryError::NotJson {
-                problem: remote_text(&err.to_string(), MAX_REMOTE_TEXT),
+                problem: text::remote(&err.to_string(), REMOTE),
                 body: snippet(body),
             });
         }
     };
-    for warning in envelope.warnings.iter().take(SHOWN_SERIES) {
-        let warning = remote_text(warning, MAX_REMOTE_TEXT);
-        tracing::warn!(%warning, "Prometheus warned about a gate query");
+    if !envelope.warnings.is_empty() {
+        // Their text is not logged: the address may be one a Rollout names.
+        tracing::warn!(
+            warnings = envelope.warnings.len(),
+            "Prometheus warned about a gate query"
+        );
     }
     if envelope.status != "success" {
         return Err(QueryError::Api {
             status,
-            error_type: remote_text(
-                envelope.error_type.as_deref().unwrap_or("unknown"),
-                MAX_REMOTE_TEXT / 4,
-            ),
+            error_type: text::remote(envelope.error_type.as_deref().unwrap_or("unknown"), FIELD),
             message: match envelope.error {
-                Some(error) => remote_text(&error, MAX_REMOTE_TEXT),
+                Some(error) => text::remote(&error, REMOTE),
                 None => format!(
                     "status {:?} without a message",
-                    remote_text(&envelope.status, MAX_REMOTE_TEXT / 4)
+                    text::remote(&envelope.status, FIELD)
                 ),
             },
         });
@@ -145,14 +142,14 @@ fn vector(result: Json, body: &[u8]) -> Result<Answer, QueryError> {
         },
         several => Err(QueryError::SeveralSeries {
             count: several.len(),
-            examples: remote_text(
+            examples: text::remote(
                 &several
                     .iter()
                     .take(SHOWN_SERIES)
                     .map(|s| labels(&s.metric))
                     .collect::<Vec<_>>()
                     .join(", "),
-                MAX_REMOTE_TEXT,
+                REMOTE,
             ),
         }),
     }
@@ -166,7 +163,7 @@ pub(super) fn number(text: &str) -> Result<f64, QueryError> {
         "-Inf" => Ok(f64::NEG_INFINITY),
         _ => text
             .parse()
-            .map_err(|_| QueryError::BadValue(remote_text(text, MAX_REMOTE_TEXT / 4))),
+            .map_err(|_| QueryError::BadValue(text::remote(text, FIELD))),
     }
 }
 
@@ -185,10 +182,7 @@ pub(super) fn labels(metric: &serde_json::Map<String, Json>) -> String {
 /// A `data.result` of the wrong shape; the message names the field.
 fn shape(err: serde_json::Error, body: &[u8]) -> QueryError {
     QueryError::NotJson {
-        problem: format!(
-            "data.result: {}",
-            remote_text(&err.to_string(), MAX_REMOTE_TEXT)
-        ),
+        problem: format!("data.result: {}", text::remote(&err.to_string(), REMOTE)),
         body: snippet(body),
     }
 }
@@ -197,7 +191,7 @@ fn shape(err: serde_json::Error, body: &[u8]) -> QueryError {
 pub(super) fn snippet(body: &[u8]) -> String {
     const LIMIT: usize = 200;
     let head = &body[..body.len().min(LIMIT * 4)];
-    excerpt(&String::from_utf8_lossy(head), LIMIT).replace(['\n', '\r'], " ")
+    text::remote(&String::from_utf8_lossy(head), LIMIT).replace(['\n', '\r'], " ")
 }
 
 #[cfg(test)]

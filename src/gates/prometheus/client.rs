@@ -13,7 +13,7 @@ use super::answer::{self, Answer};
 use super::range::{Steps, parse_range};
 use super::rules::{AlertingRule, parse_rules};
 use super::settings::{PrometheusAuth, PrometheusEndpoint};
-use crate::gates::net::{AddressPolicy, BodyError, describe, guarded_builder, read_capped};
+use crate::net::{AddressPolicy, BodyError, describe, guarded_builder, read_capped};
 
 /// The largest answer read; a single-series instant query is a few hundred bytes.
 pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
@@ -28,6 +28,8 @@ pub struct PrometheusClient {
     rules_url: String,
     range_url: String,
     timeout: Duration,
+    /// Whether errors keep no text of the answer (an address a Rollout names).
+    withhold: bool,
 }
 
 /// A client that cannot be built from its settings.
@@ -38,7 +40,7 @@ pub enum ClientError {
     Address(String),
     /// The address is outside what the operator allows.
     #[error(transparent)]
-    NotAllowed(#[from] crate::gates::net::AddressError),
+    NotAllowed(#[from] crate::net::AddressError),
     /// Credentials that cannot travel in an HTTP header (a line break, for example).
     #[error("the Prometheus {0} contains characters HTTP headers do not allow (a line break?)")]
     Credentials(&'static str),
@@ -65,7 +67,7 @@ impl PrometheusClient {
             .ok()
             .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
             .ok_or_else(|| ClientError::Address(endpoint.address.clone()))?;
-        policy.check_url(&url)?;
+        policy.check_url(&url, None)?;
         let settings = &endpoint.settings;
         let mut headers = HeaderMap::new();
         for (name, value) in &settings.headers {
@@ -117,7 +119,25 @@ impl PrometheusClient {
             range_url: format!("{address}/api/v1/query_range"),
             address,
             timeout: settings.timeout,
+            withhold: false,
         })
+    }
+
+    /// The same client, its errors keeping no text of the answers (only the status,
+    /// `errorType` and counts: [`QueryError::withholding_remote_text`]): for an address a
+    /// Rollout names rather than the operator's own Prometheus.
+    pub fn withholding_remote_text(mut self) -> Self {
+        self.withhold = true;
+        self
+    }
+
+    /// `error`, without the answer's text when this client withholds it.
+    fn shown(&self, error: QueryError) -> QueryError {
+        if self.withhold {
+            error.withholding_remote_text()
+        } else {
+            error
+        }
     }
 
     /// The base URL queried.
@@ -129,7 +149,7 @@ impl PrometheusClient {
     /// byte, must end within the timeout; Prometheus is told the same timeout.
     pub async fn query(&self, promql: &str, at: Timestamp) -> Result<Answer, QueryError> {
         match tokio::time::timeout(self.timeout, self.exchange(promql, at)).await {
-            Ok(result) => result,
+            Ok(result) => result.map_err(|e| self.shown(e)),
             Err(_) => Err(QueryError::Timeout {
                 address: self.address.clone(),
                 timeout: self.timeout,
@@ -176,7 +196,14 @@ impl PrometheusClient {
             parse_range(status, &body, steps)
         };
         match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(result) => result,
+            Ok(result) => result
+                .map(|answers| {
+                    answers
+                        .into_iter()
+                        .map(|answer| answer.map_err(|e| self.shown(e)))
+                        .collect()
+                })
+                .map_err(|e| self.shown(e)),
             Err(_) => Err(QueryError::Timeout {
                 address: self.address.clone(),
                 timeout: self.timeout,
@@ -193,7 +220,7 @@ impl PrometheusClient {
             parse_rules(status, &body)
         };
         match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(result) => result,
+            Ok(result) => result.map_err(|e| self.shown(e)),
             Err(_) => Err(QueryError::Timeout {
                 address: self.address.clone(),
                 timeout: self.timeout,

@@ -83,3 +83,43 @@ pub enum QueryError {
     #[error("the query returned {0:?}, which is not a number")]
     BadValue(String),
 }
+
+/// What stands for text a Prometheus the operator did not configure answered.
+pub const WITHHELD: &str =
+    "(text of this answer withheld: the address is not the operator's Prometheus)";
+
+impl QueryError {
+    /// The error with every text of the answer replaced by [`WITHHELD`], for an address a
+    /// Rollout names (no read-out channel): it keeps the HTTP status, Prometheus' `errorType`
+    /// (capped, stripped), counts and the fixed explanations.
+    pub fn withholding_remote_text(self) -> Self {
+        match self {
+            Self::Http { status, .. } => Self::Http {
+                status,
+                body: WITHHELD.into(),
+            },
+            Self::Api {
+                status, error_type, ..
+            } => Self::Api {
+                status,
+                error_type,
+                message: WITHHELD.into(),
+            },
+            Self::NotJson { .. } => Self::NotJson {
+                problem: "unreadable".into(),
+                body: WITHHELD.into(),
+            },
+            Self::SeveralSeries { count, .. } => Self::SeveralSeries {
+                count,
+                examples: WITHHELD.into(),
+            },
+            Self::ResultType(_) => Self::ResultType("result type it named".into()),
+            Self::BadValue(_) => Self::BadValue(WITHHELD.into()),
+            other @ (Self::Timeout { .. }
+            | Self::Unreachable { .. }
+            | Self::TooLarge { .. }
+            | Self::Matrix
+            | Self::Histogram) => other,
+        }
+    }
+}

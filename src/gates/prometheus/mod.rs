@@ -18,7 +18,7 @@ mod settings;
 
 pub use answer::{Answer, parse as parse_answer};
 pub use client::{ClientError, MAX_ANSWER_BYTES, PrometheusClient};
-pub use error::QueryError;
+pub use error::{QueryError, WITHHELD};
 pub use range::{Steps, parse_range};
 pub use rules::{AlertingRule, parse_rules};
 pub use settings::{

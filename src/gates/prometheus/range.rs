@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 
 use super::QueryError;
 use super::answer::{Answer, number, parse_envelope};
-use crate::gates::net::{MAX_REMOTE_TEXT, remote_text};
+use crate::text::{self, FIELD, REMOTE};
 
 /// The steps of a range query: `count` instants, `step_ms` apart from `start_ms` (Unix
 /// milliseconds).
@@ -55,17 +55,14 @@ pub fn parse_range(
 ) -> Result<Vec<Result<Answer, QueryError>>, QueryError> {
     let data = parse_envelope(status, body)?;
     if data.result_type != "matrix" {
-        return Err(QueryError::ResultType(remote_text(
+        return Err(QueryError::ResultType(text::remote(
             &data.result_type,
-            MAX_REMOTE_TEXT / 4,
+            FIELD,
         )));
     }
     let series: Vec<Series> =
         serde_json::from_value(data.result).map_err(|err| QueryError::NotJson {
-            problem: format!(
-                "data.result: {}",
-                remote_text(&err.to_string(), MAX_REMOTE_TEXT)
-            ),
+            problem: format!("data.result: {}", text::remote(&err.to_string(), REMOTE)),
             body: String::new(),
         })?;
     // Per step: the values seen (and from which series), then folded into an answer.
@@ -89,14 +86,14 @@ pub fn parse_range(
             [(_, value)] => value.clone().map(Answer::Value),
             several => Err(QueryError::SeveralSeries {
                 count: several.len(),
-                examples: remote_text(
+                examples: text::remote(
                     &several
                         .iter()
                         .take(3)
                         .map(|(i, _)| super::answer::labels(&series[*i].metric))
                         .collect::<Vec<_>>()
                         .join(", "),
-                    MAX_REMOTE_TEXT,
+                    REMOTE,
                 ),
             }),
         })

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::QueryError;
 use super::answer::{envelope_data, snippet};
-use crate::gates::net::{MAX_REMOTE_TEXT, remote_text};
+use crate::text::{self, REMOTE};
 
 /// One alerting rule: its name (the `alertname` of the alerts it fires) and its labels.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -57,10 +57,7 @@ struct Rule {
 pub fn parse_rules(status: u16, body: &[u8]) -> Result<Vec<AlertingRule>, QueryError> {
     let data = envelope_data(status, body)?;
     let rules: Rules = serde_json::from_value(data).map_err(|err| QueryError::NotJson {
-        problem: format!(
-            "data.groups: {}",
-            remote_text(&err.to_string(), MAX_REMOTE_TEXT)
-        ),
+        problem: format!("data.groups: {}", text::remote(&err.to_string(), REMOTE)),
         body: snippet(body),
     })?;
     Ok(rules

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::api::{AlertsGate, PrometheusGate};
-use crate::gates::net::timeout_of;
 use crate::gates::secret::Secret;
+use crate::net::timeout_of;
 
-pub use crate::gates::net::DEFAULT_TIMEOUT;
+pub use crate::net::DEFAULT_TIMEOUT;
 
 /// Secret key holding a bearer token.
 pub const SECRET_TOKEN: &str = "token";

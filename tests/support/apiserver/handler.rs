@@ -14,6 +14,7 @@ use super::discovery;
 use super::error::ApiError;
 use super::log::{Logged, Verb};
 use super::ops::{self, PatchKind, WriteOptions};
+use super::rbac;
 use super::resources::{PathError, Target, parse_path};
 use super::select::Selector;
 use super::store::Store;
@@ -27,6 +28,8 @@ pub struct Shared {
     pub log: Mutex<Vec<Logged>>,
     /// Requests the stand-in does not understand (method and path).
     pub unknown: Mutex<Vec<String>>,
+    /// Who may do what when a request impersonates a user.
+    pub rbac: Mutex<rbac::Rbac>,
 }
 
 /// The single handler behind every path.
@@ -56,16 +59,41 @@ pub async fn handle(
         body: None,
         status: 200,
         changed: false,
+        impersonated: None,
+        impersonated_groups: Vec::new(),
     };
+    let (impersonated, groups) = rbac::impersonation(&headers);
+    entry.impersonated = impersonated.clone();
+    entry.impersonated_groups = groups;
     let response = match parse_path(&path) {
         Ok(target) => {
             entry.plural = Some(target.resource.plural.to_owned());
             entry.namespace = target.namespace.clone();
             entry.name = target.name.clone();
             entry.subresource = target.subresource.clone();
-            resource_request(
-                &shared, &target, &method, &query, &headers, &body, &mut entry,
-            )
+            let verb = rbac::verb_of(&method, &target, is_true(query.get("watch")));
+            let refusal = impersonated.as_deref().and_then(|user| {
+                let table = shared.rbac.lock().expect("rbac lock");
+                table.check(user, verb, &target)
+            });
+            match refusal {
+                Some(status) => {
+                    entry.verb = match verb {
+                        "get" => Verb::Get,
+                        "list" => Verb::List,
+                        "watch" => Verb::Watch,
+                        "create" => Verb::Create,
+                        "update" => Verb::Update,
+                        "patch" => Verb::Patch,
+                        "delete" => Verb::Delete,
+                        _ => Verb::Other,
+                    };
+                    json_response(StatusCode::FORBIDDEN, &status)
+                }
+                None => resource_request(
+                    &shared, &target, &method, &query, &headers, &body, &mut entry,
+                ),
+            }
         }
         Err(PathError::NotServed(what)) => {
             loud(

@@ -68,6 +68,10 @@ pub struct Logged {
     pub status: u16,
     /// Whether the write changed the stored object (false for a no-op or refused write).
     pub changed: bool,
+    /// The `Impersonate-User` header, when the request carried one.
+    pub impersonated: Option<String>,
+    /// Every `Impersonate-Group` header the request carried.
+    pub impersonated_groups: Vec<String>,
 }
 
 impl Logged {

@@ -16,6 +16,7 @@ pub mod log;
 pub mod managed;
 pub mod ops;
 pub mod patch;
+pub mod rbac;
 pub mod resources;
 pub mod select;
 pub mod store;
@@ -49,6 +50,7 @@ impl ApiServer {
             store: Mutex::new(Store::new()),
             log: Mutex::new(Vec::new()),
             unknown: Mutex::new(Vec::new()),
+            rbac: Mutex::new(rbac::Rbac::default()),
         });
         let app = axum::Router::new()
             .fallback(handler::handle)
@@ -120,6 +122,40 @@ impl ApiServer {
     /// Requests the stand-in did not understand or does not serve.
     pub fn unknown_requests(&self) -> Vec<String> {
         self.shared.unknown.lock().expect("unknown lock").clone()
+    }
+
+    /// Lets `user` (an impersonated user such as `system:serviceaccount:NS:NAME`) make `verb`
+    /// on `resource` (plural) in `namespace`, on the object `name` only when given. Requests
+    /// impersonating a user are refused (403) unless a grant allows them; requests without
+    /// impersonation are the controller's own and always allowed.
+    pub fn grant(
+        &self,
+        user: &str,
+        verb: &str,
+        resource: &str,
+        namespace: &str,
+        name: Option<&str>,
+    ) {
+        let mut rbac = self.shared.rbac.lock().expect("rbac lock");
+        rbac.users
+            .entry(user.to_owned())
+            .or_default()
+            .push(rbac::Rule {
+                verb: verb.to_owned(),
+                resource: resource.to_owned(),
+                namespace: Some(namespace.to_owned()),
+                name: name.map(str::to_owned),
+            });
+    }
+
+    /// Refuses (403) every request that impersonates anyone, as an API server does when the
+    /// caller lacks `impersonate` on `serviceaccounts`.
+    pub fn deny_impersonation(&self) {
+        self.shared
+            .rbac
+            .lock()
+            .expect("rbac lock")
+            .impersonation_denied = true;
     }
 
     /// Forgets the change history: a watch resuming from any earlier resourceVersion gets 410.

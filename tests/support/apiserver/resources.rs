@@ -79,6 +79,14 @@ pub const SERVED: &[Resource] = &[
         namespaced: true,
         status_subresource: true,
     },
+    Resource {
+        group: "apps",
+        version: "v1",
+        plural: "deployments",
+        kind: "Deployment",
+        namespaced: true,
+        status_subresource: true,
+    },
 ];
 
 /// What a request path addresses.

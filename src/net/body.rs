@@ -85,9 +85,3 @@ pub fn timeout_of(spec: Option<kube::core::Duration>) -> Result<Duration, String
         Some(d) => Ok(d.into()),
     }
 }
-
-/// At most `max` characters of remote `text`, control characters replaced, for quoting an
-/// answer in a message.
-pub fn excerpt(text: &str, max: usize) -> String {
-    super::text::remote_text(text, max)
-}

@@ -1,22 +1,24 @@
-//! Everything gates share about the network: which addresses they may reach, clients that
-//! enforce it (after DNS, without redirects or proxies), bounded body reads, and remote text
-//! made safe to store and print.
+//! Everything the controller's outgoing HTTP shares (gates, webhook targets, notifications):
+//! which addresses a Rollout may reach, clients that enforce it (after DNS, without redirects
+//! or proxies), bounded body reads and transport errors in words. Remote text is made safe in
+//! [`crate::text`].
 
 mod body;
 mod policy;
 mod resolver;
-mod text;
 
 use std::sync::Arc;
 
-pub use body::{BodyError, DEFAULT_TIMEOUT, describe, excerpt, read_capped, timeout_of};
-pub use policy::{AddressError, AddressPolicy, AllowRule, AllowRuleError};
+pub use body::{BodyError, DEFAULT_TIMEOUT, describe, read_capped, timeout_of};
+pub use policy::{
+    AddressError, AddressPolicy, AllowRule, AllowRuleError, DEFAULT_CLUSTER_DOMAIN,
+    InsecureCredentials, Lookup, Trust, api_server_from_env, url_origin,
+};
 pub use resolver::GuardedResolver;
-pub use text::{MAX_REMOTE_TEXT, remote_text};
 
 /// A client builder that enforces `policy` on every name it resolves, follows no redirect and
 /// uses no proxy from the environment (a proxy would resolve names where the policy cannot see).
-/// Callers still check each URL with [`AddressPolicy::check_url`] (addresses written as IPs are
+/// Callers still check each URL with [`AddressPolicy::admit`] (addresses written as IPs are
 /// not resolved).
 pub fn guarded_builder(policy: &Arc<AddressPolicy>) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
@@ -25,7 +27,7 @@ pub fn guarded_builder(policy: &Arc<AddressPolicy>) -> reqwest::ClientBuilder {
         .no_proxy()
 }
 
-/// A reqwest client built with [`guarded_builder`] and the policy it enforces, so a provider
+/// A reqwest client built with [`guarded_builder`] and the policy it enforces, so a caller
 /// can check each URL before it sends.
 #[derive(Clone, Debug)]
 pub struct GuardedClient {
@@ -55,8 +57,13 @@ impl GuardedClient {
         &self.policy
     }
 
-    /// Checks a URL against the policy before a request to it.
-    pub fn check(&self, url: &reqwest::Url) -> Result<(), AddressError> {
-        self.policy.check_url(url)
+    /// Checks a URL a Rollout of `namespace` names before a request to it, and returns the URL
+    /// to request ([`AddressPolicy::admit`]).
+    pub fn admit(
+        &self,
+        url: &reqwest::Url,
+        namespace: Option<&str>,
+    ) -> Result<reqwest::Url, AddressError> {
+        self.policy.admit(url, namespace)
     }
 }
