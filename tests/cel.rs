@@ -1044,6 +1044,14 @@ fn name_fields(name: &str) -> Vec<(&'static str, &'static str, Value)> {
             ),
         ),
         (
+            "secretRef",
+            "spec.analysis.gates[4].compare.secretRef",
+            plan_setting(
+                "/spec/analysis/gates/4/compare/secretRef",
+                json!({"name": name.clone()}),
+            ),
+        ),
+        (
             "serviceAccountName",
             "spec.serviceAccountName",
             plan_setting("/spec/serviceAccountName", name),

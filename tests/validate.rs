@@ -470,6 +470,11 @@ rules! {
         set("/spec/analysis/gates/0/prometheus/secretRef", json!({"name": "Prom"})),
         ("spec.analysis.gates[0].prometheus.secretRef.name", "\"Prom\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
         ("spec.analysis.gates[0].prometheus.secretRef", "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+    compare_secret_ref_is_an_object_name:
+        set("/spec/analysis/gates/4/compare/secretRef", json!({"name": "prom-token"})),
+        set("/spec/analysis/gates/4/compare/secretRef", json!({"name": "Prom_Token"})),
+        ("spec.analysis.gates[4].compare.secretRef.name", "\"Prom_Token\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.analysis.gates[4].compare.secretRef", "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
     alerts_secret_ref_is_an_object_name:
         set("/spec/analysis/gates/1/alerts/secretRef", json!({"name": "prom-token"})),
         set("/spec/analysis/gates/1/alerts/secretRef", json!({"name": ""})),

@@ -433,6 +433,9 @@ pub struct CompareGate {
     /// `username` and `password` (basic auth); `ca.crt` (PEM CA bundle that signs Prometheus'
     /// certificate); and `header.<Name>` keys, each sent as the header `<Name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(SECRET_REF_NAME_RULE).message(
+        "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+    ))]
     pub secret_ref: Option<LocalObjectReference>,
     /// Extra HTTP headers sent with every query, for example `X-Scope-OrgID: tenant-a` for
     /// Mimir, Cortex or Thanos; put secret values in `secretRef` instead.
