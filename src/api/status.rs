@@ -62,6 +62,11 @@ pub enum GateVerdict {
     Inconclusive,
     /// The provider failed: unreachable, timed out or a bad answer.
     Error,
+    /// A compare gate's cohort has too few units yet: the stage holds, no counter moves.
+    Waiting,
+    /// A compare gate at 0 % or 100 %, where there is no second cohort: it does not keep the
+    /// stage from completing, and no counter moves.
+    Skipped,
 }
 
 impl GateVerdict {
@@ -72,6 +77,8 @@ impl GateVerdict {
             GateVerdict::Fail => "fail",
             GateVerdict::Inconclusive => "inconclusive",
             GateVerdict::Error => "error",
+            GateVerdict::Waiting => "waiting",
+            GateVerdict::Skipped => "skipped",
         }
     }
 }
@@ -141,6 +148,43 @@ pub struct GateStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = limit_determinism)]
     pub determinism: Option<super::ofrep_memory::OfrepMemory>,
+    /// A compare gate's arms and difference at the last checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<CompareStatus>,
+    /// The `stageStartedAt` of the stage for which a compare gate's `Waiting` Event went out
+    /// (one per stage, once the bake time has passed and the gate still waits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_reported: Option<Time>,
+}
+
+/// One arm of a compare gate: counts since the stage started and their rate.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CompareArm {
+    /// Units in the arm (requests, users).
+    pub units: f64,
+    /// Events among them (errors, conversions).
+    pub events: f64,
+    /// events / units (0 without units).
+    pub rate: f64,
+}
+
+/// A compare gate's last comparison: both arms, the difference and the confidence sequence's
+/// half-width (the gate's value is the harmful bound).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CompareStatus {
+    /// The users with the flag.
+    pub treatment: CompareArm,
+    /// The users without it.
+    pub control: CompareArm,
+    /// Treatment minus control (relative to the control's rate with `relative`), when there
+    /// were enough units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub difference: Option<f64>,
+    /// The confidence sequence's half-width, when there were enough units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_width: Option<f64>,
 }
 
 /// The kind of a history entry.

@@ -287,7 +287,7 @@ fn check_gate(field: &str, gate: &Gate, errors: &mut Errors) {
     if gate.provider().is_none() {
         errors.push(
             field,
-            "must set exactly one of prometheus, alerts, ofrep and http",
+            "must set exactly one of prometheus, alerts, ofrep, http and compare",
         );
     }
     if gate.failure_limit < 1 {
@@ -351,6 +351,46 @@ fn check_gate(field: &str, gate: &Gate, errors: &mut Errors) {
         errors.timeout(
             format!("{field}.ofrep.timeout"),
             ofrep.timeout,
+            duration::MAX_GATE_TIMEOUT,
+        );
+    }
+    if let Some(compare) = &gate.compare {
+        let field = format!("{field}.compare");
+        if gate.min.is_some() || gate.max.is_some() {
+            errors.push(
+                field.trim_end_matches(".compare").to_owned(),
+                "min and max do not apply to a compare gate; its limit is compare.maxRegression",
+            );
+        }
+        if let Some(address) = &compare.address {
+            errors.http_url(format!("{field}.address"), address);
+        }
+        for (name, query) in [("units", &compare.units), ("events", &compare.events)] {
+            if query.trim().is_empty() {
+                errors.push(format!("{field}.{name}"), "must not be empty");
+            }
+        }
+        if compare.max_regression.is_nan() || compare.max_regression < 0.0 {
+            errors.push(
+                format!("{field}.maxRegression"),
+                "must be a number not below 0",
+            );
+        }
+        if !super::gate::COMPARE_CONFIDENCE.contains(&compare.confidence) {
+            errors.push(
+                format!("{field}.confidence"),
+                "must be between 0.8 and 0.999",
+            );
+        }
+        if compare.min_units < 1 {
+            errors.push(format!("{field}.minUnits"), "must be at least 1");
+        }
+        if compare.expected_units < 1 {
+            errors.push(format!("{field}.expectedUnits"), "must be at least 1");
+        }
+        errors.timeout(
+            format!("{field}.timeout"),
+            compare.timeout,
             duration::MAX_GATE_TIMEOUT,
         );
     }

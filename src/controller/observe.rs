@@ -14,6 +14,7 @@ use kube::api::Api;
 use super::identity::Identities;
 use crate::api::{Gate, Percent, Provider, Rollout, RolloutStatus};
 use crate::engine::Observation;
+use crate::gates::compare;
 use crate::gates::prometheus::GateConnection;
 use crate::gates::{GateContext, GateEnv, GateInput, SecretData, alert_rules_problem, observe_all};
 
@@ -85,6 +86,7 @@ impl ProviderObserver {
         let connection: GateConnection<'_> = match gate.provider()? {
             Provider::Prometheus(p) => p.into(),
             Provider::Alerts(a) => a.into(),
+            Provider::Compare(c) => c.into(),
             _ => return None,
         };
         let name = connection.secret_name?;
@@ -131,6 +133,7 @@ impl ProviderObserver {
                     ctx,
                     secret: secret.as_ref(),
                     memory: None,
+                    compare: None,
                 };
                 alert_rules_problem(&self.env, input)
                     .await
@@ -154,6 +157,9 @@ impl ProviderObserver {
             at,
         );
         let gates = &spec.analysis.gates;
+        // A compare gate counts from the stage's start; before the start (the pre-check) over
+        // the last analysis interval.
+        let scope = compare::scope(spec, status.stage_started_at.as_ref().map(|t| t.0), at);
         let secrets = join_all(
             gates
                 .iter()
@@ -181,6 +187,7 @@ impl ProviderObserver {
                 ctx,
                 secret,
                 memory,
+                compare: gate.compare.is_some().then_some(scope),
             });
         }
         let mut readings = observe_all(&self.env, inputs, self.deadline).await;

@@ -15,6 +15,8 @@ pub use decide::{
     plan_grows,
 };
 pub use input::{Inputs, ManualAction, PreChecks, Start};
-pub use observation::{Observation, judge};
-pub use outcome::{CheckpointReport, DriftAction, Outcome, Transition, TransitionKind};
+pub use observation::{Assessment, Conditions, Observation, assess, judge};
+pub use outcome::{
+    CheckpointReport, DriftAction, Outcome, Transition, TransitionKind, WaitingReport,
+};
 pub use schedule::compact;
