@@ -4,16 +4,26 @@
 //! the Deployment's scheduling, probes, volumes and annotations, the ServiceMonitor's
 //! options, and the default image.
 //!
+//! `people_with_view_and_edit_run_the_plugin_through_the_aggregated_roles` runs the plugin's
+//! commands with `--as` against the stand-in API server, whose RBAC table holds exactly the
+//! rendered roles' rules: a viewer's reads pass and its pause is refused; an editor's pass.
+//!
 //! Rendering uses the Helm engine of the PyPI package `helm-python-sdk` through
 //! `.ci/chart.py render` (install with `pip install -r .ci/requirements-ship.txt`). Without it
 //! the tests print a loud SKIPPED when run by hand and fail under `CI=true`.
+
+mod support;
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use rollgate::api::Rollout;
 use serde_json::{Value, json};
+use support::apiserver::ApiServer;
 
 const RELEASE_NAMESPACE: &str = "rollgate-system";
 /// The release is named `rollgate`, so the fullname helper gives `rollgate`.
@@ -449,6 +459,189 @@ fn the_aggregated_roles_follow_rbac_aggregate_rbac_create_and_the_fullname() {
         ["rollgate-edit", "rollgate-view"],
         "people's roles do not depend on the controller's scope"
     );
+}
+
+/// Gives `user` the rules of a rendered role in `namespace` on the stand-in (which matches
+/// by verb and plural; `rollouts/status` rules never match a request there).
+fn grant_role(server: &ApiServer, user: &str, role: &Value, namespace: &str) {
+    for (group, resource, verb) in grants(role) {
+        assert_eq!(
+            group, "rollgate.dev",
+            "the people's roles are about Rollouts"
+        );
+        server.grant(user, &verb, &resource, namespace, None);
+    }
+}
+
+/// Runs the binary with `KUBECONFIG=kubeconfig`.
+async fn plugin(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
+    let kubeconfig = kubeconfig.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_rollgate"))
+            .args(&args)
+            .env("KUBECONFIG", kubeconfig)
+            .env_remove("RUST_LOG")
+            .env_remove("COMPLETE")
+            .output()
+            .expect("the rollgate binary runs")
+    })
+    .await
+    .expect("the command finished")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_with_view_and_edit_run_the_plugin_through_the_aggregated_roles() {
+    if !chart_tools() {
+        return;
+    }
+    const NS: &str = "shop";
+    const NAME: &str = "checkout";
+    let rendered = render_values(&json!({}));
+    let view = rendered
+        .named("ClusterRole", &format!("{FULLNAME}-view"))
+        .expect("the view role")
+        .clone();
+    let edit = rendered
+        .named("ClusterRole", &format!("{FULLNAME}-edit"))
+        .expect("the edit role")
+        .clone();
+
+    let server = ApiServer::start().await;
+    server.put(
+        json!({
+            "apiVersion": "rollgate.dev/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": NAME, "namespace": NS, "labels": {"team": "shop"}},
+            "spec": {
+                "target": {"flagd": {"configMap": "feature-flags", "flag": "new_checkout"}},
+                "stages": [
+                    {"percent": 1, "duration": "1h"},
+                    {"percent": 5, "duration": "1h"},
+                    {"percent": 10, "duration": "1h"}
+                ],
+                "analysis": {"interval": "30m", "gates": [
+                    {"name": "error-rate", "max": 0.01,
+                     "prometheus": {"query": "sum(rate(errors_total[5m]))"}}
+                ]}
+            }
+        }),
+        "kubectl",
+    );
+    let api: Api<Rollout> = Api::namespaced(server.client(), NS);
+    api.patch_status(
+        NAME,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {
+            "phase": "Progressing", "stage": 0, "percent": 1, "observedGeneration": 1,
+            "startedAt": "2026-02-01T19:18:00Z", "stageStartedAt": "2026-02-01T19:18:00Z",
+            "nextCheckpointAt": "2026-02-01T19:48:00Z",
+            "history": [{"at": "2026-02-01T19:18:00Z", "kind": "start", "stage": 0,
+                         "percent": 1}]
+        }})),
+    )
+    .await
+    .expect("status set");
+    grant_role(&server, "viewer", &view, NS);
+    grant_role(&server, "editor", &edit, NS);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let kubeconfig = server.write_kubeconfig(dir.path(), NS);
+
+    // (Completion of names makes the same list call as `list`, but does not pass `--as` on,
+    // so it cannot be run as a person here.)
+    let reads: [&[&str]; 4] = [
+        &["status", NAME],
+        &["get", NAME, "-o", "name"],
+        &["list", "-l", "team=shop"],
+        &["report", NAME],
+    ];
+    for user in ["viewer", "editor"] {
+        for command in reads {
+            let mut args = command.to_vec();
+            args.extend(["--as", user]);
+            let mark = server.mark();
+            let out = plugin(&kubeconfig, &args).await;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{user}: rollgate {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(stdout.contains(NAME), "{user}: {args:?} printed {stdout}");
+            let requests = server.requests_since(mark);
+            assert!(!requests.is_empty(), "{user}: {args:?} asked the stand-in");
+            assert!(
+                requests
+                    .iter()
+                    .all(|r| r.status != 403 && r.impersonated.as_deref() == Some(user)),
+                "{user}: {args:?}: every request as {user}, none refused: {requests:?}"
+            );
+        }
+    }
+    // status -w watches until its timeout (exit 4: still Progressing).
+    for user in ["viewer", "editor"] {
+        let mark = server.mark();
+        let out = plugin(
+            &kubeconfig,
+            &["status", NAME, "-w", "--timeout", "1s", "--as", user],
+        )
+        .await;
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let requests = server.requests_since(mark);
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.query.contains("watch=true") && r.status == 200),
+            "{user}: status -w watched: {requests:?}"
+        );
+        assert!(
+            requests
+                .iter()
+                .all(|r| r.status != 403 && r.impersonated.as_deref() == Some(user)),
+            "{user}: every request as {user}, none refused: {requests:?}"
+        );
+    }
+
+    // A viewer cannot act on the rollout; an editor can, by annotation and by spec.paused.
+    let mark = server.mark();
+    let out = plugin(&kubeconfig, &["pause", NAME, "--as", "viewer"]).await;
+    assert!(!out.status.success(), "a viewer's pause is refused");
+    assert!(
+        server
+            .requests_since(mark)
+            .iter()
+            .any(|r| r.method == "PATCH" && r.status == 403),
+        "refused by RBAC, not by the plugin"
+    );
+    let stored = server.object("rollouts", NS, NAME).expect("the Rollout");
+    assert!(stored["metadata"]["annotations"]["rollgate.dev/action"].is_null());
+
+    let out = plugin(&kubeconfig, &["pause", NAME, "--as", "editor"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = server.object("rollouts", NS, NAME).expect("the Rollout");
+    assert_eq!(
+        stored["metadata"]["annotations"]["rollgate.dev/action"],
+        "pause"
+    );
+
+    let out = plugin(&kubeconfig, &["pause", NAME, "--gitops", "--as", "editor"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = server.object("rollouts", NS, NAME).expect("the Rollout");
+    assert_eq!(stored["spec"]["paused"], true);
 }
 
 // ---------------------------------------------------------------------------------------
