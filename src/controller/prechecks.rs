@@ -37,7 +37,13 @@ pub(super) async fn before_start(
     ctx: &Context,
     now: Timestamp,
 ) -> BeforeStart {
-    let ownership = match ownership::check(&ctx.client, ctx.rollouts.as_ref(), rollout).await {
+    // The claim reads and annotates the target object: as the rollout's ServiceAccount, like
+    // every other read and write of its target (lockdown leaves the controller no patch).
+    let client = match ctx.identities.client_for(rollout) {
+        Ok(client) => client,
+        Err(error) => return BeforeStart::Failed(vec![error.to_string()]),
+    };
+    let ownership = match ownership::check(&client, ctx.rollouts.as_ref(), rollout).await {
         Ok(Ownership::Owned(message)) => return BeforeStart::Owned(message),
         Ok(found) => Ok(found),
         Err(error) => Err(error.to_string()),
@@ -46,7 +52,7 @@ pub(super) async fn before_start(
     match ownership {
         Err(problem) => failed.insert(0, problem),
         Ok(Ownership::Free { version }) if failed.is_empty() => {
-            match claim(rollout, ctx, version).await {
+            match claim(&client, rollout, ctx, version).await {
                 Ok(None) => {}
                 Ok(Some(message)) => return BeforeStart::Owned(message),
                 Err(problem) => failed.push(problem),
@@ -64,13 +70,14 @@ const CLAIM_ATTEMPTS: usize = 3;
 /// Writes the claim over `version`; on a conflict, reads the object again: `Ok(Some(_))` when
 /// another Rollout claimed it meanwhile.
 async fn claim(
+    client: &kube::Client,
     rollout: &Rollout,
     ctx: &Context,
     mut version: Option<String>,
 ) -> Result<Option<String>, String> {
     let mut attempt = 1;
     loop {
-        match ownership::claim(&ctx.client, rollout, version.as_deref()).await {
+        match ownership::claim(client, rollout, version.as_deref()).await {
             Ok(()) => {
                 if let Some(metrics) = &ctx.metrics {
                     metrics.count_write("annotation");
@@ -79,7 +86,7 @@ async fn claim(
             }
             Err(error) if error.is_conflict() && attempt < CLAIM_ATTEMPTS => {
                 attempt += 1;
-                match ownership::check(&ctx.client, ctx.rollouts.as_ref(), rollout).await {
+                match ownership::check(client, ctx.rollouts.as_ref(), rollout).await {
                     Ok(Ownership::Free { version: now }) => version = now,
                     Ok(Ownership::Owned(message)) => return Ok(Some(message)),
                     Ok(Ownership::Ours | Ownership::NotClaimable) => return Ok(None),
