@@ -640,7 +640,7 @@ mod tests {
                 Some(Phase::Progressing),
                 ("False", "True", "False", "Progressing"),
             ),
-            (Some(Phase::Paused), ("False", "False", "False", "Paused")),
+            (Some(Phase::Paused), ("False", "True", "False", "Paused")),
             (
                 Some(Phase::Succeeded),
                 ("True", "False", "False", "Succeeded"),
