@@ -515,3 +515,169 @@ async fn a_rotated_token_file_is_sent_from_the_next_request_on() {
     );
     assert_eq!(seen.lock().expect("lock").len(), 2);
 }
+
+/// The controller's observation path: a gate without an address reads the default
+/// Prometheus with its credentials and CA; a gate naming the same server as its own address
+/// gets none of them (and `--ca-file`, trusted by every client, lets it verify the server but
+/// not authenticate).
+#[tokio::test]
+async fn gates_read_the_default_prometheus_with_its_credentials_and_only_it() {
+    use rollgate::api::{Gate, Percent, PrometheusGate};
+    use rollgate::engine::Observation;
+    use rollgate::gates::{GateContext, GateEnv, GateInput, observe};
+    use rollgate::net::AddressPolicy;
+
+    let Some(server) = SecurePrometheus::start() else {
+        return;
+    };
+    let ready = server.client(&server.address, server.settings(CAROL_PASSWORD));
+    server.ready_query(&ready).await.expect("ready");
+    let ca = fs::read(server.dir.path().join("ca.crt")).expect("ca");
+    let policy = AddressPolicy::new(vec!["127.0.0.1".parse().expect("rule")])
+        .with_extra_ca(ca)
+        .expect("a CA bundle");
+    let env = GateEnv::with_policy(
+        Some(PrometheusEndpoint {
+            address: server.address.clone(),
+            settings: server.settings(CAROL_PASSWORD),
+        }),
+        policy,
+    )
+    .expect("environment");
+    let observe_gate = |address: Option<String>| {
+        let gate = Gate {
+            name: "always-one".into(),
+            prometheus: Some(PrometheusGate {
+                query: "vector(1)".into(),
+                address,
+                ..PrometheusGate::default()
+            }),
+            failure_limit: 1,
+            ..Gate::default()
+        };
+        let env = &env;
+        async move {
+            let input = GateInput {
+                gate: &gate,
+                ctx: GateContext {
+                    rollout: "checkout",
+                    namespace: "shop",
+                    flag: None,
+                    allowlist: &[],
+                    stage: 0,
+                    percent: Percent::whole(1),
+                    at: Timestamp::now(),
+                },
+                secret: None,
+                memory: None,
+            };
+            observe(env, input).await.observation
+        }
+    };
+    assert_eq!(observe_gate(None).await, Observation::Value(1.0));
+    match observe_gate(Some(server.address.clone())).await {
+        Observation::Error(message) => assert!(
+            !message.contains("UnknownIssuer") && !message.contains(CAROL_PASSWORD),
+            "{message}"
+        ),
+        other => panic!("the default credentials went to a gate's own address: {other:?}"),
+    }
+}
+
+#[test]
+fn controller_and_backtest_take_the_same_flags_and_hide_the_deprecated_ones() {
+    let flags = [
+        "--prometheus-ca-file",
+        "--prometheus-cert-file",
+        "--prometheus-key-file",
+        "--prometheus-token-file",
+        "--prometheus-username",
+        "--prometheus-password-file",
+        "--prometheus-header",
+        "--prometheus-tls-server-name",
+        "--ca-file",
+    ];
+    for command in ["controller", "backtest"] {
+        let help = String::from_utf8_lossy(&rollgate(&[command, "--help"]).stdout).to_string();
+        for flag in flags {
+            assert!(
+                help.contains(flag),
+                "{command} --help lacks {flag}:\n{help}"
+            );
+        }
+        for hidden in [
+            "--prometheus-token ",
+            "--prometheus-password ",
+            "--prometheus-ca ",
+        ] {
+            assert!(
+                !help.contains(hidden),
+                "{command} --help shows {hidden}:\n{help}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unusable_files_are_usage_errors_naming_the_flag_and_the_file() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let empty = dir.path().join("empty");
+    fs::write(&empty, "").expect("empty file");
+    let empty = empty.display().to_string();
+    for (extra, expected) in [
+        (
+            vec!["--prometheus-token-file", "/nonexistent/token"],
+            "--prometheus-token-file /nonexistent/token: cannot read the file".to_owned(),
+        ),
+        (
+            vec!["--prometheus-token-file", &empty],
+            format!("--prometheus-token-file {empty}: the file is empty"),
+        ),
+        (
+            vec!["--prometheus-ca-file", &empty],
+            format!("--prometheus-ca-file {empty}: holds no PEM certificate"),
+        ),
+        (
+            vec!["--ca-file", "/dev/zero"],
+            "--ca-file /dev/zero: the file is larger than 1 MiB".to_owned(),
+        ),
+        (
+            vec![
+                "--prometheus-username",
+                "ann",
+                "--prometheus-password-file",
+                "/nonexistent/password",
+            ],
+            "--prometheus-password-file /nonexistent/password".to_owned(),
+        ),
+        (
+            vec!["--prometheus-username", "ann"],
+            "--prometheus-username needs --prometheus-password-file".to_owned(),
+        ),
+        (
+            vec!["--prometheus-tls-server-name", "not a name"],
+            "--prometheus-tls-server-name \"not a name\"".to_owned(),
+        ),
+    ] {
+        let mut args = vec![
+            "controller",
+            "--prometheus",
+            "https://prometheus.monitoring:9090",
+        ];
+        args.extend(extra.iter().copied());
+        let output = rollgate(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(&expected), "{args:?}: {stderr}");
+    }
+    // A client certificate needs its key.
+    let output = rollgate(&[
+        "controller",
+        "--prometheus",
+        "https://p:9090",
+        "--prometheus-cert-file",
+        "/tmp/cert.pem",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--prometheus-key-file"));
+}
