@@ -681,3 +681,128 @@ fn unusable_files_are_usage_errors_naming_the_flag_and_the_file() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--prometheus-key-file"));
 }
+
+/// A TLS server with the certificate made by [`make_pki`] (signed by its CA) answering every
+/// request `{"value": 1}` and closing.
+async fn tls_server(dir: &Path) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs =
+        vec![CertificateDer::from_pem_file(dir.join("server.crt")).expect("server certificate")];
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).expect("server key");
+    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("config");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = r#"{"value": 1}"#;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    address
+}
+
+/// `--ca-file` reaches every client built from the address policy: an HTTP gate (the same
+/// builder as OFREP probes) and the guarded client of webhook targets and notifications; the
+/// notifier's own client for the operator's endpoints takes it too.
+#[tokio::test]
+async fn the_extra_ca_is_trusted_by_every_https_client() {
+    use rollgate::api::{Gate, HttpGate, Percent};
+    use rollgate::engine::Observation;
+    use rollgate::gates::{GateContext, GateEnv, GateInput, observe};
+    use rollgate::net::{AddressPolicy, GuardedClient, with_extra_roots};
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    make_pki(dir.path());
+    let address = tls_server(dir.path()).await;
+    let url = format!("https://127.0.0.1:{}/health", address.port());
+    let ca = fs::read(dir.path().join("ca.crt")).expect("ca");
+    let plain = AddressPolicy::new(vec!["127.0.0.1".parse().expect("rule")]);
+    let with_ca = plain.clone().with_extra_ca(ca.clone()).expect("a bundle");
+    assert!(
+        plain.clone().with_extra_ca(b"not pem".to_vec()).is_err(),
+        "a bundle without certificates is refused"
+    );
+
+    let gate = Gate {
+        name: "health".into(),
+        http: Some(HttpGate {
+            url: url.clone(),
+            json_path: "$.value".into(),
+            ..HttpGate::default()
+        }),
+        failure_limit: 1,
+        ..Gate::default()
+    };
+    let observe_with = |policy: AddressPolicy| {
+        let gate = &gate;
+        async move {
+            let env = GateEnv::with_policy(None, policy)
+                .expect("environment")
+                .without_namespace_scope();
+            let input = GateInput {
+                gate,
+                ctx: GateContext {
+                    rollout: "checkout",
+                    namespace: "shop",
+                    flag: None,
+                    allowlist: &[],
+                    stage: 0,
+                    percent: Percent::whole(1),
+                    at: Timestamp::now(),
+                },
+                secret: None,
+                memory: None,
+            };
+            observe(&env, input).await.observation
+        }
+    };
+    assert!(
+        matches!(observe_with(plain.clone()).await, Observation::Error(_)),
+        "a private CA is not trusted without --ca-file"
+    );
+    assert_eq!(observe_with(with_ca.clone()).await, Observation::Value(1.0));
+
+    for (policy, trusted) in [(plain, false), (with_ca, true)] {
+        let guarded = GuardedClient::build(Arc::new(policy)).expect("client");
+        let sent = guarded.http().get(&url).send().await;
+        assert_eq!(sent.is_ok(), trusted, "{sent:?}");
+    }
+    for (pem, trusted) in [(None, false), (Some(ca.as_slice()), true)] {
+        let http = with_extra_roots(reqwest::Client::builder(), pem)
+            .build()
+            .expect("client");
+        assert_eq!(http.get(&url).send().await.is_ok(), trusted);
+    }
+}
