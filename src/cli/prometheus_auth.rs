@@ -240,3 +240,93 @@ impl PrometheusAuthArgs {
         Ok(settings)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("written");
+        path
+    }
+
+    #[test]
+    fn files_make_credentials_and_deprecated_flags_still_work_alone() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let args = PrometheusAuthArgs {
+            prometheus_username: Some("ann".into()),
+            prometheus_password_file: Some(file(dir.path(), "password", "s3cr3t pass\n")),
+            ..PrometheusAuthArgs::default()
+        };
+        let settings = args.settings(LegacyFlags::default()).expect("settings");
+        assert_eq!(
+            settings.auth,
+            PrometheusAuth::Basic {
+                username: "ann".into(),
+                password: Secret::new("s3cr3t pass".into())
+            }
+        );
+        assert!(!format!("{settings:?}").contains("s3cr3t"));
+
+        let token = Secret::new("legacy-token".to_owned());
+        let legacy = LegacyFlags {
+            token: Some(&token),
+            ..LegacyFlags::default()
+        };
+        let settings = PrometheusAuthArgs::default()
+            .settings(legacy)
+            .expect("settings");
+        assert_eq!(settings.auth, PrometheusAuth::Bearer(token.clone()));
+
+        let both = PrometheusAuthArgs {
+            prometheus_token_file: Some(file(dir.path(), "token", "t\n")),
+            ..PrometheusAuthArgs::default()
+        };
+        let error = both.settings(legacy).expect_err("both refused");
+        assert!(
+            error.contains("--prometheus-token-file and --prometheus-token"),
+            "{error}"
+        );
+        let token_and_basic = PrometheusAuthArgs {
+            prometheus_username: Some("ann".into()),
+            ..both.clone()
+        };
+        let error = token_and_basic
+            .settings(LegacyFlags::default())
+            .expect_err("token and basic refused");
+        assert!(error.contains("not both"), "{error}");
+    }
+
+    #[test]
+    fn an_unusable_key_is_named_by_its_flag() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let cert = file(
+            dir.path(),
+            "cert.pem",
+            include_str!("../../tests/support/tls/cert.pem"),
+        );
+        let key = file(dir.path(), "key.pem", "not a key");
+        let args = PrometheusAuthArgs {
+            prometheus_cert_file: Some(cert),
+            prometheus_key_file: Some(key.clone()),
+            ..PrometheusAuthArgs::default()
+        };
+        let error = args.settings(LegacyFlags::default()).expect_err("refused");
+        assert!(
+            error.starts_with(&format!("--prometheus-key-file {}", key.display())),
+            "{error}"
+        );
+        let good = PrometheusAuthArgs {
+            prometheus_key_file: Some(file(
+                dir.path(),
+                "good.pem",
+                include_str!("../../tests/support/tls/key.pem"),
+            )),
+            ..args
+        };
+        let settings = good.settings(LegacyFlags::default()).expect("settings");
+        assert!(settings.client_identity_pem.is_some());
+        assert_eq!(format!("{:?}", settings.client_identity_pem), "Some(***)");
+    }
+}
