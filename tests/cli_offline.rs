@@ -118,6 +118,51 @@ fn lint_names_the_file_place_and_field_of_each_problem_and_exits_2() {
     );
 }
 
+/// The README's own example of a notification filter, before and after the rename of `on`.
+fn with_notifications(filter: &str) -> String {
+    format!(
+        "{GOOD}  notifications:\n    - webhook: {{urlSecretRef: {{name: hooks, key: url}}}}\n    - slack: {{urlSecretRef: {{name: slack, key: url}}}}\n      {filter}: [rollback, pause, complete]\n"
+    )
+}
+
+#[test]
+fn lint_and_simulate_refuse_the_old_notification_key_naming_when() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let good = write(dir.path(), "when.yaml", &with_notifications("when"));
+    let output = lint(&[&good]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    let scenario = write(
+        dir.path(),
+        "scenario.yaml",
+        "until: 1h\ngates:\n  error-rate:\n    - {at: 0s, value: 0.001}\n",
+    );
+    // `on` as written, `"true"` as kubectl stores it after reading YAML 1.1.
+    for (name, key) in [("on.yaml", "on"), ("true.yaml", "\"true\"")] {
+        let bad = write(dir.path(), name, &with_notifications(key));
+        let shown = bad.display().to_string();
+        let output = lint(&[&bad]);
+        assert_eq!(output.status.code(), Some(2), "{key}");
+        let out = text(&output.stdout);
+        assert!(
+            out.contains(&format!(
+                "{shown}: spec.notifications[1].on: renamed to when"
+            )),
+            "{key}: {out}"
+        );
+        let output = rollgate()
+            .args(["simulate", &shown, "--scenario"])
+            .arg(&scenario)
+            .output()
+            .expect("rollgate runs");
+        assert_eq!(output.status.code(), Some(2), "{key}");
+        let err = text(&output.stderr);
+        assert!(
+            err.contains("spec.notifications[1].on: renamed to when"),
+            "{key}: {err}"
+        );
+    }
+}
+
 #[test]
 fn lint_reports_a_syntax_error_by_place_once() {
     let dir = tempfile::tempdir().expect("a temporary directory");

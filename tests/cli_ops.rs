@@ -185,11 +185,12 @@ fn rollout() -> Value {
         "status": {
             "phase": "Progressing",
             "stage": 1,
+            "stageNumber": 2,
             "percent": 5,
             "startedAt": "2026-02-01T19:18:00Z",
             "stageStartedAt": "2026-02-01T21:18:00Z",
             "nextCheckpointAt": "2026-02-01T23:18:00Z",
-            "message": "stage 2/3 at 5%, 1h of 2h baked, gate determinism: connection refused",
+            "message": "stage 2 of 3 at 5%, 1h of 2h baked, gate determinism: connection refused",
             "observedGeneration": 1,
             "gates": [
                 {"name": "error-rate", "failures": 1, "misses": 0, "lastVerdict": "fail", "lastValue": 0.013},
@@ -202,7 +203,7 @@ fn rollout() -> Value {
                 {"at": "2026-02-01T20:18:00Z", "kind": "checkpoint", "stage": 0, "percent": 1, "verdict": "pass"},
                 {"at": "2026-02-01T21:18:00Z", "kind": "checkpoint", "stage": 0, "percent": 1, "verdict": "pass"},
                 {"at": "2026-02-01T21:18:00Z", "kind": "advance", "stage": 1, "percent": 5,
-                 "message": "all gates passed for 2h at stage 1/3"},
+                 "message": "all gates passed for 2h at stage 1 of 3"},
                 {"at": "2026-02-01T22:18:00Z", "kind": "checkpoint", "stage": 1, "percent": 5, "verdict": "warn"}
             ]
         }
@@ -229,20 +230,20 @@ fn parse(value: &Value) -> Rollout {
 const STATUS_TEXT: &str = "\
 Rollout:          kaviar/passenger-favorites-matching
 Phase:            Progressing
-Stage:            2/3 at 5%
+Stage:            stage 2 of 3 at 5%
 Baked:            1h10m of 2h
 Next checkpoint:  in 50m (2026-02-01T23:18:00Z)
-Message:          stage 2/3 at 5%, 1h of 2h baked, gate determinism: connection refused
+Message:          stage 2 of 3 at 5%, 1h of 2h baked, gate determinism: connection refused
 Gates:
   NAME              VERDICT   VALUE   BOUND     FAILURES   MISSES   MESSAGE
   error-rate        fail      0.013   <= 0.01   1/2        0/3
   critical-alerts   pass      0       <= 0      0/1        0/3
   determinism       error     -       <= 0      0/1        1/3      connection refused
 History (last 4 of 5):
-  2026-02-01T20:18:00Z   checkpoint pass   stage 1/3 at 1%
-  2026-02-01T21:18:00Z   checkpoint pass   stage 1/3 at 1%
-  2026-02-01T21:18:00Z   advance           stage 2/3 at 5%   all gates passed for 2h at stage 1/3
-  2026-02-01T22:18:00Z   checkpoint warn   stage 2/3 at 5%
+  2026-02-01T20:18:00Z   checkpoint pass   stage 1 of 3 at 1%
+  2026-02-01T21:18:00Z   checkpoint pass   stage 1 of 3 at 1%
+  2026-02-01T21:18:00Z   advance           stage 2 of 3 at 5%   all gates passed for 2h at stage 1 of 3
+  2026-02-01T22:18:00Z   checkpoint warn   stage 2 of 3 at 5%
 ";
 
 #[test]
@@ -274,7 +275,7 @@ fn status_of_an_ended_rollout_shows_no_clock() {
     });
     let text = status::render(&parse(&rolled_back), now(), 0);
     assert!(text.contains("Phase:    RolledBack\n"), "{text}");
-    assert!(text.contains("Stage:    2/3 at 0%\n"), "{text}");
+    assert!(text.contains("Stage:    stage 2 of 3 at 0%\n"), "{text}");
     assert!(!text.contains("Baked"), "{text}");
     assert!(!text.contains("Next checkpoint"), "{text}");
     assert!(!text.contains("History"), "{text}");
@@ -475,7 +476,7 @@ async fn promote_sets_the_annotation_and_says_where_the_rollout_goes() {
     .expect("promote works");
     assert_eq!(
         out,
-        "promote: passenger-favorites-matching will advance from stage 1 (5%) to stage 2 (10%) \
+        "promote: passenger-favorites-matching will advance from stage 2 of 3 (5%) to stage 3 of 3 (10%) \
          at its next reconcile (set rollgate.dev/action=promote)\n"
     );
 }
@@ -495,7 +496,7 @@ async fn promote_at_the_last_stage_completes_and_from_paused_advances() {
     .await
     .expect("promote works");
     assert!(
-        out.starts_with("promote: passenger-favorites-matching will complete at stage 2 (10%), its last stage at its next reconcile"),
+        out.starts_with("promote: passenger-favorites-matching will complete at stage 3 of 3 (10%), its last stage at its next reconcile"),
         "{out}"
     );
     let paused = in_phase("Paused");
@@ -508,7 +509,7 @@ async fn promote_at_the_last_stage_completes_and_from_paused_advances() {
     .await
     .expect("promote works");
     assert!(
-        out.contains("will advance from stage 1 (5%) to stage 2 (10%)"),
+        out.contains("will advance from stage 2 of 3 (5%) to stage 3 of 3 (10%)"),
         "{out}"
     );
 }
@@ -519,17 +520,17 @@ async fn abort_pause_resume_and_retry_each_send_one_patch() {
         (
             ManualAction::Abort,
             rollout(),
-            "abort: passenger-favorites-matching will roll back from stage 1 (5%) to 0% at its next reconcile (set rollgate.dev/action=abort)\n",
+            "abort: passenger-favorites-matching will roll back from stage 2 of 3 (5%) to 0% at its next reconcile (set rollgate.dev/action=abort)\n",
         ),
         (
             ManualAction::Pause,
             rollout(),
-            "pause: passenger-favorites-matching will pause at stage 1 (5%) (checkpoints go on and a failing gate still rolls back) at its next reconcile (set rollgate.dev/action=pause)\n",
+            "pause: passenger-favorites-matching will pause at stage 2 of 3 (5%) (checkpoints go on and a failing gate still rolls back) at its next reconcile (set rollgate.dev/action=pause)\n",
         ),
         (
             ManualAction::Resume,
             in_phase("Paused"),
-            "resume: passenger-favorites-matching will resume at stage 1 (5%) at its next reconcile (set rollgate.dev/action=resume)\n",
+            "resume: passenger-favorites-matching will resume at stage 2 of 3 (5%) at its next reconcile (set rollgate.dev/action=resume)\n",
         ),
         (
             ManualAction::Retry,
@@ -537,7 +538,7 @@ async fn abort_pause_resume_and_retry_each_send_one_patch() {
                 r["status"]["phase"] = json!("RolledBack");
                 r["status"]["percent"] = json!(0);
             }),
-            "retry: passenger-favorites-matching will start again from stage 0 (1%) at its next reconcile (set rollgate.dev/action=retry)\n",
+            "retry: passenger-favorites-matching will start again from stage 1 of 3 (1%) once its pre-checks pass at its next reconcile (set rollgate.dev/action=retry)\n",
         ),
     ];
     for (action, answer, expected) in cases {
@@ -565,7 +566,7 @@ async fn gitops_pause_and_resume_set_spec_paused() {
     .expect("pause --gitops works");
     assert_eq!(
         out,
-        "pause: passenger-favorites-matching will pause at stage 1 (5%) (checkpoints go on and a \
+        "pause: passenger-favorites-matching will pause at stage 2 of 3 (5%) (checkpoints go on and a \
          failing gate still rolls back) at its next reconcile (set spec.paused=true)\n"
     );
     let paused_by_spec = with(|r| {
@@ -581,7 +582,7 @@ async fn gitops_pause_and_resume_set_spec_paused() {
     )
     .await
     .expect("resume --gitops works");
-    assert!(out.contains("will resume at stage 1 (5%)"), "{out}");
+    assert!(out.contains("will resume at stage 2 of 3 (5%)"), "{out}");
     assert!(out.ends_with("(set spec.paused=false)\n"), "{out}");
 }
 
@@ -740,7 +741,7 @@ async fn get_prints_the_printer_columns() {
     assert_eq!(
         out,
         "NAME                           PHASE         STAGE   PERCENT   AGE     MESSAGE\n\
-         passenger-favorites-matching   Progressing   1       5         3h11m   stage 2/3 at 5%, 1h of 2h baked, gate determinism: connection refused\n"
+         passenger-favorites-matching   Progressing   2       5         3h11m   stage 2 of 3 at 5%, 1h of 2h baked, gate determinism: connection refused\n"
     );
 }
 

@@ -431,6 +431,10 @@ async fn as_and_as_group_send_impersonation_headers() {
     let out = rollgate(&both, &["get", "on-a"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!clusters.relay_a.sent().contains("impersonate-user"));
+    // The stand-in checks an impersonated user against its RBAC table, as the API server does.
+    clusters
+        .a
+        .grant("jane", "get", "rollouts", "alpha", Some("on-a"));
     let out = rollgate(
         &both,
         &[

@@ -12,6 +12,7 @@ use http::{Request, Response};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::client::Body;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
@@ -208,11 +209,17 @@ fn context(
     let identities = Arc::new(
         Identities::new(client.clone()).with_default_account(default_account.map(str::to_owned)),
     );
-    let mut writer: Writer<ConfigMap> = Writer::default();
+    let mut writer: Writer<PartialObjectMeta<ConfigMap>> = Writer::default();
     if let Some(percent) = cached {
         let cm: ConfigMap =
             serde_json::from_value(config_map(percent, "100")).expect("a ConfigMap");
-        writer.apply_watcher_event(&watcher::Event::Apply(cm));
+        // The controller caches managed ConfigMaps as metadata only.
+        let meta = PartialObjectMeta {
+            types: None,
+            metadata: cm.metadata,
+            _phantom: std::marker::PhantomData,
+        };
+        writer.apply_watcher_event(&watcher::Event::Apply(meta));
     }
     let targets = KubeTargets::new(client.clone(), Some(writer.as_reader()), None)
         .with_identities(Arc::clone(&identities));

@@ -97,7 +97,7 @@ fn printer_columns() {
         columns,
         [
             ("Phase", "string", ".status.phase", None),
-            ("Stage", "integer", ".status.stage", None),
+            ("Stage", "integer", ".status.stageNumber", None),
             ("Percent", "number", ".status.percent", None),
             ("Age", "date", ".metadata.creationTimestamp", None),
             ("Message", "string", ".status.message", None),
@@ -162,4 +162,91 @@ fn crd_command_prints_the_same_text() {
         .expect("rollgate runs");
     assert!(output.status.success(), "rollgate crd failed: {output:?}");
     assert_eq!(String::from_utf8_lossy(&output.stdout), generated());
+}
+
+/// Words YAML 1.1 (kubectl's reader) takes for booleans: a key spelt like one of them, in any
+/// case, arrives at the API server as `true` or `false` and is pruned.
+const YAML11_BOOLEANS: [&str; 8] = ["y", "yes", "n", "no", "on", "off", "true", "false"];
+
+/// Every property name in a schema, at any depth (under `properties`, `items`,
+/// `additionalProperties`, `anyOf`, `oneOf`, `allOf`, `not`), each with its path.
+fn property_names(schema: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
+    let Some(object) = schema.as_object() else {
+        return;
+    };
+    if let Some(properties) = object.get("properties").and_then(|p| p.as_object()) {
+        for (name, child) in properties {
+            let child_path = format!("{path}.{name}");
+            out.push((name.clone(), child_path.clone()));
+            property_names(child, &child_path, out);
+        }
+    }
+    for key in ["items", "additionalProperties", "not"] {
+        if let Some(child) = object.get(key) {
+            property_names(child, &format!("{path}[]"), out);
+        }
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        for child in object
+            .get(key)
+            .and_then(|a| a.as_array())
+            .into_iter()
+            .flatten()
+        {
+            property_names(child, path, out);
+        }
+    }
+}
+
+fn yaml11_boolean_names(schema: &serde_json::Value) -> Vec<String> {
+    let mut names = Vec::new();
+    property_names(schema, "", &mut names);
+    names
+        .into_iter()
+        .filter(|(name, _)| YAML11_BOOLEANS.contains(&name.to_ascii_lowercase().as_str()))
+        .map(|(_, path)| path)
+        .collect()
+}
+
+#[test]
+fn no_field_is_named_after_a_yaml_1_1_boolean() {
+    let crd = parsed();
+    let schema = serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("a schema"),
+    )
+    .expect("the schema serializes");
+    let mut all = Vec::new();
+    property_names(&schema, "", &mut all);
+    assert!(
+        all.iter()
+            .any(|(_, path)| path == ".spec.notifications[].when"),
+        "the walk reaches nested properties: {} names",
+        all.len()
+    );
+    assert_eq!(yaml11_boolean_names(&schema), Vec::<String>::new());
+}
+
+#[test]
+fn the_yaml_1_1_walk_finds_such_names_at_any_depth() {
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "spec": {"type": "object", "properties": {
+                "list": {"type": "array", "items": {"type": "object", "properties": {"On": {}}}},
+                "map": {"type": "object", "additionalProperties": {"properties": {"NO": {}}}},
+                "either": {"anyOf": [{"properties": {"y": {}}}, {"properties": {"fine": {}}}]},
+                "onVariant": {"type": "string"}
+            }}
+        }
+    });
+    let mut found = yaml11_boolean_names(&schema);
+    found.sort();
+    assert_eq!(
+        found,
+        [".spec.either.y", ".spec.list[].On", ".spec.map[].NO"]
+    );
 }

@@ -105,7 +105,7 @@ async fn a_correct_evaluator_passes() {
         (memory.flag.as_str(), memory.percent),
         (FLAG, Percent::whole(10))
     );
-    assert!(!memory.on.is_empty() && memory.on.len() <= 64);
+    assert!(!memory.with_flag.is_empty() && memory.with_flag.len() <= 64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -171,7 +171,7 @@ async fn webhook_and_slack_bodies() {
         (
             "/slack".to_owned(),
             "application/json".to_owned(),
-            json!({"text": "rollgate: kaviar/passenger-favorites-matching rolled back to 0% at stage 2/3: gate error-rate failed 2 checkpoints in a row"})
+            json!({"text": "rollgate: kaviar/passenger-favorites-matching rolled back to 0% at stage 2 of 3: gate error-rate failed 2 checkpoints in a row"})
         )
     );
 }
@@ -423,7 +423,7 @@ async fn endpoints_come_from_secrets_and_errors_name_the_field() {
     let api = secrets_api(secrets, reads.clone());
     let specs: Vec<NotificationSpec> = serde_json::from_value(json!([
         {"webhook": {"urlSecretRef": {"name": "hooks", "key": "url"}}},
-        {"slack": {"urlSecretRef": {"name": "hooks", "key": "slack"}}, "on": ["rollback"]},
+        {"slack": {"urlSecretRef": {"name": "hooks", "key": "slack"}}, "when": ["rollback"]},
         {"slack": {"urlSecretRef": {"name": "missing", "key": "url"}}},
         {"webhook": {"urlSecretRef": {"name": "hooks", "key": "nope"}}},
         {"webhook": {"urlSecretRef": {"name": "bad", "key": "url"}}},

@@ -570,6 +570,7 @@ async fn gates_read_the_default_prometheus_with_its_credentials_and_only_it() {
                 },
                 secret: None,
                 memory: None,
+                compare: None,
             };
             observe(env, input).await.observation
         }
@@ -784,6 +785,7 @@ async fn the_extra_ca_is_trusted_by_every_https_client() {
                 },
                 secret: None,
                 memory: None,
+                compare: None,
             };
             observe(&env, input).await.observation
         }

@@ -68,7 +68,7 @@ fn a_backtest_report_names_its_window_and_shows_each_checkpoint_value() {
     );
     assert!(
         markdown.contains(
-            "| Outcome | **Succeeded** at stage 1, 50% on the target, +2h after the start |"
+            "| Outcome | **Succeeded** at stage 2 of 2, 50% on the target, +2h after the start |"
         ),
         "{markdown}"
     );

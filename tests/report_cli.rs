@@ -89,13 +89,13 @@ async fn report_reads_the_rollout_and_prints_or_writes_the_report() {
     );
     assert!(
         text.contains(
-            "| Outcome | **RolledBack** at stage 0, 0% on the target, +32m after the start |"
+            "| Outcome | **RolledBack** at stage 1 of 2, 0% on the target, +32m after the start |"
         ),
         "{text}"
     );
     assert!(
         text.contains(
-            "| 2026-02-01T19:48:00Z | +30m | checkpoint | 0 | 10% | pass | error-rate 0.001 pass |"
+            "| 2026-02-01T19:48:00Z | +30m | checkpoint | 1 | 10% | pass | error-rate 0.001 pass |"
         ),
         "{text}"
     );

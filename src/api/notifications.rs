@@ -15,16 +15,19 @@ use super::status::HistoryKind;
     .message("notification must set exactly one of webhook and slack"))]
 pub struct NotificationSpec {
     /// A generic webhook: receives a JSON object per transition (rollout namespace and name,
-    /// uid, generation, event, stage, percent, phase, reason, time and a deduplication key).
+    /// uid, generation, event, stage as a 0-based index, number of stages, percent, phase,
+    /// reason, time and a deduplication key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookNotification>,
-    /// A Slack (or Mattermost, Rocket.Chat, …) incoming webhook: receives `{"text": …}`.
+    /// A Slack (or Mattermost, Rocket.Chat, …) incoming webhook: receives `{"text": …}`, one
+    /// line that counts stages from 1 ("stage 2 of 3").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack: Option<SlackNotification>,
-    /// The transitions to announce; empty or absent means all of them.
+    /// The transitions to announce; empty or absent means all of them. (Named `when`, not
+    /// `on`: kubectl reads YAML 1.1, where the key `on` is the boolean `true`.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
-    pub on: Vec<TransitionKind>,
+    pub when: Vec<TransitionKind>,
 }
 
 /// A generic JSON webhook.
@@ -128,7 +131,7 @@ impl TransitionKind {
 impl NotificationSpec {
     /// Whether this endpoint wants to hear about `kind`.
     pub fn wants(&self, kind: TransitionKind) -> bool {
-        self.on.is_empty() || self.on.contains(&kind)
+        self.when.is_empty() || self.when.contains(&kind)
     }
 }
 
@@ -141,7 +144,7 @@ mod tests {
         let yaml = r#"
 - webhook: {urlSecretRef: {name: hooks, key: url}}
 - slack: {urlSecretRef: {name: slack, key: incoming}}
-  on: [rollback, complete, pause]
+  when: [rollback, complete, pause]
 "#;
         let specs: Vec<NotificationSpec> = serde_saphyr::from_str(yaml).expect("parses");
         assert_eq!(specs.len(), 2);
@@ -163,7 +166,7 @@ mod tests {
 
     #[test]
     fn an_unknown_transition_is_refused() {
-        let yaml = "slack: {urlSecretRef: {name: s, key: k}}\non: [rollbak]\n";
+        let yaml = "slack: {urlSecretRef: {name: s, key: k}}\nwhen: [rollbak]\n";
         assert!(serde_saphyr::from_str::<NotificationSpec>(yaml).is_err());
     }
 

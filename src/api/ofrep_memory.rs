@@ -20,8 +20,9 @@ pub struct OfrepMemory {
     /// The percent the rollout expected when the keys were seen with the flag.
     pub percent: Percent,
     /// Indices, in the probe's sample, of keys that had the flag (ascending, at most 64).
-    #[serde(default)]
-    pub on: Vec<u32>,
+    /// Written as `withFlag`; the old name `on` (a YAML 1.1 boolean word) is still read.
+    #[serde(default, alias = "on")]
+    pub with_flag: Vec<u32>,
 }
 
 impl OfrepMemory {
@@ -45,7 +46,7 @@ impl OfrepMemory {
         // Keys remembered before come first: they are the ones a lost flag shows on.
         let mut on: Vec<u32> = previous
             .filter(|p| p.applies_to(flag, percent))
-            .map(|p| p.on.clone())
+            .map(|p| p.with_flag.clone())
             .unwrap_or_default();
         on.retain(|index| *index < sample);
         on.truncate(MEMORY_KEYS);
@@ -63,7 +64,7 @@ impl OfrepMemory {
         OfrepMemory {
             flag: flag.to_string(),
             percent,
-            on,
+            with_flag: on,
         }
     }
 }
@@ -75,30 +76,36 @@ mod tests {
     #[test]
     fn keeps_the_lowest_keys_and_the_old_ones_while_it_applies() {
         let first = OfrepMemory::next(None, "f", Percent::whole(10), 1000, (0..200).rev());
-        assert_eq!(first.on, (0..64).collect::<Vec<_>>());
+        assert_eq!(first.with_flag, (0..64).collect::<Vec<_>>());
         let second = OfrepMemory::next(Some(&first), "f", Percent::whole(10), 1000, [3, 500]);
-        assert_eq!(second.on, first.on);
+        assert_eq!(second.with_flag, first.with_flag);
         let partial = OfrepMemory {
-            on: vec![900, 901],
+            with_flag: vec![900, 901],
             ..first.clone()
         };
         let kept = OfrepMemory::next(Some(&partial), "f", Percent::whole(10), 1000, 0..100);
-        assert_eq!(kept.on.len(), 64);
-        assert!(kept.on.contains(&900) && kept.on.contains(&901) && kept.on.contains(&61));
-        assert!(!kept.on.contains(&62));
+        assert_eq!(kept.with_flag.len(), 64);
+        assert!(
+            kept.with_flag.contains(&900)
+                && kept.with_flag.contains(&901)
+                && kept.with_flag.contains(&61)
+        );
+        assert!(!kept.with_flag.contains(&62));
         let lowered = OfrepMemory::next(Some(&first), "f", Percent::whole(5), 1000, [500]);
-        assert_eq!(lowered.on, vec![500]);
+        assert_eq!(lowered.with_flag, vec![500]);
         let other_flag = OfrepMemory::next(Some(&first), "g", Percent::whole(10), 1000, [500]);
-        assert_eq!(other_flag.on, vec![500]);
+        assert_eq!(other_flag.with_flag, vec![500]);
         let shrunk = OfrepMemory::next(Some(&first), "f", Percent::whole(10), 10, []);
-        assert_eq!(shrunk.on, (0..10).collect::<Vec<_>>());
+        assert_eq!(shrunk.with_flag, (0..10).collect::<Vec<_>>());
     }
 
     #[test]
     fn serializes_compactly() {
         let memory = OfrepMemory::next(None, "flag", Percent::whole(10), 1000, [1, 2]);
         let json = serde_json::to_string(&memory).unwrap();
-        assert_eq!(json, r#"{"flag":"flag","percent":10,"on":[1,2]}"#);
+        assert_eq!(json, r#"{"flag":"flag","percent":10,"withFlag":[1,2]}"#);
         assert_eq!(serde_json::from_str::<OfrepMemory>(&json).unwrap(), memory);
+        let old = r#"{"flag":"flag","percent":10,"on":[1,2]}"#;
+        assert_eq!(serde_json::from_str::<OfrepMemory>(old).unwrap(), memory);
     }
 }

@@ -42,8 +42,8 @@ use super::target::Target;
     printcolumn(
         name = "Stage",
         type_ = "integer",
-        json_path = ".status.stage",
-        description = "Index of the current stage, from 0."
+        json_path = ".status.stageNumber",
+        description = "The current stage, counted from 1 (status.stage is the 0-based index)."
     ),
     printcolumn(
         name = "Percent",

@@ -10,7 +10,7 @@ use clap::Args;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Patch, PatchParams};
-use rollgate::api::{Percent, Phase, Rollout, RolloutStatus};
+use rollgate::api::{Percent, Phase, Rollout, RolloutStatus, stage_label};
 use rollgate::controller::ACTION_ANNOTATION;
 use rollgate::engine::{Inputs, ManualAction, PreChecks, Transition, TransitionKind, decide};
 use serde_json::json;
@@ -128,7 +128,7 @@ pub async fn act(
         .await
         .map_err(|e| target.error(e))?;
     let status = rollout.status.unwrap_or_default();
-    let effect = describe(&status, &transitions);
+    let effect = describe(&status, rollout.spec.stages.len(), &transitions);
     let how = match via {
         Via::Annotation => format!("set {ACTION_ANNOTATION}={word}"),
         Via::SpecPaused => format!("set spec.paused={}", action == ManualAction::Pause),
@@ -154,7 +154,15 @@ fn preview(
     let mut status = status.cloned().unwrap_or_default();
     let mut spec = rollout.spec.clone();
     let not_started = ["not started".to_owned()];
-    let mut inputs = Inputs::at(now).with_prechecks(PreChecks::Failed(&not_started));
+    // A rollout that has not started stays so in the preview; a retry of a RolledBack one is
+    // shown as the start it makes once its pre-checks pass.
+    let retrying = action == ManualAction::Retry && status.phase == Some(Phase::RolledBack);
+    let prechecks = if retrying {
+        PreChecks::Passed
+    } else {
+        PreChecks::Failed(&not_started)
+    };
+    let mut inputs = Inputs::at(now).with_prechecks(prechecks);
     match via {
         Via::Annotation => {
             inputs = inputs
@@ -212,15 +220,15 @@ fn refusal(rollout: &Rollout, action: ManualAction, via: Via, now: Timestamp, wh
 }
 
 /// The transitions in words, from the stage and percent the rollout is at.
-fn describe(before: &RolloutStatus, transitions: &[Transition]) -> String {
-    let stage = before.stage;
+fn describe(before: &RolloutStatus, stages: usize, transitions: &[Transition]) -> String {
+    let label = |stage: u32| stage_label(stage, stages);
     let percent = before.percent.unwrap_or(Percent::ZERO);
-    let here = format!("stage {stage} ({percent}%)");
+    let here = format!("{} ({percent}%)", label(before.stage));
     let words: Vec<String> = transitions
         .iter()
         .map(|t| match t.kind {
             TransitionKind::Advance => {
-                format!("advance from {here} to stage {} ({}%)", t.stage, t.percent)
+                format!("advance from {here} to {} ({}%)", label(t.stage), t.percent)
             }
             TransitionKind::Complete => format!("complete at {here}, its last stage"),
             TransitionKind::Rollback => format!("roll back from {here} to {}%", t.percent),
@@ -228,8 +236,12 @@ fn describe(before: &RolloutStatus, transitions: &[Transition]) -> String {
                 format!("pause at {here} (checkpoints go on and a failing gate still rolls back)")
             }
             TransitionKind::Resume => format!("resume at {here}"),
-            TransitionKind::Start => format!("start again from stage 0 ({}%)", t.percent),
-            other => format!("{} at stage {} ({}%)", other.as_str(), t.stage, t.percent),
+            TransitionKind::Start => format!(
+                "start again from {} ({}%) once its pre-checks pass",
+                label(t.stage),
+                t.percent
+            ),
+            other => format!("{} at {} ({}%)", other.as_str(), label(t.stage), t.percent),
         })
         .collect();
     words.join(", then ")

@@ -163,7 +163,12 @@ pub fn backtest(args: BacktestArgs) -> ExitCode {
         events: Vec::new(),
     };
     let stdout = io::stdout().lock();
-    let mut timeline = TimelineWriter::new(BufWriter::new(stdout), args.output.into(), start);
+    let mut timeline = TimelineWriter::new(
+        BufWriter::new(stdout),
+        args.output.into(),
+        start,
+        rollout.spec.stages.len(),
+    );
     let summary = match &args.report {
         None => run(&rollout.spec, &scenario, &mut history, &mut timeline),
         Some(path) => {

@@ -53,8 +53,12 @@ pub fn simulate(args: SimulateArgs) -> ExitCode {
         "simulating"
     );
     let stdout = io::stdout().lock();
-    let mut timeline =
-        TimelineWriter::new(BufWriter::new(stdout), args.output.into(), scenario.start);
+    let mut timeline = TimelineWriter::new(
+        BufWriter::new(stdout),
+        args.output.into(),
+        scenario.start,
+        rollout.spec.stages.len(),
+    );
     let mut source = SeriesSource::new(scenario.start, &scenario.series);
     let report_source = Source::Simulation {
         plan: file_name(&args.rollout),

@@ -10,7 +10,7 @@ use futures_util::TryStreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{ListParams, WatchEvent, WatchParams};
-use rollgate::api::{Gate, GateStatus, HistoryEntry, Phase, Rollout};
+use rollgate::api::{Gate, GateStatus, HistoryEntry, Phase, Rollout, stage_label};
 use rollgate::engine::compact;
 
 use super::kube_client::{KubeArgs, OpsError, Target, parse_request_timeout};
@@ -264,7 +264,7 @@ pub fn render(rollout: &Rollout, now: Timestamp, history: usize) -> String {
             .map_or_else(|| "-".to_owned(), |p| format!("{p}%"));
         lines.push((
             "Stage",
-            format!("{}/{stages} at {percent}", status.stage + 1),
+            format!("{} at {percent}", stage_label(status.stage, stages)),
         ));
         if let Some(p) = status.drifted_percent {
             lines.push(("Drifted", format!("the target holds {p}%")));
@@ -372,7 +372,7 @@ fn entries(history: &[HistoryEntry], stages: usize) -> String {
             vec![
                 e.at.0.to_string(),
                 format!("{}{verdict}", e.kind.as_str()),
-                format!("stage {}/{stages} at {}%", e.stage + 1, e.percent),
+                format!("{} at {}%", stage_label(e.stage, stages), e.percent),
                 e.message.clone().unwrap_or_default(),
             ]
         })

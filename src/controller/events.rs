@@ -7,7 +7,7 @@ use kube::runtime::events::{Event, EventType};
 use tracing::warn;
 
 use super::context::Context;
-use crate::api::{GateVerdict, REASON_FORBIDDEN, Rollout, RolloutStatus};
+use crate::api::{GateVerdict, REASON_FORBIDDEN, Rollout, RolloutStatus, stage_label};
 use crate::engine::{DriftAction, Outcome, Transition, TransitionKind};
 
 /// An event to publish: type, reason, action and note.
@@ -30,14 +30,14 @@ impl Notice {
     }
 }
 
-/// The events a decision's outcome calls for, in order.
-pub(super) fn notices(outcome: &Outcome, status: &RolloutStatus) -> Vec<Notice> {
+/// The events a decision's outcome calls for, in order, for a plan of `stages` stages.
+pub(super) fn notices(outcome: &Outcome, status: &RolloutStatus, stages: usize) -> Vec<Notice> {
     let mut out = Vec::new();
     let split = outcome
         .checkpoint
         .map_or(outcome.transitions.len(), |c| c.position);
     for t in &outcome.transitions[..split] {
-        transition_notices(t, &mut out);
+        transition_notices(t, stages, &mut out);
     }
     if outcome.checkpoint.is_some() {
         for gate in &status.gates {
@@ -54,9 +54,17 @@ pub(super) fn notices(outcome: &Outcome, status: &RolloutStatus) -> Vec<Notice> 
                 ));
             }
         }
+        for waiting in &outcome.waiting {
+            out.push(Notice::new(
+                false,
+                "Waiting",
+                action("Wait", &waiting.gate),
+                waiting.message.clone(),
+            ));
+        }
     }
     for t in &outcome.transitions[split..] {
-        transition_notices(t, &mut out);
+        transition_notices(t, stages, &mut out);
     }
     if status.reason.as_deref() == Some(REASON_FORBIDDEN) {
         // Waiting or paused because the rollout's ServiceAccount was refused: say so.
@@ -67,11 +75,24 @@ pub(super) fn notices(outcome: &Outcome, status: &RolloutStatus) -> Vec<Notice> 
             }
         }
     }
+    // A specific reason the status carries (a drift loop, a target owned by another Rollout)
+    // names the event too.
+    let specific = match status.reason.as_deref() {
+        Some(super::ownership::TARGET_OWNED) => Some(("PreCheckFailed", "TargetOwned")),
+        Some(crate::engine::DRIFT_LOOP_REASON) => Some(("Paused", "DriftLoop")),
+        _ => None,
+    };
+    if let Some((general, reason)) = specific {
+        for notice in out.iter_mut().filter(|n| n.reason == general) {
+            notice.reason = reason;
+            notice.warning = true;
+        }
+    }
     out
 }
 
-fn transition_notices(t: &Transition, out: &mut Vec<Notice>) {
-    let stage = format!("stage {} at {}%", t.stage, t.percent);
+fn transition_notices(t: &Transition, stages: usize, out: &mut Vec<Notice>) {
+    let stage = format!("{} at {}%", stage_label(t.stage, stages), t.percent);
     let why = |default: &str| {
         t.reason.clone().map_or_else(
             || format!("{default} ({stage})"),
@@ -203,7 +224,7 @@ mod tests {
             ],
             ..Outcome::default()
         };
-        let notices = notices(&outcome, &RolloutStatus::default());
+        let notices = notices(&outcome, &RolloutStatus::default(), 3);
         assert_eq!(
             reasons(&notices),
             [
@@ -212,7 +233,7 @@ mod tests {
             ]
         );
         assert!(
-            notices[0].note.contains("stage 1 at 5%"),
+            notices[0].note.contains("stage 2 of 3 at 5%"),
             "{:?}",
             notices[0]
         );
@@ -235,7 +256,7 @@ mod tests {
             ..Outcome::default()
         };
         assert_eq!(
-            reasons(&notices(&reverted, &RolloutStatus::default())),
+            reasons(&notices(&reverted, &RolloutStatus::default(), 3)),
             [
                 ("DriftDetected", "Drift7Expected1"),
                 ("DriftReverted", "Revert7To1")
@@ -249,7 +270,7 @@ mod tests {
             ..Outcome::default()
         };
         assert_eq!(
-            reasons(&notices(&paused, &RolloutStatus::default())),
+            reasons(&notices(&paused, &RolloutStatus::default(), 3)),
             [
                 ("DriftDetected", "Drift7Expected1"),
                 ("Paused", "PauseAtStage0")
@@ -266,6 +287,7 @@ mod tests {
                 percent: Percent::whole(1),
                 verdict: CheckpointVerdict::Warn,
             }),
+            waiting: Vec::new(),
             transitions: vec![
                 transition(TransitionKind::Resume, 0, Percent::whole(1)),
                 transition(TransitionKind::Pause, 0, Percent::whole(1)),
@@ -288,7 +310,7 @@ mod tests {
             ],
             ..RolloutStatus::default()
         };
-        let notices = notices(&outcome, &status);
+        let notices = notices(&outcome, &status, 3);
         assert_eq!(
             reasons(&notices),
             [
@@ -299,5 +321,41 @@ mod tests {
         );
         assert!(notices[1].warning);
         assert_eq!(notices[1].note, "gate error-rate: connection refused");
+    }
+
+    #[test]
+    fn a_compare_gate_still_waiting_after_the_bake_time_is_one_waiting_event() {
+        let outcome = Outcome {
+            checkpoint: Some(CheckpointReport {
+                position: 0,
+                stage: 0,
+                percent: Percent::whole(1),
+                verdict: CheckpointVerdict::Warn,
+            }),
+            waiting: vec![crate::engine::WaitingReport {
+                gate: "errors-vs-control".into(),
+                message: "gate errors-vs-control still waits for data 2h into stage 1 (bake \
+                          time 2h): collecting: 340 of 500 requests with the flag"
+                    .into(),
+            }],
+            transitions: Vec::new(),
+            write: None,
+        };
+        let status = RolloutStatus {
+            gates: vec![GateStatus {
+                name: "errors-vs-control".into(),
+                last_verdict: Some(GateVerdict::Waiting),
+                ..GateStatus::default()
+            }],
+            ..RolloutStatus::default()
+        };
+        let notices = notices(&outcome, &status, 1);
+        assert_eq!(reasons(&notices), [("Waiting", "Wait:errors-vs-control")]);
+        assert!(!notices[0].warning);
+        assert!(
+            notices[0]
+                .note
+                .ends_with("collecting: 340 of 500 requests with the flag")
+        );
     }
 }

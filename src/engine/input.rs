@@ -44,6 +44,31 @@ pub enum PreChecks<'a> {
     Passed,
     /// These pre-checks failed, each described in words; the rollout stays Pending.
     Failed(&'a [String]),
+    /// Something outside the baseline keeps the rollout Pending, with a condition reason of
+    /// its own that takes precedence over the pre-checks' (`TargetOwned`: another unfinished
+    /// Rollout owns the target).
+    Blocked {
+        /// The condition reason, one CamelCase word.
+        reason: &'a str,
+        /// The status message, naming what blocks the start.
+        message: &'a str,
+    },
+}
+
+/// How a rollout that waits for its pre-checks will start, so the shell checks the baseline
+/// that start needs (see [`pending_start`](super::pending_start)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// From stage 0, writing its percent: the target should hold the rollback percent (or the
+    /// percent this rollout last wrote).
+    Fresh,
+    /// A finished plan that grew continues from the percent in force (DESIGN §4 rule 9): the
+    /// target must hold exactly this percent, and nothing is written before a passing
+    /// checkpoint.
+    Continue {
+        /// The percent the rollout holds and continues from.
+        percent: crate::api::Percent,
+    },
 }
 
 /// Everything the engine may be told at one instant. Fields left `None` mean "nothing new".
@@ -60,7 +85,9 @@ pub struct Inputs<'a> {
     /// One observation per gate, in the order of `spec.analysis.gates`, gathered because
     /// [`checkpoint_due`](super::checkpoint_due) said so. A missing entry counts as an error.
     pub observations: Option<&'a [Observation]>,
-    /// The pre-checks' result, consulted only while the rollout has not started.
+    /// The pre-checks' result, consulted only while the rollout has not started, or when a new
+    /// generation or `retry` takes a finished one back through them (see
+    /// [`pending_start`](super::pending_start)): gather them then.
     pub prechecks: PreChecks<'a>,
     /// The API server refused a call made as the rollout's ServiceAccount (or refused the
     /// controller acting as it), in words naming the ServiceAccount, verb, resource and name.

@@ -29,7 +29,7 @@ impl EndpointKind {
 pub struct Endpoint {
     kind: EndpointKind,
     url: Url,
-    on: Vec<TransitionKind>,
+    when: Vec<TransitionKind>,
     label: String,
     /// Given by the operator (a controller flag), not by a Rollout's author: exempt from the
     /// address guard (see [`Notifier::with_address_guard`](super::Notifier::with_address_guard)).
@@ -73,7 +73,7 @@ impl Endpoint {
         Ok(Endpoint {
             kind,
             url,
-            on: Vec::new(),
+            when: Vec::new(),
             label,
             operator: false,
         })
@@ -98,14 +98,14 @@ impl Endpoint {
     }
 
     /// Restricts the endpoint to these transitions (empty: all of them).
-    pub fn with_filter(mut self, on: Vec<TransitionKind>) -> Endpoint {
-        self.on = on;
+    pub fn with_filter(mut self, when: Vec<TransitionKind>) -> Endpoint {
+        self.when = when;
         self
     }
 
     /// Whether the endpoint wants to hear about `kind`.
     pub fn wants(&self, kind: TransitionKind) -> bool {
-        self.on.is_empty() || self.on.contains(&kind)
+        self.when.is_empty() || self.when.contains(&kind)
     }
 
     /// The body this endpoint expects.
@@ -129,7 +129,7 @@ impl std::fmt::Debug for Endpoint {
             .field("kind", &self.kind)
             .field("label", &self.label)
             .field("url", &"<redacted>")
-            .field("on", &self.on)
+            .field("when", &self.when)
             .field("operator", &self.operator)
             .finish()
     }

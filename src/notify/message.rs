@@ -3,7 +3,9 @@
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::api::{HistoryEntry, Percent, Phase, Rollout, RolloutStatus, TransitionKind};
+use crate::api::{
+    HistoryEntry, Percent, Phase, Rollout, RolloutStatus, TransitionKind, stage_label,
+};
 
 /// How many characters of a reason a notification carries; the rest is cut (`…`).
 const REASON_CAP: usize = crate::text::REASON;
@@ -21,7 +23,7 @@ pub struct Notification {
     pub generation: i64,
     /// What happened.
     pub kind: TransitionKind,
-    /// The stage index after the transition, from 0.
+    /// The stage after the transition, as a 0-based index (the JSON body's `stage`; people read `stage + 1`).
     pub stage: u32,
     /// How many stages the plan has.
     pub stages: u32,
@@ -100,15 +102,11 @@ impl Notification {
         json!({ "text": self.summary(true) })
     }
 
-    /// One line for people, such as `kaviar/pfm rolled back to 0% at stage 2/3: gate
+    /// One line for people, such as `kaviar/pfm rolled back to 0% at stage 2 of 3: gate
     /// error-rate failed 2 checkpoints in a row`. `slack` escapes `&`, `<` and `>` as Slack's
     /// text format requires.
     pub fn summary(&self, slack: bool) -> String {
-        let stage = format!(
-            "stage {}/{}",
-            self.stage.saturating_add(1),
-            self.stages.max(1)
-        );
+        let stage = stage_label(self.stage, self.stages.max(1) as usize);
         let percent = self
             .percent
             .map_or_else(|| "?%".to_owned(), |p| format!("{p}%"));
@@ -246,7 +244,7 @@ mod tests {
     fn slack_text() {
         assert_eq!(
             rollback().slack_body(),
-            json!({"text": "rollgate: kaviar/pfm rolled back to 0% at stage 2/3: gate error-rate failed 2 checkpoints in a row"})
+            json!({"text": "rollgate: kaviar/pfm rolled back to 0% at stage 2 of 3: gate error-rate failed 2 checkpoints in a row"})
         );
         let advance = Notification {
             kind: TransitionKind::Advance,
@@ -257,7 +255,7 @@ mod tests {
         };
         assert_eq!(
             advance.summary(true),
-            "rollgate: kaviar/pfm advanced to stage 3/3 at 10%: all gates passed &lt;@here&gt; &amp; more [31m"
+            "rollgate: kaviar/pfm advanced to stage 3 of 3 at 10%: all gates passed &lt;@here&gt; &amp; more  [31m"
         );
     }
 

@@ -61,7 +61,7 @@ impl Default for NotifierSettings {
 pub enum Outcome {
     /// The endpoint answered 2xx.
     Sent,
-    /// The endpoint's `on` filter leaves this transition out.
+    /// The endpoint's `when` filter leaves this transition out.
     Filtered,
     /// This transition was already sent (or attempted) to this endpoint.
     Duplicate,
@@ -180,6 +180,18 @@ impl Notifier {
             endpoint: endpoint.label().to_owned(),
             outcome,
         }
+    }
+
+    /// Forgets what was sent for the Rollout with this uid (it was deleted), so its memory
+    /// does not outlive it.
+    pub fn forget(&self, uid: &str) {
+        if uid.is_empty() {
+            return;
+        }
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .forget_prefix(&format!("{uid}/"));
     }
 
     fn claim(&self, key: String) -> bool {

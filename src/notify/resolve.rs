@@ -50,7 +50,7 @@ pub async fn endpoints_from_spec(
             None => Err(format!("Secret {:?} was not read", reference.name)),
         };
         match url.map(|url| Endpoint::new(kind, &url, label)) {
-            Ok(Ok(endpoint)) => endpoints.push(endpoint.with_filter(spec.on.clone())),
+            Ok(Ok(endpoint)) => endpoints.push(endpoint.with_filter(spec.when.clone())),
             Ok(Err(EndpointError::NotHttp { .. })) => errors.push(EndpointError::NotHttp {
                 label: format!(
                     "{field} (Secret {:?}, key {:?})",

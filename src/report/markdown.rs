@@ -8,7 +8,7 @@ use super::escape::{fence, inline};
 use super::model::{
     Entry, Event, FinalState, GatePlan, GateReading, PreCheckResult, Report, Source,
 };
-use crate::api::CheckpointVerdict;
+use crate::api::{CheckpointVerdict, stage_label, stage_number};
 use crate::sim::timeline::offset_text;
 
 /// Past this many checkpoints the timeline table folds each run of passing checkpoints at one
@@ -83,7 +83,12 @@ fn header(out: &mut String, report: &Report) {
         let _ = writeln!(out, "| Started | {origin} |");
     }
     let state = &report.final_state;
-    let _ = writeln!(out, "| Outcome | {} |", outcome(state, report.origin()));
+    let stages = report.plan.stages.len();
+    let _ = writeln!(
+        out,
+        "| Outcome | {} |",
+        outcome(state, stages, report.origin())
+    );
     if let Some(message) = &state.message {
         let _ = writeln!(out, "| Why | {} |", inline(message));
     }
@@ -105,9 +110,9 @@ fn number(n: Option<i64>) -> String {
     n.map_or_else(|| "unknown".to_owned(), |n| n.to_string())
 }
 
-fn outcome(state: &FinalState, origin: Option<Timestamp>) -> String {
+fn outcome(state: &FinalState, stages: usize, origin: Option<Timestamp>) -> String {
     let phase = state.phase.map_or("not started", |p| p.as_str());
-    let mut text = format!("**{phase}** at stage {}", state.stage);
+    let mut text = format!("**{phase}** at {}", stage_label(state.stage, stages));
     if let Some(percent) = state.percent {
         let _ = write!(text, ", {percent}% on the target");
     }
@@ -128,7 +133,8 @@ fn plan(out: &mut String, report: &Report) {
     }
     out.push_str("\n| Stage | Percent | Bake time |\n|---:|---:|---|\n");
     for (i, stage) in plan.stages.iter().enumerate() {
-        let _ = writeln!(out, "| {i} | {}% | {} |", stage.percent, stage.bake);
+        let number = stage_number(u32::try_from(i).unwrap_or(u32::MAX));
+        let _ = writeln!(out, "| {number} | {}% | {} |", stage.percent, stage.bake);
     }
     let _ = writeln!(
         out,
@@ -167,6 +173,11 @@ fn plan(out: &mut String, report: &Report) {
 
 /// `value ≤ 0.01`, `0.5 ≤ value ≤ 1`, `value ≥ 1`, or `any value`.
 pub(super) fn bounds(gate: &GatePlan) -> String {
+    if gate.max_word == "maxRegression"
+        && let Some(max) = gate.max
+    {
+        return format!("harmful bound ≤ {} (maxRegression)", value(max));
+    }
     match (gate.min, gate.max) {
         (Some(min), Some(max)) => format!("{} ≤ value ≤ {}", value(min), value(max)),
         (Some(min), None) => format!("value ≥ {}", value(min)),
@@ -272,7 +283,7 @@ fn timeline(out: &mut String, report: &Report) {
                     "| {} | {} | {word} | {} | {}% | {verdict} | {details} |",
                     entry.at,
                     offset(origin, entry.at),
-                    entry.stage,
+                    stage_number(entry.stage),
                     entry.percent
                 );
             }
@@ -282,7 +293,7 @@ fn timeline(out: &mut String, report: &Report) {
                     "| {} | {} | {count} checkpoints | {} | {}% | pass | every gate passed, until {} ({}) |",
                     first.at,
                     offset(origin, first.at),
-                    first.stage,
+                    stage_number(first.stage),
                     first.percent,
                     last.at,
                     offset(origin, last.at)
@@ -366,7 +377,7 @@ fn final_state(out: &mut String, state: &FinalState, origin: Option<Timestamp>) 
         "| Phase | {} |",
         state.phase.map_or("not started", |p| p.as_str())
     );
-    let _ = writeln!(out, "| Stage | {} |", state.stage);
+    let _ = writeln!(out, "| Stage | {} |", stage_number(state.stage));
     if let Some(percent) = state.percent {
         let _ = writeln!(out, "| Percent on the target | {percent}% |");
     }
@@ -462,6 +473,7 @@ mod tests {
                     query: None,
                     min: Some(0.5),
                     max: Some(1.0),
+                    max_word: "max",
                     failure_limit: 1,
                 }],
                 rollback_percent: Percent::whole(0),

@@ -194,7 +194,12 @@ fn check_mapping(
             }
             (None, Some(Value::Bool(true))) => {}
             (None, _) => match properties {
-                Some(known) => problems.push(unknown_field(&child, key, known.keys())),
+                Some(known) => match renamed(key, known) {
+                    Some(problem) => {
+                        problems.push(format!("{}{problem}", name(&child_path(path, OLD_WHEN))))
+                    }
+                    None => problems.push(unknown_field(&child, key, known.keys())),
+                },
                 // A mapping whose schema lists no fields (such as `metadata`) takes any.
                 None if additional.is_none() => {}
                 None => problems.push(format!("{}: unknown field", name(&child))),
@@ -215,6 +220,30 @@ fn check_mapping(
             ));
         }
     }
+}
+
+/// The old name of `spec.notifications[].when`.
+const OLD_WHEN: &str = "on";
+
+/// Fields renamed in this API version, refused by their old names with a message naming the
+/// new one (the API server would silently drop them). Each entry: the keys the old field
+/// arrives as, and its new name. `on` was renamed to `when` because YAML 1.1 (kubectl's
+/// reader) takes the key `on` for the boolean `true`, so the old field also arrives as `true`.
+const RENAMED: &[(&[&str], &str)] = &[(&[OLD_WHEN, "true"], "when")];
+
+/// `: renamed to when` when `key` is the old name of a field the schema knows by its new
+/// name (the caller puts the old name's path in front).
+fn renamed(key: &str, known: &serde_json::Map<String, Value>) -> Option<String> {
+    RENAMED.iter().find_map(|(old, new)| {
+        (old.contains(&key) && known.contains_key(*new) && !known.contains_key(key)).then(|| {
+            let how = if key == OLD_WHEN {
+                String::new()
+            } else {
+                format!(" (YAML 1.1 reads the key {OLD_WHEN} as {key})")
+            };
+            format!(": renamed to {new}{how}")
+        })
+    })
 }
 
 /// `unknown field; did you mean stages?`, or the list of known fields when none is close.
@@ -362,6 +391,41 @@ mod tests {
             problems[0].starts_with("zzzzzz: unknown field (known fields here: "),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn the_old_name_of_a_renamed_field_names_the_new_one() {
+        let renamed = json!({
+            "type": "object",
+            "properties": {"notifications": {"type": "array", "items": {
+                "type": "object",
+                "properties": {"slack": {"type": "object"}, "when": {"type": "array"}}
+            }}}
+        });
+        for (yaml, expected) in [
+            (
+                "notifications: [{slack: {}}, {slack: {}, on: [rollback]}]\n",
+                "",
+            ),
+            (
+                "notifications: [{slack: {}}, {slack: {}, \"on\": [rollback]}]\n",
+                "",
+            ),
+            (
+                "notifications: [{slack: {}}, {slack: {}, \"true\": [rollback]}]\n",
+                " (YAML 1.1 reads the key on as true)",
+            ),
+        ] {
+            let problems = check(&renamed, &node(yaml), "spec");
+            let ok = problems.len() == 1
+                && problems[0].starts_with("spec.notifications[1].on: renamed to when")
+                && (expected.is_empty() || problems[0].ends_with(expected));
+            assert!(ok, "{yaml}: {problems:?}");
+        }
+        // Where the schema has no `when`, `on` is an unknown field like any other.
+        let problems = check(&schema(), &node("stages: []\n\"on\": 1\n"), "");
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].starts_with("on: unknown field"), "{problems:?}");
     }
 
     #[test]

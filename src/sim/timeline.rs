@@ -7,7 +7,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
 
-use crate::api::{CheckpointVerdict, GateStatus, Percent, Phase};
+use crate::api::{CheckpointVerdict, GateStatus, Percent, Phase, stage_label};
 use crate::engine::{DriftAction, Transition, TransitionKind};
 use crate::text::{REMOTE, capped, for_terminal};
 
@@ -97,18 +97,20 @@ pub struct TimelineWriter<W: Write> {
     out: Counting<W>,
     format: Format,
     start: Timestamp,
+    stages: usize,
 }
 
 impl<W: Write> TimelineWriter<W> {
-    /// A writer for a run that started at `start` (text output shows offsets from it), limited
-    /// to [`MAX_OUTPUT_BYTES`].
-    pub fn new(out: W, format: Format, start: Timestamp) -> Self {
-        Self::with_limit(out, format, start, MAX_OUTPUT_BYTES)
+    /// A writer for a run of a plan of `stages` stages that started at `start` (text output
+    /// shows offsets from it and counts stages from 1, "stage 2 of 3"; JSON keeps the 0-based
+    /// index), limited to [`MAX_OUTPUT_BYTES`].
+    pub fn new(out: W, format: Format, start: Timestamp, stages: usize) -> Self {
+        Self::with_limit(out, format, start, stages, MAX_OUTPUT_BYTES)
     }
 
     /// A writer that refuses to print more than `limit` bytes: the write that would pass it
     /// fails with [`OutputLimitReached`].
-    pub fn with_limit(out: W, format: Format, start: Timestamp, limit: u64) -> Self {
+    pub fn with_limit(out: W, format: Format, start: Timestamp, stages: usize, limit: u64) -> Self {
         Self {
             out: Counting {
                 inner: out,
@@ -117,6 +119,7 @@ impl<W: Write> TimelineWriter<W> {
             },
             format,
             start,
+            stages,
         }
     }
 
@@ -127,7 +130,7 @@ impl<W: Write> TimelineWriter<W> {
                 serde_json::to_writer(&mut self.out, &JsonEvent(event))?;
                 self.out.write_all(b"\n")
             }
-            Format::Text => write_text(&mut self.out, self.start, event),
+            Format::Text => write_text(&mut self.out, self.start, self.stages, event),
         }
     }
 
@@ -200,12 +203,27 @@ impl Serialize for Gates<'_> {
 
 struct GateLine<'a>(&'a GateStatus);
 
+/// A compare gate's arm in a checkpoint line: `units`, `events`, `rate`.
+struct ArmLine<'a>(&'a crate::api::CompareArm);
+
+impl Serialize for ArmLine<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Arm", 3)?;
+        st.serialize_field("units", &Value(self.0.units))?;
+        st.serialize_field("events", &Value(self.0.events))?;
+        st.serialize_field("rate", &Value(self.0.rate))?;
+        st.end()
+    }
+}
+
 impl Serialize for GateLine<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let gate = self.0;
         let verdict = gate.last_verdict.map_or("inconclusive", |v| v.as_str());
-        let fields =
-            2 + usize::from(gate.last_value.is_some()) + usize::from(gate.last_message.is_some());
+        let fields = 2
+            + usize::from(gate.last_value.is_some())
+            + usize::from(gate.last_message.is_some())
+            + 4 * usize::from(gate.compare.is_some());
         let mut st = s.serialize_struct("Gate", fields)?;
         st.serialize_field("name", &capped(&gate.name, REMOTE))?;
         st.serialize_field("verdict", verdict)?;
@@ -218,6 +236,18 @@ impl Serialize for GateLine<'_> {
             st.serialize_field("message", &capped(m, REMOTE))?;
         } else {
             st.skip_field("message")?;
+        }
+        if let Some(c) = &gate.compare {
+            st.serialize_field("treatment", &ArmLine(&c.treatment))?;
+            st.serialize_field("control", &ArmLine(&c.control))?;
+            match c.difference {
+                Some(d) => st.serialize_field("difference", &Value(d))?,
+                None => st.skip_field("difference")?,
+            }
+            match c.half_width {
+                Some(h) => st.serialize_field("halfWidth", &Value(h))?,
+                None => st.skip_field("halfWidth")?,
+            }
         }
         st.end()
     }
@@ -307,8 +337,10 @@ fn serialize_transition<S: Serializer>(
 fn write_text<W: Write>(
     out: &mut W,
     start: Timestamp,
+    stages: usize,
     event: &TimelineEvent<'_>,
 ) -> io::Result<()> {
+    let label = |stage: u32| stage_label(stage, stages);
     let (at, word) = match event {
         TimelineEvent::Start { at, .. } => (*at, "start"),
         TimelineEvent::Checkpoint { at, .. } => (*at, "checkpoint"),
@@ -322,7 +354,7 @@ fn write_text<W: Write>(
     )?;
     match event {
         TimelineEvent::Start { stage, percent, .. } => {
-            writeln!(out, "stage {stage} at {percent}%")
+            writeln!(out, "{} at {percent}%", label(*stage))
         }
         TimelineEvent::Checkpoint {
             stage,
@@ -331,7 +363,12 @@ fn write_text<W: Write>(
             gates,
             ..
         } => {
-            write!(out, "stage {stage} at {percent}%  {:<4}", verdict.as_str())?;
+            write!(
+                out,
+                "{} at {percent}%  {:<4}",
+                label(*stage),
+                verdict.as_str()
+            )?;
             for (i, gate) in gates.iter().enumerate() {
                 let sep = if i == 0 { "  " } else { ", " };
                 let verdict = gate.last_verdict.map_or("inconclusive", |v| v.as_str());
@@ -357,7 +394,12 @@ fn write_text<W: Write>(
                 writeln!(out, "target at {actual}%, expected {expected}%: {done}")
             }
             _ => {
-                write!(out, "stage {} at {}%", transition.stage, transition.percent)?;
+                write!(
+                    out,
+                    "{} at {}%",
+                    label(transition.stage),
+                    transition.percent
+                )?;
                 match &transition.reason {
                     Some(reason) => writeln!(out, "  {}", for_terminal(reason)),
                     None => writeln!(out),
@@ -369,7 +411,7 @@ fn write_text<W: Write>(
             stage,
             percent,
             ..
-        } => writeln!(out, "{} at stage {stage} ({percent}%)", phase.as_str()),
+        } => writeln!(out, "{} at {} ({percent}%)", phase.as_str(), label(*stage)),
     }
 }
 
@@ -386,7 +428,7 @@ mod tests {
     fn a_run_stops_at_its_output_limit_with_a_clear_error() {
         let mut out = Vec::new();
         let mut timeline =
-            TimelineWriter::with_limit(&mut out, Format::Json, Timestamp::UNIX_EPOCH, 100);
+            TimelineWriter::with_limit(&mut out, Format::Json, Timestamp::UNIX_EPOCH, 1, 100);
         let start = TimelineEvent::Start {
             at: Timestamp::UNIX_EPOCH,
             stage: 0,
@@ -425,7 +467,7 @@ mod tests {
             gates: &gates,
         };
         let mut text = Vec::new();
-        TimelineWriter::new(&mut text, Format::Text, Timestamp::UNIX_EPOCH)
+        TimelineWriter::new(&mut text, Format::Text, Timestamp::UNIX_EPOCH, 1)
             .write(&checkpoint)
             .expect("written");
         let text = String::from_utf8(text).expect("UTF-8");
@@ -437,7 +479,7 @@ mod tests {
         assert!(text.len() < 1_000, "{} bytes", text.len());
 
         let mut json = Vec::new();
-        TimelineWriter::new(&mut json, Format::Json, Timestamp::UNIX_EPOCH)
+        TimelineWriter::new(&mut json, Format::Json, Timestamp::UNIX_EPOCH, 1)
             .write(&checkpoint)
             .expect("written");
         let line: serde_json::Value = serde_json::from_slice(&json).expect("valid JSON");

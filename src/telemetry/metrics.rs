@@ -12,7 +12,7 @@
 //! | `rollgate_checkpoints_total` | `verdict` | 3 |
 //! | `rollgate_transitions_total` | `kind` | one per transition kind |
 //! | `rollgate_reconcile_duration_seconds` | `outcome` | one histogram per outcome |
-//! | `rollgate_errors_total` | `reason` | one per error reason |
+//! | `rollgate_reconcile_errors_total` | `reason` | one per error reason |
 //! | `rollgate_api_writes_total` | `kind` | 4 (`status`, `target`, `event`, `annotation`) |
 //! | `rollgate_leader` | none | 1 |
 //!
@@ -117,7 +117,10 @@ impl Metrics {
             &["outcome"],
         )?;
         let errors = IntCounterVec::new(
-            Opts::new("rollgate_errors_total", "Reconcile errors, by reason."),
+            Opts::new(
+                "rollgate_reconcile_errors_total",
+                "Reconciles that failed, by reason (timeout, fenced, status_write, target_write, annotation_write).",
+            ),
             &["reason"],
         )?;
         let writes = IntCounterVec::new(
@@ -251,6 +254,12 @@ impl Metrics {
                     .remove_label_values(&[namespace, name, gate]);
             }
         }
+    }
+
+    /// The (namespace, name) of every rollout with series, for forgetting those a relist no
+    /// longer shows.
+    pub fn known_rollouts(&self) -> Vec<(String, String)> {
+        self.lock().keys().cloned().collect()
     }
 
     /// Counts a checkpoint by its verdict.
@@ -401,7 +410,7 @@ mod tests {
             "rollgate_checkpoints_total",
             "rollgate_transitions_total",
             "rollgate_reconcile_duration_seconds",
-            "rollgate_errors_total",
+            "rollgate_reconcile_errors_total",
             "rollgate_api_writes_total",
             "rollgate_leader",
         ];
@@ -571,7 +580,10 @@ mod tests {
             c("rollgate_api_writes_total", "kind", "annotation"),
             Some(1.0)
         );
-        assert_eq!(c("rollgate_errors_total", "reason", "conflict"), Some(1.0));
+        assert_eq!(
+            c("rollgate_reconcile_errors_total", "reason", "conflict"),
+            Some(1.0)
+        );
         let h = "rollgate_reconcile_duration_seconds";
         assert_eq!(c(&format!("{h}_count"), "outcome", "success"), Some(2.0));
         let bucket = |le| {

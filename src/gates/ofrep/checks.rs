@@ -107,7 +107,7 @@ pub fn assess(
         .filter(|memory| memory.applies_to(results.flag, results.percent))
         .map_or(0, |memory| {
             memory
-                .on
+                .with_flag
                 .iter()
                 .filter_map(|index| results.sample.get(*index as usize))
                 .filter(|result| !result.has_flag)
@@ -200,7 +200,7 @@ mod tests {
             (2, 2, 0, 0, 2)
         );
         assert_eq!(v.total(), 6);
-        assert_eq!(memory.on, (0..10).collect::<Vec<_>>());
+        assert_eq!(memory.with_flag, (0..10).collect::<Vec<_>>());
     }
 
     #[test]

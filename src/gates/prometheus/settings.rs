@@ -283,6 +283,18 @@ impl<'a> From<&'a PrometheusGate> for GateConnection<'a> {
     }
 }
 
+impl<'a> From<&'a crate::api::CompareGate> for GateConnection<'a> {
+    fn from(gate: &'a crate::api::CompareGate) -> Self {
+        Self {
+            address: gate.address.as_deref(),
+            timeout: gate.timeout,
+            secret_name: gate.secret_ref.as_ref().map(|r| r.name.as_str()),
+            headers: &gate.headers,
+            insecure_skip_verify: gate.insecure_skip_verify,
+        }
+    }
+}
+
 impl<'a> From<&'a AlertsGate> for GateConnection<'a> {
     fn from(gate: &'a AlertsGate) -> Self {
         Self {
