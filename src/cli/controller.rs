@@ -111,6 +111,9 @@ pub struct ControllerArgs {
     /// its own namespace (Secrets, target reads and writes are made impersonating it).
     #[arg(long, value_name = "NAME", value_parser = service_account_name)]
     default_service_account: Option<String>,
+    /// Credentials, headers and TLS for --prometheus, and the extra CA bundle (--ca-file).
+    #[command(flatten)]
+    prometheus_auth: super::prometheus_auth::PrometheusAuthArgs,
 }
 
 /// A ServiceAccount name: a Kubernetes object name.
@@ -227,13 +230,27 @@ fn gate_env(args: &ControllerArgs, api_server: &[IpAddr]) -> Result<GateEnv, Fai
             args.cluster_domain
         )));
     }
-    let policy = AddressPolicy::new(allow)
+    let mut policy = AddressPolicy::new(allow)
         .with_cluster_domain(domain)
         .with_api_server(api_server.iter().copied())
         .with_insecure_credentials(args.allow_insecure_credentials);
+    if let Some(pem) = args.prometheus_auth.extra_ca().map_err(Failure::Usage)? {
+        policy = policy
+            .with_extra_ca(pem)
+            .map_err(|e| Failure::Usage(format!("--ca-file: {e}")))?;
+    }
+    let settings = args
+        .prometheus_auth
+        .settings(Default::default())
+        .map_err(Failure::Usage)?;
+    if args.prometheus.is_none() && settings != ClientSettings::default() {
+        return Err(Failure::Usage(
+            "--prometheus-* credentials and TLS flags need --prometheus".to_owned(),
+        ));
+    }
     let default = args.prometheus.as_ref().map(|address| PrometheusEndpoint {
         address: address.clone(),
-        settings: ClientSettings::default(),
+        settings,
     });
     GateEnv::with_policy(default, policy).map_err(|e| Failure::Usage(e.to_string()))
 }
@@ -254,6 +271,7 @@ fn notifier(args: &ControllerArgs, env: &GateEnv) -> Result<Notifier, Failure> {
     }
     let settings = NotifierSettings {
         global,
+        extra_ca_pem: env.policy().extra_ca_pem().map(<[u8]>::to_vec),
         ..NotifierSettings::default()
     };
     let notifier = Notifier::new(settings.clone())

@@ -16,6 +16,7 @@ mod get;
 mod kube_client;
 mod lint;
 mod output;
+mod prometheus_auth;
 mod report;
 mod secret;
 mod simulate;
