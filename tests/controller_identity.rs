@@ -318,9 +318,20 @@ async fn target_reads_writes_and_the_dry_run_impersonate_the_service_account_and
         .find(|s| s.method == "PATCH" && s.query.contains("dryRun=All"))
         .expect("a dry run");
     assert_eq!(dry_run.user.as_deref(), Some(USER));
+    // The owner claim (annotations only) comes before the start; it is the tenant's too.
+    let claim = seen
+        .iter()
+        .find(|s| s.method == "PATCH" && s.on("configmaps") && s.body.get("data").is_none())
+        .expect("the owner claim");
+    assert_eq!(claim.user.as_deref(), Some(USER));
     let write = seen
         .iter()
-        .find(|s| s.method == "PATCH" && s.on("configmaps") && !s.query.contains("dryRun"))
+        .find(|s| {
+            s.method == "PATCH"
+                && s.on("configmaps")
+                && !s.query.contains("dryRun")
+                && s.body.get("data").is_some()
+        })
         .expect("the target write");
     assert_eq!(write.body["data"]["percent"], "1");
     assert_eq!(write.user.as_deref(), Some(USER));

@@ -714,10 +714,37 @@ fn flagd_cm_get(flags: String) -> Step {
     })
 }
 
+/// The claim on the flagd flag `favorites`: the owner annotation names the flag, guarded by
+/// the version read (100); the answer is the ConfigMap at the next version.
+fn flagd_claim(flags: String) -> Step {
+    step(Method::PATCH, CM_PATH)
+        .query(&["fieldManager=rollgate"])
+        .check(|body| {
+            assert_eq!(
+                body["metadata"]["annotations"]["rollgate.dev/owner.favorites"],
+                "kaviar/demo/uid-1",
+                "{body}"
+            );
+            assert_eq!(body["metadata"]["resourceVersion"], "100", "{body}");
+            assert!(
+                body.get("data").is_none(),
+                "the claim writes no data: {body}"
+            );
+        })
+        .respond(move |_| {
+            (
+                200,
+                serde_json::to_value(flagd_config_map(&flags, "101")).expect("json"),
+            )
+        })
+}
+
 #[tokio::test]
 async fn a_flag_with_its_own_rule_and_no_fractional_fails_the_precheck_with_the_edit() {
     let r = rollout(spec(FLAGD_PLAN), None);
     let script = vec![
+        flagd_cm_get(team_flags(r#""off""#)),
+        cm_unclaimed(),
         status_apply(&r, "11").check(|body| {
             let s = status_of(body);
             assert_eq!(s.phase, Some(Phase::Pending));
@@ -748,6 +775,8 @@ async fn an_allowlist_with_an_adopted_rule_fails_the_precheck() {
     let flags = team_flags(r#"{"fractional": [["on", 0], ["off", 10000]]}"#);
     let script = vec![
         flagd_cm_get(flags.clone()),
+        cm_unclaimed(),
+        flagd_cm_get(flags.clone()),
         status_apply(&r, "11").check(|body| {
             let message = status_of(body).message.unwrap_or_default();
             assert!(message.contains("target cannot be written"), "{message}");
@@ -769,9 +798,12 @@ async fn an_adopted_rule_starts_and_only_its_fractional_changes() {
     let expected = team_flags(r#"{"fractional": [["on", 100], ["off", 9900]]}"#);
     let script = vec![
         flagd_cm_get(flags.clone()),
+        cm_unclaimed(),
+        flagd_cm_get(flags.clone()),
         step(Method::PATCH, CM_PATH)
             .query(&["dryRun=All", "fieldManager=rollgate"])
             .respond(|body| (200, body.clone())),
+        flagd_claim(flags.clone()),
         status_apply(&r, "11").check(|body| {
             let s = status_of(body);
             assert_eq!(s.phase, Some(Phase::Progressing), "{:?}", s.message);
@@ -929,9 +961,11 @@ async fn a_grown_succeeded_plan_continues_from_its_percent_and_raises_it_only_af
     // Back through the pre-checks: the target must hold 10% (not the rollback 0%); the dry run
     // tries the 10% the rollout keeps. It continues at stage 3 of 5 and writes nothing.
     let script = vec![
+        cm_unclaimed(),
         cm_get("10"),
         // The dry run keeps the 10% the target holds: only the label is patched.
         cm_dry_run().check(|body| assert_eq!(body["data"]["percent"], Value::Null, "{body}")),
+        cm_claim(),
         status_apply(&r, "11").check(|body| {
             let s = status_of(body);
             assert_eq!(s.phase, Some(Phase::Progressing));
@@ -953,7 +987,7 @@ async fn a_grown_succeeded_plan_continues_from_its_percent_and_raises_it_only_af
     let (result, bodies) = run(World::at(t(4 * H)).cached("10"), &r, script).await;
     result.expect("reconciled");
     let mut r = r;
-    r.status = Some(status_of(&bodies[2]));
+    r.status = Some(status_of(&bodies[4]));
     r.metadata.resource_version = Some("11".into());
 
     // A failing checkpoint after the stage's bake time writes nothing.
@@ -990,6 +1024,7 @@ async fn a_grown_succeeded_plan_continues_from_its_percent_and_raises_it_only_af
 async fn a_grown_plan_whose_target_no_longer_holds_its_percent_waits_in_pending() {
     let r = finished_then_edited(append_25_and_50);
     let script = vec![
+        cm_unclaimed(),
         cm_get("0"),
         cm_dry_run(),
         status_apply(&r, "11").check(|body| {
@@ -1049,6 +1084,7 @@ async fn a_new_generation_of_a_rolled_back_rollout_runs_the_pre_checks_first() {
     r.metadata.generation = Some(2);
     // The target was set to 3% by hand meanwhile: the baseline pre-check keeps it Pending.
     let script = vec![
+        cm_unclaimed(),
         cm_get("3"),
         cm_dry_run(),
         status_apply(&r, "11").check(|body| {

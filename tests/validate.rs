@@ -540,6 +540,11 @@ rules! {
         set("/spec/analysis/gates/3/http/timeout", json!("1h")),
         ("spec.analysis.gates[3].http.timeout", "must be at most 30s, not 3600s"),
         ("spec.analysis.gates[3].http.timeout", "timeout must be at most 30s");
+    compare_timeout_at_most_30s:
+        set("/spec/analysis/gates/4/compare/timeout", json!("30s")),
+        set("/spec/analysis/gates/4/compare/timeout", json!("45s")),
+        ("spec.analysis.gates[4].compare.timeout", "must be at most 30s, not 45s"),
+        ("spec.analysis.gates[4].compare.timeout", "timeout must be at most 30s");
     webhook_timeout_at_most_10s:
         webhook("10s"),
         webhook("11s"),

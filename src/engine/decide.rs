@@ -188,8 +188,9 @@ impl Decider<'_> {
         if self.phase() != Some(Phase::Progressing) {
             return;
         }
-        self.status.reason = Some(REASON_FORBIDDEN.to_owned());
         self.pause(format!("forbidden: {denial}"));
+        // After the transition, which clears any earlier reason.
+        self.status.reason = Some(REASON_FORBIDDEN.to_owned());
     }
 
     pub(super) fn interval(&self) -> kube::core::Duration {

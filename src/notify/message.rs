@@ -234,7 +234,8 @@ mod tests {
         };
         assert_eq!(half.webhook_body()["percent"], json!(0.5));
         assert!(
-            half.summary(false).contains("started: stage 1 of 3 at 0.5%"),
+            half.summary(false)
+                .contains("started: stage 1 of 3 at 0.5%"),
             "{}",
             half.summary(false)
         );
