@@ -4,8 +4,12 @@ package (no helm binary) and kubernetes-validate.
 
     chart.py check            lint + render + validate the default values and every
                               charts/rollgate/ci/*.yaml; exit 1 on any finding
-    chart.py rbac VALUES.yaml print the rendered RBAC of one values file as JSON, for
-                              tests/chart_rbac.rs
+    chart.py rbac VALUES.yaml print the controller's rendered RBAC of one values file as
+                              JSON, for tests/chart_rbac.rs (the ClusterRoles aggregated
+                              into view/edit/admin are people's, listed apart)
+    chart.py render VALUES.yaml
+                              print every rendered object of one values file as JSON, for
+                              tests/chart_render.rs
 
 The ServiceMonitor (monitoring.coreos.com/v1) is a custom resource kubernetes-validate has no
 schema for: it is checked here instead (its apiVersion, that it selects the metrics Service's
@@ -53,8 +57,16 @@ def render(values):
     return objects
 
 
-def crd_objects():
-    return [yaml.safe_load(p.read_text()) for p in sorted((CHART / "crds").glob("*.yaml"))]
+AGGREGATE_LABELS = tuple(f"rbac.authorization.k8s.io/aggregate-to-{r}"
+                         for r in ("view", "edit", "admin"))
+
+
+def aggregated(obj):
+    """Whether `obj` is a ClusterRole aggregated into a built-in role (people's, bound to
+    no one by the chart)."""
+    labels = obj.get("metadata", {}).get("labels") or {}
+    return obj.get("kind") == "ClusterRole" and any(labels.get(k) == "true"
+                                                    for k in AGGREGATE_LABELS)
 
 
 def lint(values):
@@ -132,7 +144,7 @@ def check():
         except Exception as e:
             problems.append(f"{label}: render failed: {e}")
             continue
-        found += validate(objects + [("crds/", c) for c in crd_objects()])
+        found += validate(objects)
         kinds = sorted({o["kind"] for _, o in objects})
         print(f"  rendered {len(objects)} objects: {', '.join(kinds)}")
         problems += [f"{label}: {p}" for p in found]
@@ -142,6 +154,9 @@ def check():
                                "two replicas without leader election")
     problems += expect_refused({"controller": {"logFormat": "xml"}}, "a log format")
     problems += expect_refused({"controlle": {}}, "an unknown key")
+    problems += expect_refused({"crds": {"keep": "yes"}}, "crds.keep not a boolean")
+    problems += expect_refused({"serviceMonitor": {"namespace": "Not_A_Namespace"}},
+                               "a ServiceMonitor namespace")
     for p in problems:
         print(f"chart: FAILED: {p}", file=sys.stderr)
     print(f"chart: {len(variants)} values variants checked, {len(problems)} problems")
@@ -154,10 +169,17 @@ def rbac(path):
             "namespace": o["metadata"].get("namespace"),
             "rules": o.get("rules", []), "roleRef": o.get("roleRef"),
             "subjects": o.get("subjects", [])}
-           for _, o in objects if o["kind"] in RBAC_KINDS]
+           for _, o in objects if o["kind"] in RBAC_KINDS and not aggregated(o)]
     deployment = [o for _, o in objects if o["kind"] == "Deployment"]
     args = deployment[0]["spec"]["template"]["spec"]["containers"][0]["args"] if deployment else []
     json.dump({"release_namespace": NAMESPACE, "objects": out, "args": args}, sys.stdout)
+    return 0
+
+
+def render_all(path):
+    objects = render(load_values(pathlib.Path(path)))
+    json.dump({"release_namespace": NAMESPACE,
+               "objects": [{"template": t, "object": o} for t, o in objects]}, sys.stdout)
     return 0
 
 
@@ -166,6 +188,8 @@ def main(argv):
         return check()
     if len(argv) == 3 and argv[1] == "rbac":
         return rbac(argv[2])
+    if len(argv) == 3 and argv[1] == "render":
+        return render_all(argv[2])
     print(__doc__, file=sys.stderr)
     return 2
 

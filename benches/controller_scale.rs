@@ -4,7 +4,10 @@
 //! deciding checkpoint to the target write. Prints figures; asserts nothing about speed.
 //!
 //! `cargo bench --bench controller_scale` (needs `prometheus` on PATH). Set
-//! `ROLLGATE_SCALE=1000,10000` to choose the sizes.
+//! `ROLLGATE_SCALE=1000,10000` to choose the sizes. `ROLLGATE_BUDGET_SCALE=10000` adds the API
+//! budget run (issue 11): that many Rollouts at `interval: 1m` under `--kube-api-qps 50`, API
+//! writes per second, how late routine status updates land, and the time from a deciding
+//! checkpoint to a rollback's target write.
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports)]
@@ -42,6 +45,14 @@ async fn run() {
 
     println!("## writes per checkpoint, idle writes, checkpoint-to-target latency");
     checkpoint_costs(&prometheus).await;
+    if let Some(n) = std::env::var("ROLLGATE_BUDGET_SCALE")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+    {
+        println!();
+        println!("## API budget: {n} Rollouts at interval 1m, --kube-api-qps 50");
+        budget_at(n, &prometheus).await;
+    }
     println!();
     println!("## resident memory");
     println!("| Rollouts | all started after | VmRSS | VmHWM |");
@@ -259,5 +270,135 @@ async fn checkpoint_costs(prometheus: &Prometheus) {
         "| deciding checkpoint due → target write (each advance) | {} | < 1 s |",
         shown.join(", ")
     );
+    drop(controller);
+}
+
+/// `n` Rollouts at `interval: 1m` under `--kube-api-qps 50 --kube-api-burst 100`, then one
+/// more whose gate fails at its first checkpoint (`failureLimit: 1`): writes per second over
+/// two minutes of checkpoints, the lateness of routine status writes (arrival minus the
+/// `nextCheckpointAt` they answer), and the rollback's checkpoint due → target write.
+async fn budget_at(n: usize, prometheus: &Prometheus) {
+    let server = ApiServer::start().await;
+    for i in 0..n {
+        let name = format!("r-{i:05}");
+        server.put(config_map(&name), "seed");
+        server.put(
+            rollout(&name, [(1, "2h"), (5, "2h"), (10, "2h")], "1m"),
+            "seed",
+        );
+    }
+    let wall = (Instant::now(), SystemTime::now());
+    let mut controller = Controller::start(
+        &server,
+        &prometheus.address,
+        &[
+            "--log-level",
+            "warn",
+            "--kube-api-qps",
+            "50",
+            "--kube-api-burst",
+            "100",
+        ],
+    );
+    let started = Instant::now();
+    wait_until(
+        "every Rollout started",
+        Duration::from_secs(3600),
+        &mut controller,
+        || server.count("rollouts", |r| phase(r) == "Progressing") == n,
+    )
+    .await;
+    println!(
+        "| all {n} started (status, target write and Event each) | {:.0} s |",
+        started.elapsed().as_secs_f64()
+    );
+    let mut breaker = rollout("breaker", [(1, "2h"), (5, "2h"), (10, "2h")], "1m");
+    breaker["spec"]["analysis"]["gates"][0]["prometheus"]["query"] = json!("vector(1)");
+    breaker["spec"]["analysis"]["gates"][0]["failureLimit"] = json!(1);
+    server.put(config_map("breaker"), "seed");
+    let window = Instant::now();
+    server.put(breaker, "seed");
+    wait_until(
+        "the breaker rolled back",
+        Duration::from_secs(900),
+        &mut controller,
+        || {
+            server
+                .object("rollouts", NAMESPACE, "breaker")
+                .is_some_and(|r| phase(&r) == "RolledBack")
+        },
+    )
+    .await;
+    let rest = Duration::from_secs(120).saturating_sub(window.elapsed());
+    tokio::time::sleep(rest).await;
+    let seconds = window.elapsed().as_secs_f64();
+    let all = server.writes();
+    let ours = |w: &&Logged| w.field_manager.as_deref() != Some("seed");
+    let in_window: Vec<&Logged> = all
+        .iter()
+        .skip_while(|w| w.at < window)
+        .filter(ours)
+        .collect();
+    println!(
+        "| API writes per second over {seconds:.0} s (status, targets, Events) | {:.1} |",
+        in_window.len() as f64 / seconds
+    );
+    let arrival = |w: &Logged| {
+        jiff::Timestamp::try_from(wall.1 + (w.at - wall.0)).expect("a wall-clock time")
+    };
+    // Lateness of each routine checkpoint's status write: its arrival minus the due time the
+    // same Rollout's previous status write named.
+    let mut due: std::collections::HashMap<String, jiff::Timestamp> = Default::default();
+    let mut late_ms = Vec::new();
+    let mut rollback_ms = None;
+    for w in all.iter().filter(ours) {
+        let name = w.name.clone().unwrap_or_default();
+        if w.on("rollouts") && w.subresource.as_deref() == Some("status") {
+            let body = w.body.as_ref().map(|b| &b["status"]);
+            if w.at >= window
+                && body.is_some_and(|s| !s["lastCheckpoint"].is_null())
+                && let Some(previous) = due.get(&name)
+            {
+                let late = (arrival(w) - *previous)
+                    .total(jiff::Unit::Millisecond)
+                    .unwrap_or(f64::NAN);
+                late_ms.push(late);
+            }
+            if let Some(next) = body
+                .and_then(|s| s["nextCheckpointAt"].as_str())
+                .and_then(|t| t.parse().ok())
+            {
+                due.insert(name.clone(), next);
+            }
+        } else if w.on("configmaps")
+            && name == "breaker"
+            && w.body.as_ref().is_some_and(|b| b["data"]["percent"] == "0")
+            && let Some(previous) = due.get(&name)
+        {
+            rollback_ms = Some(
+                (arrival(w) - *previous)
+                    .total(jiff::Unit::Millisecond)
+                    .unwrap_or(f64::NAN),
+            );
+        }
+    }
+    late_ms.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        late_ms
+            .get(((late_ms.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "| routine status writes: how late (median, p99, max; {} writes) | {:.0} ms, {:.0} ms, {:.0} ms |",
+        late_ms.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    match rollback_ms {
+        Some(ms) => println!("| rollback: deciding checkpoint due → target write | {ms:.0} ms |"),
+        None => println!("| rollback: no target write of 0% seen |"),
+    }
     drop(controller);
 }

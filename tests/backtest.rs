@@ -589,3 +589,128 @@ fn unreplayable_gates_are_refused_unless_assumed_to_pass() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--end"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Request counters labelled with the flag's variant, one sample a minute: with the flag
+/// (`on`) 100 requests a minute, `errors_on` of them failing; without it (`off`) 900 a minute,
+/// 9 failing (1 %).
+fn variant_history(start: i64, cases: &[(&str, u64)]) -> String {
+    let mut text = String::from("# TYPE http_requests counter\n");
+    for (case, errors_on) in cases {
+        for (variant, code, per_minute) in [
+            ("on", "200", 100 - errors_on),
+            ("on", "500", *errors_on),
+            ("off", "200", 891),
+            ("off", "500", 9),
+        ] {
+            for minute in 0..=(SPAN / 60) {
+                let _ = writeln!(
+                    text,
+                    "http_requests_total{{case=\"{case}\",code=\"{code}\",feature_flag_variant=\"{variant}\"}} {} {}",
+                    per_minute * minute as u64,
+                    start + minute * 60
+                );
+            }
+        }
+    }
+    text.push_str("# EOF\n");
+    text
+}
+
+fn compare_plan(case: &str) -> String {
+    format!(
+        r#"apiVersion: rollgate.dev/v1alpha1
+kind: Rollout
+metadata: {{name: backtest-{case}, namespace: test}}
+spec:
+  target: {{configMap: {{name: cm, key: percent}}}}
+  stages:
+    - {{percent: 10, duration: 2h}}
+    - {{percent: 20, duration: 2h}}
+  analysis:
+    interval: 30m
+    gates:
+      - name: errors-vs-control
+        compare:
+          units: 'sum(increase(http_requests_total{{case="{case}",feature_flag_variant="{{{{variant}}}}"}}[{{{{window}}}}]))'
+          events: 'sum(increase(http_requests_total{{case="{case}",code=~"5..",feature_flag_variant="{{{{variant}}}}"}}[{{{{window}}}}]))'
+          maxRegression: 0.002
+"#
+    )
+}
+
+/// The decisions of a timeline: every event's word, time and stage, and each checkpoint's
+/// gate verdicts (values may differ slightly between query modes: Prometheus extrapolates
+/// each `increase`).
+fn decisions(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            let gates: Vec<String> = e["gates"]
+                .as_array()
+                .map(|g| g.iter().map(|g| g["verdict"].to_string()).collect())
+                .unwrap_or_default();
+            format!(
+                "{} {} {} {}",
+                e["event"],
+                e["at"],
+                e["stage"],
+                gates.join(",")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn compare_backtest_reaches_the_same_decisions_in_both_query_modes() {
+    let (Some(prometheus), Some(promtool)) = (tool("prometheus"), tool("promtool")) else {
+        return;
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let start = (now - 3 * 24 * HOUR) / HOUR * HOUR;
+    let cases = [("regression", 5), ("flat", 1)];
+    let server = serve_history(
+        &prometheus,
+        &promtool,
+        &variant_history(start, &cases),
+        "compare",
+    );
+    for (case, expect) in [("regression", "RolledBack"), ("flat", "Succeeded")] {
+        let plan_path = server.dir.join(format!("{case}.compare.yaml"));
+        std::fs::write(&plan_path, compare_plan(case)).unwrap();
+        let run = |mode: &[&str]| {
+            let mut args = vec![
+                "backtest",
+                plan_path.to_str().unwrap(),
+                "--prometheus",
+                &server.address,
+                "--output",
+                "json",
+            ];
+            let (from, to) = (rfc3339(start), rfc3339(start + SPAN));
+            let mut owned = vec![from, to];
+            let to = owned.pop().unwrap();
+            let from = owned.pop().unwrap();
+            args.extend(["--start", &from, "--end", &to]);
+            args.extend(mode);
+            events(&rollgate(&args))
+        };
+        let ranged = run(&[]);
+        let instant = run(&["--query-mode", "instant"]);
+        assert_eq!(decisions(&ranged), decisions(&instant), "{case}");
+        let summary = ranged.last().unwrap();
+        assert_eq!(summary["phase"], expect, "{case}: {ranged:#?}");
+        let first = ranged.iter().find(|e| e["event"] == "checkpoint").unwrap();
+        let gate = &first["gates"][0];
+        // 30 minutes: 3,000 requests with the flag, 27,000 without.
+        let units = gate["treatment"]["units"].as_f64().unwrap();
+        assert!((units - 3000.0).abs() < 150.0, "{case}: {gate}");
+        let control = gate["control"]["units"].as_f64().unwrap();
+        assert!((control - 27_000.0).abs() < 1350.0, "{case}: {gate}");
+        if case == "regression" {
+            assert_eq!(gate["verdict"], "fail", "{case}: {gate}");
+        }
+    }
+}

@@ -61,6 +61,20 @@ fn plan() -> Value {
                     {
                         "name": "health",
                         "http": {"url": "https://status.example/health", "jsonPath": "$.ok", "timeout": "3s"}
+                    },
+                    {
+                        "name": "errors-vs-control",
+                        "compare": {
+                            "address": "http://prometheus:9090",
+                            "units": "sum(increase(http_requests_total{feature_flag_variant=\"{{variant}}\"}[{{window}}]))",
+                            "events": "sum(increase(http_requests_total{code=~\"5..\",feature_flag_variant=\"{{variant}}\"}[{{window}}]))",
+                            "better": "lower",
+                            "maxRegression": 0.002,
+                            "confidence": 0.95,
+                            "minUnits": 500,
+                            "expectedUnits": 5000,
+                            "timeout": "10s"
+                        }
                     }
                 ]
             },
@@ -492,12 +506,13 @@ fn gate_names_unique_rejects_a_repeated_name() {
 
 // ── gates ────────────────────────────────────────────────────────────────────────────────
 
-const ONE_PROVIDER: &str = "gate must set exactly one of prometheus, alerts, ofrep and http";
+const ONE_PROVIDER: &str =
+    "gate must set exactly one of prometheus, alerts, ofrep, http and compare";
 
 #[test]
 fn one_provider_accepts_each_provider_alone() {
     let gates = plan()["spec"]["analysis"]["gates"].clone();
-    for i in 0..4 {
+    for i in 0..5 {
         let gate = gates[i].clone();
         accepts(plan_with(|p| {
             p["spec"]["analysis"]["gates"] = json!([gate])
@@ -648,11 +663,12 @@ fn sample_query_and_min_sample_rejects_one_alone() {
 }
 
 /// Paths (from a gate) of the addresses and URLs that must be HTTP(S).
-const URLS: [(usize, &str, &str); 4] = [
+const URLS: [(usize, &str, &str); 5] = [
     (0, "prometheus", "address"),
     (1, "alerts", "address"),
     (2, "ofrep", "address"),
     (3, "http", "url"),
+    (4, "compare", "address"),
 ];
 
 #[test]
@@ -676,6 +692,103 @@ fn gate_urls_reject_other_schemes() {
                 &format!("{field} must start with http:// or https://"),
             );
         }
+    }
+}
+
+// ── the compare gate ──────────────────────────────────────────────────────────────────────
+
+#[test]
+fn compare_defaults_pass_with_only_the_queries() {
+    accepts(plan_with(|p| {
+        let gate = &mut p["spec"]["analysis"]["gates"][4]["compare"];
+        *gate = json!({"units": gate["units"].clone(), "events": gate["events"].clone()});
+    }));
+}
+
+#[test]
+fn compare_refuses_min_and_max() {
+    for bound in ["min", "max"] {
+        rejects(
+            plan_with(|p| p["spec"]["analysis"]["gates"][4][bound] = json!(0.0)),
+            "spec.analysis.gates[4]",
+            "min and max do not apply to a compare gate; its limit is compare.maxRegression",
+        );
+    }
+}
+
+#[test]
+fn compare_queries_must_not_be_empty() {
+    for (field, message) in [
+        ("units", "units must not be empty"),
+        ("events", "events must not be empty"),
+    ] {
+        for query in ["", "  "] {
+            rejects(
+                plan_with(|p| p["spec"]["analysis"]["gates"][4]["compare"][field] = json!(query)),
+                &format!("spec.analysis.gates[4].compare.{field}"),
+                message,
+            );
+        }
+    }
+}
+
+#[test]
+fn compare_confidence_accepts_0_8_to_0_999() {
+    for confidence in [0.8, 0.9, 0.999] {
+        accepts(plan_with(|p| {
+            p["spec"]["analysis"]["gates"][4]["compare"]["confidence"] = json!(confidence);
+        }));
+    }
+}
+
+#[test]
+fn compare_confidence_rejects_outside() {
+    for confidence in [0.79, 0.9991, 1.0, 0.0, -0.95] {
+        rejects(
+            plan_with(|p| {
+                p["spec"]["analysis"]["gates"][4]["compare"]["confidence"] = json!(confidence)
+            }),
+            "spec.analysis.gates[4].compare.confidence",
+            "confidence must be between 0.8 and 0.999",
+        );
+    }
+}
+
+#[test]
+fn compare_counts_and_regression_accept_their_least_values() {
+    accepts(plan_with(|p| {
+        let gate = &mut p["spec"]["analysis"]["gates"][4]["compare"];
+        gate["minUnits"] = json!(1);
+        gate["expectedUnits"] = json!(1);
+        gate["maxRegression"] = json!(0.0);
+        gate["relative"] = json!(true);
+        gate["better"] = json!("higher");
+        gate["sampleRatio"] = json!(true);
+        gate["treatment"] = json!("blue");
+        gate["control"] = json!("green");
+    }));
+}
+
+#[test]
+fn compare_counts_and_regression_reject_below() {
+    for (field, value, message) in [
+        ("minUnits", json!(0), "minUnits must be at least 1"),
+        (
+            "expectedUnits",
+            json!(0),
+            "expectedUnits must be at least 1",
+        ),
+        (
+            "maxRegression",
+            json!(-0.001),
+            "maxRegression must not be negative",
+        ),
+    ] {
+        rejects(
+            plan_with(|p| p["spec"]["analysis"]["gates"][4]["compare"][field] = value),
+            &format!("spec.analysis.gates[4].compare.{field}"),
+            message,
+        );
     }
 }
 
@@ -731,6 +844,7 @@ fn timeouts() -> Vec<(Value, &'static str)> {
         (plan(), "/spec/analysis/gates/1/alerts"),
         (plan(), "/spec/analysis/gates/2/ofrep"),
         (plan(), "/spec/analysis/gates/3/http"),
+        (plan(), "/spec/analysis/gates/4/compare"),
         (webhook, "/spec/target/webhook"),
     ]
 }
@@ -760,7 +874,7 @@ fn timeout_path(pointer: &str) -> String {
 #[test]
 fn timeout_format_accepts_go_durations() {
     for (plan, pointer) in timeouts() {
-        for timeout in ["10s", "500ms", "1m30s"] {
+        for timeout in ["10s", "500ms", "0.1m"] {
             accepts(with_timeout(plan.clone(), pointer, timeout));
         }
     }
@@ -783,6 +897,36 @@ fn timeout_format_rejects_other_grammars() {
 fn timeout_positive_accepts_one_nanosecond() {
     for (plan, pointer) in timeouts() {
         accepts(with_timeout(plan, pointer, "1ns"));
+    }
+}
+
+/// The longest timeout of the field at `pointer`, its CEL message, and a nanosecond more.
+fn timeout_cap(pointer: &str) -> (&'static str, &'static str, &'static str) {
+    if pointer.ends_with("webhook") {
+        ("10s", "timeout must be at most 10s", "10000000001ns")
+    } else {
+        ("30s", "timeout must be at most 30s", "30.000000001s")
+    }
+}
+
+#[test]
+fn timeout_cap_accepts_the_cap() {
+    for (plan, pointer) in timeouts() {
+        accepts(with_timeout(plan, pointer, timeout_cap(pointer).0));
+    }
+}
+
+#[test]
+fn timeout_cap_rejects_a_nanosecond_more() {
+    for (plan, pointer) in timeouts() {
+        let (_, message, over) = timeout_cap(pointer);
+        for timeout in [over, "1h"] {
+            rejects(
+                with_timeout(plan.clone(), pointer, timeout),
+                &timeout_path(pointer),
+                message,
+            );
+        }
     }
 }
 
@@ -926,6 +1070,14 @@ fn name_fields(name: &str) -> Vec<(&'static str, &'static str, Value)> {
             "spec.analysis.gates[1].alerts.secretRef",
             plan_setting(
                 "/spec/analysis/gates/1/alerts/secretRef",
+                json!({"name": name.clone()}),
+            ),
+        ),
+        (
+            "secretRef",
+            "spec.analysis.gates[4].compare.secretRef",
+            plan_setting(
+                "/spec/analysis/gates/4/compare/secretRef",
                 json!({"name": name.clone()}),
             ),
         ),

@@ -1,46 +1,47 @@
-//! The Helm chart ships the CRDs of `crds/` unchanged: Helm installs `charts/rollgate/crds/`
-//! as it is, so a stale copy would install an old schema.
+//! The Helm chart ships the CRD of `crds/` unchanged. The chart installs and upgrades it as a
+//! template (`templates/crd.yaml`, so that `helm upgrade` updates it) that includes
+//! `charts/rollgate/files/rollout-crd.yaml`; a stale copy there would install an old schema.
+//! `tests/chart_render.rs` checks what the template renders.
 
 use std::path::Path;
 
-fn yaml_files(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("list {}: {e}", dir.display()))
-        .map(|entry| {
-            entry
-                .expect("directory entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .filter(|name| name.ends_with(".yaml"))
-        .collect();
-    names.sort();
-    names
+/// The chart's copy of `crds/rollout.yaml`.
+const CHART_COPY: &str = "charts/rollgate/files/rollout-crd.yaml";
+
+#[test]
+fn the_chart_crd_is_the_checked_in_crd_byte_for_byte() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let checked_in = std::fs::read(root.join("crds/rollout.yaml")).expect("read crds/rollout.yaml");
+    let in_chart = std::fs::read(root.join(CHART_COPY)).unwrap_or_else(|e| {
+        panic!("read {CHART_COPY} ({e}); copy it: cp crds/rollout.yaml {CHART_COPY}")
+    });
+    assert!(
+        checked_in == in_chart,
+        "{CHART_COPY} differs from crds/rollout.yaml; copy it: cp crds/rollout.yaml {CHART_COPY}"
+    );
 }
 
 #[test]
-fn the_chart_crds_are_the_checked_in_crds_byte_for_byte() {
+fn crds_holds_only_the_rollout_crd_and_the_chart_has_no_crds_directory() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let source = root.join("crds");
-    let chart = root.join("charts/rollgate/crds");
-    let names = yaml_files(&source);
-    assert!(
-        names.contains(&"rollout.yaml".to_owned()),
-        "crds/rollout.yaml exists"
-    );
+    let mut names: Vec<String> = std::fs::read_dir(root.join("crds"))
+        .expect("list crds/")
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".yaml"))
+        .collect();
+    names.sort();
     assert_eq!(
-        yaml_files(&chart),
         names,
-        "charts/rollgate/crds/ holds the files of crds/"
+        ["rollout.yaml"],
+        "the chart's template includes one CRD; a new file in crds/ needs a copy in \
+         charts/rollgate/files/ and a template"
     );
-    for name in &names {
-        let checked_in = std::fs::read(source.join(name)).expect("read a CRD");
-        let in_chart = std::fs::read(chart.join(name)).expect("read the chart's CRD");
-        assert!(
-            checked_in == in_chart,
-            "charts/rollgate/crds/{name} differs from crds/{name}; \
-             copy it: cp crds/{name} charts/rollgate/crds/{name}"
-        );
-    }
+    // Helm would install charts/rollgate/crds/ once, never upgrade it, and fail the install
+    // on the template's copy of the same CRD.
+    assert!(
+        !root.join("charts/rollgate/crds").exists(),
+        "charts/rollgate/crds/ must not exist: the CRD is templates/crd.yaml \
+         (its source is {CHART_COPY})"
+    );
 }

@@ -69,7 +69,7 @@ const CALLS: &[Call] = &[
         verb: "list",
         scope: Scope::Watched,
         source: "src/controller/run.rs",
-        evidence: "let rollout_stream = watch_into(",
+        evidence: "let rollout_stream = futures_util::stream::select_all(rollout_streams)",
         unreached: None,
     },
     Call {
@@ -123,10 +123,8 @@ const CALLS: &[Call] = &[
         verb: "get",
         scope: Scope::Watched,
         source: "src/targets/configmap_io.rs",
-        evidence: "async fn get(api: &Api<ConfigMap>",
-        unreached: Some(
-            "a target not yet labelled rollgate.dev/managed is read with GET; a labelled one comes from the watch cache",
-        ),
+        evidence: ") -> Result<ConfigMap, TargetError> {",
+        unreached: None,
     },
     Call {
         group: "",
@@ -265,6 +263,7 @@ const API_TYPES: &[(&str, &[&str])] = &[
     ("Secret", &["secrets"]),
     ("Lease", &["leases"]),
     ("DynamicObject", &["featureflags"]),
+    ("PartialObjectMeta", &["configmaps", "featureflags"]),
 ];
 
 /// The code that runs in `rollgate controller`.

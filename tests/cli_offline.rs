@@ -144,9 +144,8 @@ fn lint_and_simulate_refuse_the_old_notification_key_naming_when() {
         assert_eq!(output.status.code(), Some(2), "{key}");
         let out = text(&output.stdout);
         assert!(
-            out.contains(&format!(
-                "{shown}: spec.notifications[1].on: renamed to when"
-            )),
+            out.starts_with(&format!("{shown}:"))
+                && out.contains(": document 1: spec.notifications[1].on: renamed to when"),
             "{key}: {out}"
         );
         let output = rollgate()

@@ -261,9 +261,12 @@ fn status_shows_a_percent_with_its_decimals() {
         r["status"]["history"][4]["percent"] = json!(2.25);
     });
     let text = status::render(&parse(&half), now(), 1);
-    assert!(text.contains("Stage:            2/3 at 2.25%\n"), "{text}");
+    assert!(
+        text.contains("Stage:            stage 2 of 3 at 2.25%\n"),
+        "{text}"
+    );
     assert!(text.contains("the target holds 0.5%"), "{text}");
-    assert!(text.contains("stage 2/3 at 2.25%\n"), "{text}");
+    assert!(text.contains("stage 2 of 3 at 2.25%\n"), "{text}");
 }
 
 #[test]

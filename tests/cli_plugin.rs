@@ -816,7 +816,7 @@ async fn promote_full_sets_the_promote_full_action() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "promote-full: on-a will advance from stage 0 (1%) to stage 2 (10%) at its next \
+        "promote-full: on-a will advance from stage 1 of 3 (1%) to stage 3 of 3 (10%) at its next \
          reconcile (set rollgate.dev/action=promote-full)\n"
     );
     let stored = clusters

@@ -12,6 +12,7 @@ use http::{Request, Response};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::client::Body;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
@@ -208,11 +209,17 @@ fn context(
     let identities = Arc::new(
         Identities::new(client.clone()).with_default_account(default_account.map(str::to_owned)),
     );
-    let mut writer: Writer<ConfigMap> = Writer::default();
+    let mut writer: Writer<PartialObjectMeta<ConfigMap>> = Writer::default();
     if let Some(percent) = cached {
         let cm: ConfigMap =
             serde_json::from_value(config_map(percent, "100")).expect("a ConfigMap");
-        writer.apply_watcher_event(&watcher::Event::Apply(cm));
+        // The controller caches managed ConfigMaps as metadata only.
+        let meta = PartialObjectMeta {
+            types: None,
+            metadata: cm.metadata,
+            _phantom: std::marker::PhantomData,
+        };
+        writer.apply_watcher_event(&watcher::Event::Apply(meta));
     }
     let targets = KubeTargets::new(client.clone(), Some(writer.as_reader()), None)
         .with_identities(Arc::clone(&identities));
@@ -311,9 +318,20 @@ async fn target_reads_writes_and_the_dry_run_impersonate_the_service_account_and
         .find(|s| s.method == "PATCH" && s.query.contains("dryRun=All"))
         .expect("a dry run");
     assert_eq!(dry_run.user.as_deref(), Some(USER));
+    // The owner claim (annotations only) comes before the start; it is the tenant's too.
+    let claim = seen
+        .iter()
+        .find(|s| s.method == "PATCH" && s.on("configmaps") && s.body.get("data").is_none())
+        .expect("the owner claim");
+    assert_eq!(claim.user.as_deref(), Some(USER));
     let write = seen
         .iter()
-        .find(|s| s.method == "PATCH" && s.on("configmaps") && !s.query.contains("dryRun"))
+        .find(|s| {
+            s.method == "PATCH"
+                && s.on("configmaps")
+                && !s.query.contains("dryRun")
+                && s.body.get("data").is_some()
+        })
         .expect("the target write");
     assert_eq!(write.body["data"]["percent"], "1");
     assert_eq!(write.user.as_deref(), Some(USER));

@@ -8,8 +8,10 @@ use rollgate::api::{
     HistoryKind, Phase, RolloutSpec,
 };
 use rollgate::engine::{
-    DriftAction, Inputs, ManualAction, Outcome, PreChecks, TransitionKind, checkpoint_due, judge,
+    Conditions, DriftAction, Inputs, ManualAction, Observation, Outcome, PreChecks, TransitionKind,
+    assess, checkpoint_due, judge,
 };
+use rollgate::gates::compare::Counts;
 
 use support::*;
 
@@ -1528,6 +1530,164 @@ fn drift_then_checkpoint_at_the_same_instant_in_order() {
     assert_eq!(run.status.stage, 0, "paused by drift: no advance");
 }
 
+// Rule 8: the third drift within 10 minutes of the first one reverted is a drift loop.
+
+/// The condition reason of the Ready condition after `update_conditions`.
+fn ready_reason(run: &mut Run) -> String {
+    run.status.update_conditions(t(0));
+    run.status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.reason.clone())
+        .unwrap()
+}
+
+fn drift_actions(out: &Outcome) -> Vec<DriftAction> {
+    out.transitions
+        .iter()
+        .filter_map(|t| match t.kind {
+            TransitionKind::Drift { action, .. } => Some(action),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_third_drift_within_ten_minutes_pauses_with_drift_loop() {
+    let mut run = Run::started(plan());
+    let out = run.live(90 * M, 3);
+    assert_eq!(drift_actions(&out), [DriftAction::Reverted]);
+    assert_eq!(out.write, Some(pc(1)));
+    assert_eq!(run.status.drift_count, 1);
+    assert_eq!(
+        run.status.drift_window_start.as_ref().map(|x| x.0),
+        Some(t(90 * M))
+    );
+    let out = run.live(94 * M, 3);
+    assert_eq!(drift_actions(&out), [DriftAction::Reverted]);
+    assert_eq!(out.write, Some(pc(1)));
+    assert_eq!(run.status.drift_count, 2);
+
+    let out = run.live(99 * M, 3);
+    assert_eq!(kinds(&out), ["drift", "pause"]);
+    assert_eq!(drift_actions(&out), [DriftAction::Paused]);
+    assert_eq!(out.write, None, "the third drift is not reverted");
+    assert_eq!(run.status.phase, Some(Phase::Paused));
+    assert_eq!(run.status.drift_count, 3);
+    assert_eq!(run.status.drifted_percent, Some(pc(3)));
+    assert_eq!(run.status.reason.as_deref(), Some("DriftLoop"));
+    let message = run.status.message.clone().unwrap();
+    assert!(
+        message.starts_with("someone else writes this flag: ")
+            && message.contains("1%")
+            && message.contains("3%")
+            && message.contains("3 times"),
+        "{message}"
+    );
+    assert_eq!(ready_reason(&mut run), "DriftLoop");
+    assert_eq!(
+        out.transitions[1].reason.as_deref(),
+        Some(message.as_str()),
+        "the pause carries the drift loop's words"
+    );
+
+    // Left alone: the same value again, or another one, is neither reverted nor re-paused.
+    assert_eq!(run.live(100 * M, 3), Outcome::default());
+    let out = run.live(101 * M, 7);
+    assert_eq!(drift_actions(&out), [DriftAction::Paused]);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.reason.as_deref(), Some("DriftLoop"));
+    // Much later still: a paused drift loop never reverts on its own.
+    let out = run.live(200 * M, 4);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.phase, Some(Phase::Paused));
+}
+
+#[test]
+fn resume_after_a_drift_loop_clears_the_count_and_writes_back() {
+    let mut run = Run::started(plan());
+    for minute in [90, 92, 94] {
+        run.live(minute * M, 3);
+    }
+    assert_eq!(run.status.reason.as_deref(), Some("DriftLoop"));
+    let out = run.act(95 * M, ManualAction::Resume);
+    assert_eq!(kinds(&out), ["resume"]);
+    assert_eq!(out.write, Some(pc(1)));
+    assert_eq!(run.status.drift_count, 0);
+    assert_eq!(run.status.drift_window_start, None);
+    assert_eq!(run.status.reason, None);
+    assert_eq!(ready_reason(&mut run), "Progressing");
+    // Counting starts over: the next drift is reverted again.
+    let out = run.live(96 * M, 3);
+    assert_eq!(drift_actions(&out), [DriftAction::Reverted]);
+    assert_eq!(run.status.drift_count, 1);
+}
+
+#[test]
+fn drifts_further_apart_than_ten_minutes_are_reverted_each_time() {
+    let mut run = Run::started(plan());
+    // The 10 minutes count from the first drift of the window: 90, 95, 101 -> the third is
+    // 11 minutes after the first and starts a new window.
+    for (minute, count) in [(90, 1), (95, 2), (101, 1), (105, 2), (112, 1)] {
+        let out = run.live(minute * M, 3);
+        assert_eq!(drift_actions(&out), [DriftAction::Reverted], "at {minute}m");
+        assert_eq!(out.write, Some(pc(1)));
+        assert_eq!(run.status.drift_count, count, "at {minute}m");
+    }
+    assert_eq!(run.status.phase, Some(Phase::Progressing));
+    // Exactly 10 minutes after the first of a window (112) still counts.
+    run.live(120 * M, 3);
+    let out = run.live(122 * M, 3);
+    assert_eq!(drift_actions(&out), [DriftAction::Paused], "{out:?}");
+}
+
+#[test]
+fn a_drift_loop_while_paused_by_a_person_stops_reverting() {
+    let mut run = Run::started(plan());
+    run.act(M, ManualAction::Pause);
+    run.live(90 * M, 3);
+    run.live(91 * M, 3);
+    let out = run.live(92 * M, 3);
+    assert_eq!(kinds(&out), ["drift"]);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.reason.as_deref(), Some("DriftLoop"));
+    assert!(
+        run.status
+            .message
+            .as_deref()
+            .unwrap()
+            .starts_with("someone else writes this flag:")
+    );
+}
+
+#[test]
+fn a_rollback_after_a_drift_loop_clears_the_reason() {
+    let mut run = Run::started(plan());
+    for minute in [30, 31, 32] {
+        run.live(minute * M, 3);
+    }
+    let out = run.check(H, &alert());
+    assert_eq!(kinds(&out), ["rollback"]);
+    assert_eq!(out.write, Some(pc(0)));
+    assert_eq!(run.status.reason, None);
+    assert_eq!(ready_reason(&mut run), "RolledBack");
+}
+
+#[test]
+fn retry_forgets_the_drift_loop() {
+    let mut run = Run::started(plan());
+    for minute in [30, 31, 32] {
+        run.live(minute * M, 3);
+    }
+    run.act(33 * M, ManualAction::Abort);
+    run.act(34 * M, ManualAction::Retry);
+    assert_eq!(run.status.drift_count, 0);
+    assert_eq!(run.status.drift_window_start, None);
+    assert_eq!(run.status.drifted_percent, None);
+    assert_eq!(run.status.phase, Some(Phase::Progressing));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Order of events at one instant
 // ---------------------------------------------------------------------------------------------
@@ -1698,6 +1858,38 @@ fn passing_prechecks_start_a_pending_rollout() {
     assert_eq!(run.status.phase, Some(Phase::Progressing));
     assert_eq!(run.stage_start(), Some(t(90)));
     assert_eq!(run.next(), Some(t(90 + H)));
+}
+
+#[test]
+fn a_blocked_start_stays_pending_with_its_own_reason() {
+    let mut run = Run::new(plan());
+    let failures = ["the target holds 3%, not the rollback percent 0%".to_owned()];
+    run.decide(Inputs::at(t(0)).with_prechecks(PreChecks::Failed(&failures)));
+    assert_eq!(ready_reason(&mut run), "PreCheckFailed");
+    let blocked = PreChecks::Blocked {
+        reason: "TargetOwned",
+        message: "flag f in ConfigMap ns/flags is owned by Rollout ns/other",
+    };
+    let out = run.decide(Inputs::at(t(60)).with_prechecks(blocked));
+    assert_eq!(kinds(&out), ["pending"]);
+    assert_eq!(out.write, None);
+    assert_eq!(run.status.phase, Some(Phase::Pending));
+    assert_eq!(run.status.reason.as_deref(), Some("TargetOwned"));
+    assert!(run.status.message.as_deref().unwrap().contains("ns/other"));
+    assert_eq!(ready_reason(&mut run), "TargetOwned");
+    // The same block again writes nothing new.
+    let before = run.status.clone();
+    let out = run.decide(Inputs::at(t(120)).with_prechecks(blocked));
+    assert!(!out.changed_anything(), "{out:?}");
+    assert_eq!(run.status, before);
+    // Back to a plain pre-check failure: the reason goes with the block.
+    run.decide(Inputs::at(t(180)).with_prechecks(PreChecks::Failed(&failures)));
+    assert_eq!(run.status.reason, None);
+    assert_eq!(ready_reason(&mut run), "PreCheckFailed");
+    // Free: it starts, without the reason.
+    let out = run.decide(Inputs::at(t(240)).with_prechecks(PreChecks::Passed));
+    assert_eq!(kinds(&out), ["start"]);
+    assert_eq!(run.status.reason, None);
 }
 
 #[test]
@@ -2632,4 +2824,195 @@ fn promote_full_leaves_a_pause_and_changes_nothing_once_ended() {
 fn promote_full_is_a_word_of_its_own() {
     assert_eq!(ManualAction::PromoteFull.as_str(), "promote-full");
     assert_eq!(ManualAction::Promote.as_str(), "promote");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The compare gate's verdicts: waiting and skipped (docs/design.md §4 rules 3–5, issue 12)
+// ---------------------------------------------------------------------------------------------
+
+const COMPARE_PLAN: &str = r#"
+target:
+  flagd: {configMap: feature-flags, flag: passenger_favorites_matching}
+stages:
+  - {percent: 10, duration: 1h}
+  - {percent: 50, duration: 1h}
+  - {percent: 100, duration: 1h}
+analysis:
+  interval: 30m
+  errorLimit: 2
+  gates:
+    - name: errors-vs-control
+      compare:
+        units: 'sum(increase(http_requests_total{feature_flag_variant="{{variant}}"}[{{window}}]))'
+        events: 'sum(increase(http_requests_total{code=~"5..",feature_flag_variant="{{variant}}"}[{{window}}]))'
+        maxRegression: 0.002
+        sampleRatio: true
+    - name: error-rate
+      prometheus: {query: 'up'}
+      max: 0.01
+"#;
+
+fn arms(t_units: f64, t_events: f64, c_units: f64, c_events: f64) -> Vec<Observation> {
+    vec![
+        Observation::Arms {
+            treatment: Counts::new(t_units, t_events),
+            control: Counts::new(c_units, c_events),
+        },
+        v(0.0),
+    ]
+}
+
+#[test]
+fn compare_waiting_holds_counts_nothing_and_advances_once_data_arrives() {
+    let mut run = Run::started(parse_spec(COMPARE_PLAN));
+    // 30m: 340 units with the flag, fewer than minUnits 500: the stage holds, nothing counts.
+    let out = run.check(30 * M, &arms(340.0, 3.0, 3060.0, 30.0));
+    assert_eq!(checkpoint_verdict(&out), CheckpointVerdict::Warn);
+    assert_eq!(verdict(&run, 0), Some(GateVerdict::Waiting));
+    assert_eq!(run.counters(0), (0, 0));
+    assert!(out.transitions.is_empty(), "{out:?}");
+    assert!(out.waiting.is_empty(), "the bake time has not passed yet");
+    let message = run.status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("collecting: 340 of 500 requests with the flag"),
+        "{message}"
+    );
+    // 1h, 1h30m, 2h: the bake time is over and the gate still waits: one Waiting report for
+    // the stage, no pause however long it waits (errorLimit 2), no advance.
+    let out = run.check(H, &arms(450.0, 4.0, 4050.0, 40.0));
+    assert_eq!(out.waiting.len(), 1, "{out:?}");
+    assert_eq!(out.waiting[0].gate, "errors-vs-control");
+    assert_eq!(
+        out.waiting[0].message,
+        "gate errors-vs-control still waits for data 1h into stage 1 (bake time 1h): \
+         collecting: 450 of 500 requests with the flag"
+    );
+    for secs in [H + 30 * M, 2 * H] {
+        let out = run.check(secs, &arms(480.0, 4.0, 4320.0, 43.0));
+        assert!(
+            out.waiting.is_empty(),
+            "one Waiting report per stage: {out:?}"
+        );
+        assert!(out.transitions.is_empty(), "{out:?}");
+        assert_eq!(run.counters(0), (0, 0));
+        assert_eq!(run.status.phase, Some(Phase::Progressing));
+    }
+    // 2h30m: enough units, equal rates: the gate passes and the stage advances.
+    let out = run.check(2 * H + 30 * M, &arms(600.0, 6.0, 5400.0, 54.0));
+    assert_eq!(verdict(&run, 0), Some(GateVerdict::Pass));
+    assert_eq!(kinds(&out), ["advance"]);
+    assert_eq!(run.status.percent, Some(pc(50)));
+    let compare = run.status.gates[0].compare.expect("the arms are kept");
+    assert_eq!(compare.treatment.units, 600.0);
+    assert_eq!(compare.control.rate, 0.01);
+    assert_eq!(compare.difference, Some(0.0));
+    assert!(compare.half_width.is_some_and(|h| h > 0.0));
+    assert!(run.status.gates[0].last_value.is_some_and(|b| b < 0.0));
+}
+
+#[test]
+fn compare_waiting_keeps_earlier_failures_as_they_were() {
+    let mut spec = parse_spec(COMPARE_PLAN);
+    spec.analysis.gates[0].failure_limit = 2;
+    let mut run = Run::started(spec);
+    // A clear regression: 5 % with the flag vs 1 % without.
+    run.check(30 * M, &arms(2000.0, 100.0, 18_000.0, 180.0));
+    assert_eq!(verdict(&run, 0), Some(GateVerdict::Fail));
+    assert_eq!(run.counters(0), (1, 0));
+    // No data (0 units: waiting) moves neither counter.
+    run.check(H, &[nodata(), v(0.0)]);
+    assert_eq!(verdict(&run, 0), Some(GateVerdict::Waiting));
+    assert_eq!(run.counters(0), (1, 0));
+    // The second failure in a row of verdicts that count rolls back.
+    let out = run.check(H + 30 * M, &arms(4000.0, 200.0, 36_000.0, 360.0));
+    assert_eq!(checkpoint_verdict(&out), CheckpointVerdict::Fail);
+    assert_eq!(kinds(&out), ["rollback"]);
+    assert_eq!(
+        out.transitions[0].reason.as_deref(),
+        Some("gate errors-vs-control failed 2 checkpoints in a row")
+    );
+}
+
+#[test]
+fn compare_skipped_at_100_percent_lets_the_stage_complete() {
+    let mut run = Run::started(parse_spec(COMPARE_PLAN));
+    run.check(H, &arms(1000.0, 10.0, 9000.0, 90.0));
+    assert_eq!(run.status.percent, Some(pc(50)));
+    run.check(2 * H, &arms(10_000.0, 100.0, 10_000.0, 100.0));
+    assert_eq!(run.status.percent, Some(pc(100)));
+    // At 100 % there is no control group: skipped, which does not keep the stage from
+    // completing, and counts nothing.
+    let out = run.check(3 * H, &arms(20_000.0, 200.0, 0.0, 0.0));
+    assert_eq!(verdict(&run, 0), Some(GateVerdict::Skipped));
+    assert_eq!(
+        run.status.gates[0].last_message.as_deref(),
+        Some("no control group at 100 %")
+    );
+    assert_eq!(run.counters(0), (0, 0));
+    assert_eq!(checkpoint_verdict(&out), CheckpointVerdict::Pass);
+    assert_eq!(kinds(&out), ["complete"]);
+}
+
+#[test]
+fn compare_skipped_does_not_hide_another_gates_failure() {
+    let mut spec = parse_spec(COMPARE_PLAN);
+    spec.stages.truncate(1);
+    spec.stages[0].percent = pc(100);
+    let mut run = Run::started(spec);
+    let mut observations = arms(1000.0, 10.0, 0.0, 0.0);
+    observations[1] = nodata();
+    let out = run.check(H, &observations);
+    assert_eq!(verdict(&run, 0), Some(GateVerdict::Skipped));
+    assert_eq!(checkpoint_verdict(&out), CheckpointVerdict::Warn);
+    assert!(out.transitions.is_empty(), "{out:?}");
+}
+
+#[test]
+fn compare_sample_ratio_mismatch_is_an_error_after_the_first_interval() {
+    let mut run = Run::started(parse_spec(COMPARE_PLAN));
+    // 30 % of units with the flag at 10 %: not tested during the first interval.
+    run.check(30 * M, &arms(3000.0, 30.0, 7000.0, 70.0));
+    assert_eq!(verdict(&run, 0), Some(GateVerdict::Pass));
+    run.check(H, &arms(6000.0, 60.0, 14_000.0, 140.0));
+    assert_eq!(verdict(&run, 0), Some(GateVerdict::Error));
+    let message = run.status.gates[0].last_message.clone().unwrap_or_default();
+    assert!(
+        message.starts_with("sample ratio mismatch: 30 % of units with the flag, expected 10 %"),
+        "{message}"
+    );
+    assert_eq!(run.counters(0), (0, 1));
+}
+
+#[test]
+fn compare_bad_counts_are_errors_that_count_as_misses() {
+    let mut run = Run::started(parse_spec(COMPARE_PLAN));
+    run.check(30 * M, &arms(1000.0, 1001.0, 9000.0, 90.0));
+    assert_eq!(verdict(&run, 0), Some(GateVerdict::Error));
+    assert_eq!(
+        run.status.gates[0].last_message.as_deref(),
+        Some("treatment has more events (1001) than units (1000)")
+    );
+    let out = run.check(H, &[v(0.01), v(0.0)]);
+    assert_eq!(verdict(&run, 0), Some(GateVerdict::Error));
+    assert_eq!(
+        kinds(&out),
+        ["pause"],
+        "two misses in a row reach errorLimit 2"
+    );
+}
+
+#[test]
+fn judge_cannot_judge_counts_without_the_split() {
+    let g = gate("{name: c, compare: {units: u, events: e}}");
+    let counts = Observation::Arms {
+        treatment: Counts::new(1000.0, 1.0),
+        control: Counts::new(1000.0, 1.0),
+    };
+    assert_eq!(judge(&g, &counts), GateVerdict::Error);
+    let conditions = Conditions {
+        percent: 50.0,
+        ratio_settled: true,
+    };
+    assert_eq!(assess(&g, &counts, &conditions).verdict, GateVerdict::Pass);
+    assert_eq!(assess(&g, &v(0.0), &conditions).verdict, GateVerdict::Error);
 }

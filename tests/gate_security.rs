@@ -65,6 +65,7 @@ async fn observe_one(env: &GateEnv, gate: &Gate, secret: Option<&SecretData>) ->
         ctx: ctx(),
         secret,
         memory: None,
+        compare: None,
     };
     observe(env, input).await.observation
 }
@@ -379,6 +380,7 @@ async fn a_checkpoints_gates_run_at_once_under_one_deadline() {
             ctx: ctx(),
             secret: None,
             memory: None,
+            compare: None,
         })
         .collect();
     let outputs = observe_all(&env, inputs, Duration::from_millis(300)).await;

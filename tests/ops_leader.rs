@@ -268,6 +268,9 @@ async fn creates_the_lease_acquires_it_and_leads() {
     assert_eq!(woke.ok(), Some(true), "the handle reports the change");
     assert!(replica.leadership.is_leader());
     assert_eq!(replica.leadership.status(), LeaderStatus::Leading);
+    // Fencing: a write that may take longer than the 2 s Lease has left is not allowed.
+    assert!(replica.leadership.held_for(Duration::from_millis(100)));
+    assert!(!replica.leadership.held_for(Duration::from_secs(3)));
     {
         let api = lock(&api);
         assert_eq!(api.holder().as_deref(), Some("replica-a"));
@@ -480,6 +483,7 @@ async fn shutdown_stops_leading_first_and_releases_the_lease() {
     let leadership = replica.leadership.clone();
     replica.shut_down().await;
     assert!(!leadership.is_leader());
+    assert!(!leadership.held_for(Duration::ZERO));
     assert_eq!(leadership.status(), LeaderStatus::Stopped);
     let api_state = lock(&api);
     assert_eq!(api_state.holder(), None, "released: {:?}", api_state.spec);
@@ -580,6 +584,7 @@ async fn the_leader_metric_follows_the_leadership() {
 async fn without_election_a_replica_always_leads() {
     let mut leadership = Leadership::always();
     assert!(leadership.is_leader());
+    assert!(leadership.held_for(Duration::from_secs(3600)));
     assert_eq!(leadership.status(), LeaderStatus::Unelected);
     leadership.until_leader().await;
     let waited = tokio::time::timeout(Duration::from_millis(100), leadership.changed()).await;

@@ -226,7 +226,9 @@ fn cli_reference_lists_every_visible_command_and_no_hidden_one() {
         let help = String::from_utf8_lossy(&help.stdout);
         let section = section(&doc, &format!("rollgate {command}"));
         for word in help.split_whitespace() {
-            let flag = word.trim_end_matches([',', '.']);
+            let flag = word
+                .trim_start_matches(['(', '`'])
+                .trim_end_matches([',', '.', ')', ';', ':']);
             if flag.starts_with("--")
                 && flag.len() > 2
                 && flag != "--help"

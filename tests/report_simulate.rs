@@ -254,3 +254,50 @@ fn a_report_that_cannot_be_written_is_exit_status_3() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_compare_gates_chart_draws_its_bound_against_max_regression() {
+    let dir = std::env::temp_dir().join(format!("rollgate-report-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let report = dir.join("compare-regression.md");
+    let out = rollgate(&[
+        "simulate",
+        root()
+            .join("examples/errors-vs-control.yaml")
+            .to_str()
+            .expect("UTF-8"),
+        "--scenario",
+        scenario("compare-regression").to_str().expect("UTF-8"),
+        "--report",
+        report.to_str().expect("UTF-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let markdown = std::fs::read_to_string(&report).expect("the report was written");
+    assert!(
+        markdown.contains("harmful bound ≤ 0.002 (maxRegression)"),
+        "{markdown}"
+    );
+    let svg = std::fs::read_to_string(dir.join("compare-regression.svg")).expect("the chart");
+    let document = roxmltree::Document::parse(&svg).expect("the chart is SVG");
+    let texts: Vec<&str> = document
+        .descendants()
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    assert!(texts.contains(&"Gate errors-vs-control"), "{texts:?}");
+    assert!(texts.contains(&"maxRegression 0.002"), "{texts:?}");
+    // The bound's line in the gate's colour, and the maxRegression line in the bound colour.
+    let stroke = |color: &str| {
+        document
+            .descendants()
+            .filter(|n| n.attribute("stroke") == Some(color))
+            .count()
+    };
+    assert!(stroke(&hex(gate_color(1))) > 0, "the bound is drawn");
+    assert!(stroke(&hex(BOUND_COLOR)) > 0, "maxRegression is drawn");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -130,6 +130,7 @@ fn every_event_has_exactly_the_contract_fields() {
         "determinism-failure",
         "prometheus-outage",
         "unauthorised-drift",
+        "self-healing-gitops",
     ] {
         for event in simulate_json(&example_plan(), &scenario(name)) {
             let object = event.as_object().unwrap();
@@ -175,6 +176,7 @@ fn examples_end_as_their_comments_say() {
         ("determinism-failure", "RolledBack", 0),
         ("prometheus-outage", "Paused", 5),
         ("unauthorised-drift", "Succeeded", 10),
+        ("self-healing-gitops", "Paused", 1),
     ];
     for (name, phase, percent) in expectations {
         let events = simulate_json(&example_plan(), &scenario(name));
@@ -216,6 +218,52 @@ fn unauthorised_drift_is_reverted_at_the_instant_it_happens() {
     assert_eq!(drift["expected"], 1);
     assert_eq!(drift["actual"], 3);
     assert_eq!(drift["action"], "reverted");
+}
+
+#[test]
+fn a_self_healing_gitops_tool_pauses_the_rollout_with_drift_loop() {
+    let events = simulate_json(&example_plan(), &scenario("self-healing-gitops"));
+    let words: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["event"] != "checkpoint")
+        .map(|e| {
+            let action = e["action"].as_str().unwrap_or_default().to_owned();
+            (e["event"].as_str().unwrap().to_owned(), action)
+        })
+        .collect();
+    let words: Vec<(&str, &str)> = words
+        .iter()
+        .map(|(e, a)| (e.as_str(), a.as_str()))
+        .collect();
+    assert_eq!(
+        words,
+        [
+            ("start", ""),
+            ("drift", "reverted"),
+            ("drift", "reverted"),
+            ("drift", "paused"),
+            ("pause", ""),
+            ("summary", ""),
+        ]
+    );
+    let drifts: Vec<_> = events.iter().filter(|e| e["event"] == "drift").collect();
+    for drift in &drifts {
+        assert_eq!(drift["expected"], 1);
+        assert_eq!(drift["actual"], 0);
+    }
+    assert_eq!(at(drifts[2]), "2026-02-01T19:27:00Z");
+    let pause = events.iter().find(|e| e["event"] == "pause").unwrap();
+    assert_eq!(
+        at(pause),
+        at(drifts[2]),
+        "the drift, then the pause it causes"
+    );
+    let reason = pause["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("someone else writes this flag: ") && reason.contains("3 times"),
+        "{reason}"
+    );
+    assert!(events.iter().all(|e| e["event"] != "advance"));
 }
 
 #[test]
@@ -1019,4 +1067,143 @@ fn many_gates_over_a_long_span_are_refused_by_the_work_budget() {
         err.contains("until: 2d at an interval of 1s with 32 gate(s) is 5529600 gate evaluations, more than the 4000000 allowed"),
         "{err}"
     );
+}
+
+// ── the compare gate (issue 12) ─────────────────────────────────────────────────────────────
+
+fn compare_plan() -> PathBuf {
+    root().join("examples/errors-vs-control.yaml")
+}
+
+/// The compare gate's entry of every checkpoint.
+fn compare_entries(events: &[Value]) -> Vec<(String, Value)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "checkpoint")
+        .map(|e| (at(e).to_owned(), e["gates"][1].clone()))
+        .collect()
+}
+
+#[test]
+fn compare_regression_is_caught_and_rolled_back() {
+    let events = simulate_json(&compare_plan(), &scenario("compare-regression"));
+    let entries = compare_entries(&events);
+    // The first checkpoint, 10 minutes at 1 % of 20,000 requests a minute: 2,000 requests with
+    // the flag (30 failing) and 198,000 without (1,980 failing).
+    let (_, first) = &entries[0];
+    assert_eq!(first["name"], "errors-vs-control");
+    assert_eq!(first["verdict"], "pass");
+    let close = |v: &Value, x: f64| (v.as_f64().unwrap() - x).abs() < 1e-6 * x.abs().max(1.0);
+    assert!(close(&first["treatment"]["units"], 2000.0), "{first}");
+    assert!(close(&first["treatment"]["events"], 30.0), "{first}");
+    assert!(close(&first["treatment"]["rate"], 0.015), "{first}");
+    assert!(close(&first["control"]["units"], 198_000.0), "{first}");
+    assert!(close(&first["control"]["events"], 1980.0), "{first}");
+    assert!(close(&first["difference"], 0.005), "{first}");
+    let bound = first["difference"].as_f64().unwrap() - first["halfWidth"].as_f64().unwrap();
+    assert!(
+        close(&first["value"], bound),
+        "the value is the harmful bound: {first}"
+    );
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("with the flag 1.5 % vs 1 % without (+0.50 pp, at least "),
+        "{first}"
+    );
+    // Caught at 1h50m, still at 1 %: one failing checkpoint rolls back.
+    let (when, last) = entries.last().unwrap();
+    assert_eq!(when, "2026-02-01T21:08:00Z");
+    assert_eq!(last["verdict"], "fail");
+    assert!(last["value"].as_f64().unwrap() > 0.002, "{last}");
+    let rollback = events.iter().find(|e| e["event"] == "rollback").unwrap();
+    assert_eq!(
+        rollback["reason"],
+        "gate errors-vs-control failed 1 checkpoint in a row"
+    );
+    let summary = events.last().unwrap();
+    assert_eq!(
+        (summary["phase"].as_str(), summary["percent"].as_u64()),
+        (Some("RolledBack"), Some(0))
+    );
+}
+
+#[test]
+fn compare_flat_difference_is_let_through() {
+    let events = simulate_json(&compare_plan(), &scenario("compare-flat"));
+    for (when, entry) in compare_entries(&events) {
+        assert_eq!(entry["verdict"], "pass", "{when}: {entry}");
+        assert_eq!(entry["difference"].as_f64(), Some(0.0), "{when}: {entry}");
+    }
+    let summary = events.last().unwrap();
+    assert_eq!(summary["phase"], "Succeeded");
+    assert_eq!(summary["percent"], 10);
+    assert_eq!(at(summary), "2026-02-02T03:18:00Z", "8h after the start");
+}
+
+#[test]
+fn compare_low_traffic_stage_waits_then_advances() {
+    let events = simulate_json(&compare_plan(), &scenario("compare-low-traffic"));
+    let entries = compare_entries(&events);
+    // At 1 % of 200 requests a minute, 2 a minute have the flag: 500 take 4h10m. Until then
+    // every checkpoint waits (no value, a "collecting" message) and the stage holds past its
+    // 2h bake time without pausing.
+    for (when, entry) in entries
+        .iter()
+        .take_while(|(when, _)| when.as_str() < "2026-02-01T23:28:00Z")
+    {
+        assert_eq!(entry["verdict"], "waiting", "{when}: {entry}");
+        assert!(entry.get("value").is_none(), "{when}: {entry}");
+        assert!(entry.get("halfWidth").is_none(), "{when}: {entry}");
+        assert!(
+            entry["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("collecting: "),
+            "{when}: {entry}"
+        );
+    }
+    let (_, at_2h) = entries
+        .iter()
+        .find(|(when, _)| when == "2026-02-01T21:18:00Z")
+        .unwrap();
+    assert_eq!(
+        at_2h["message"],
+        "collecting: 240 of 500 requests with the flag"
+    );
+    assert_eq!(at_2h["treatment"]["units"].as_f64(), Some(240.0));
+    let transitions: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            !matches!(
+                e["event"].as_str(),
+                Some("checkpoint" | "start" | "summary")
+            )
+        })
+        .map(|e| (e["event"].as_str().unwrap(), at(e)))
+        .collect();
+    assert_eq!(transitions[0], ("advance", "2026-02-01T23:28:00Z"));
+    assert!(
+        !transitions.iter().any(|(word, _)| *word == "pause"),
+        "{transitions:?}"
+    );
+    assert_eq!(events.last().unwrap()["phase"], "Succeeded");
+}
+
+#[test]
+fn compare_scenario_entries_are_checked() {
+    let plan = std::fs::read_to_string(compare_plan()).unwrap();
+    let message = bad_input(
+        &plan,
+        "gates:\n  error-rate:\n    - {at: 0s, traffic: 100, treatment: 0.1, control: 0.1}\n  errors-vs-control:\n    - {at: 0s, value: 0.1}\n    - {at: 1h, traffic: 100, treatment: 1.5, control: 0.1}\n    - {at: 2h, traffic: 100, control: 0.1}\n",
+    );
+    for expected in [
+        "gates.error-rate[0]: traffic, treatment and control describe a compare gate's cohorts",
+        "gates.errors-vs-control[0].value: a compare gate's entries give traffic, treatment and control",
+        "gates.errors-vs-control[1].treatment: 1.5 is not an event rate between 0 and 1",
+        "gates.errors-vs-control[2]: give traffic, treatment and control together",
+    ] {
+        assert!(message.contains(expected), "{expected}\nin\n{message}");
+    }
 }

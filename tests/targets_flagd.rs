@@ -334,39 +334,281 @@ fn weights_of_any_total_read_as_the_nearest_basis_point() {
 #[test]
 fn hand_edited_or_foreign_targeting_is_unreadable_with_a_message() {
     let t = target(&[]);
+    let not_adoptable = "no fractional over \"on\" and \"off\" for rollgate to adopt";
     let cases = [
-        json!({"fractional": [["on", 0], ["off", 0]]}),
-        json!({"fractional": [["off", 95], ["on", 5]]}),
-        json!({"fractional": [["on", 5], ["off", 90], ["other", 5]]}),
-        json!({"fractional": [["on", 100]]}),
-        json!({"fractional": [["on"], ["off"]]}),
-        json!({"fractional": [["on", 5.0], ["off", 95]]}),
-        json!({"fractional": [["on", -5], ["off", 105]]}),
-        json!({"fractional": [["on", "5"], ["off", "95"]]}),
-        json!({"fractional": [{"var": "email"}, ["on", 5], ["off", 95]]}),
-        json!({"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "targetingKey"}]}, ["on", 5], ["off", 95]]}),
-        json!({"fractional": [["on", 300], ["off", 18446744073709551516u64]]}),
-        json!({"if": [{"in": [{"var": "email"}, ["a"]]}, "on", {"fractional": [["on", 5], ["off", 95]]}]}),
-        json!({"if": [{"in": [{"var": "targetingKey"}, ["a"]]}, "off", {"fractional": [["on", 5], ["off", 95]]}]}),
-        json!({"if": [{"in": [{"var": "targetingKey"}, [1]]}, "on", {"fractional": [["on", 5], ["off", 95]]}]}),
-        json!({"if": [{"in": [{"var": "targetingKey"}, ["a"]]}, "on", "off"]}),
-        json!({"if": [{"in": [{"var": "targetingKey"}, ["a"]]}, "on", {"fractional": [["on", 5], ["off", 95]]}, "off"]}),
-        json!({"if": [{"==": [{"var": "targetingKey"}, "a"]}, "on", {"fractional": [["on", 5], ["off", 95]]}]}),
-        json!({"fractional": [["on", 5], ["off", 95]], "extra": 1}),
-        json!("on"),
-        json!(null),
-        json!([1]),
+        (json!({"fractional": [["on", 0], ["off", 0]]}), "total 0"),
+        (
+            json!({"fractional": [["on", 5], ["off", 90], ["other", 5]]}),
+            "is not one over \"on\" and \"off\" alone",
+        ),
+        (json!({"fractional": [["on", 100]]}), not_adoptable),
+        (json!({"fractional": [["on"], ["off"]]}), not_adoptable),
+        (
+            json!({"fractional": [["on", 5.0], ["off", 95]]}),
+            not_adoptable,
+        ),
+        (
+            json!({"fractional": [["on", -5], ["off", 105]]}),
+            not_adoptable,
+        ),
+        (
+            json!({"fractional": [["on", "5"], ["off", "95"]]}),
+            not_adoptable,
+        ),
+        (
+            json!({"fractional": [["on", 300], ["off", 18446744073709551516u64]]}),
+            "more than 2^64",
+        ),
+        (
+            json!({"if": [{"in": [{"var": "targetingKey"}, ["a"]]}, "on", "off"]}),
+            "replace the else-branch \"off\"",
+        ),
+        (
+            json!({"fractional": [["on", 5], ["off", 95]], "extra": 1}),
+            "the fractional at targeting.fractional is not one over",
+        ),
+        (
+            json!({"if": [true, {"fractional": [["on", 5], ["off", 95]]}, {"fractional": [["off", 5], ["on", 95]]}]}),
+            "has 2 fractionals over \"on\" and \"off\" (at targeting.if[1].fractional, targeting.if[2].fractional)",
+        ),
+        (json!("on"), "not a JsonLogic rule"),
+        (json!(null), "not a JsonLogic rule"),
+        (json!([1]), "not a JsonLogic rule"),
     ];
-    for targeting in cases {
+    for (targeting, expected) in cases {
         let flag = json!({"state": "ENABLED", "variants": {"on": true, "off": false},
                           "defaultVariant": "off", "targeting": targeting});
         match percent_of_flag(&flag, &t) {
             Err(FlagdError::Unreadable(reason)) => {
-                assert!(reason.contains("not the shape rollgate writes"), "{reason}");
+                assert!(reason.contains(expected), "{targeting}: {reason}");
             }
             other => panic!("{targeting} read as {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_single_fractional_inside_the_teams_rule_is_adopted_when_read() {
+    let t = target(&[]);
+    let split = json!({"fractional": [["on", 5], ["off", 95]]});
+    let cases = [
+        json!({"fractional": [["off", 95], ["on", 5]]}),
+        json!({"fractional": [{"var": "email"}, ["on", 5], ["off", 95]]}),
+        json!({"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "targetingKey"}]}, ["on", 5], ["off", 95]]}),
+        json!({"if": [{"in": [{"var": "email"}, ["a"]]}, "on", split]}),
+        json!({"if": [{"in": [{"var": "targetingKey"}, ["a"]]}, "off", split]}),
+        json!({"if": [{"in": [{"var": "targetingKey"}, [1]]}, "on", split]}),
+        json!({"if": [{"in": [{"var": "targetingKey"}, ["a"]]}, "on", split, "off"]}),
+        json!({"if": [{"==": [{"var": "tier"}, "gold"]}, "on", split]}),
+        json!({"if": [{"and": [{"==": [{"var": "country"}, "fr"]}, {"if": [true, split, null]}]}, "on", "off"]}),
+        json!({"if": [{"==": [{"var": "tier"}, "gold"]}, "on", {"fractional": [["blue", 50], ["green", 50]]}, split]}),
+    ];
+    for targeting in cases {
+        let flag = json!({"state": "ENABLED", "variants": {"on": true, "off": false},
+                          "defaultVariant": "off", "targeting": targeting});
+        assert_eq!(
+            percent_of_flag(&flag, &t),
+            Ok(Percent::whole(5)),
+            "{targeting}"
+        );
+    }
+}
+
+/// A flag with the team's own rule: tier gold always gets `on`, everyone else by a split with
+/// its own bucketing expression, in the team's formatting.
+const GOLD: &str = "{\n  \"flags\": {\n    \"passenger_favorites_matching\": {\n      \"state\": \"ENABLED\",\n      \"variants\": {\"on\": true, \"off\": false},\n      \"defaultVariant\": \"off\",\n      \"targeting\": {\n        \"if\": [\n          {\"==\": [{\"var\": \"tier\"}, \"gold\"]}, \"on\",\n          {\"fractional\": [\n            {\"cat\": [{\"var\": \"$flagd.flagKey\"}, {\"var\": \"email\"}]},\n            [\"off\" ,  10000],\n            [\"on\",0]\n          ]}\n        ]\n      }\n    }\n  }\n}\n";
+
+#[test]
+fn an_adopted_fractional_gets_new_weights_and_every_other_byte_stays() {
+    let t = target(&[]);
+    assert_eq!(read_percent(GOLD, &t), Ok(Some(Percent::ZERO)));
+    assert_eq!(
+        write_percent(Some(GOLD), &t, Percent::ZERO),
+        Ok(DocumentEdit::Unchanged)
+    );
+    let mut text = GOLD.to_owned();
+    for (percent, off, on) in [
+        (Percent::whole(1), "9900", "100"),
+        (Percent::from_basis_points(50).expect("0.5"), "9950", "50"),
+        (Percent::whole(100), "0", "10000"),
+    ] {
+        text = changed(write_percent(Some(&text), &t, percent));
+        let expected = GOLD
+            .replacen("[\"off\" ,  10000]", &format!("[\"off\" ,  {off}]"), 1)
+            .replacen("[\"on\",0]", &format!("[\"on\",{on}]"), 1);
+        assert_eq!(text, expected, "{percent}");
+        assert_eq!(read_percent(&text, &t), Ok(Some(percent)));
+        assert_eq!(
+            write_percent(Some(&text), &t, percent),
+            Ok(DocumentEdit::Unchanged)
+        );
+    }
+    // The whole-percent form the team may have written is the same cohort: left alone.
+    let whole = GOLD
+        .replacen("10000]", "95]", 1)
+        .replacen("[\"on\",0]", "[\"on\",5]", 1);
+    assert_eq!(read_percent(&whole, &t), Ok(Some(Percent::whole(5))));
+    assert_eq!(
+        write_percent(Some(&whole), &t, Percent::whole(5)),
+        Ok(DocumentEdit::Unchanged)
+    );
+}
+
+#[test]
+fn a_rule_without_a_fractional_is_refused_with_the_smallest_edit() {
+    let t = target(&[]);
+    let flag = |targeting: Value| {
+        format!(
+            r#"{{"flags": {{"{FLAG}": {{"state": "ENABLED", "variants": {{"on": true, "off": false}}, "defaultVariant": "off", "targeting": {targeting}}}}}}}"#
+        )
+    };
+    let cases = [
+        (
+            json!({"if": [{"==": [{"var": "tier"}, "gold"]}, "on", "off"]}),
+            r#"replace the else-branch "off" of its "if" (the last argument, targeting.if[2]) with {"fractional":[["on",0],["off",100]]}"#,
+        ),
+        (
+            json!({"if": [{"==": [{"var": "tier"}, "gold"]}, "off", "on"]}),
+            r#"replace the else-branch "on" of its "if" (the last argument, targeting.if[2]) with {"fractional":[["on",100],["off",0]]}"#,
+        ),
+        (
+            json!({"if": [{"==": [{"var": "tier"}, "gold"]}, "on"]}),
+            r#"add {"fractional":[["on",0],["off",100]]} as the else-branch of its "if" (a last argument, targeting.if[2])"#,
+        ),
+        (
+            json!({"in": ["@example.com", {"var": "email"}]}),
+            r#"put {"fractional":[["on",0],["off",100]]} where the rule serves "off""#,
+        ),
+    ];
+    for (targeting, edit) in cases {
+        let doc = flag(targeting.clone());
+        for error in [
+            match read_percent(&doc, &t) {
+                Err(FlagdError::Unreadable(reason)) => reason,
+                other => panic!("{targeting} read as {other:?}"),
+            },
+            match write_percent(Some(&doc), &t, Percent::whole(1)) {
+                Err(FlagdError::Unwritable(reason)) => reason,
+                other => panic!("{targeting} written as {other:?}"),
+            },
+        ] {
+            assert!(error.contains(edit), "{targeting}: {error}");
+            assert!(
+                error.contains("target.flagd.replaceTargeting: true"),
+                "{error}"
+            );
+        }
+        // The edit the message shows makes the flag adoptable, at the percent it had.
+        if let Some(rest) = edit.strip_prefix("replace the else-branch \"off\"") {
+            let fractional = &rest[rest.find('{').expect("edit")..];
+            let fixed = doc.replacen(r#""on","off"]"#, &format!(r#""on",{fractional}]"#), 1);
+            assert_eq!(read_percent(&fixed, &t), Ok(Some(Percent::ZERO)), "{fixed}");
+        }
+    }
+}
+
+#[test]
+fn replace_targeting_overwrites_the_teams_rule() {
+    let mut t = target(&["u-1"]);
+    t.replace_targeting = true;
+    let foreign = r#"{"flags": {"passenger_favorites_matching": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": {"if": [{"==": [{"var": "tier"}, "gold"]}, "on", "off"]}}}}"#;
+    assert_eq!(
+        read_percent(foreign, &t),
+        Ok(None),
+        "nothing of rollgate's yet"
+    );
+    let text = changed(write_percent(Some(foreign), &t, Percent::whole(5)));
+    assert_eq!(
+        parse(&text)["flags"][FLAG]["targeting"],
+        targeting(&t, Percent::whole(5))
+    );
+    assert_eq!(read_percent(&text, &t), Ok(Some(Percent::whole(5))));
+    // An adoptable rule is replaced too.
+    let text = changed(write_percent(Some(GOLD), &t, Percent::whole(5)));
+    assert_eq!(
+        parse(&text)["flags"][FLAG]["targeting"],
+        targeting(&t, Percent::whole(5))
+    );
+    // Without replaceTargeting, the same flag is refused.
+    assert!(write_percent(Some(foreign), &target(&[]), Percent::whole(5)).is_err());
+}
+
+#[test]
+fn an_allowlist_is_refused_for_an_adopted_rule() {
+    let t = target(&["u-1"]);
+    // The flag reads (the live percent is known), but is not written.
+    assert_eq!(read_percent(GOLD, &t), Ok(Some(Percent::ZERO)));
+    for error in [
+        write_percent(Some(GOLD), &t, Percent::whole(1)),
+        write_percent(Some(GOLD), &t, Percent::ZERO),
+    ] {
+        match error {
+            Err(FlagdError::Unwritable(reason)) => {
+                assert!(
+                    reason.contains("the allowlist is part of rollgate's own rule"),
+                    "{reason}"
+                );
+                assert!(
+                    reason.contains("keep the allowlist as your own \"in\" rule"),
+                    "{reason}"
+                );
+                assert!(reason.contains("targeting.if[2].fractional"), "{reason}");
+            }
+            other => panic!("written as {other:?}"),
+        }
+    }
+    let flag = parse(GOLD)["flags"][FLAG].clone();
+    assert!(matches!(
+        flag_merge_patch(Some(&flag), &t, Percent::whole(1)),
+        Err(FlagdError::Unwritable(_))
+    ));
+}
+
+/// RFC 7386 JSON merge patch, as the API server applies it.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    if let Value::Object(object) = target {
+        for (key, value) in patch {
+            if value.is_null() {
+                object.remove(key);
+            } else {
+                merge_patch(object.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_feature_flag_patch_of_an_adopted_rule_changes_only_the_weights() {
+    let t = target(&[]);
+    let flag = parse(GOLD)["flags"][FLAG].clone();
+    let patch = flag_merge_patch(Some(&flag), &t, Percent::whole(5))
+        .expect("patch")
+        .expect("a change");
+    let mut expected = flag["targeting"].clone();
+    expected["if"][2]["fractional"][1][1] = json!(9500);
+    expected["if"][2]["fractional"][2][1] = json!(500);
+    assert_eq!(patch, json!({"targeting": expected}));
+    let mut patched = flag.clone();
+    merge_patch(&mut patched, &patch);
+    assert_eq!(percent_of_flag(&patched, &t), Ok(Percent::whole(5)));
+    assert_eq!(
+        flag_merge_patch(Some(&patched), &t, Percent::whole(5)),
+        Ok(None)
+    );
+    // A null member would be deleted by a merge patch: refused, not mangled.
+    let mut with_null = flag.clone();
+    with_null["targeting"]["if"][0] = json!({"missing_some": [1, {"x": null}]});
+    assert!(matches!(
+        flag_merge_patch(Some(&with_null), &t, Percent::whole(5)),
+        Err(FlagdError::Unwritable(reason)) if reason.contains("null")
+    ));
 }
 
 #[test]
@@ -513,10 +755,13 @@ fn the_controller_refuses_to_write_a_disabled_flag_or_one_without_its_variants()
 }
 
 #[test]
-fn a_hand_edited_targeting_is_overwritten_by_a_write() {
+fn a_hand_edited_targeting_is_overwritten_by_a_write_with_replace_targeting() {
     let doc = r#"{"flags": {"passenger_favorites_matching": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": {"if": [{"==": [{"var": "tier"}, "gold"]}, "on", "off"]}}}}"#;
     assert!(read_percent(doc, &target(&[])).is_err());
-    let text = changed(write_percent(Some(doc), &target(&[]), Percent::whole(5)));
+    assert!(write_percent(Some(doc), &target(&[]), Percent::whole(5)).is_err());
+    let mut replace = target(&[]);
+    replace.replace_targeting = true;
+    let text = changed(write_percent(Some(doc), &replace, Percent::whole(5)));
     assert_eq!(
         read_percent(&text, &target(&[])),
         Ok(Some(Percent::whole(5)))
@@ -637,4 +882,30 @@ proptest! {
         prop_assert_eq!(&rewritten, &expected);
         prop_assert_eq!(read_percent(&rewritten, &t), Ok(Some(next)));
     }
+}
+
+/// The allowlist message tells the team to keep its own `in` rule: with no allowlist in the
+/// target, such a rule (even in rollgate's own shape) is adopted, not dropped.
+#[test]
+fn the_teams_own_in_rule_is_kept_when_the_target_has_no_allowlist() {
+    let doc = r#"{"flags": {"passenger_favorites_matching": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": {"if": [{"in": [{"var": "targetingKey"}, ["u-1"]]}, "on", {"fractional": [["on", 0], ["off", 10000]]}]}}}}"#;
+    let text = changed(write_percent(Some(doc), &target(&[]), Percent::whole(5)));
+    assert_eq!(
+        text,
+        doc.replacen(
+            r#"[["on", 0], ["off", 10000]]"#,
+            r#"[["on", 500], ["off", 9500]]"#,
+            1
+        )
+    );
+    // With an allowlist in the target it is rollgate's rule, written whole.
+    let text = changed(write_percent(
+        Some(doc),
+        &target(&["u-2"]),
+        Percent::whole(5),
+    ));
+    assert_eq!(
+        parse(&text)["flags"][FLAG]["targeting"],
+        targeting(&target(&["u-2"]), Percent::whole(5))
+    );
 }

@@ -390,7 +390,7 @@ async fn a_forbidden_write_names_the_verb_object_and_rule() {
         patch(
             CM_PATH,
             DRY_RUN,
-            json!({"metadata": {"labels": {MANAGED_LABEL: "true"}}, "data": {"percent": "0"}}),
+            json!({"metadata": {"resourceVersion": "41", "labels": {MANAGED_LABEL: "true"}}, "data": {"percent": "0"}}),
             403,
             status(403, "Forbidden", message),
         ),
@@ -521,7 +521,36 @@ async fn a_missing_key_is_created_and_reads_as_no_percent() {
 }
 
 #[tokio::test]
-async fn a_plain_key_is_written_as_decimal_text_without_a_resource_version() {
+async fn a_plain_key_edited_since_it_was_read_is_a_conflict_not_a_clobber() {
+    let exchanges = vec![
+        get(CM_PATH, 200, config_map(json!({"percent": "1"}), true)),
+        patch(
+            CM_PATH,
+            APPLY,
+            json!({"metadata": {"resourceVersion": "41", "labels": {MANAGED_LABEL: "true"}},
+                   "data": {"percent": "5"}}),
+            409,
+            status(409, "Conflict", "the object has been modified"),
+        ),
+    ];
+    let err = run(exchanges, |client| async move {
+        targets::write(
+            &client,
+            NS,
+            &plain_target(),
+            rollgate::api::Percent::whole(5),
+            WriteMode::Apply,
+            &no_headers(),
+        )
+        .await
+    })
+    .await
+    .expect_err("conflict");
+    assert!(matches!(err, TargetError::Conflict { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_plain_key_is_written_as_decimal_text_against_the_version_read() {
     let exchanges = vec![
         get(
             CM_PATH,
@@ -531,7 +560,7 @@ async fn a_plain_key_is_written_as_decimal_text_without_a_resource_version() {
         patch(
             CM_PATH,
             APPLY,
-            json!({"metadata": {"labels": {MANAGED_LABEL: "true"}}, "data": {"percent": "5"}}),
+            json!({"metadata": {"resourceVersion": "41", "labels": {MANAGED_LABEL: "true"}}, "data": {"percent": "5"}}),
             200,
             config_map(json!({"percent": "5", "other": "x"}), true),
         ),
@@ -571,7 +600,7 @@ async fn a_hand_edited_plain_key_is_unreadable_and_a_write_repairs_it() {
         patch(
             CM_PATH,
             APPLY,
-            json!({"metadata": {"labels": {MANAGED_LABEL: "true"}}, "data": {"percent": "5"}}),
+            json!({"metadata": {"resourceVersion": "41", "labels": {MANAGED_LABEL: "true"}}, "data": {"percent": "5"}}),
             200,
             config_map(json!({"percent": "5"}), true),
         ),

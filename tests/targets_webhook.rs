@@ -10,7 +10,7 @@ use k8s_openapi::ByteString;
 use kube::Client;
 use rollgate::api::{Target, WebhookTarget};
 use rollgate::targets::webhook::{self, BODY_CAP, WebhookHeaders, parse_answer};
-use rollgate::targets::{self, TargetError, WriteMode, WriteOutcome};
+use rollgate::targets::{self, TargetError, WriteIdentity, WriteMode, WriteOutcome};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -267,6 +267,35 @@ async fn writes_with_a_put_only_when_the_percent_differs() {
     assert_eq!(put.header("authorization"), Some("Bearer s3cr3t-token"));
     assert_eq!(
         webhook::read(&t, &secret_headers()).await.expect("read"),
+        Some(Percent::whole(5))
+    );
+}
+
+#[tokio::test]
+async fn a_put_names_the_rollout_its_uid_and_the_sequence() {
+    let server = store(r#"{"percent": 1}"#).await;
+    let t = target(&server.url);
+    let writer = WriteIdentity {
+        rollout: "kaviar/passenger".into(),
+        uid: "uid-7".into(),
+        sequence: 4,
+    };
+    let access = secret_headers().written_by(writer);
+    assert_eq!(
+        webhook::write(&t, &access, Percent::whole(5), WriteMode::Apply)
+            .await
+            .expect("write"),
+        WriteOutcome::Written
+    );
+    let seen = server.seen();
+    let put = seen.iter().find(|s| s.method == "PUT").expect("a PUT");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&put.body).expect("json"),
+        json!({"percent": 5, "rollout": "kaviar/passenger", "uid": "uid-7", "sequence": 4})
+    );
+    // The stored body still reads as the percent.
+    assert_eq!(
+        webhook::read(&t, &access).await.expect("read"),
         Some(Percent::whole(5))
     );
 }

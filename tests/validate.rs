@@ -55,6 +55,16 @@ fn plan() -> Value {
                     {
                         "name": "health",
                         "http": {"url": "https://status.example/health", "jsonPath": "$.ok", "timeout": "3s"}
+                    },
+                    {
+                        "name": "errors-vs-control",
+                        "compare": {
+                            "address": "http://prometheus:9090",
+                            "units": "sum(increase(http_requests_total{feature_flag_variant=\"{{variant}}\"}[{{window}}]))",
+                            "events": "sum(increase(http_requests_total{code=~\"5..\",feature_flag_variant=\"{{variant}}\"}[{{window}}]))",
+                            "maxRegression": 0.002,
+                            "timeout": "10s"
+                        }
                     }
                 ]
             },
@@ -166,7 +176,7 @@ fn remove(pointer: &'static str, key: &'static str) -> impl FnOnce(&mut Value) {
 
 fn nothing(_: &mut Value) {}
 
-const GATE: &str = "must set exactly one of prometheus, alerts, ofrep and http";
+const GATE: &str = "must set exactly one of prometheus, alerts, ofrep, http and compare";
 const HTTP: &str = "must start with http:// or https://";
 const WEBHOOK: &str = "/spec/target";
 
@@ -237,12 +247,12 @@ rules! {
         nothing,
         remove("/spec/analysis/gates/1", "alerts"),
         ("spec.analysis.gates[1]", GATE),
-        ("spec.analysis.gates[1]", "gate must set exactly one of prometheus, alerts, ofrep and http");
+        ("spec.analysis.gates[1]", "gate must set exactly one of prometheus, alerts, ofrep, http and compare");
     gate_one_provider_not_two:
         set("/spec/analysis/gates/1/alerts", json!({})),
         set("/spec/analysis/gates/0/alerts", json!({})),
         ("spec.analysis.gates[0]", GATE),
-        ("spec.analysis.gates[0]", "gate must set exactly one of prometheus, alerts, ofrep and http");
+        ("spec.analysis.gates[0]", "gate must set exactly one of prometheus, alerts, ofrep, http and compare");
     gate_min_max:
         set("/spec/analysis/gates/0/min", json!(0.01)),
         set("/spec/analysis/gates/0/min", json!(0.02)),
@@ -299,6 +309,61 @@ rules! {
         set("/spec/analysis/gates/0/prometheus/timeout", json!("0s")),
         ("spec.analysis.gates[0].prometheus.timeout", "must be positive"),
         ("spec.analysis.gates[0].prometheus.timeout", "timeout must be positive");
+    compare_no_min_or_max:
+        set("/spec/analysis/gates/4/compare/maxRegression", json!(0.01)),
+        set("/spec/analysis/gates/4/max", json!(0.01)),
+        ("spec.analysis.gates[4]", "min and max do not apply to a compare gate; its limit is compare.maxRegression"),
+        ("spec.analysis.gates[4]", "min and max do not apply to a compare gate; its limit is compare.maxRegression");
+    compare_no_min:
+        nothing,
+        set("/spec/analysis/gates/4/min", json!(0)),
+        ("spec.analysis.gates[4]", "min and max do not apply to a compare gate; its limit is compare.maxRegression"),
+        ("spec.analysis.gates[4]", "min and max do not apply to a compare gate; its limit is compare.maxRegression");
+    compare_units_not_empty:
+        set("/spec/analysis/gates/4/compare/units", json!("sum(x)")),
+        set("/spec/analysis/gates/4/compare/units", json!(" \n")),
+        ("spec.analysis.gates[4].compare.units", "must not be empty"),
+        ("spec.analysis.gates[4].compare.units", "units must not be empty");
+    compare_events_not_empty:
+        set("/spec/analysis/gates/4/compare/events", json!("sum(y)")),
+        set("/spec/analysis/gates/4/compare/events", json!("")),
+        ("spec.analysis.gates[4].compare.events", "must not be empty"),
+        ("spec.analysis.gates[4].compare.events", "events must not be empty");
+    compare_confidence_low:
+        set("/spec/analysis/gates/4/compare/confidence", json!(0.8)),
+        set("/spec/analysis/gates/4/compare/confidence", json!(0.7999)),
+        ("spec.analysis.gates[4].compare.confidence", "must be between 0.8 and 0.999"),
+        ("spec.analysis.gates[4].compare.confidence", "confidence must be between 0.8 and 0.999");
+    compare_confidence_high:
+        set("/spec/analysis/gates/4/compare/confidence", json!(0.999)),
+        set("/spec/analysis/gates/4/compare/confidence", json!(1.0)),
+        ("spec.analysis.gates[4].compare.confidence", "must be between 0.8 and 0.999"),
+        ("spec.analysis.gates[4].compare.confidence", "confidence must be between 0.8 and 0.999");
+    compare_min_units:
+        set("/spec/analysis/gates/4/compare/minUnits", json!(1)),
+        set("/spec/analysis/gates/4/compare/minUnits", json!(0)),
+        ("spec.analysis.gates[4].compare.minUnits", "must be at least 1"),
+        ("spec.analysis.gates[4].compare.minUnits", "minUnits must be at least 1");
+    compare_expected_units:
+        set("/spec/analysis/gates/4/compare/expectedUnits", json!(1)),
+        set("/spec/analysis/gates/4/compare/expectedUnits", json!(0)),
+        ("spec.analysis.gates[4].compare.expectedUnits", "must be at least 1"),
+        ("spec.analysis.gates[4].compare.expectedUnits", "expectedUnits must be at least 1");
+    compare_max_regression:
+        set("/spec/analysis/gates/4/compare/maxRegression", json!(0.0)),
+        set("/spec/analysis/gates/4/compare/maxRegression", json!(-0.001)),
+        ("spec.analysis.gates[4].compare.maxRegression", "must be a number not below 0"),
+        ("spec.analysis.gates[4].compare.maxRegression", "maxRegression must not be negative");
+    compare_address_http:
+        set("/spec/analysis/gates/4/compare/address", json!("https://p")),
+        set("/spec/analysis/gates/4/compare/address", json!("prometheus:9090")),
+        ("spec.analysis.gates[4].compare.address", HTTP),
+        ("spec.analysis.gates[4].compare.address", "address must start with http:// or https://");
+    compare_timeout_positive:
+        set("/spec/analysis/gates/4/compare/timeout", json!("1s")),
+        set("/spec/analysis/gates/4/compare/timeout", json!("0s")),
+        ("spec.analysis.gates[4].compare.timeout", "must be positive"),
+        ("spec.analysis.gates[4].compare.timeout", "timeout must be positive");
     alerts_address_http:
         set("/spec/analysis/gates/1/alerts/address", json!("http://a")),
         set("/spec/analysis/gates/1/alerts/address", json!("tcp://a")),
@@ -340,7 +405,7 @@ rules! {
         ("spec.analysis.gates[3].http.jsonPath", "must start with $"),
         ("spec.analysis.gates[3].http.jsonPath", "jsonPath must start with $");
     http_timeout_positive:
-        set("/spec/analysis/gates/3/http/timeout", json!("1m")),
+        set("/spec/analysis/gates/3/http/timeout", json!("30s")),
         set("/spec/analysis/gates/3/http/timeout", json!("-5m")),
         ("spec.analysis.gates[3].http.timeout", "must be positive"),
         ("spec.analysis.gates[3].http.timeout", "timeout must be positive");
@@ -405,6 +470,11 @@ rules! {
         set("/spec/analysis/gates/0/prometheus/secretRef", json!({"name": "Prom"})),
         ("spec.analysis.gates[0].prometheus.secretRef.name", "\"Prom\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
         ("spec.analysis.gates[0].prometheus.secretRef", "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+    compare_secret_ref_is_an_object_name:
+        set("/spec/analysis/gates/4/compare/secretRef", json!({"name": "prom-token"})),
+        set("/spec/analysis/gates/4/compare/secretRef", json!({"name": "Prom_Token"})),
+        ("spec.analysis.gates[4].compare.secretRef.name", "\"Prom_Token\" is not a Kubernetes object name: at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"),
+        ("spec.analysis.gates[4].compare.secretRef", "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
     alerts_secret_ref_is_an_object_name:
         set("/spec/analysis/gates/1/alerts/secretRef", json!({"name": "prom-token"})),
         set("/spec/analysis/gates/1/alerts/secretRef", json!({"name": ""})),
@@ -450,6 +520,36 @@ rules! {
         webhook("0s"),
         ("spec.target.webhook.timeout", "must be positive"),
         ("spec.target.webhook.timeout", "timeout must be positive");
+    prometheus_timeout_at_most_30s:
+        set("/spec/analysis/gates/0/prometheus/timeout", json!("30s")),
+        set("/spec/analysis/gates/0/prometheus/timeout", json!("31s")),
+        ("spec.analysis.gates[0].prometheus.timeout", "must be at most 30s, not 31s"),
+        ("spec.analysis.gates[0].prometheus.timeout", "timeout must be at most 30s");
+    alerts_timeout_at_most_30s:
+        set("/spec/analysis/gates/1/alerts/timeout", json!("30000ms")),
+        set("/spec/analysis/gates/1/alerts/timeout", json!("1m")),
+        ("spec.analysis.gates[1].alerts.timeout", "must be at most 30s, not 60s"),
+        ("spec.analysis.gates[1].alerts.timeout", "timeout must be at most 30s");
+    ofrep_timeout_at_most_30s:
+        set("/spec/analysis/gates/2/ofrep/timeout", json!("29s")),
+        set("/spec/analysis/gates/2/ofrep/timeout", json!("30.5s")),
+        ("spec.analysis.gates[2].ofrep.timeout", "must be at most 30s, not 30.5s"),
+        ("spec.analysis.gates[2].ofrep.timeout", "timeout must be at most 30s");
+    http_timeout_at_most_30s:
+        set("/spec/analysis/gates/3/http/timeout", json!("0.5m")),
+        set("/spec/analysis/gates/3/http/timeout", json!("1h")),
+        ("spec.analysis.gates[3].http.timeout", "must be at most 30s, not 3600s"),
+        ("spec.analysis.gates[3].http.timeout", "timeout must be at most 30s");
+    compare_timeout_at_most_30s:
+        set("/spec/analysis/gates/4/compare/timeout", json!("30s")),
+        set("/spec/analysis/gates/4/compare/timeout", json!("45s")),
+        ("spec.analysis.gates[4].compare.timeout", "must be at most 30s, not 45s"),
+        ("spec.analysis.gates[4].compare.timeout", "timeout must be at most 30s");
+    webhook_timeout_at_most_10s:
+        webhook("10s"),
+        webhook("11s"),
+        ("spec.target.webhook.timeout", "must be at most 10s, not 11s"),
+        ("spec.target.webhook.timeout", "timeout must be at most 10s");
     rollback_not_above_first_stage:
         set("/spec/rollback/percent", json!(1)),
         set("/spec/rollback/percent", json!(2)),
@@ -485,6 +585,11 @@ const READ_RULES: &[(&str, &str, &str)] = &[
     (
         "/spec/analysis/gates/1/alerts/timeout",
         "spec.analysis.gates[1].alerts.timeout",
+        "timeout must be a Go duration such as 10s",
+    ),
+    (
+        "/spec/analysis/gates/4/compare/timeout",
+        "spec.analysis.gates[4].compare.timeout",
         "timeout must be a Go duration such as 10s",
     ),
     (

@@ -42,6 +42,36 @@ fn gate_mistakes_are_refused_naming_the_field() {
     let cases = [
         (
             flagd(),
+            json!({"name": "g", "prometheus": {"query": "x{v=\"{{variant}}\"}"}}),
+            "spec.analysis.gates[0].prometheus.query",
+            "{{variant}} is only for a compare gate's units and events queries",
+        ),
+        (
+            flagd(),
+            json!({"name": "g", "prometheus": {"query": "increase(x[{{window}}])"}}),
+            "spec.analysis.gates[0].prometheus.query",
+            "{{window}} is only for a compare gate's",
+        ),
+        (
+            flagd(),
+            json!({"name": "g", "compare": {"units": "sum(x{v={{variant}}})", "events": "sum(y{v=\"{{variant}}\"})"}}),
+            "spec.analysis.gates[0].compare.units",
+            "{{variant}} stands outside a double-quoted string",
+        ),
+        (
+            flagd(),
+            json!({"name": "g", "compare": {"units": "sum(x{v=\"{{variant}}\"})", "events": "sum(y{v=\"{{variant}}\",u=\"{{user}}\"})"}}),
+            "spec.analysis.gates[0].compare.events",
+            "unknown query variable {{user}}",
+        ),
+        (
+            flagd(),
+            json!({"name": "g", "compare": {"units": "x", "events": "y", "headers": {"X-A": "b"}}}),
+            "spec.analysis.gates[0].compare.headers",
+            "headers applies only to the gate's own Prometheus",
+        ),
+        (
+            flagd(),
             json!({"name": "g", "prometheus": {"query": "up{job=\"{{job}}\"}"}}),
             "spec.analysis.gates[0].prometheus.query",
             "unknown query variable {{job}}",

@@ -71,6 +71,32 @@ pub(crate) const DURATION_AT_LEAST_1S_RULE: &str = concat!(
     " >= duration('1s')"
 );
 
+/// CEL rule: the duration is at most 30 seconds, the checkpoint's own deadline (a gate's
+/// `timeout`; a string of another grammar is left to [`DURATION_FORMAT_RULE`]).
+pub(crate) const DURATION_AT_MOST_30S_RULE: &str = concat!(
+    "!self.matches('",
+    duration_pattern!(),
+    "') || ",
+    cel_duration!(),
+    " <= duration('30s')"
+);
+
+/// CEL rule: the duration is at most 10 seconds (a webhook target's `timeout`; a string of
+/// another grammar is left to [`DURATION_FORMAT_RULE`]).
+pub(crate) const DURATION_AT_MOST_10S_RULE: &str = concat!(
+    "!self.matches('",
+    duration_pattern!(),
+    "') || ",
+    cel_duration!(),
+    " <= duration('10s')"
+);
+
+/// The longest gate timeout: a checkpoint's gates share one 30 s deadline.
+pub const MAX_GATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The longest webhook target timeout.
+pub const MAX_WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The problem reported for a duration of another grammar.
 const DURATION_FORMAT_PROBLEM: &str =
     "is not a Go duration such as 90s, 2h or 1h30m (units ns, us, ms, s, m and h)";
@@ -252,6 +278,11 @@ pub(crate) fn is_at_least_one_second(duration: Duration) -> bool {
         && std::time::Duration::from(duration) >= std::time::Duration::from_secs(1)
 }
 
+/// Whether a duration is at most `limit` (a negative one is).
+pub(crate) fn is_at_most(duration: Duration, limit: std::time::Duration) -> bool {
+    duration.is_negative() || std::time::Duration::from(duration) <= limit
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,6 +399,8 @@ mod tests {
             DURATION_NOT_NEGATIVE_RULE,
             DURATION_POSITIVE_RULE,
             DURATION_AT_LEAST_1S_RULE,
+            DURATION_AT_MOST_30S_RULE,
+            DURATION_AT_MOST_10S_RULE,
         ] {
             assert!(rule.contains(DURATION_PATTERN), "{rule}");
         }
@@ -382,5 +415,12 @@ mod tests {
         let minus_one = parse("-1s").expect("parses");
         assert!(is_negative(minus_one) && !is_positive(minus_one));
         assert!(!is_at_least_one_second(minus_one));
+        let thirty = parse("30s").expect("parses");
+        assert!(is_at_most(thirty, MAX_GATE_TIMEOUT));
+        assert!(!is_at_most(
+            parse("30001ms").expect("parses"),
+            MAX_GATE_TIMEOUT
+        ));
+        assert!(is_at_most(minus_one, MAX_WEBHOOK_TIMEOUT));
     }
 }

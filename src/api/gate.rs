@@ -7,7 +7,7 @@ use kube::KubeSchema;
 use kube::core::Duration;
 use serde::{Deserialize, Serialize};
 
-use super::duration::{DURATION_FORMAT_RULE, DURATION_POSITIVE_RULE};
+use super::duration::{DURATION_AT_MOST_30S_RULE, DURATION_FORMAT_RULE, DURATION_POSITIVE_RULE};
 
 /// CEL rule on a gate's `secretRef` (a core `LocalObjectReference`, whose schema has no
 /// format of its own): its name is a Kubernetes object name.
@@ -17,8 +17,10 @@ const SECRET_REF_NAME_RULE: &str = "has(self.name) && size(self.name) <= 253 && 
 /// inclusive); no data is never a pass. Set exactly one provider.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.alerts) ? 1 : 0) + (has(self.ofrep) ? 1 : 0) + (has(self.http) ? 1 : 0) == 1")
-    .message("gate must set exactly one of prometheus, alerts, ofrep and http"))]
+#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.alerts) ? 1 : 0) + (has(self.ofrep) ? 1 : 0) + (has(self.http) ? 1 : 0) + (has(self.compare) ? 1 : 0) == 1")
+    .message("gate must set exactly one of prometheus, alerts, ofrep, http and compare"))]
+#[x_kube(validation = Rule::new("!has(self.compare) || (!has(self.min) && !has(self.max))")
+    .message("min and max do not apply to a compare gate; its limit is compare.maxRegression"))]
 #[x_kube(validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max")
     .message("min must not be greater than max"))]
 #[x_kube(validation = Rule::new("!has(self.min) || has(self.max) || !(has(self.alerts) || has(self.ofrep)) || self.min <= 0.0")
@@ -43,6 +45,11 @@ pub struct Gate {
     /// `true`; give bounds to hold a number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpGate>,
+    /// Treatment against control: the users with the flag against those without it, with an
+    /// always-valid sequential test; the value is the harmful bound on the difference of their
+    /// event rates and the gate fails when it exceeds `maxRegression`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<CompareGate>,
     /// Lowest passing value (inclusive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
@@ -66,25 +73,39 @@ pub enum Provider<'a> {
     Ofrep(&'a OfrepGate),
     /// An HTTP JSON check.
     Http(&'a HttpGate),
+    /// Treatment against control.
+    Compare(&'a CompareGate),
 }
 
 impl Gate {
     /// The gate's provider, or `None` when not exactly one is set.
     pub fn provider(&self) -> Option<Provider<'_>> {
-        match (&self.prometheus, &self.alerts, &self.ofrep, &self.http) {
-            (Some(p), None, None, None) => Some(Provider::Prometheus(p)),
-            (None, Some(a), None, None) => Some(Provider::Alerts(a)),
-            (None, None, Some(o), None) => Some(Provider::Ofrep(o)),
-            (None, None, None, Some(h)) => Some(Provider::Http(h)),
+        match (
+            &self.prometheus,
+            &self.alerts,
+            &self.ofrep,
+            &self.http,
+            &self.compare,
+        ) {
+            (Some(p), None, None, None, None) => Some(Provider::Prometheus(p)),
+            (None, Some(a), None, None, None) => Some(Provider::Alerts(a)),
+            (None, None, Some(o), None, None) => Some(Provider::Ofrep(o)),
+            (None, None, None, Some(h), None) => Some(Provider::Http(h)),
+            (None, None, None, None, Some(c)) => Some(Provider::Compare(c)),
             _ => None,
         }
     }
 
-    /// The bounds the gate's value is held to: its own `min`/`max`, with `max` defaulting to 0
+    /// The bounds the gate's value is held to (a compare gate's harmful bound: at most
+    /// `maxRegression`): its own `min`/`max`, with `max` defaulting to 0
     /// for the counting providers (alerts and ofrep; docs/design.md §3 "max defaults to 0", whether or
     /// not `min` is given) and `min` defaulting to 1 for HTTP checks when neither bound is
     /// given (so a boolean answer passes only when `true`).
     pub fn bounds(&self) -> (Option<f64>, Option<f64>) {
+        if let Some(compare) = &self.compare {
+            // The harmful bound is held to maxRegression (min and max are refused).
+            return (None, Some(compare.max_regression));
+        }
         let counts = self.alerts.is_some() || self.ofrep.is_some();
         let unbounded = self.min.is_none() && self.max.is_none();
         if counts {
@@ -126,7 +147,7 @@ pub struct PrometheusGate {
     /// The least value of `sampleQuery` that makes `query` count; set both or neither.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_sample: Option<f64>,
-    /// Time allowed for the query, as a Go duration (default 10s).
+    /// Time allowed for the query, as a Go duration (default 10s, at most 30s).
     #[serde(
         default,
         deserialize_with = "super::duration::deserialize_opt",
@@ -136,6 +157,7 @@ pub struct PrometheusGate {
     #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
         .message("timeout must be a Go duration such as 10s"))]
     #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
+    #[x_kube(validation = Rule::new(DURATION_AT_MOST_30S_RULE).message("timeout must be at most 30s"))]
     pub timeout: Option<Duration>,
     /// A Secret in the rollout's namespace holding credentials: `token` (bearer token), or
     /// `username` and `password` (basic auth); `ca.crt` (PEM CA bundle that signs Prometheus'
@@ -175,7 +197,7 @@ pub struct AlertsGate {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = super::limits::MAX_MATCHERS), inner(length(max = super::limits::MAX_MATCHER)))]
     pub ignore: Vec<String>,
-    /// Time allowed for the query, as a Go duration (default 10s).
+    /// Time allowed for the query, as a Go duration (default 10s, at most 30s).
     #[serde(
         default,
         deserialize_with = "super::duration::deserialize_opt",
@@ -185,6 +207,7 @@ pub struct AlertsGate {
     #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
         .message("timeout must be a Go duration such as 10s"))]
     #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
+    #[x_kube(validation = Rule::new(DURATION_AT_MOST_30S_RULE).message("timeout must be at most 30s"))]
     pub timeout: Option<Duration>,
     /// A Secret in the rollout's namespace holding credentials: `token` (bearer token), or
     /// `username` and `password` (basic auth); `ca.crt` (PEM CA bundle that signs Prometheus'
@@ -235,7 +258,7 @@ pub struct OfrepGate {
     /// replicas running evaluators of different versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucketing: Option<FlagdBucketing>,
-    /// Time allowed for each evaluation, as a Go duration (default 10s).
+    /// Time allowed for each evaluation, as a Go duration (default 10s, at most 30s).
     #[serde(
         default,
         deserialize_with = "super::duration::deserialize_opt",
@@ -245,6 +268,7 @@ pub struct OfrepGate {
     #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
         .message("timeout must be a Go duration such as 10s"))]
     #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
+    #[x_kube(validation = Rule::new(DURATION_AT_MOST_30S_RULE).message("timeout must be at most 30s"))]
     pub timeout: Option<Duration>,
 }
 
@@ -304,7 +328,7 @@ pub struct HttpGate {
     #[x_kube(validation = Rule::new("self.startsWith('$')").message("jsonPath must start with $"))]
     #[schemars(length(max = super::limits::MAX_JSON_PATH))]
     pub json_path: String,
-    /// Time allowed for the request, as a Go duration (default 10s).
+    /// Time allowed for the request, as a Go duration (default 10s, at most 30s).
     #[serde(
         default,
         deserialize_with = "super::duration::deserialize_opt",
@@ -314,7 +338,157 @@ pub struct HttpGate {
     #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
         .message("timeout must be a Go duration such as 10s"))]
     #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
+    #[x_kube(validation = Rule::new(DURATION_AT_MOST_30S_RULE).message("timeout must be at most 30s"))]
     pub timeout: Option<Duration>,
+}
+
+/// Which direction of a compare gate's event rate is good.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    /// Fewer events per unit is better (errors, timeouts).
+    #[default]
+    Lower,
+    /// More events per unit is better (conversions, successes).
+    Higher,
+}
+
+/// Compares the users with the flag (treatment) against those without it (control): two
+/// queries per arm count units and events since the stage started, and a one-sided asymptotic
+/// confidence sequence (Waudby-Smith et al. 2023, as GrowthBook computes it) bounds how much
+/// worse the treatment's event rate is. The value is that harmful bound; the gate fails when it
+/// exceeds `maxRegression`, waits (holding the stage, counting nothing) while an arm has fewer
+/// than `minUnits` units, and is skipped at 0 % and 100 %, where there is no second cohort.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CompareGate {
+    /// Base URL of the Prometheus HTTP API; defaults to the controller's `--prometheus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')")
+        .message("address must start with http:// or https://"))]
+    #[schemars(length(max = super::limits::MAX_URL))]
+    pub address: Option<String>,
+    /// PromQL counting one arm's units (requests, or better users) since the stage started,
+    /// for example `sum(increase(http_requests_total{feature_flag_variant="{{variant}}"}[{{window}}]))`.
+    /// `{{variant}}` is the arm's variant and `{{window}}` the time since the stage started in
+    /// whole seconds (`5400s`); the other query variables work as in `prometheus`. An empty
+    /// result counts as 0.
+    #[x_kube(validation = Rule::new("size(self.trim()) > 0").message("units must not be empty"))]
+    #[schemars(length(max = super::limits::MAX_QUERY))]
+    pub units: String,
+    /// PromQL counting one arm's events (errors, conversions) among those units, with the same
+    /// variables as `units`.
+    #[x_kube(validation = Rule::new("size(self.trim()) > 0").message("events must not be empty"))]
+    #[schemars(length(max = super::limits::MAX_QUERY))]
+    pub events: String,
+    /// Which direction of the event rate is good: `lower` (default) or `higher`.
+    #[serde(default)]
+    pub better: Better,
+    /// Allowed difference in the harmful direction (default 0): an absolute difference of
+    /// rates (0.002 = 0.2 percentage points), or with `relative` a fraction of the control's
+    /// rate (0.1 = 10 %).
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self >= 0.0").message("maxRegression must not be negative"))]
+    pub max_regression: f64,
+    /// Compare (treatment − control) / control instead of the plain difference (default false).
+    #[serde(default)]
+    pub relative: bool,
+    /// One-sided confidence of the bound, from 0.8 to 0.999 (default 0.95).
+    #[serde(default = "default_confidence")]
+    #[x_kube(validation = Rule::new("self >= 0.8 && self <= 0.999")
+        .message("confidence must be between 0.8 and 0.999"))]
+    pub confidence: f64,
+    /// Units each arm needs before any verdict (default 500); until then the gate waits.
+    #[serde(default = "default_min_units")]
+    #[x_kube(validation = Rule::new("self >= 1").message("minUnits must be at least 1"))]
+    pub min_units: u32,
+    /// The test's tuning parameter N*: the total units at which the bound is tightest
+    /// (default 5000).
+    #[serde(default = "default_expected_units")]
+    #[x_kube(validation = Rule::new("self >= 1").message("expectedUnits must be at least 1"))]
+    pub expected_units: u32,
+    /// The treatment's variant name; defaults to the target's on variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = super::limits::MAX_VARIANT))]
+    pub treatment: Option<String>,
+    /// The control's variant name; defaults to the target's off variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = super::limits::MAX_VARIANT))]
+    pub control: Option<String>,
+    /// Test the split of units against the percent in force with a χ² test (1 degree of
+    /// freedom, from the second interval of a stage on); p < 0.001 is an error ("sample ratio
+    /// mismatch"). Coarse when units are requests rather than users.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sample_ratio: bool,
+    /// Time allowed for the queries, as a Go duration (default 10s).
+    #[serde(
+        default,
+        deserialize_with = "super::duration::deserialize_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
+        .message("timeout must be a Go duration such as 10s"))]
+    #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
+    #[x_kube(validation = Rule::new(DURATION_AT_MOST_30S_RULE).message("timeout must be at most 30s"))]
+    pub timeout: Option<Duration>,
+    /// A Secret in the rollout's namespace holding credentials: `token` (bearer token), or
+    /// `username` and `password` (basic auth); `ca.crt` (PEM CA bundle that signs Prometheus'
+    /// certificate); and `header.<Name>` keys, each sent as the header `<Name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(SECRET_REF_NAME_RULE).message(
+        "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+    ))]
+    pub secret_ref: Option<LocalObjectReference>,
+    /// Extra HTTP headers sent with every query, for example `X-Scope-OrgID: tenant-a` for
+    /// Mimir, Cortex or Thanos; put secret values in `secretRef` instead.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = super::limits::MAX_HEADERS))]
+    pub headers: BTreeMap<String, String>,
+    /// Accept any TLS certificate from Prometheus. Only for tests; prefer `ca.crt` in
+    /// `secretRef`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub insecure_skip_verify: bool,
+}
+
+impl Default for CompareGate {
+    fn default() -> Self {
+        Self {
+            address: None,
+            units: String::new(),
+            events: String::new(),
+            better: Better::Lower,
+            max_regression: 0.0,
+            relative: false,
+            confidence: default_confidence(),
+            min_units: default_min_units(),
+            expected_units: default_expected_units(),
+            treatment: None,
+            control: None,
+            sample_ratio: false,
+            timeout: None,
+            secret_ref: None,
+            headers: BTreeMap::new(),
+            insecure_skip_verify: false,
+        }
+    }
+}
+
+/// The lowest and highest `confidence` of a compare gate.
+pub const COMPARE_CONFIDENCE: std::ops::RangeInclusive<f64> = 0.8..=0.999;
+
+fn default_confidence() -> f64 {
+    0.95
+}
+
+fn default_min_units() -> u32 {
+    500
+}
+
+fn default_expected_units() -> u32 {
+    5000
 }
 
 fn default_failure_limit() -> u32 {

@@ -19,7 +19,8 @@ mod validate_gates;
 pub use crd::crd_yaml;
 pub use duration::{DURATION_PATTERN, parse as parse_duration};
 pub use gate::{
-    AlertsGate, FlagdBucketing, Gate, HttpGate, HttpMethod, OfrepGate, PrometheusGate, Provider,
+    AlertsGate, Better, COMPARE_CONFIDENCE, CompareGate, FlagdBucketing, Gate, HttpGate,
+    HttpMethod, OfrepGate, PrometheusGate, Provider,
 };
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use notifications::{
@@ -30,12 +31,14 @@ pub use percent::{
     PERCENT_DECIMALS_MESSAGE, PERCENT_DECIMALS_RULE, PERCENT_RANGE_MESSAGE, PERCENT_RANGE_RULE,
     PERCENT_TOLERANCE, Percent, PercentError,
 };
-pub use query_vars::{Piece, QueryVar, VarError, check_query, check_text, parse_template};
+pub use query_vars::{
+    Piece, QueryVar, VarError, check_compare_query, check_query, check_text, parse_template,
+};
 pub use spec::{Analysis, DriftPolicy, PreChecksSpec, RollbackSpec, Rollout, RolloutSpec, Stage};
 pub use stage_label::{stage_label, stage_number};
 pub use status::{
-    CHECKPOINT_HISTORY_LIMIT, Checkpoint, CheckpointVerdict, GateStatus, GateVerdict,
-    HISTORY_LIMIT, HistoryEntry, HistoryKind, Phase, REASON_FORBIDDEN, RolloutStatus,
+    CHECKPOINT_HISTORY_LIMIT, Checkpoint, CheckpointVerdict, CompareArm, CompareStatus, GateStatus,
+    GateVerdict, HISTORY_LIMIT, HistoryEntry, HistoryKind, Phase, REASON_FORBIDDEN, RolloutStatus,
 };
 pub use target::{ConfigMapTarget, FlagdTarget, Target, TargetKind, WebhookTarget};
 pub use validate::{SpecError, validate_spec};

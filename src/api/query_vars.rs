@@ -1,4 +1,5 @@
-//! Query variables: `{{rollout}}`, `{{namespace}}`, `{{flag}}`, `{{percent}}` and `{{stage}}`.
+//! Query variables: `{{rollout}}`, `{{namespace}}`, `{{flag}}`, `{{percent}}` and `{{stage}}`,
+//! and in a compare gate's queries also `{{variant}}` and `{{window}}`.
 //! No template engine: a query is text and placeholders, and any other `{{...}}` is an error
 //! naming it. This module only reads templates; the gates fill them in (escaping each text
 //! value for the PromQL string literal it stands in).
@@ -16,16 +17,23 @@ pub enum QueryVar {
     Percent,
     /// `{{stage}}`: the index of the current stage.
     Stage,
+    /// `{{variant}}`: a compare gate's arm, the variant name (compare gates only).
+    Variant,
+    /// `{{window}}`: the time since the stage started as a PromQL duration in whole seconds,
+    /// at least `1s` (compare gates only).
+    Window,
 }
 
 impl QueryVar {
     /// Every variable.
-    pub const ALL: [QueryVar; 5] = [
+    pub const ALL: [QueryVar; 7] = [
         QueryVar::Rollout,
         QueryVar::Namespace,
         QueryVar::Flag,
         QueryVar::Percent,
         QueryVar::Stage,
+        QueryVar::Variant,
+        QueryVar::Window,
     ];
 
     /// The name written between the braces.
@@ -36,6 +44,8 @@ impl QueryVar {
             QueryVar::Flag => "flag",
             QueryVar::Percent => "percent",
             QueryVar::Stage => "stage",
+            QueryVar::Variant => "variant",
+            QueryVar::Window => "window",
         }
     }
 
@@ -44,8 +54,13 @@ impl QueryVar {
     pub fn is_text(self) -> bool {
         matches!(
             self,
-            QueryVar::Rollout | QueryVar::Namespace | QueryVar::Flag
+            QueryVar::Rollout | QueryVar::Namespace | QueryVar::Flag | QueryVar::Variant
         )
+    }
+
+    /// Whether only a compare gate's queries may use the variable.
+    pub fn compare_only(self) -> bool {
+        matches!(self, QueryVar::Variant | QueryVar::Window)
     }
 
     fn from_name(name: &str) -> Option<Self> {
@@ -67,9 +82,15 @@ pub enum Piece<'a> {
 pub enum VarError {
     /// A name outside [`QueryVar::ALL`].
     #[error(
-        "unknown query variable {{{{{0}}}}}; the known ones are {{{{rollout}}}}, {{{{namespace}}}}, {{{{flag}}}}, {{{{percent}}}} and {{{{stage}}}}"
+        "unknown query variable {{{{{0}}}}}; the known ones are {{{{rollout}}}}, {{{{namespace}}}}, {{{{flag}}}}, {{{{percent}}}} and {{{{stage}}}} (and {{{{variant}}}} and {{{{window}}}} in a compare gate)"
     )]
     Unknown(String),
+    /// `{{variant}}` or `{{window}}` outside a compare gate.
+    #[error(
+        "{{{{{0}}}}} is only for a compare gate's units and events queries, which count one arm \
+         since the stage started"
+    )]
+    CompareOnly(&'static str),
     /// `{{flag}}` for a target that names no flag.
     #[error("the query uses {{{{flag}}}} but the rollout's target names no flag")]
     NoFlag,
@@ -108,10 +129,23 @@ pub fn parse_template(template: &str) -> Result<Vec<Piece<'_>>, VarError> {
 /// Checks a PromQL query template as the plan is loaded: every variable known, `{{flag}}` only
 /// when the target names a flag, and every text variable inside a double-quoted string.
 pub fn check_query(template: &str, has_flag: bool) -> Result<(), VarError> {
+    check_template(template, has_flag, false)
+}
+
+/// Checks a compare gate's `units` or `events` query: as [`check_query`], and `{{variant}}`
+/// (inside a double-quoted string) and `{{window}}` (a duration, outside strings) may be used.
+pub fn check_compare_query(template: &str, has_flag: bool) -> Result<(), VarError> {
+    check_template(template, has_flag, true)
+}
+
+fn check_template(template: &str, has_flag: bool, compare: bool) -> Result<(), VarError> {
     let mut lexer = Lexer::Code;
     for piece in parse_template(template)? {
         match piece {
             Piece::Text(text) => text.chars().for_each(|c| lexer = lexer.step(c)),
+            Piece::Var(var) if var.compare_only() && !compare => {
+                return Err(VarError::CompareOnly(var.name()));
+            }
             Piece::Var(QueryVar::Flag) if !has_flag => return Err(VarError::NoFlag),
             Piece::Var(var) if var.is_text() && !matches!(lexer, Lexer::Double { .. }) => {
                 return Err(VarError::OutsideString(var.name()));
@@ -131,6 +165,12 @@ pub fn check_query(template: &str, has_flag: bool) -> Result<(), VarError> {
 /// variables, and `{{flag}}` only when the target names a flag.
 pub fn check_text(template: &str, has_flag: bool) -> Result<(), VarError> {
     let pieces = parse_template(template)?;
+    if let Some(var) = pieces.iter().find_map(|p| match p {
+        Piece::Var(v) if v.compare_only() => Some(*v),
+        _ => None,
+    }) {
+        return Err(VarError::CompareOnly(var.name()));
+    }
     if !has_flag && pieces.contains(&Piece::Var(QueryVar::Flag)) {
         return Err(VarError::NoFlag);
     }
@@ -197,6 +237,25 @@ mod tests {
         );
         assert_eq!(check_text("{{flag}}", false), Err(VarError::NoFlag));
         assert_eq!(check_text("{{flag}}", true), Ok(()));
+    }
+
+    #[test]
+    fn variant_and_window_are_for_compare_queries_only() {
+        let q = r#"sum(increase(x{feature_flag_variant="{{variant}}"}[{{window}}]))"#;
+        assert_eq!(check_compare_query(q, false), Ok(()));
+        assert_eq!(check_query(q, false), Err(VarError::CompareOnly("variant")));
+        assert_eq!(
+            check_query("sum(increase(x[{{window}}]))", false),
+            Err(VarError::CompareOnly("window"))
+        );
+        assert_eq!(
+            check_text("{{variant}}", true),
+            Err(VarError::CompareOnly("variant"))
+        );
+        assert_eq!(
+            check_compare_query("x{v={{variant}}}", false),
+            Err(VarError::OutsideString("variant"))
+        );
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub enum GateVerdict {
     Inconclusive,
     /// The provider failed: unreachable, timed out or a bad answer.
     Error,
+    /// A compare gate's cohort has too few units yet: the stage holds, no counter moves.
+    Waiting,
+    /// A compare gate at 0 % or 100 %, where there is no second cohort: it does not keep the
+    /// stage from completing, and no counter moves.
+    Skipped,
 }
 
 impl GateVerdict {
@@ -72,6 +77,8 @@ impl GateVerdict {
             GateVerdict::Fail => "fail",
             GateVerdict::Inconclusive => "inconclusive",
             GateVerdict::Error => "error",
+            GateVerdict::Waiting => "waiting",
+            GateVerdict::Skipped => "skipped",
         }
     }
 }
@@ -141,6 +148,43 @@ pub struct GateStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = limit_determinism)]
     pub determinism: Option<super::ofrep_memory::OfrepMemory>,
+    /// A compare gate's arms and difference at the last checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<CompareStatus>,
+    /// The `stageStartedAt` of the stage for which a compare gate's `Waiting` Event went out
+    /// (one per stage, once the bake time has passed and the gate still waits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_reported: Option<Time>,
+}
+
+/// One arm of a compare gate: counts since the stage started and their rate.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CompareArm {
+    /// Units in the arm (requests, users).
+    pub units: f64,
+    /// Events among them (errors, conversions).
+    pub events: f64,
+    /// events / units (0 without units).
+    pub rate: f64,
+}
+
+/// A compare gate's last comparison: both arms, the difference and the confidence sequence's
+/// half-width (the gate's value is the harmful bound).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CompareStatus {
+    /// The users with the flag.
+    pub treatment: CompareArm,
+    /// The users without it.
+    pub control: CompareArm,
+    /// Treatment minus control (relative to the control's rate with `relative`), when there
+    /// were enough units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub difference: Option<f64>,
+    /// The confidence sequence's half-width, when there were enough units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_width: Option<f64>,
 }
 
 /// The kind of a history entry.
@@ -246,9 +290,11 @@ pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = super::limits::MAX_STATUS_MESSAGE))]
     pub message: Option<String>,
-    /// A machine word for why the rollout waits or is paused when it is not the phase's own
-    /// (`Forbidden`: the rollout's ServiceAccount may not do what the rollout needs, or the
-    /// controller may not act as it); the conditions' reason while Pending or Paused.
+    /// A machine word for why the rollout waits or is paused when it is more specific than the
+    /// phase: `Forbidden` (the rollout's ServiceAccount may not do what the rollout needs, or
+    /// the controller may not act as it), `DriftLoop` (paused: someone else writes the
+    /// target), `TargetOwned` (pending: another unfinished Rollout owns the target). It
+    /// becomes the conditions' reason while Pending or Paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub reason: Option<String>,
@@ -260,10 +306,27 @@ pub struct RolloutStatus {
     /// written back on resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drifted_percent: Option<Percent>,
+    /// Drifts reverted since `driftWindowStart`: the third within 10 minutes of the first
+    /// pauses the rollout (`DriftLoop`) instead of reverting; resume clears it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drift_count: u32,
+    /// When the first drift counted in `driftCount` was reverted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_window_start: Option<Time>,
+    /// The resourceVersion the target object had when a final write (a rollback, or the
+    /// last stage's percent) was planned: after a restart, a finished rollout finishes that
+    /// write only while the target still has this version (nobody changed it since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub target_version: Option<String>,
     /// The percent in `percent` was decided but its write to the target is not confirmed yet:
     /// a controller restarted in between finishes the write instead of reading a drift.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub target_pending: bool,
+    /// How many times this rollout decided a new percent: the `sequence` a webhook target's
+    /// PUT carries, so its receiver can drop a stale write (a repair resends the same one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_sequence: Option<u64>,
     /// The one-shot `rollgate.dev/action` annotation last applied, as `action@token`, so an
     /// action is applied once even when the controller stops before removing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -390,6 +453,9 @@ impl RolloutStatus {
 /// `status.reason` (and the conditions' reason) when the rollout's ServiceAccount may not do
 /// what the rollout needs, or the controller may not act as that ServiceAccount.
 pub const REASON_FORBIDDEN: &str = "Forbidden";
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
 
 /// The texts of a condition get a `maxLength` (Kubernetes' own for `type` and `reason`, the
 /// status message's for `message`), so the status stays bounded.
@@ -574,7 +640,7 @@ mod tests {
                 Some(Phase::Progressing),
                 ("False", "True", "False", "Progressing"),
             ),
-            (Some(Phase::Paused), ("False", "False", "False", "Paused")),
+            (Some(Phase::Paused), ("False", "True", "False", "Paused")),
             (
                 Some(Phase::Succeeded),
                 ("True", "False", "False", "Succeeded"),

@@ -4,7 +4,7 @@ use kube::KubeSchema;
 use kube::core::Duration;
 use serde::{Deserialize, Serialize};
 
-use super::duration::{DURATION_FORMAT_RULE, DURATION_POSITIVE_RULE};
+use super::duration::{DURATION_AT_MOST_10S_RULE, DURATION_FORMAT_RULE, DURATION_POSITIVE_RULE};
 
 /// Where the rollout writes each stage's percentage. Set exactly one of `flagd`, `configMap`
 /// and `webhook`.
@@ -97,6 +97,14 @@ pub struct FlagdTarget {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = super::limits::MAX_ALLOWLIST), inner(length(max = super::limits::MAX_TARGETING_KEY)))]
     pub allowlist: Vec<String>,
+    /// Replace the flag's whole `targeting` with rollgate's own rule (the fractional split,
+    /// inside the allowlist's `if` when there is an allowlist). By default (false) rollgate
+    /// adopts an existing rule instead: when the targeting contains exactly one `fractional`
+    /// over the on and off variants, anywhere in the rule, only that fractional's weights
+    /// change; a rule without one is refused by the pre-check with the edit that makes it
+    /// adoptable.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace_targeting: bool,
 }
 
 /// A plain ConfigMap key holding the percent.
@@ -133,7 +141,7 @@ pub struct WebhookTarget {
         "headersSecret must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
     ))]
     pub headers_secret: Option<String>,
-    /// Time allowed for one request, as a Go duration (default 10s).
+    /// Time allowed for one request, as a Go duration (default 10s, at most 10s).
     #[serde(
         default,
         deserialize_with = "super::duration::deserialize_opt",
@@ -143,6 +151,7 @@ pub struct WebhookTarget {
     #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
         .message("timeout must be a Go duration such as 10s"))]
     #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
+    #[x_kube(validation = Rule::new(DURATION_AT_MOST_10S_RULE).message("timeout must be at most 10s"))]
     pub timeout: Option<Duration>,
 }
 
@@ -244,5 +253,10 @@ mod tests {
         assert_eq!(flagd.on_variant, "on");
         assert_eq!(flagd.off_variant, "off");
         assert!(flagd.allowlist.is_empty());
+        assert!(!flagd.replace_targeting);
+        let flagd: FlagdTarget =
+            serde_json::from_str(r#"{"configMap": "ff", "flag": "f", "replaceTargeting": true}"#)
+                .expect("reads");
+        assert!(flagd.replace_targeting);
     }
 }

@@ -109,9 +109,21 @@ impl Errors {
         }
     }
 
-    fn timeout(&mut self, field: impl Into<String>, timeout: Option<Duration>) {
-        if timeout.is_some_and(|t| !duration::is_positive(t)) {
+    /// A timeout, when set, is positive and at most `max`.
+    fn timeout(
+        &mut self,
+        field: impl Into<String>,
+        timeout: Option<Duration>,
+        max: std::time::Duration,
+    ) {
+        let Some(timeout) = timeout else { return };
+        if !duration::is_positive(timeout) {
             self.push(field, "must be positive");
+        } else if !duration::is_at_most(timeout, max) {
+            self.push(
+                field,
+                format!("must be at most {}s, not {timeout}", max.as_secs()),
+            );
         }
     }
 }
@@ -194,7 +206,11 @@ fn check_target(spec: &RolloutSpec, errors: &mut Errors) {
         if let Some(secret) = &webhook.headers_secret {
             errors.object_name("spec.target.webhook.headersSecret", secret);
         }
-        errors.timeout("spec.target.webhook.timeout", webhook.timeout);
+        errors.timeout(
+            "spec.target.webhook.timeout",
+            webhook.timeout,
+            duration::MAX_WEBHOOK_TIMEOUT,
+        );
     }
 }
 
@@ -271,7 +287,7 @@ fn check_gate(field: &str, gate: &Gate, errors: &mut Errors) {
     if gate.provider().is_none() {
         errors.push(
             field,
-            "must set exactly one of prometheus, alerts, ofrep and http",
+            "must set exactly one of prometheus, alerts, ofrep, http and compare",
         );
     }
     if gate.failure_limit < 1 {
@@ -308,13 +324,21 @@ fn check_gate(field: &str, gate: &Gate, errors: &mut Errors) {
                 "sampleQuery and minSample must be set together",
             );
         }
-        errors.timeout(format!("{field}.timeout"), prometheus.timeout);
+        errors.timeout(
+            format!("{field}.timeout"),
+            prometheus.timeout,
+            duration::MAX_GATE_TIMEOUT,
+        );
     }
     if let Some(alerts) = &gate.alerts {
         if let Some(address) = &alerts.address {
             errors.http_url(format!("{field}.alerts.address"), address);
         }
-        errors.timeout(format!("{field}.alerts.timeout"), alerts.timeout);
+        errors.timeout(
+            format!("{field}.alerts.timeout"),
+            alerts.timeout,
+            duration::MAX_GATE_TIMEOUT,
+        );
     }
     if let Some(ofrep) = &gate.ofrep {
         errors.http_url(format!("{field}.ofrep.address"), &ofrep.address);
@@ -324,13 +348,61 @@ fn check_gate(field: &str, gate: &Gate, errors: &mut Errors) {
                 "must be between 1 and 10000",
             );
         }
-        errors.timeout(format!("{field}.ofrep.timeout"), ofrep.timeout);
+        errors.timeout(
+            format!("{field}.ofrep.timeout"),
+            ofrep.timeout,
+            duration::MAX_GATE_TIMEOUT,
+        );
+    }
+    if let Some(compare) = &gate.compare {
+        let field = format!("{field}.compare");
+        if gate.min.is_some() || gate.max.is_some() {
+            errors.push(
+                field.trim_end_matches(".compare").to_owned(),
+                "min and max do not apply to a compare gate; its limit is compare.maxRegression",
+            );
+        }
+        if let Some(address) = &compare.address {
+            errors.http_url(format!("{field}.address"), address);
+        }
+        for (name, query) in [("units", &compare.units), ("events", &compare.events)] {
+            if query.trim().is_empty() {
+                errors.push(format!("{field}.{name}"), "must not be empty");
+            }
+        }
+        if compare.max_regression.is_nan() || compare.max_regression < 0.0 {
+            errors.push(
+                format!("{field}.maxRegression"),
+                "must be a number not below 0",
+            );
+        }
+        if !super::gate::COMPARE_CONFIDENCE.contains(&compare.confidence) {
+            errors.push(
+                format!("{field}.confidence"),
+                "must be between 0.8 and 0.999",
+            );
+        }
+        if compare.min_units < 1 {
+            errors.push(format!("{field}.minUnits"), "must be at least 1");
+        }
+        if compare.expected_units < 1 {
+            errors.push(format!("{field}.expectedUnits"), "must be at least 1");
+        }
+        errors.timeout(
+            format!("{field}.timeout"),
+            compare.timeout,
+            duration::MAX_GATE_TIMEOUT,
+        );
     }
     if let Some(http) = &gate.http {
         errors.http_url(format!("{field}.http.url"), &http.url);
         if !http.json_path.starts_with('$') {
             errors.push(format!("{field}.http.jsonPath"), "must start with $");
         }
-        errors.timeout(format!("{field}.http.timeout"), http.timeout);
+        errors.timeout(
+            format!("{field}.http.timeout"),
+            http.timeout,
+            duration::MAX_GATE_TIMEOUT,
+        );
     }
 }

@@ -10,7 +10,7 @@ use serde_json_path::JsonPath;
 
 use super::gate::Gate;
 use super::matcher::Matcher;
-use super::query_vars::{check_query, check_text};
+use super::query_vars::{check_compare_query, check_query, check_text};
 use super::spec::RolloutSpec;
 use super::validate::SpecError;
 
@@ -72,6 +72,21 @@ fn check_gate(field: &str, gate: &Gate, has_flag: bool, errors: &mut Vec<SpecErr
             headers: &a.headers,
             secret_ref: a.secret_ref.as_ref(),
             insecure_skip_verify: a.insecure_skip_verify,
+        };
+        own.check(&field, &mut push);
+    }
+    if let Some(c) = &gate.compare {
+        let field = format!("{field}.compare");
+        for (name, query) in [("units", &c.units), ("events", &c.events)] {
+            if let Err(e) = check_compare_query(query, has_flag) {
+                push(format!("{field}.{name}"), e.to_string());
+            }
+        }
+        let own = Connection {
+            address: c.address.as_deref(),
+            headers: &c.headers,
+            secret_ref: c.secret_ref.as_ref(),
+            insecure_skip_verify: c.insecure_skip_verify,
         };
         own.check(&field, &mut push);
     }

@@ -11,8 +11,9 @@ use std::io;
 use k8s_openapi::jiff::Timestamp;
 use tokio::runtime::Runtime;
 
-use crate::api::{Gate, Percent, Provider, Rollout, RolloutStatus};
+use crate::api::{CompareGate, Gate, Percent, Provider, Rollout, RolloutStatus};
 use crate::engine::Observation;
+use crate::gates::compare::{self, CompareScope, Counts};
 use crate::gates::prometheus::{self, PrometheusClient, Steps};
 use crate::gates::query::fill_query;
 use crate::gates::{GateContext, GateEnv, GateInput, alerts, observe};
@@ -75,6 +76,8 @@ type TextsMemo = Option<((u32, Percent), Result<Vec<String>, String>)>;
 enum Replay<'a> {
     /// A Prometheus or alerts gate, read through its client.
     Queried(Box<Queried<'a>>),
+    /// A compare gate, its arms counted from each stage's start.
+    Compared(Box<Compared<'a>>),
     /// A gate that cannot be replayed, assumed to pass with this value (its lower bound, else
     /// its upper bound, else 0).
     AssumedPass(f64),
@@ -91,6 +94,21 @@ struct Queried<'a> {
     /// The query texts for the last (stage, percent) seen: only those variables change during
     /// a replay, so the texts are built once per stage, not per checkpoint.
     texts: TextsMemo,
+}
+
+/// A compare gate being replayed. With range queries each arm's counts are the per-interval
+/// increases (`{{window}}` = the interval, step = the interval) summed from the stage's start;
+/// with instant queries each checkpoint asks exactly what the controller asks.
+struct Compared<'a> {
+    gate: &'a CompareGate,
+    client: PrometheusClient,
+    /// The stage the increases below belong to.
+    stage_start: Option<Timestamp>,
+    /// The per-interval increases read so far in this stage: (step instant in Unix ms, units and
+    /// events with the flag, units and events without).
+    steps: Vec<(i64, [f64; 4])>,
+    /// A range read failed in this stage: its checkpoints are read with instant queries.
+    range_failed: bool,
 }
 
 /// Observations read with one range request (two with a sample query).
@@ -135,6 +153,22 @@ impl<'a> PrometheusHistory<'a> {
             if assume_pass.contains(&gate.name) {
                 let (min, max) = gate.bounds();
                 replays.push(Replay::AssumedPass(min.or(max).unwrap_or(0.0)));
+                continue;
+            }
+            if let Some(Provider::Compare(c)) = gate.provider() {
+                let client = env
+                    .prometheus_client(c.into(), None, None)
+                    .map_err(|problem| BacktestError::Connection {
+                        gate: gate.name.clone(),
+                        problem,
+                    })?;
+                replays.push(Replay::Compared(Box::new(Compared {
+                    gate: c,
+                    client,
+                    stage_start: None,
+                    steps: Vec::new(),
+                    range_failed: false,
+                })));
                 continue;
             }
             let connection = match gate.provider() {
@@ -203,6 +237,7 @@ impl<'a> PrometheusHistory<'a> {
             .map(|gate| match gate.provider() {
                 Some(Provider::Prometheus(p)) if p.sample_query.is_some() => 2,
                 Some(Provider::Prometheus(_) | Provider::Alerts(_)) => 1,
+                Some(Provider::Compare(_)) => 4,
                 _ => 0,
             })
             .sum();
@@ -258,20 +293,35 @@ impl ObservationSource for PrometheusHistory<'_> {
             count,
         };
         into.clear();
+        let stage_start = status.stage_started_at.as_ref().map(|t| t.0);
+        let scope = compare::scope(spec, stage_start, at);
+        let interval = std::time::Duration::from(spec.analysis.interval);
         // Most checkpoints are read from a stretch already fetched: no runtime needed.
         let cached: Vec<Option<Observation>> = self
             .gates
             .iter_mut()
-            .map(|replay| replay.cached(self.mode, &ctx))
+            .map(|replay| match replay {
+                Replay::Compared(c) => c.cached(self.mode, &ctx, stage_start, interval),
+                other => other.cached(self.mode, &ctx),
+            })
             .collect();
         if cached.iter().all(Option::is_some) {
             into.extend(cached.into_iter().flatten());
             return Ok(());
         }
-        let (env, mode) = (&self.env, self.mode);
+        let (env, mode, end) = (&self.env, self.mode, self.end);
         let runs = self.gates.iter_mut().map(|replay| {
             let ctx = &ctx;
-            async move { replay.observe(env, mode, ctx, steps).await }
+            let scope = &scope;
+            async move {
+                match replay {
+                    Replay::Compared(c) => {
+                        c.observe(mode, ctx, scope, stage_start, interval, end)
+                            .await
+                    }
+                    other => other.observe(env, mode, ctx, steps).await,
+                }
+            }
         });
         let results = self.runtime.block_on(futures_util::future::join_all(runs));
         for (observation, requests) in results {
@@ -295,6 +345,7 @@ impl Replay<'_> {
         } = match self {
             Replay::AssumedPass(value) => return Some(Observation::Value(*value)),
             Replay::Queried(queried) => &mut **queried,
+            Replay::Compared(_) => return None,
         };
         let gate = *gate;
         let queries = match texts_for(gate, texts, ctx) {
@@ -326,6 +377,7 @@ impl Replay<'_> {
         } = match self {
             Replay::AssumedPass(value) => return (Observation::Value(*value), 0),
             Replay::Queried(queried) => &mut **queried,
+            Replay::Compared(_) => return (Observation::Error("not a compare gate".into()), 0),
         };
         let gate = *gate;
         let queries = match texts_for(gate, texts, ctx) {
@@ -337,6 +389,7 @@ impl Replay<'_> {
             ctx: *ctx,
             secret: None,
             memory: None,
+            compare: None,
         };
         let instant = || async move { observe(env, input).await.observation };
         if mode == QueryMode::Instant || range_failed.as_ref() == Some(&queries) {
@@ -376,6 +429,155 @@ impl Replay<'_> {
             first.unwrap_or_else(|| Observation::Error("an empty range".into())),
             cost,
         )
+    }
+}
+
+impl Compared<'_> {
+    /// Starts over when the stage changed.
+    fn align(&mut self, stage_start: Option<Timestamp>) {
+        if self.stage_start != stage_start {
+            self.stage_start = stage_start;
+            self.steps.clear();
+            self.range_failed = false;
+        }
+    }
+
+    /// The arms summed from the stage's start up to `at`, when the increases read so far
+    /// reach it and `at` is one of the stage's checkpoints.
+    fn summed(
+        &self,
+        at: Timestamp,
+        stage_start: Timestamp,
+        interval: std::time::Duration,
+    ) -> Option<Observation> {
+        let at_ms = at.as_millisecond();
+        let step = i64::try_from(interval.as_millis()).ok()?.max(1);
+        let offset = at_ms - stage_start.as_millisecond();
+        if offset <= 0 || offset % step != 0 {
+            return None;
+        }
+        let (last, _) = self.steps.last()?;
+        if *last < at_ms {
+            return None;
+        }
+        let mut sums = [0.0; 4];
+        for (_, counts) in self.steps.iter().take_while(|(t, _)| *t <= at_ms) {
+            for (sum, count) in sums.iter_mut().zip(counts) {
+                *sum += count;
+            }
+        }
+        Some(Observation::Arms {
+            treatment: Counts::new(sums[0], sums[1]),
+            control: Counts::new(sums[2], sums[3]),
+        })
+    }
+
+    fn cached(
+        &mut self,
+        mode: QueryMode,
+        ctx: &GateContext<'_>,
+        stage_start: Option<Timestamp>,
+        interval: std::time::Duration,
+    ) -> Option<Observation> {
+        if ctx.percent == Percent::ZERO || ctx.percent >= Percent::HUNDRED {
+            // No second cohort: the engine skips the gate; nothing to ask.
+            return Some(Observation::Arms {
+                treatment: Counts::default(),
+                control: Counts::default(),
+            });
+        }
+        self.align(stage_start);
+        if mode == QueryMode::Instant || self.range_failed {
+            return None;
+        }
+        self.summed(ctx.at, stage_start?, interval)
+    }
+
+    async fn observe(
+        &mut self,
+        mode: QueryMode,
+        ctx: &GateContext<'_>,
+        scope: &CompareScope<'_>,
+        stage_start: Option<Timestamp>,
+        interval: std::time::Duration,
+        end: Timestamp,
+    ) -> (Observation, u64) {
+        let instant = |client: PrometheusClient, gate: &CompareGate| {
+            let (ctx, scope) = (*ctx, *scope);
+            let gate = gate.clone();
+            async move { (compare::observe(&client, &gate, &ctx, &scope).await, 4) }
+        };
+        let Some(start) = stage_start else {
+            return instant(self.client.clone(), self.gate).await;
+        };
+        if mode == QueryMode::Instant || self.range_failed {
+            return instant(self.client.clone(), self.gate).await;
+        }
+        let step_ms = i64::try_from(interval.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let first = self
+            .steps
+            .last()
+            .map_or(start.as_millisecond() + step_ms, |(t, _)| t + step_ms);
+        let remaining = end.as_millisecond().saturating_sub(first);
+        let count = usize::try_from(remaining / step_ms + 1)
+            .unwrap_or(MAX_STEPS)
+            .clamp(1, MAX_STEPS);
+        let steps = Steps {
+            start_ms: first,
+            step_ms,
+            count,
+        };
+        let per_interval = CompareScope {
+            window: interval,
+            ..*scope
+        };
+        let queries = match compare::queries(self.gate, ctx, &per_interval) {
+            Ok(queries) => queries,
+            Err(e) => return (Observation::Error(e.to_string()), 0),
+        };
+        let client = &self.client;
+        let reads = futures_util::future::join_all(
+            queries.iter().map(|query| client.query_range(query, steps)),
+        )
+        .await;
+        let mut read = vec![[0.0; 4]; count];
+        for (q, answers) in reads.into_iter().enumerate() {
+            let answers = match answers {
+                Ok(answers) => answers,
+                Err(error) => {
+                    tracing::warn!(%error, "range query failed; reading this stage's checkpoints with instant queries");
+                    self.range_failed = true;
+                    let (observation, cost) = instant(self.client.clone(), self.gate).await;
+                    return (observation, cost + 4);
+                }
+            };
+            for (i, answer) in answers.into_iter().enumerate().take(count) {
+                match answer {
+                    Ok(prometheus::Answer::Value(v)) => read[i][q] = v,
+                    Ok(prometheus::Answer::Empty) => {}
+                    Err(error) => {
+                        return (
+                            Observation::Error(crate::text::remote(
+                                &error.to_string(),
+                                crate::gates::observe::MAX_ERROR_MESSAGE,
+                            )),
+                            4,
+                        );
+                    }
+                }
+            }
+        }
+        self.steps
+            .extend((0..count).map(|i| (first + step_ms * i as i64, read[i])));
+        match self.summed(ctx.at, start, interval) {
+            Some(observation) => (observation, 4),
+            None => {
+                let (observation, cost) = instant(self.client.clone(), self.gate).await;
+                (observation, cost + 4)
+            }
+        }
     }
 }
 

@@ -8,9 +8,9 @@ use clap::Args;
 use k8s_openapi::jiff::Timestamp;
 use rollgate::backtest::{PrometheusHistory, QueryMode};
 use rollgate::gates::prometheus::ClientError;
-use rollgate::gates::prometheus::{ClientSettings, PrometheusAuth, PrometheusEndpoint};
+use rollgate::gates::prometheus::PrometheusEndpoint;
 use rollgate::gates::{GateEnv, GateEnvError, Secret};
-use rollgate::net::AllowRule;
+use rollgate::net::{AddressPolicy, AllowRule};
 use rollgate::sim::load::load_rollout;
 use rollgate::sim::run;
 use rollgate::sim::scenario::{Scenario, check_budget};
@@ -19,9 +19,8 @@ use rollgate::sim::timeline::TimelineWriter;
 use rollgate::report::{Recorder, Source};
 
 use super::output::{ExpectedPhase, OutputFormat, bad_input, finish};
+use super::prometheus_auth::{LegacyFlags, PrometheusAuthArgs};
 use super::report::{file_name, write_report_file};
-use super::secret::HeaderArg;
-use rollgate::sim::read::{MAX_SMALL_FILE_BYTES, read_bytes};
 
 /// The most checkpoints one backtest may replay.
 const BACKTEST_BUDGET: u64 = 200_000;
@@ -72,21 +71,29 @@ pub struct BacktestArgs {
     /// How history is read: range queries (default) or one instant query per checkpoint.
     #[arg(long, value_enum, default_value_t = QueryModeArg::Range)]
     query_mode: QueryModeArg,
-    /// Bearer token sent to Prometheus.
-    #[arg(long, env = "ROLLGATE_PROMETHEUS_TOKEN", hide_env_values = true)]
+    /// Deprecated (one release): the bearer token itself; use --prometheus-token-file.
+    #[arg(
+        long,
+        env = "ROLLGATE_PROMETHEUS_TOKEN",
+        hide_env_values = true,
+        hide = true
+    )]
     prometheus_token: Option<Secret<String>>,
-    /// Basic-auth user name sent to Prometheus.
-    #[arg(long, env = "ROLLGATE_PROMETHEUS_USERNAME")]
-    prometheus_username: Option<String>,
-    /// Basic-auth password sent to Prometheus.
-    #[arg(long, env = "ROLLGATE_PROMETHEUS_PASSWORD", hide_env_values = true)]
+    /// Deprecated (one release): the basic-auth password itself; use
+    /// --prometheus-password-file.
+    #[arg(
+        long,
+        env = "ROLLGATE_PROMETHEUS_PASSWORD",
+        hide_env_values = true,
+        hide = true
+    )]
     prometheus_password: Option<Secret<String>>,
-    /// Extra header, as `Name: value` (for example a tenant header for Mimir or Thanos).
-    #[arg(long = "prometheus-header", value_name = "HEADER")]
-    prometheus_headers: Vec<HeaderArg>,
-    /// PEM CA bundle to trust besides the built-in roots.
-    #[arg(long)]
+    /// Deprecated (one release): use --prometheus-ca-file.
+    #[arg(long, hide = true)]
     prometheus_ca: Option<PathBuf>,
+    /// Credentials, headers and TLS for --prometheus, and the extra CA bundle.
+    #[command(flatten)]
+    auth: PrometheusAuthArgs,
     /// Accept any TLS certificate from Prometheus.
     #[arg(long)]
     prometheus_insecure_skip_verify: bool,
@@ -117,7 +124,16 @@ pub fn backtest(args: BacktestArgs) -> ExitCode {
         Ok(endpoint) => endpoint,
         Err(e) => return bad_input(&format!("rollgate backtest: {e}")),
     };
-    let env = match GateEnv::new(Some(endpoint), args.allow_address.clone()) {
+    let mut policy = AddressPolicy::new(args.allow_address.clone());
+    match args.auth.extra_ca() {
+        Ok(None) => {}
+        Ok(Some(pem)) => match policy.with_extra_ca(pem) {
+            Ok(with_ca) => policy = with_ca,
+            Err(e) => return bad_input(&format!("rollgate backtest: --ca-file: {e}")),
+        },
+        Err(e) => return bad_input(&format!("rollgate backtest: {e}")),
+    }
+    let env = match GateEnv::with_policy(Some(endpoint), policy) {
         Ok(env) => env.without_namespace_scope(),
         Err(e) => return bad_input(&format!("rollgate backtest: {}", flag_error(&e))),
     };
@@ -188,7 +204,13 @@ fn checkpoints(spec: &rollgate::api::RolloutSpec, span: k8s_openapi::jiff::Signe
 /// A connection error named after the flag that caused it.
 fn flag_error(error: &GateEnvError) -> String {
     match error {
-        GateEnvError::Prometheus(e @ ClientError::Ca(_)) => format!("--prometheus-ca: {e}"),
+        GateEnvError::Prometheus(e @ ClientError::Ca(_)) => format!("--prometheus-ca-file: {e}"),
+        GateEnvError::Prometheus(e @ ClientError::Identity(_)) => {
+            format!("--prometheus-cert-file/--prometheus-key-file: {e}")
+        }
+        GateEnvError::Prometheus(e @ ClientError::ServerName(_)) => {
+            format!("--prometheus-tls-server-name: {e}")
+        }
         GateEnvError::Prometheus(e @ ClientError::Header(_)) => {
             format!("--prometheus-header: {e}")
         }
@@ -217,31 +239,20 @@ fn window(args: &BacktestArgs) -> Result<(Timestamp, Timestamp), String> {
 }
 
 fn endpoint(args: &BacktestArgs) -> Result<PrometheusEndpoint, String> {
-    let mut settings = ClientSettings {
-        auth: PrometheusAuth::from_parts(
-            args.prometheus_token.as_ref().map(|t| t.expose().clone()),
-            args.prometheus_username.clone(),
-            args.prometheus_password
-                .as_ref()
-                .map(|p| p.expose().clone()),
-        )
-        .map_err(|e| format!("Prometheus credentials: {e}"))?,
-        insecure_skip_verify: args.prometheus_insecure_skip_verify,
-        ..ClientSettings::default()
-    };
     check_credentials(args)?;
-    for line in &args.prometheus_headers {
-        settings
-            .add_header_line(line.expose())
-            .map_err(|e| format!("--prometheus-header: {e}"))?;
+    let legacy = LegacyFlags {
+        token: args.prometheus_token.as_ref(),
+        password: args.prometheus_password.as_ref(),
+        ca: args.prometheus_ca.as_deref(),
+    };
+    let mut settings = args.auth.settings(legacy)?;
+    if args.prometheus_insecure_skip_verify && settings.tls_server_name.is_some() {
+        return Err(
+            "--prometheus-insecure-skip-verify and --prometheus-tls-server-name: give one"
+                .to_owned(),
+        );
     }
-    check_headers(&settings.headers)?;
-    if let Some(path) = &args.prometheus_ca {
-        let pem = read_bytes(path, MAX_SMALL_FILE_BYTES)
-            .map_err(|e| format!("--prometheus-ca {}: {e}", path.display()))?;
-        check_ca(&pem).map_err(|e| format!("--prometheus-ca {}: {e}", path.display()))?;
-        settings.ca_pem = Some(pem);
-    }
+    settings.insecure_skip_verify = args.prometheus_insecure_skip_verify;
     check_address(&args.prometheus)?;
     let timeout = rollgate::api::parse_duration(&args.prometheus_timeout)
         .map_err(|e| format!("--prometheus-timeout: {e}"))?;
@@ -280,7 +291,6 @@ fn check_credentials(args: &BacktestArgs) -> Result<(), String> {
             "--prometheus-token",
             args.prometheus_token.as_ref().map(|t| t.expose()),
         ),
-        ("--prometheus-username", args.prometheus_username.as_ref()),
         (
             "--prometheus-password",
             args.prometheus_password.as_ref().map(|p| p.expose()),
@@ -296,35 +306,6 @@ fn check_credentials(args: &BacktestArgs) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Header names are HTTP tokens and values carry no control characters; a message names the
-/// header, never its value.
-fn check_headers(headers: &[(String, Secret<String>)]) -> Result<(), String> {
-    for (name, value) in headers {
-        let value = value.expose();
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(format!(
-                "--prometheus-header: {:?} is not a valid header name",
-                rollgate::text::for_terminal(name)
-            ));
-        }
-        if http::HeaderValue::from_str(value).is_err() {
-            return Err(format!(
-                "--prometheus-header: the value of {name} contains a character an HTTP header cannot carry"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The bundle holds at least one PEM certificate.
-fn check_ca(pem: &[u8]) -> Result<(), String> {
-    match reqwest::Certificate::from_pem_bundle(pem) {
-        Ok(certs) if certs.is_empty() => Err("holds no PEM certificate".to_owned()),
-        Ok(_) => Ok(()),
-        Err(e) => Err(format!("is not a PEM certificate bundle ({e})")),
-    }
 }
 
 #[cfg(test)]

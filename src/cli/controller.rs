@@ -14,7 +14,8 @@ use futures_util::future::{BoxFuture, Shared};
 use kube::runtime::events::{Recorder, Reporter};
 use rollgate::controller::leader::{self, ElectionSettings, Leadership};
 use rollgate::controller::{
-    Context, ControllerConfig, Identities, KubeTargets, ProviderObserver, SystemClock, run,
+    ApiBudget, Context, ControllerConfig, Identities, KubeTargets, ProviderObserver, Slots,
+    SystemClock, run,
 };
 use rollgate::gates::GateEnv;
 use rollgate::gates::prometheus::{ClientSettings, PrometheusEndpoint};
@@ -59,10 +60,31 @@ pub struct ControllerArgs {
     /// Name of the leader-election Lease.
     #[arg(long, value_name = "NAME", default_value = "rollgate-controller")]
     leader_election_id: String,
-    /// Reconciles at once.
-    #[arg(long, value_name = "N", default_value_t = 16,
+    /// Reconciles at once, in all (reconciles mostly wait on I/O).
+    #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
+    /// Reconciles at once from one namespace; free slots go round-robin across namespaces.
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    max_concurrent_per_namespace: u16,
+    /// The deadline of one whole reconcile, as a Go duration; past it the reconcile is
+    /// abandoned (nothing half-written) and retried with backoff.
+    #[arg(long, value_name = "DURATION", default_value = "45s", value_parser = positive_duration)]
+    reconcile_timeout: Duration,
+    /// Writes a second to the API server, on average (a client-side token bucket;
+    /// transitions and target writes go before routine status updates and Events).
+    #[arg(long, value_name = "QPS", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    kube_api_qps: u32,
+    /// Writes to the API server at once, above the average.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    kube_api_burst: u32,
+    /// The first wait of a Pending rollout's backoff (doubling up to 5 minutes); for tests.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = positive_duration,
+          hide = true)]
+    pending_backoff_base: Duration,
     /// An address Rollouts may reach (gates, webhook targets, notifications) besides the
     /// default Prometheus and the Services of their own namespace: a host, `*.domain`, an
     /// address or CIDR range, or a URL prefix (repeatable). Loopback, link-local, cloud
@@ -89,6 +111,9 @@ pub struct ControllerArgs {
     /// its own namespace (Secrets, target reads and writes are made impersonating it).
     #[arg(long, value_name = "NAME", value_parser = service_account_name)]
     default_service_account: Option<String>,
+    /// Credentials, headers and TLS for --prometheus, and the extra CA bundle (--ca-file).
+    #[command(flatten)]
+    prometheus_auth: super::prometheus_auth::PrometheusAuthArgs,
 }
 
 /// A ServiceAccount name: a Kubernetes object name.
@@ -101,6 +126,19 @@ fn service_account_name(name: &str) -> Result<String, String> {
              starting and ending with a letter or digit, at most 253 characters"
         ))
     }
+}
+
+/// A positive Go duration from the command line.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = rollgate::api::parse_duration(text)?;
+    if duration.is_negative() {
+        return Err(format!("{text} is negative"));
+    }
+    let duration = Duration::from(duration);
+    if duration.is_zero() {
+        return Err(format!("{text} is not positive"));
+    }
+    Ok(duration)
 }
 
 /// Why the controller could not run.
@@ -192,13 +230,27 @@ fn gate_env(args: &ControllerArgs, api_server: &[IpAddr]) -> Result<GateEnv, Fai
             args.cluster_domain
         )));
     }
-    let policy = AddressPolicy::new(allow)
+    let mut policy = AddressPolicy::new(allow)
         .with_cluster_domain(domain)
         .with_api_server(api_server.iter().copied())
         .with_insecure_credentials(args.allow_insecure_credentials);
+    if let Some(pem) = args.prometheus_auth.extra_ca().map_err(Failure::Usage)? {
+        policy = policy
+            .with_extra_ca(pem)
+            .map_err(|e| Failure::Usage(format!("--ca-file: {e}")))?;
+    }
+    let settings = args
+        .prometheus_auth
+        .settings(Default::default())
+        .map_err(Failure::Usage)?;
+    if args.prometheus.is_none() && settings != ClientSettings::default() {
+        return Err(Failure::Usage(
+            "--prometheus-* credentials and TLS flags need --prometheus".to_owned(),
+        ));
+    }
     let default = args.prometheus.as_ref().map(|address| PrometheusEndpoint {
         address: address.clone(),
-        settings: ClientSettings::default(),
+        settings,
     });
     GateEnv::with_policy(default, policy).map_err(|e| Failure::Usage(e.to_string()))
 }
@@ -219,6 +271,7 @@ fn notifier(args: &ControllerArgs, env: &GateEnv) -> Result<Notifier, Failure> {
     }
     let settings = NotifierSettings {
         global,
+        extra_ca_pem: env.policy().extra_ca_pem().map(<[u8]>::to_vec),
         ..NotifierSettings::default()
     };
     let notifier = Notifier::new(settings.clone())
@@ -285,6 +338,12 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     let serving = tokio::spawn(servers.serve(shutdown.clone()));
 
     let identity = leader::default_identity();
+    // The Lease is released only once the reconciles in flight at SIGTERM have finished or
+    // been abandoned at their deadline: until then they may still write, fenced by the Lease.
+    let (reconciles_done, lease_release) = tokio::sync::oneshot::channel::<()>();
+    let lease_release = async move {
+        let _ = lease_release.await;
+    };
     let (leadership, election) = if args.leader_elect {
         let namespace = args
             .leader_election_namespace
@@ -294,9 +353,8 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
         settings.identity = identity.clone();
         let election_client = leader::dedicated_client(config.clone(), &settings)
             .map_err(|e| Failure::Environment(e.to_string()))?;
-        let (leadership, task) =
-            leader::spawn_election(election_client, settings, shutdown.clone())
-                .map_err(|e| Failure::Usage(e.to_string()))?;
+        let (leadership, task) = leader::spawn_election(election_client, settings, lease_release)
+            .map_err(|e| Failure::Usage(e.to_string()))?;
         (leadership, Some(task))
     } else {
         (Leadership::always(), None)
@@ -327,9 +385,18 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     info!(
         namespaces = ?args.namespaces,
         concurrency = args.concurrency,
+        per_namespace = args.max_concurrent_per_namespace,
+        reconcile_timeout = ?args.reconcile_timeout,
+        kube_api_qps = args.kube_api_qps,
+        kube_api_burst = args.kube_api_burst,
         leader_elect = args.leader_elect,
         default_service_account = ?args.default_service_account,
         "rollgate controller starting"
+    );
+    let budget = ApiBudget::new(args.kube_api_qps, args.kube_api_burst);
+    let slots = Slots::new(
+        usize::from(args.concurrency),
+        usize::from(args.max_concurrent_per_namespace),
     );
     let context_client = client.clone();
     run(
@@ -351,11 +418,17 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
             .with_metrics(metrics.clone())
             .with_notifier(Arc::clone(&notifier))
             .with_identities(Arc::clone(&identities))
+            .with_slots(slots.clone())
+            .with_budget(budget.clone())
+            .with_reconcile_timeout(args.reconcile_timeout)
+            .with_pending_backoff(args.pending_backoff_base)
         },
         shutdown.clone(),
     )
     .await;
     shutdown.await;
+    info!("the reconciles in flight are done: releasing the Lease");
+    let _ = reconciles_done.send(());
     if let Some(task) = election {
         let _ = task.await;
     }

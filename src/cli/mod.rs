@@ -17,6 +17,7 @@ mod get;
 mod kube_client;
 mod lint;
 mod output;
+mod prometheus_auth;
 mod report;
 mod secret;
 mod simulate;

@@ -7,11 +7,14 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
 
+use super::budget::ApiBudget;
 use super::identity::Identities;
 use super::observe::GateObserver;
+use super::slots::Slots;
 use super::target::TargetIo;
-use crate::api::Percent;
+use crate::api::{Percent, Rollout};
 use crate::notify::Notifier;
 use crate::telemetry::Metrics;
 
@@ -36,6 +39,14 @@ impl Clock for SystemClock {
 pub trait LeaderCheck: Send + Sync {
     /// True while this replica may write.
     fn is_leader(&self) -> bool;
+
+    /// True while this replica may write and will still hold the Lease `margin` from now
+    /// without renewing it: the fence before a write whose request may take `margin`.
+    /// Checks without a lease expiry (tests, no election) answer [`is_leader`](Self::is_leader).
+    fn held_for(&self, margin: std::time::Duration) -> bool {
+        let _ = margin;
+        self.is_leader()
+    }
 }
 
 /// Leadership when leader election is off: always the leader.
@@ -52,7 +63,18 @@ impl LeaderCheck for super::leader::Leadership {
     fn is_leader(&self) -> bool {
         super::leader::Leadership::is_leader(self)
     }
+
+    fn held_for(&self, margin: std::time::Duration) -> bool {
+        super::leader::Leadership::held_for(self, margin)
+    }
 }
+
+/// The deadline of one whole reconcile, unless `--reconcile-timeout` says otherwise.
+pub const DEFAULT_RECONCILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(45);
+
+/// The first wait of a Pending rollout's backoff (doubling up to 5 minutes), unless the hidden
+/// `--pending-backoff-base` says otherwise.
+pub const DEFAULT_PENDING_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What one reconcile needs besides the Rollout.
 pub struct Context {
@@ -74,8 +96,18 @@ pub struct Context {
     pub notifier: Option<Arc<Notifier>>,
     /// The identities Rollouts act as (their ServiceAccounts), and the refusals they met.
     pub identities: Arc<Identities>,
+    /// The API budget every write draws from (transitions first).
+    pub budget: ApiBudget,
+    /// The reconcile slots, shared fairly across namespaces.
+    pub slots: Slots,
+    /// The deadline of one whole reconcile; past it the reconcile is abandoned.
+    pub reconcile_timeout: std::time::Duration,
+    /// The first wait of a Pending rollout's backoff.
+    pub pending_backoff: std::time::Duration,
     /// The controller's own writes, so a stale cache is never acted on.
     pub(super) memory: Mutex<WriteMemory>,
+    /// The Rollout watch cache, where the owner a target's claim names is looked up.
+    pub(super) rollouts: Option<Store<Rollout>>,
 }
 
 impl Context {
@@ -99,8 +131,45 @@ impl Context {
             metrics: None,
             notifier: None,
             identities,
+            budget: ApiBudget::unlimited(),
+            slots: Slots::unshared(usize::MAX),
+            reconcile_timeout: DEFAULT_RECONCILE_TIMEOUT,
+            pending_backoff: DEFAULT_PENDING_BACKOFF,
             memory: Mutex::new(WriteMemory::default()),
+            rollouts: None,
         }
+    }
+
+    /// This context, looking up the owners that targets' claims name in `rollouts` (the
+    /// controller's Rollout watch cache). Without it, every claim by another Rollout counts as
+    /// held.
+    pub fn with_rollouts(mut self, rollouts: Store<Rollout>) -> Self {
+        self.rollouts = Some(rollouts);
+        self
+    }
+
+    /// This context, drawing every write from `budget` (shared by every scope).
+    pub fn with_budget(mut self, budget: ApiBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// This context, taking each reconcile's slot from `slots` (shared by every scope).
+    pub fn with_slots(mut self, slots: Slots) -> Self {
+        self.slots = slots;
+        self
+    }
+
+    /// This context, abandoning a reconcile that runs longer than `timeout`.
+    pub fn with_reconcile_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.reconcile_timeout = timeout;
+        self
+    }
+
+    /// This context, retrying a Pending rollout after `base`, doubling up to 5 minutes.
+    pub fn with_pending_backoff(mut self, base: std::time::Duration) -> Self {
+        self.pending_backoff = base;
+        self
     }
 
     /// This context, recording into `metrics`.
@@ -122,6 +191,16 @@ impl Context {
         self
     }
 
+    /// Whether this watch event of `rollout` should start a reconcile (see `trigger.rs`): not
+    /// the echo of this controller's own status write.
+    pub(super) fn should_reconcile(&self, rollout: &crate::api::Rollout) -> bool {
+        let key = (
+            super::target::namespace_of(rollout),
+            rollout.metadata.name.clone().unwrap_or_default(),
+        );
+        self.memory().triggers.should_reconcile(&key, rollout)
+    }
+
     pub(super) fn memory(&self) -> std::sync::MutexGuard<'_, WriteMemory> {
         // A poisoned lock only means another reconcile panicked; the map itself is sound.
         self.memory.lock().unwrap_or_else(|e| e.into_inner())
@@ -141,6 +220,11 @@ pub(super) struct WriteMemory {
     confirmed: HashMap<String, Percent>,
     /// Reconciles in a row that left the Rollout Pending, for the pre-checks' backoff.
     pending: HashMap<RolloutKey, u32>,
+    /// Reconciles in a row that failed (a timeout, a write the API refused), for the error
+    /// policy's backoff.
+    failures: HashMap<RolloutKey, u32>,
+    /// Which watch events start a reconcile.
+    pub(super) triggers: super::trigger::Triggers,
 }
 
 impl WriteMemory {
@@ -187,10 +271,43 @@ impl WriteMemory {
         self.pending.remove(key);
     }
 
+    /// The Rollouts (namespace and name) this memory knows of.
+    pub(super) fn keys(&self) -> Vec<RolloutKey> {
+        let mut keys: Vec<RolloutKey> = self
+            .status_versions
+            .keys()
+            .chain(self.pending.keys())
+            .cloned()
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Keeps only the confirmations of these uids.
+    pub(super) fn retain_uids(&mut self, keep: impl Fn(&str) -> bool) {
+        self.confirmed.retain(|uid, _| keep(uid));
+    }
+
+    /// Counts one more failed reconcile; returns how many came before it.
+    pub(super) fn failed_attempt(&mut self, key: &RolloutKey) -> u32 {
+        let count = self.failures.entry(key.clone()).or_default();
+        let before = *count;
+        *count = count.saturating_add(1);
+        before
+    }
+
+    /// Resets the failure count after a reconcile that succeeded.
+    pub(super) fn clear_failures(&mut self, key: &RolloutKey) {
+        self.failures.remove(key);
+    }
+
     /// Forgets a deleted Rollout.
     pub(super) fn forget(&mut self, key: &RolloutKey, uid: Option<&str>) {
         self.status_versions.remove(key);
         self.pending.remove(key);
+        self.failures.remove(key);
+        self.triggers.forget(key);
         if let Some(uid) = uid {
             self.confirmed.remove(uid);
         }

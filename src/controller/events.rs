@@ -54,6 +54,14 @@ pub(super) fn notices(outcome: &Outcome, status: &RolloutStatus, stages: usize) 
                 ));
             }
         }
+        for waiting in &outcome.waiting {
+            out.push(Notice::new(
+                false,
+                "Waiting",
+                action("Wait", &waiting.gate),
+                waiting.message.clone(),
+            ));
+        }
     }
     for t in &outcome.transitions[split..] {
         transition_notices(t, stages, &mut out);
@@ -65,6 +73,19 @@ pub(super) fn notices(outcome: &Outcome, status: &RolloutStatus, stages: usize) 
                 notice.reason = REASON_FORBIDDEN;
                 notice.warning = true;
             }
+        }
+    }
+    // A specific reason the status carries (a drift loop, a target owned by another Rollout)
+    // names the event too.
+    let specific = match status.reason.as_deref() {
+        Some(super::ownership::TARGET_OWNED) => Some(("PreCheckFailed", "TargetOwned")),
+        Some(crate::engine::DRIFT_LOOP_REASON) => Some(("Paused", "DriftLoop")),
+        _ => None,
+    };
+    if let Some((general, reason)) = specific {
+        for notice in out.iter_mut().filter(|n| n.reason == general) {
+            notice.reason = reason;
+            notice.warning = true;
         }
     }
     out
@@ -266,6 +287,7 @@ mod tests {
                 percent: Percent::whole(1),
                 verdict: CheckpointVerdict::Warn,
             }),
+            waiting: Vec::new(),
             transitions: vec![
                 transition(TransitionKind::Resume, 0, Percent::whole(1)),
                 transition(TransitionKind::Pause, 0, Percent::whole(1)),
@@ -299,5 +321,41 @@ mod tests {
         );
         assert!(notices[1].warning);
         assert_eq!(notices[1].note, "gate error-rate: connection refused");
+    }
+
+    #[test]
+    fn a_compare_gate_still_waiting_after_the_bake_time_is_one_waiting_event() {
+        let outcome = Outcome {
+            checkpoint: Some(CheckpointReport {
+                position: 0,
+                stage: 0,
+                percent: Percent::whole(1),
+                verdict: CheckpointVerdict::Warn,
+            }),
+            waiting: vec![crate::engine::WaitingReport {
+                gate: "errors-vs-control".into(),
+                message: "gate errors-vs-control still waits for data 2h into stage 1 (bake \
+                          time 2h): collecting: 340 of 500 requests with the flag"
+                    .into(),
+            }],
+            transitions: Vec::new(),
+            write: None,
+        };
+        let status = RolloutStatus {
+            gates: vec![GateStatus {
+                name: "errors-vs-control".into(),
+                last_verdict: Some(GateVerdict::Waiting),
+                ..GateStatus::default()
+            }],
+            ..RolloutStatus::default()
+        };
+        let notices = notices(&outcome, &status, 1);
+        assert_eq!(reasons(&notices), [("Waiting", "Wait:errors-vs-control")]);
+        assert!(!notices[0].warning);
+        assert!(
+            notices[0]
+                .note
+                .ends_with("collecting: 340 of 500 requests with the flag")
+        );
     }
 }

@@ -104,6 +104,20 @@ impl Leadership {
         self.state.borrow().is_leader(Instant::now())
     }
 
+    /// True while this replica may write and its last renewal keeps the Lease at least
+    /// `margin` longer (always without election): the fence before a write that may take up
+    /// to `margin`, so a write never lands after the Lease could have passed to another replica.
+    pub fn held_for(&self, margin: Duration) -> bool {
+        let state = self.state.borrow();
+        match state.status {
+            LeaderStatus::Unelected => true,
+            LeaderStatus::Leading => state
+                .valid_until
+                .is_some_and(|until| Instant::now() + margin < until),
+            LeaderStatus::Standby { .. } | LeaderStatus::Stopped => false,
+        }
+    }
+
     /// Where this replica stands (for `/readyz` and logs). A `Leading` status whose renewal
     /// has expired is reported as a standby.
     pub fn status(&self) -> LeaderStatus {

@@ -7,24 +7,38 @@
 //! checkpoint.
 
 mod action;
+mod budget;
 mod context;
+mod deleted;
 mod events;
+mod fence;
+mod finished;
 pub mod identity;
 pub mod leader;
 mod notifications;
 mod observe;
+mod ownership;
 mod prechecks;
 mod reconcile;
 mod run;
+mod slots;
 mod status;
 mod target;
+mod trigger;
 
 pub use action::{ACTION_ANNOTATION, CLAIMED_ANNOTATION};
-pub use context::{AlwaysLeader, Clock, Context, LeaderCheck, SystemClock};
+pub use budget::{ApiBudget, Priority};
+pub use context::{
+    AlwaysLeader, Clock, Context, DEFAULT_PENDING_BACKOFF, DEFAULT_RECONCILE_TIMEOUT, LeaderCheck,
+    SystemClock,
+};
+pub use fence::{WRITE_TIMEOUT, target_timeout};
 pub use identity::{Denial, Identities, ServiceAccount};
 pub use observe::{GateObserver, GateReading, ProviderObserver, reading};
+pub use ownership::{OWNER_ANNOTATION_PREFIX, TARGET_OWNED, owner_annotation, owner_value};
 pub use reconcile::{ReconcileError, error_policy, reconcile};
 pub use run::{ControllerConfig, feature_flags_installed, run};
+pub use slots::{Permit, Slots};
 
 pub use target::{KubeTargets, TargetIo};
 

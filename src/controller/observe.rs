@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, join_all};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
@@ -14,6 +14,7 @@ use kube::api::Api;
 use super::identity::Identities;
 use crate::api::{Gate, Percent, Provider, Rollout, RolloutStatus};
 use crate::engine::Observation;
+use crate::gates::compare;
 use crate::gates::prometheus::GateConnection;
 use crate::gates::{GateContext, GateEnv, GateInput, SecretData, alert_rules_problem, observe_all};
 
@@ -85,6 +86,7 @@ impl ProviderObserver {
         let connection: GateConnection<'_> = match gate.provider()? {
             Provider::Prometheus(p) => p.into(),
             Provider::Alerts(a) => a.into(),
+            Provider::Compare(c) => c.into(),
             _ => return None,
         };
         let name = connection.secret_name?;
@@ -104,6 +106,7 @@ impl ProviderObserver {
         )
     }
 
+    /// Every alerts gate's rule check, all at once (each within the per-gate deadline).
     async fn alert_rule_problems(&self, rollout: &Rollout, at: Timestamp) -> Vec<String> {
         let namespace = rollout.metadata.namespace.as_deref().unwrap_or("default");
         // Before the start: the first stage's percent is the one the gates will see.
@@ -113,30 +116,30 @@ impl ProviderObserver {
             .first()
             .map_or(Percent::ZERO, |s| s.percent);
         let ctx = context(rollout, 0, percent, at);
-        let mut problems = Vec::new();
-        for gate in &rollout.spec.analysis.gates {
-            if !matches!(gate.provider(), Some(Provider::Alerts(_))) {
-                continue;
-            }
-            let secret = match self.secret(rollout, namespace, gate).await {
-                Some(Ok(data)) => Some(data),
-                Some(Err(problem)) => {
-                    problems.push(format!("gate {}: {problem}", gate.name));
-                    continue;
-                }
-                None => None,
-            };
-            let input = GateInput {
-                gate,
-                ctx,
-                secret: secret.as_ref(),
-                memory: None,
-            };
-            if let Some(problem) = alert_rules_problem(&self.env, input).await {
-                problems.push(format!("gate {}: {problem}", gate.name));
-            }
-        }
-        problems
+        let checks = rollout
+            .spec
+            .analysis
+            .gates
+            .iter()
+            .filter(|gate| matches!(gate.provider(), Some(Provider::Alerts(_))))
+            .map(|gate| async move {
+                let secret = match self.secret(rollout, namespace, gate).await {
+                    Some(Ok(data)) => Some(data),
+                    Some(Err(problem)) => return Some(format!("gate {}: {problem}", gate.name)),
+                    None => None,
+                };
+                let input = GateInput {
+                    gate,
+                    ctx,
+                    secret: secret.as_ref(),
+                    memory: None,
+                    compare: None,
+                };
+                alert_rules_problem(&self.env, input)
+                    .await
+                    .map(|problem| format!("gate {}: {problem}", gate.name))
+            });
+        join_all(checks).await.into_iter().flatten().collect()
     }
 
     async fn observe_all(
@@ -154,10 +157,15 @@ impl ProviderObserver {
             at,
         );
         let gates = &spec.analysis.gates;
-        let mut secrets = Vec::with_capacity(gates.len());
-        for gate in gates {
-            secrets.push(self.secret(rollout, namespace, gate).await);
-        }
+        // A compare gate counts from the stage's start; before the start (the pre-check) over
+        // the last analysis interval.
+        let scope = compare::scope(spec, status.stage_started_at.as_ref().map(|t| t.0), at);
+        let secrets = join_all(
+            gates
+                .iter()
+                .map(|gate| self.secret(rollout, namespace, gate)),
+        )
+        .await;
         let mut inputs = Vec::with_capacity(gates.len());
         let mut unreadable = Vec::new();
         for (i, (gate, secret)) in gates.iter().zip(&secrets).enumerate() {
@@ -179,6 +187,7 @@ impl ProviderObserver {
                 ctx,
                 secret,
                 memory,
+                compare: gate.compare.is_some().then_some(scope),
             });
         }
         let mut readings = observe_all(&self.env, inputs, self.deadline).await;
@@ -218,30 +227,13 @@ impl GateObserver for ProviderObserver {
         Box::pin(ProviderObserver::alert_rule_problems(self, rollout, at))
     }
 
-    /// The providers' futures are not provably `Send` (a higher-ranked closure inside the
-    /// OFREP probe), so they are driven on a blocking thread of the runtime, with owned copies.
+    /// Every gate's future is `Send`: it runs on the runtime like any other task.
     fn observe<'a>(
         &'a self,
         rollout: &'a Rollout,
         status: &'a RolloutStatus,
         at: Timestamp,
     ) -> BoxFuture<'a, Vec<GateReading>> {
-        let (observer, rollout, status) = (self.clone(), rollout.clone(), status.clone());
-        let gates = rollout.spec.analysis.gates.len();
-        Box::pin(async move {
-            let handle = tokio::runtime::Handle::current();
-            let task = tokio::task::spawn_blocking(move || {
-                handle.block_on(observer.observe_all(&rollout, &status, at))
-            });
-            task.await.unwrap_or_else(|e| {
-                (0..gates)
-                    .map(|_| {
-                        reading(Observation::Error(format!(
-                            "the gate observer stopped: {e}"
-                        )))
-                    })
-                    .collect()
-            })
-        })
+        Box::pin(self.observe_all(rollout, status, at))
     }
 }

@@ -21,11 +21,15 @@ use kube::runtime::controller::Action;
 use tracing::{Instrument, debug, info, warn};
 
 use super::action::{self, Claim};
+use super::budget::Priority;
 use super::context::{Context, RolloutKey};
 use super::events::{self, Notice, cap};
+use super::fence;
+use super::finished;
 use super::notifications;
 use super::observe::GateReading;
-use super::prechecks;
+use super::ownership::TARGET_OWNED;
+use super::prechecks::{self, BeforeStart};
 use super::status;
 use super::target::namespace_of;
 use crate::api::{Percent, Phase, REASON_FORBIDDEN, Rollout, RolloutStatus, validate_spec};
@@ -68,6 +72,26 @@ pub enum ReconcileError {
         /// What went wrong.
         source: TargetError,
     },
+    /// The reconcile ran past `--reconcile-timeout` and was abandoned (the write order, status
+    /// before target, leaves nothing half-written).
+    #[error("the reconcile of {rollout} did not finish within {after:?}; abandoned")]
+    Timeout {
+        /// namespace/name.
+        rollout: String,
+        /// The deadline.
+        after: Duration,
+    },
+    /// A write was due but this replica does not hold the Lease for longer than the write may
+    /// take; nothing was written.
+    #[error("not writing the {write} of {rollout}: the Lease is not held for {margin:?} more")]
+    Fenced {
+        /// namespace/name.
+        rollout: String,
+        /// `status`, `target` or `annotation`.
+        write: &'static str,
+        /// The write's own request timeout.
+        margin: Duration,
+    },
 }
 
 impl ReconcileError {
@@ -77,6 +101,8 @@ impl ReconcileError {
             ReconcileError::Status { .. } => "status_write",
             ReconcileError::Annotation { .. } => "annotation_write",
             ReconcileError::Target { .. } => "target_write",
+            ReconcileError::Timeout { .. } => "timeout",
+            ReconcileError::Fenced { .. } => "fenced",
         }
     }
 }
@@ -95,8 +121,9 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
     .await
 }
 
-/// Requeues a failed reconcile: soon for a conflict, later for anything else.
-pub fn error_policy(_rollout: Arc<Rollout>, error: &ReconcileError, _ctx: Arc<Context>) -> Action {
+/// Requeues a failed reconcile: soon for a conflict; otherwise with a backoff per Rollout,
+/// 5 s doubling to 5 minutes while its reconciles keep failing (a timeout included).
+pub fn error_policy(rollout: Arc<Rollout>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
     warn!(%error, reason = error.reason(), "reconcile failed; retrying");
     let conflict = matches!(
         error,
@@ -104,12 +131,35 @@ pub fn error_policy(_rollout: Arc<Rollout>, error: &ReconcileError, _ctx: Arc<Co
             | ReconcileError::Annotation { source: kube::Error::Api(s), .. }
             if s.code == 409
     );
-    Action::requeue(if conflict {
-        Duration::from_millis(200)
-    } else {
-        Duration::from_secs(5)
-    })
+    if conflict {
+        return Action::requeue(Duration::from_millis(200));
+    }
+    if matches!(error, ReconcileError::Fenced { .. }) {
+        // Not this rollout's fault: look again soon, as a standby does.
+        return Action::requeue(FENCED_REQUEUE);
+    }
+    let key = (
+        namespace_of(&rollout),
+        rollout.metadata.name.clone().unwrap_or_default(),
+    );
+    let failures = ctx.memory().failed_attempt(&key);
+    Action::requeue(backoff(ERROR_BACKOFF, failures))
 }
+
+/// The wait after a write was fenced (the Lease had too little time left).
+const FENCED_REQUEUE: Duration = Duration::from_secs(5);
+
+/// The first wait after a failed reconcile.
+const ERROR_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The wait after `attempts` earlier tries: `base` doubled per try, at most 5 minutes.
+fn backoff(base: Duration, attempts: u32) -> Duration {
+    base.saturating_mul(1 << attempts.min(16)).min(MAX_REQUEUE)
+}
+
+/// How long a reconcile waits for one of its namespace's slots before it gives its place in
+/// the controller's queue back and comes again (see `slots.rs`).
+const SLOT_WAIT: Duration = Duration::from_secs(1);
 
 struct Reconcile<'a> {
     key: RolloutKey,
@@ -122,6 +172,18 @@ struct Plan {
     outcome: Outcome,
     target: Option<Percent>,
     claim: Option<Claim>,
+}
+
+impl Plan {
+    /// A status write that carries a transition or comes with a target write goes first;
+    /// a routine checkpoint's does not (see `budget.rs`).
+    fn priority(&self) -> Priority {
+        if self.outcome.transitions.is_empty() && self.target.is_none() && self.claim.is_none() {
+            Priority::Routine
+        } else {
+            Priority::Transition
+        }
+    }
 }
 
 impl Reconcile<'_> {
@@ -149,8 +211,23 @@ impl Reconcile<'_> {
             debug!("the cached Rollout predates this controller's last status write");
             return Ok(Action::requeue(STALE_REQUEUE));
         }
+        let Ok(_slot) = tokio::time::timeout(SLOT_WAIT, self.ctx.slots.acquire(&self.key.0)).await
+        else {
+            debug!("every slot of this namespace is taken: coming again");
+            return Ok(Action::requeue(SLOT_WAIT));
+        };
         let started_at = std::time::Instant::now();
-        let result = self.pipeline(cached).await;
+        let deadline = self.ctx.reconcile_timeout;
+        let result = match tokio::time::timeout(deadline, self.pipeline(cached)).await {
+            Ok(result) => result,
+            Err(_) => Err(ReconcileError::Timeout {
+                rollout: self.label(),
+                after: deadline,
+            }),
+        };
+        if result.is_ok() {
+            self.ctx.memory().clear_failures(&self.key);
+        }
         if let Some(metrics) = &self.ctx.metrics {
             let outcome = if result.is_ok() { "success" } else { "error" };
             metrics.observe_reconcile(started_at.elapsed().as_secs_f64(), outcome);
@@ -169,6 +246,9 @@ impl Reconcile<'_> {
         self.write_status(&rollout, &plan).await?;
         let rest = self.write_target_and_release(&rollout, &plan).await;
         let notices = self.notices(&rollout, &plan, &live);
+        for _ in &notices {
+            self.ctx.budget.acquire(Priority::Routine).await;
+        }
         events::publish(self.ctx, &rollout, &notices).await;
         self.count(&rollout, &plan, notices.len());
         notifications::send(self.ctx, &rollout, &plan.status, now).await;
@@ -211,6 +291,19 @@ impl Reconcile<'_> {
         }
     }
 
+    /// Confirms, immediately before a write, that this replica holds the Lease for longer
+    /// than the write's own request timeout `margin`.
+    fn fence(&self, write: &'static str, margin: Duration) -> Result<(), ReconcileError> {
+        if self.ctx.leader.held_for(margin) {
+            return Ok(());
+        }
+        Err(ReconcileError::Fenced {
+            rollout: self.label(),
+            write,
+            margin,
+        })
+    }
+
     fn is_stale(&self, rollout: &Rollout) -> bool {
         self.ctx
             .memory()
@@ -232,7 +325,9 @@ impl Reconcile<'_> {
             action = action::requested(&rollout),
             "claiming the action annotation"
         );
-        let claimed = action::claim(&self.api(), &rollout)
+        self.ctx.budget.acquire(Priority::Transition).await;
+        self.fence("annotation", fence::WRITE_TIMEOUT)?;
+        let claimed = fence::within(fence::WRITE_TIMEOUT, action::claim(&self.api(), &rollout))
             .await
             .map_err(|source| ReconcileError::Annotation {
                 rollout: self.label(),
@@ -261,11 +356,11 @@ impl Reconcile<'_> {
             .and_then(|c| c.action);
         let generation = rollout.metadata.generation;
         let start = engine::pending_start(spec, &before, generation, pending_action);
-        let mut failures = match start {
+        let mut before_start = match start {
             Some(start) if valid => {
-                prechecks::failures(rollout, &before, start, live, self.ctx, now).await
+                prechecks::before_start(rollout, &before, start, live, self.ctx, now).await
             }
-            _ => Vec::new(),
+            _ => BeforeStart::Failed(Vec::new()),
         };
         let readings = if valid && engine::checkpoint_due(&before, now) {
             self.ctx.observer.observe(rollout, &before, now).await
@@ -280,6 +375,7 @@ impl Reconcile<'_> {
             .map(|d| d.to_string());
         if let Some(denial) = &denial
             && start.is_some()
+            && let BeforeStart::Failed(failures) = &mut before_start
         {
             failures.insert(0, denial.clone());
         }
@@ -291,11 +387,24 @@ impl Reconcile<'_> {
             })
             .collect();
 
-        let (live_input, repair) = self.live_input(&before, live, &uid);
+        let finished = before.phase.is_some_and(Phase::is_terminal);
+        let (live_input, repair, settled) = if finished {
+            finished::live_input(self.ctx, rollout, &before, live, &uid).await
+        } else {
+            let (input, repair) = self.live_input(&before, live, &uid);
+            (input, repair, false)
+        };
 
-        let mut inputs = Inputs::at(now)
-            .with_generation(generation)
-            .with_prechecks(PreChecks::Failed(&failures));
+        let mut inputs =
+            Inputs::at(now)
+                .with_generation(generation)
+                .with_prechecks(match &before_start {
+                    BeforeStart::Failed(failures) => PreChecks::Failed(failures),
+                    BeforeStart::Owned(message) => PreChecks::Blocked {
+                        reason: TARGET_OWNED,
+                        message,
+                    },
+                });
         if let Some(percent) = live_input {
             inputs = inputs.with_live_percent(percent);
         }
@@ -309,6 +418,9 @@ impl Reconcile<'_> {
             inputs = inputs.with_observations(&observations);
         }
         let outcome = engine::decide(spec, &mut status, &inputs);
+        if status.percent.is_some() && status.percent != before.percent {
+            status.target_sequence = Some(before.target_sequence.unwrap_or(0).saturating_add(1));
+        }
         keep_determinism_memory(&mut status, rollout, &readings, &outcome);
 
         // Paused because the ServiceAccount was refused: no repair is tried until a resume,
@@ -327,8 +439,17 @@ impl Reconcile<'_> {
         } else if changed(&before, &status) || target.is_some() {
             target.is_some()
         } else {
-            before.target_pending
+            before.target_pending && !settled
         };
+        if target.is_some() && outcome.write.is_some() {
+            // A final write records the target's version before it: after a restart, the
+            // write is finished only while nobody changed the target since (rule 8).
+            status.target_version = if status.phase.is_some_and(Phase::is_terminal) {
+                finished::target_token(self.ctx, rollout, live).await
+            } else {
+                None
+            };
+        }
         status.update_conditions(now);
         Plan {
             status,
@@ -379,7 +500,15 @@ impl Reconcile<'_> {
         if plan.status == before {
             return Ok(());
         }
-        let written = status::apply(&self.api(), rollout, &plan.status)
+        self.ctx.budget.acquire(plan.priority()).await;
+        self.fence("status", fence::WRITE_TIMEOUT)?;
+        self.ctx
+            .memory()
+            .triggers
+            .writing_status(&self.key, &plan.status);
+        let api = self.api();
+        let apply = status::apply(&api, rollout, &plan.status);
+        let written = fence::within(fence::WRITE_TIMEOUT, apply)
             .await
             .map_err(|source| ReconcileError::Status {
                 rollout: self.label(),
@@ -400,11 +529,20 @@ impl Reconcile<'_> {
     ) -> Result<(), ReconcileError> {
         let api = self.api();
         if let Some(percent) = plan.target {
+            let timeout = fence::target_timeout(rollout);
+            self.ctx.budget.acquire(Priority::Transition).await;
+            self.fence("target", timeout)?;
             info!(%percent, "writing the target");
-            self.ctx
-                .targets
-                .write(rollout, percent, WriteMode::Apply)
+            // The target is written as the status just recorded it (its `targetSequence`).
+            let mut recorded = rollout.clone();
+            recorded.status = Some(plan.status.clone());
+            let write = self.ctx.targets.write(&recorded, percent, WriteMode::Apply);
+            tokio::time::timeout(timeout, write)
                 .await
+                .map_err(|_| ReconcileError::Timeout {
+                    rollout: self.label(),
+                    after: timeout,
+                })?
                 .map_err(|source| ReconcileError::Target {
                     rollout: self.label(),
                     source,
@@ -414,7 +552,9 @@ impl Reconcile<'_> {
             self.ctx.memory().confirm(uid, percent);
         }
         if plan.claim.is_some() {
-            action::release(&api, rollout)
+            self.ctx.budget.acquire(Priority::Transition).await;
+            self.fence("annotation", fence::WRITE_TIMEOUT)?;
+            fence::within(fence::WRITE_TIMEOUT, action::release(&api, rollout))
                 .await
                 .map_err(|source| ReconcileError::Annotation {
                     rollout: self.label(),
@@ -465,7 +605,7 @@ impl Reconcile<'_> {
         let wait = match status.phase {
             Some(Phase::Pending) => {
                 let attempts = self.ctx.memory().pending_attempt(&self.key);
-                Duration::from_secs(5u64.saturating_mul(1 << attempts.min(6)))
+                backoff(self.ctx.pending_backoff, attempts)
             }
             _ => {
                 self.ctx.memory().clear_pending(&self.key);

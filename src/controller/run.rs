@@ -6,16 +6,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
-use kube::core::DynamicObject;
+use kube::core::{DynamicObject, PartialObjectMeta};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use tracing::{info, warn};
 
 use super::context::Context;
+use super::deleted;
 use super::reconcile::{error_policy, reconcile};
 use crate::api::Rollout;
 use crate::targets::{self, MANAGED_SELECTOR, TargetObject, featureflag};
@@ -129,7 +130,10 @@ fn referencing(
 pub async fn run<S>(
     client: kube::Client,
     config: ControllerConfig,
-    make_context: impl Fn(Store<ConfigMap>, Option<Store<DynamicObject>>) -> Context,
+    make_context: impl Fn(
+        Store<PartialObjectMeta<ConfigMap>>,
+        Option<Store<PartialObjectMeta<DynamicObject>>>,
+    ) -> Context,
     shutdown: S,
 ) where
     S: Future<Output = ()> + Clone + Send + Sync + 'static,
@@ -188,14 +192,20 @@ async fn run_scope(
     feature_flags: bool,
     concurrency: u16,
     synced: Option<(Readiness, Arc<AtomicUsize>)>,
-    make_context: &impl Fn(Store<ConfigMap>, Option<Store<DynamicObject>>) -> Context,
+    make_context: &impl Fn(
+        Store<PartialObjectMeta<ConfigMap>>,
+        Option<Store<PartialObjectMeta<DynamicObject>>>,
+    ) -> Context,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let namespaces: Vec<String> = scope.into_iter().collect();
     let namespaces = &namespaces;
     let managed = watcher::Config::default().labels(MANAGED_SELECTOR);
-    let (cm_reader, cm_writer) = reflector::store::<ConfigMap>();
-    let cm_apis = apis(namespaces, |ns| match ns {
+    let (cm_reader, cm_writer) = reflector::store::<PartialObjectMeta<ConfigMap>>();
+    // Managed targets are watched as metadata only (`Api<PartialObjectMeta<_>>` asks for
+    // PartialObjectMetadata): memory holds their resourceVersions, never their content, however
+    // large or many the labelled objects are (issue 11, rule 9).
+    let cm_apis: Vec<Api<PartialObjectMeta<ConfigMap>>> = apis(namespaces, |ns| match ns {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     });
@@ -205,7 +215,7 @@ async fn run_scope(
         let resource = featureflag::resource();
         let ff_writer = reflector::store::Writer::new(resource.clone());
         let ff_reader = ff_writer.as_reader();
-        let ff_apis = apis(namespaces, |ns| match ns {
+        let ff_apis: Vec<Api<PartialObjectMeta<DynamicObject>>> = apis(namespaces, |ns| match ns {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
             None => Api::all_with(client.clone(), &resource),
         });
@@ -213,18 +223,41 @@ async fn run_scope(
     } else {
         None
     };
-    let ctx = Arc::new(make_context(cm_reader, ff.as_ref().map(|(r, _)| r.clone())));
-
     let (rollout_reader, rollout_writer) = reflector::store::<Rollout>();
+    let ctx = Arc::new(
+        make_context(cm_reader, ff.as_ref().map(|(r, _)| r.clone()))
+            .with_rollouts(rollout_reader.clone()),
+    );
+
     let rollout_apis = apis(namespaces, |ns| match ns {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     });
-    let rollout_stream = watch_into(
-        rollout_apis,
-        watcher::Config::default().any_semantic(),
-        rollout_writer,
-    );
+    let deletions = Arc::clone(&ctx);
+    let relisted = rollout_reader.clone();
+    let watched = namespaces.first().cloned();
+    let rollout_streams: Vec<_> = rollout_apis
+        .into_iter()
+        .map(|api| watcher(api, watcher::Config::default().any_semantic()).boxed())
+        .collect();
+    let rollout_stream = futures_util::stream::select_all(rollout_streams)
+        .default_backoff()
+        .modify(slim)
+        .reflect(rollout_writer)
+        .inspect_ok(move |event| {
+            deleted::observe(&deletions, watched.as_deref(), &relisted, event);
+        })
+        .touched_objects();
+    // The watch event of the controller's own status write is no reason to reconcile again:
+    // a Pending rollout then waits out its backoff whatever its status says. Spec,
+    // annotation, label, deletion and foreign status changes pass (see `trigger.rs`).
+    let own = Arc::clone(&ctx);
+    let rollout_stream = rollout_stream.filter(move |event| {
+        let pass = event
+            .as_ref()
+            .map_or(true, |rollout| own.should_reconcile(rollout));
+        std::future::ready(pass)
+    });
     // The scope counts as synced at its cache's first full list, or at its first reconcile
     // (the controller reconciles only from a synced cache), whichever is seen first.
     let counted = Arc::new(AtomicBool::new(false));
@@ -251,7 +284,7 @@ async fn run_scope(
     let mut controller = Controller::for_stream(rollout_stream, rollout_reader.clone())
         .with_config(controller::Config::default().concurrency(concurrency));
     let for_cm = rollout_reader.clone();
-    controller = controller.watches_stream(cm_stream, move |cm: ConfigMap| {
+    controller = controller.watches_stream(cm_stream, move |cm: PartialObjectMeta<ConfigMap>| {
         let name = cm.metadata.name.clone().unwrap_or_default();
         referencing(
             &for_cm,
@@ -263,7 +296,7 @@ async fn run_scope(
         let for_ff = rollout_reader.clone();
         controller = controller.watches_stream_with(
             stream,
-            move |ff: DynamicObject| {
+            move |ff: PartialObjectMeta<DynamicObject>| {
                 let name = ff.metadata.name.clone().unwrap_or_default();
                 referencing(
                     &for_ff,

@@ -7,14 +7,15 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::BoxFuture;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
-use kube::core::DynamicObject;
+use kube::core::{DynamicObject, PartialObjectMeta};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::identity::Identities;
 use crate::api::{Percent, Rollout, TargetKind};
 use crate::net::GuardedClient;
 use crate::targets::{
-    self, TargetError, TargetObject, UrlCheck, WebhookHeaders, WriteMode, WriteOutcome, featureflag,
+    self, TargetError, TargetObject, UrlCheck, WebhookHeaders, WriteIdentity, WriteMode,
+    WriteOutcome, featureflag,
 };
 
 /// Reads and writes the percent of a Rollout's target.
@@ -33,26 +34,44 @@ pub trait TargetIo: Send + Sync {
         percent: Percent,
         mode: WriteMode,
     ) -> BoxFuture<'a, Result<WriteOutcome, TargetError>>;
+
+    /// The resourceVersion of the object the target lives in, when known (`None` for a
+    /// webhook, or an object not seen yet): recorded before a final write, so a restarted
+    /// controller can tell whether anyone changed the target since.
+    fn version<'a>(&'a self, rollout: &'a Rollout) -> BoxFuture<'a, Option<String>> {
+        let _ = rollout;
+        Box::pin(async { None })
+    }
 }
 
-/// The controller's writes per target object (kind and name, namespace): the cached
+/// A target: its object (kind and name), namespace, and the flag or key inside it.
+type TargetKey = (TargetObject, String, String);
+
+/// The controller's writes per target (object + flag or key, not per object: Rollouts sharing
+/// one flagd ConfigMap must not read each other's pending percent as their own): the cached
 /// resourceVersion when it wrote, and the percent written.
-type WrittenTargets = HashMap<(TargetObject, String), (Option<String>, Percent)>;
+type WrittenTargets = HashMap<TargetKey, (Option<String>, Percent)>;
 
-/// A cached target: its resourceVersion and the live percent it holds.
-type Cached = (Option<String>, Result<Option<Percent>, TargetError>);
+/// The percents read from target objects: per target, the object's resourceVersion when read
+/// and the percent it held. One small entry per target a Rollout names, whatever the objects
+/// weigh.
+type Contents = HashMap<TargetKey, (Option<String>, Option<Percent>)>;
 
-/// Targets in the cluster, read from the controller's watch caches of managed ConfigMaps and
-/// FeatureFlags.
+/// Targets in the cluster. The controller watches managed ConfigMaps and FeatureFlags as
+/// *metadata only* (their resourceVersions), so its memory does not grow with what a tenant
+/// labels; content is fetched (GET) only for an object a Rollout names, and only when its
+/// resourceVersion changed since the percent was last read.
 pub struct KubeTargets {
     /// The client of each Rollout: its ServiceAccount's, or the controller's own.
     identities: Arc<Identities>,
-    config_maps: Option<Store<ConfigMap>>,
-    feature_flags: Option<Store<DynamicObject>>,
-    /// Per target object (kind, namespace, name): the cached resourceVersion when the
+    config_maps: Option<Store<PartialObjectMeta<ConfigMap>>>,
+    feature_flags: Option<Store<PartialObjectMeta<DynamicObject>>>,
+    /// Per target (object, namespace, flag or key): the cached resourceVersion when the
     /// controller last wrote it, and the percent written. While the cache still shows that
     /// version, it has not seen the write yet and the written percent is the live one.
     written: Mutex<WrittenTargets>,
+    /// The percent each target held at the resourceVersion it was read at.
+    contents: Mutex<Contents>,
     /// The operator's address guard for webhook targets: a client that checks resolved
     /// addresses and follows no redirect, with its policy (URLs are checked for the
     /// Rollout's namespace); `None` sends unguarded.
@@ -60,17 +79,19 @@ pub struct KubeTargets {
 }
 
 impl KubeTargets {
-    /// Targets read through `client`, from these caches when given.
+    /// Targets read through `client`, with the resourceVersions of these metadata caches
+    /// when given.
     pub fn new(
         client: kube::Client,
-        config_maps: Option<Store<ConfigMap>>,
-        feature_flags: Option<Store<DynamicObject>>,
+        config_maps: Option<Store<PartialObjectMeta<ConfigMap>>>,
+        feature_flags: Option<Store<PartialObjectMeta<DynamicObject>>>,
     ) -> Self {
         Self {
             identities: Arc::new(Identities::new(client)),
             config_maps,
             feature_flags,
             written: Mutex::new(HashMap::new()),
+            contents: Mutex::new(HashMap::new()),
             webhook_guard: None,
         }
     }
@@ -80,6 +101,19 @@ impl KubeTargets {
     pub fn with_identities(mut self, identities: Arc<Identities>) -> Self {
         self.identities = identities;
         self
+    }
+
+    /// Remembers the percent `rollout`'s target holds in `config_map` (as read elsewhere, at
+    /// its resourceVersion), so no GET is needed until the ConfigMap changes.
+    pub fn remember_config_map(&self, rollout: &Rollout, config_map: &ConfigMap) {
+        let namespace = namespace_of(rollout);
+        if let (Some(key), Ok(live)) = (
+            target_key(rollout, &namespace),
+            targets::live_percent_from_configmap(config_map, &rollout.spec.target),
+        ) {
+            self.contents()
+                .insert(key, (config_map.metadata.resource_version.clone(), live));
+        }
     }
 
     /// The client `rollout` reads its Secrets and target through, and writes the target.
@@ -122,26 +156,56 @@ impl KubeTargets {
         self.written.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The cached copy's resourceVersion and live percent, when the object is cached.
-    fn cached(&self, rollout: &Rollout, namespace: &str) -> Option<Cached> {
-        let target = &rollout.spec.target;
-        match targets::object_of(target)? {
+    fn contents(&self) -> std::sync::MutexGuard<'_, Contents> {
+        self.contents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The watched object's resourceVersion (`Some(None)` for an object watched without
+    /// one), or `None` when the object is not in the metadata cache.
+    fn cached_version(&self, rollout: &Rollout, namespace: &str) -> Option<Option<String>> {
+        match targets::object_of(&rollout.spec.target)? {
             TargetObject::ConfigMap { name } => {
                 let store = self.config_maps.as_ref()?;
-                let cm = store.get(&ObjectRef::new(&name).within(namespace))?;
-                let live = targets::live_percent_from_configmap(&cm, target);
-                Some((cm.metadata.resource_version.clone(), live))
+                let meta = store.get(&ObjectRef::new(&name).within(namespace))?;
+                Some(meta.metadata.resource_version.clone())
             }
             TargetObject::FeatureFlag { name } => {
                 let store = self.feature_flags.as_ref()?;
-                let flagd = target.flagd.as_ref()?;
                 let reference =
                     ObjectRef::new_with(&name, featureflag::resource()).within(namespace);
-                let ff = store.get(&reference)?;
-                let live = targets::live_percent_from_featureflag(&ff, flagd);
-                Some((ff.metadata.resource_version.clone(), live))
+                let meta = store.get(&reference)?;
+                Some(meta.metadata.resource_version.clone())
             }
             TargetObject::Webhook { .. } => None,
+        }
+    }
+
+    /// GETs the target's object: its resourceVersion and the percent the target holds.
+    async fn fetch(
+        &self,
+        rollout: &Rollout,
+        namespace: &str,
+    ) -> Result<(Option<String>, Option<Percent>), TargetError> {
+        let target = &rollout.spec.target;
+        match targets::object_of(target) {
+            Some(TargetObject::ConfigMap { name }) => {
+                let api: Api<ConfigMap> = Api::namespaced(self.client_for(rollout)?, namespace);
+                let cm = targets::configmap_io::get(&api, namespace, &name).await?;
+                let live = targets::live_percent_from_configmap(&cm, target)?;
+                Ok((cm.metadata.resource_version, live))
+            }
+            Some(TargetObject::FeatureFlag { name }) => {
+                let flagd = target.flagd.as_ref().ok_or_else(|| {
+                    TargetError::Invalid("a FeatureFlag target needs flagd".into())
+                })?;
+                let api = targets::feature_flag_api(&self.client_for(rollout)?, namespace);
+                let ff = featureflag::get(&api, namespace, &name).await?;
+                let live = targets::live_percent_from_featureflag(&ff, flagd)?;
+                Ok((ff.metadata.resource_version, live))
+            }
+            _ => Err(TargetError::Invalid(
+                "the target does not live in a Kubernetes object".into(),
+            )),
         }
     }
 
@@ -168,15 +232,22 @@ impl KubeTargets {
 
     async fn read_live(&self, rollout: &Rollout) -> Result<Option<Percent>, TargetError> {
         let namespace = namespace_of(rollout);
-        if let Some((version, live)) = self.cached(rollout, &namespace) {
-            if let Some(object) = targets::object_of(&rollout.spec.target)
-                && let Some((written_over, percent)) =
-                    self.written().get(&(object, namespace.clone())).cloned()
+        if let Some(version) = self.cached_version(rollout, &namespace)
+            && let Some(key) = target_key(rollout, &namespace)
+        {
+            if let Some((written_over, percent)) = self.written().get(&key).cloned()
                 && written_over == version
             {
                 return Ok(Some(percent));
             }
-            return live;
+            if let Some((read_at, percent)) = self.contents().get(&key).cloned()
+                && read_at == version
+            {
+                return Ok(percent);
+            }
+            let (read_at, percent) = self.fetch(rollout, &namespace).await?;
+            self.contents().insert(key, (read_at, percent));
+            return Ok(percent);
         }
         let headers = self.webhook_headers(rollout, &namespace).await?;
         let client = self.client_for(rollout)?;
@@ -190,8 +261,18 @@ impl KubeTargets {
         mode: WriteMode,
     ) -> Result<WriteOutcome, TargetError> {
         let namespace = namespace_of(rollout);
-        let headers = self.webhook_headers(rollout, &namespace).await?;
-        let cached_version = self.cached(rollout, &namespace).map(|(v, _)| v);
+        let mut headers = self.webhook_headers(rollout, &namespace).await?;
+        if let Some(sequence) = rollout.status.as_ref().and_then(|s| s.target_sequence) {
+            headers = headers.written_by(WriteIdentity {
+                rollout: format!(
+                    "{namespace}/{}",
+                    rollout.metadata.name.as_deref().unwrap_or_default()
+                ),
+                uid: rollout.metadata.uid.clone().unwrap_or_default(),
+                sequence,
+            });
+        }
+        let cached_version = self.cached_version(rollout, &namespace);
         let client = self.client_for(rollout)?;
         let outcome = targets::write(
             &client,
@@ -203,11 +284,9 @@ impl KubeTargets {
         )
         .await?;
         if outcome == WriteOutcome::Written
-            && let (Some(object), Some(version)) =
-                (targets::object_of(&rollout.spec.target), cached_version)
+            && let (Some(key), Some(version)) = (target_key(rollout, &namespace), cached_version)
         {
-            self.written()
-                .insert((object, namespace), (version, percent));
+            self.written().insert(key, (version, percent));
         }
         Ok(outcome)
     }
@@ -241,6 +320,20 @@ impl TargetIo for KubeTargets {
             written
         })
     }
+
+    fn version<'a>(&'a self, rollout: &'a Rollout) -> BoxFuture<'a, Option<String>> {
+        let namespace = namespace_of(rollout);
+        let version = self.cached_version(rollout, &namespace).flatten();
+        Box::pin(async move { version })
+    }
+}
+
+/// The key of `rollout`'s target in [`WrittenTargets`]; `None` for a webhook.
+fn target_key(rollout: &Rollout, namespace: &str) -> Option<TargetKey> {
+    let target = &rollout.spec.target;
+    let object = targets::object_of(target)?;
+    let part = targets::part_of(target)?;
+    Some((object, namespace.to_owned(), part))
 }
 
 /// The Rollout's namespace (`default` for an object without one, which the API never sends).

@@ -3,8 +3,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::decide::Decider;
-use super::observation::{Observation, judge};
-use super::outcome::CheckpointReport;
+use super::observation::{Assessment, Conditions, Observation, assess};
+use super::outcome::{CheckpointReport, WaitingReport};
 use super::schedule::baked;
 use crate::api::{
     Checkpoint, CheckpointVerdict, GateVerdict, HistoryEntry, HistoryKind, Percent, Phase,
@@ -15,10 +15,24 @@ impl Decider<'_> {
         self.align_gates();
         let stage = self.status.stage;
         let percent = self.status.percent.unwrap_or(Percent::ZERO);
+        let conditions = Conditions {
+            percent: percent.as_f64(),
+            ratio_settled: self.split_settled(),
+        };
+        let baked = self.bake_time_over();
         let mut all_pass = true;
         for (i, gate) in self.spec.analysis.gates.iter().enumerate() {
             let observation = observations.get(i);
-            let verdict = observation.map_or(GateVerdict::Error, |o| judge(gate, o));
+            let assessment = match observation {
+                Some(o) => assess(gate, o, &conditions),
+                None => Assessment {
+                    verdict: GateVerdict::Error,
+                    value: None,
+                    message: Some("no observation was made".to_owned()),
+                    compare: None,
+                },
+            };
+            let verdict = assessment.verdict;
             let counters = &mut self.status.gates[i];
             match verdict {
                 GateVerdict::Pass => {
@@ -32,18 +46,43 @@ impl Decider<'_> {
                 GateVerdict::Inconclusive | GateVerdict::Error => {
                     counters.misses = counters.misses.saturating_add(1);
                 }
+                // The data is still accumulating, or there is no second cohort: no counter
+                // moves (docs/design.md §4 rule 4).
+                GateVerdict::Waiting | GateVerdict::Skipped => {}
             }
             counters.last_verdict = Some(verdict);
-            counters.last_value = match observation {
-                Some(Observation::Value(v)) if !v.is_nan() => Some(*v),
-                _ => None,
-            };
-            counters.last_message = match observation {
-                Some(Observation::Error(message)) => Some(message.clone()),
-                None => Some("no observation was made".to_owned()),
-                _ => None,
-            };
-            all_pass &= verdict == GateVerdict::Pass;
+            counters.last_value = assessment.value;
+            counters.last_message = assessment.message;
+            counters.compare = assessment.compare;
+            if verdict == GateVerdict::Waiting
+                && baked
+                && self.status.stage_started_at.is_some()
+                && counters.waiting_reported != self.status.stage_started_at
+            {
+                counters.waiting_reported = self.status.stage_started_at.clone();
+                let waited = match &self.status.stage_started_at {
+                    Some(start) => self.now.duration_since(start.0).unsigned_abs(),
+                    None => std::time::Duration::ZERO,
+                };
+                let waited = std::time::Duration::from_secs(waited.as_secs());
+                let bake = self
+                    .spec
+                    .stages
+                    .get(stage as usize)
+                    .map_or(std::time::Duration::ZERO, |s| s.duration.into());
+                let account = counters.last_message.as_deref().unwrap_or("no data yet");
+                self.out.waiting.push(WaitingReport {
+                    gate: gate.name.clone(),
+                    message: format!(
+                        "gate {} still waits for data {} into stage {} (bake time {}): {account}",
+                        gate.name,
+                        super::schedule::compact(waited),
+                        stage + 1,
+                        super::schedule::compact(bake),
+                    ),
+                });
+            }
+            all_pass &= matches!(verdict, GateVerdict::Pass | GateVerdict::Skipped);
         }
 
         let position = self.out.transitions.len();
@@ -165,6 +204,17 @@ impl Decider<'_> {
         text
     }
 
+    /// Whether a whole analysis interval has passed since the stage (and so its percent)
+    /// started: the arms' split has settled and the sample-ratio test may run.
+    fn split_settled(&self) -> bool {
+        let Some(start) = &self.status.stage_started_at else {
+            return false;
+        };
+        let elapsed = self.now.duration_since(start.0);
+        let interval = std::time::Duration::from(self.spec.analysis.interval);
+        elapsed.is_positive() && elapsed.unsigned_abs() > interval
+    }
+
     pub(super) fn bake_time_over(&self) -> bool {
         let Some(stage) = self.spec.stages.get(self.status.stage as usize) else {
             return true;
@@ -183,13 +233,17 @@ impl Decider<'_> {
             let Some(verdict) = gate.last_verdict else {
                 continue;
             };
-            if verdict == GateVerdict::Pass {
+            if matches!(verdict, GateVerdict::Pass | GateVerdict::Skipped) {
                 continue;
             }
             if !text.is_empty() {
                 text.push_str("; ");
             }
             let _ = match (&gate.last_value, &gate.last_message) {
+                // A compare gate's account says more than its bound.
+                (_, Some(m)) if gate.compare.is_some() => {
+                    write!(text, "{} {} ({m})", gate.name, verdict.as_str())
+                }
                 (Some(v), _) => write!(text, "{} {} ({v})", gate.name, verdict.as_str()),
                 (None, Some(m)) => write!(text, "{} {} ({m})", gate.name, verdict.as_str()),
                 (None, None) => write!(text, "{} {} (no data)", gate.name, verdict.as_str()),

@@ -4,7 +4,7 @@
 //! at checkpoints and `transitions.rs` carries the decisions out.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::input::{Inputs, ManualAction, PreChecks, Start};
 use super::outcome::{DriftAction, Outcome, Transition, TransitionKind};
@@ -12,6 +12,15 @@ use crate::api::{
     DriftPolicy, HistoryKind, Percent, Phase, REASON_FORBIDDEN, RolloutSpec, RolloutStatus,
     stage_label, validate_spec,
 };
+
+/// How long after the first reverted drift further drifts count toward a drift loop.
+pub const DRIFT_LOOP_WINDOW: SignedDuration = SignedDuration::from_secs(600);
+
+/// The drift within [`DRIFT_LOOP_WINDOW`] that pauses instead of reverting.
+pub const DRIFT_LOOP_COUNT: u32 = 3;
+
+/// The condition reason of a rollout paused by a drift loop.
+pub const DRIFT_LOOP_REASON: &str = "DriftLoop";
 
 /// Whether a checkpoint is due at `now`, so the shell knows to gather observations.
 pub fn checkpoint_due(status: &RolloutStatus, now: Timestamp) -> bool {
@@ -100,14 +109,21 @@ impl Decider<'_> {
                     PreChecks::Failed(failures) if !failures.is_empty() => failures.to_vec(),
                     _ => vec![denial.to_owned()],
                 };
-                self.wait_for_prechecks(&failures, Some(REASON_FORBIDDEN));
+                let reason = format!("waiting for pre-checks: {}", failures.join("; "));
+                self.wait_for_prechecks(reason, Some(REASON_FORBIDDEN));
                 return;
             }
-            if let PreChecks::Failed(failures) = inputs.prechecks
-                && !failures.is_empty()
-            {
-                self.wait_for_prechecks(failures, None);
-                return;
+            match inputs.prechecks {
+                PreChecks::Failed(failures) if !failures.is_empty() => {
+                    let reason = format!("waiting for pre-checks: {}", failures.join("; "));
+                    self.wait_for_prechecks(reason, None);
+                    return;
+                }
+                PreChecks::Blocked { reason, message } => {
+                    self.wait_for_prechecks(message.to_owned(), Some(reason));
+                    return;
+                }
+                PreChecks::Passed | PreChecks::Failed(_) => {}
             }
             self.start();
         }
@@ -141,11 +157,12 @@ impl Decider<'_> {
     /// Keeps a rollout that has not started Pending, with the failing pre-checks as the
     /// reason. A transition is reported when the phase or the reason changes, not at every
     /// retry.
-    fn wait_for_prechecks(&mut self, failures: &[String], why: Option<&str>) {
-        let reason = format!("waiting for pre-checks: {}", failures.join("; "));
+    fn wait_for_prechecks(&mut self, reason: String, word: Option<&str>) {
         let entering = self.phase() != Some(Phase::Pending);
-        self.status.reason = why.map(str::to_owned);
-        if !entering && self.status.message.as_deref() == Some(reason.as_str()) {
+        if !entering
+            && self.status.message.as_deref() == Some(reason.as_str())
+            && self.status.reason.as_deref() == word
+        {
             return;
         }
         self.status.phase = Some(Phase::Pending);
@@ -153,7 +170,9 @@ impl Decider<'_> {
         self.status.message = Some(reason.clone());
         if entering {
             self.transition_quiet(TransitionKind::Pending, HistoryKind::Pending, Some(reason));
+            self.status.reason = word.map(str::to_owned);
         } else {
+            self.status.reason = word.map(str::to_owned);
             self.out.transitions.push(Transition {
                 kind: TransitionKind::Pending,
                 stage: self.status.stage,
@@ -169,8 +188,9 @@ impl Decider<'_> {
         if self.phase() != Some(Phase::Progressing) {
             return;
         }
-        self.status.reason = Some(REASON_FORBIDDEN.to_owned());
         self.pause(format!("forbidden: {denial}"));
+        // After the transition, which clears any earlier reason.
+        self.status.reason = Some(REASON_FORBIDDEN.to_owned());
     }
 
     pub(super) fn interval(&self) -> kube::core::Duration {
@@ -277,6 +297,10 @@ impl Decider<'_> {
         status.last_checkpoint = None;
         status.gates.clear();
         status.drifted_percent = None;
+        status.drift_count = 0;
+        status.drift_window_start = None;
+        status.reason = None;
+        status.target_version = None;
         status.paused_by_spec = false;
         status.reason = None;
     }
@@ -384,6 +408,24 @@ impl Decider<'_> {
         self.schedule_next();
     }
 
+    /// Counts a drift the policy would revert; returns whether it is the third within
+    /// [`DRIFT_LOOP_WINDOW`] of the first one reverted (docs/design.md §4 rule 8).
+    fn drift_loop(&mut self) -> bool {
+        let now = self.now;
+        let within = self
+            .status
+            .drift_window_start
+            .as_ref()
+            .is_some_and(|start| now.duration_since(start.0) <= DRIFT_LOOP_WINDOW);
+        if within {
+            self.status.drift_count = self.status.drift_count.saturating_add(1);
+        } else {
+            self.status.drift_window_start = Some(Time(now));
+            self.status.drift_count = 1;
+        }
+        self.status.drift_count >= DRIFT_LOOP_COUNT
+    }
+
     fn check_drift(&mut self, live: Percent) {
         if !self.started() || self.phase().is_some_and(Phase::is_terminal) {
             return;
@@ -398,9 +440,13 @@ impl Decider<'_> {
         if self.status.drifted_percent == Some(live) {
             return;
         }
-        let action = match self.spec.on_drift {
-            DriftPolicy::Revert => DriftAction::Reverted,
-            DriftPolicy::Pause => DriftAction::Paused,
+        // A target left drifted by a drift loop stays left alone until a person resumes.
+        let left_alone = self.status.drifted_percent.is_some();
+        let policy = self.spec.on_drift;
+        let looping = policy == DriftPolicy::Revert && !left_alone && self.drift_loop();
+        let action = match policy {
+            DriftPolicy::Revert if !left_alone && !looping => DriftAction::Reverted,
+            DriftPolicy::Revert | DriftPolicy::Pause => DriftAction::Paused,
         };
         let reason = format!(
             "target drifted to {live}% (expected {expected}%): {}",
@@ -416,10 +462,27 @@ impl Decider<'_> {
                 self.write(expected);
                 self.transition(kind, HistoryKind::Drift, reason);
             }
+            DriftAction::Paused if looping => {
+                self.status.drifted_percent = Some(live);
+                self.transition(kind, HistoryKind::Drift, reason);
+                let count = self.status.drift_count;
+                let message = format!(
+                    "someone else writes this flag: the target drifted from {expected}% \
+                     (now {live}%) {count} times within 10 minutes; paused instead of reverting \
+                     again (resume writes {expected}% back)"
+                );
+                self.pause(message.clone());
+                self.status.message = Some(message);
+                self.status.reason = Some(DRIFT_LOOP_REASON.to_owned());
+            }
             DriftAction::Paused => {
+                let keep = self.status.reason.clone().filter(|_| left_alone);
                 self.status.drifted_percent = Some(live);
                 self.transition(kind, HistoryKind::Drift, reason.clone());
                 self.pause(reason);
+                if keep.is_some() {
+                    self.status.reason = keep;
+                }
             }
         }
     }

@@ -44,6 +44,15 @@ pub enum PreChecks<'a> {
     Passed,
     /// These pre-checks failed, each described in words; the rollout stays Pending.
     Failed(&'a [String]),
+    /// Something outside the baseline keeps the rollout Pending, with a condition reason of
+    /// its own that takes precedence over the pre-checks' (`TargetOwned`: another unfinished
+    /// Rollout owns the target).
+    Blocked {
+        /// The condition reason, one CamelCase word.
+        reason: &'a str,
+        /// The status message, naming what blocks the start.
+        message: &'a str,
+    },
 }
 
 /// How a rollout that waits for its pre-checks will start, so the shell checks the baseline

@@ -10,8 +10,13 @@ mod outcome;
 mod schedule;
 mod transitions;
 
-pub use decide::{checkpoint_due, decide, pending_start, plan_grows};
+pub use decide::{
+    DRIFT_LOOP_COUNT, DRIFT_LOOP_REASON, DRIFT_LOOP_WINDOW, checkpoint_due, decide, pending_start,
+    plan_grows,
+};
 pub use input::{Inputs, ManualAction, PreChecks, Start};
-pub use observation::{Observation, judge};
-pub use outcome::{CheckpointReport, DriftAction, Outcome, Transition, TransitionKind};
+pub use observation::{Assessment, Conditions, Observation, assess, judge};
+pub use outcome::{
+    CheckpointReport, DriftAction, Outcome, Transition, TransitionKind, WaitingReport,
+};
 pub use schedule::compact;

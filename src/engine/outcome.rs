@@ -108,6 +108,18 @@ pub struct Outcome {
     pub transitions: Vec<Transition>,
     /// The percent to write to the target, when it must change.
     pub write: Option<Percent>,
+    /// Compare gates that still wait for data after the stage's bake time: one report per
+    /// gate and stage, for a `Waiting` Event.
+    pub waiting: Vec<WaitingReport>,
+}
+
+/// A compare gate still waiting for data once its stage's bake time has passed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WaitingReport {
+    /// The gate's name.
+    pub gate: String,
+    /// How long the stage has run and what the gate is collecting.
+    pub message: String,
 }
 
 impl Outcome {

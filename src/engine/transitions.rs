@@ -99,6 +99,8 @@ impl Decider<'_> {
     pub(super) fn leave_pause(&mut self) {
         self.status.phase = Some(Phase::Progressing);
         self.status.paused_by_spec = false;
+        self.status.drift_count = 0;
+        self.status.drift_window_start = None;
         self.status.reason = None;
         for gate in &mut self.status.gates {
             gate.misses = 0;
@@ -169,6 +171,9 @@ impl Decider<'_> {
         history: HistoryKind,
         reason: Option<String>,
     ) {
+        // A transition leaves the state a specific reason described; whoever needs one sets
+        // it again after the transition.
+        self.status.reason = None;
         let stage = self.status.stage;
         let percent = self.status.percent.unwrap_or(Percent::ZERO);
         self.status.record(HistoryEntry {

@@ -9,6 +9,7 @@
 //! reads), and [`crate::text`] makes remote text safe to store.
 
 pub mod alerts;
+pub mod compare;
 pub mod http;
 pub mod observe;
 pub mod ofrep;

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 
 use super::prometheus::{ClientError, GateConnection, PrometheusClient, PrometheusEndpoint};
 use super::secret::SecretData;
-use super::{GateContext, alerts, http, ofrep, prometheus};
+use super::{GateContext, alerts, compare, http, ofrep, prometheus};
 use crate::api::{Gate, OfrepMemory, Provider};
 use crate::engine::Observation;
 use crate::net::{AddressPolicy, AllowRule, GuardedClient};
@@ -215,6 +215,8 @@ pub struct GateInput<'a> {
     pub secret: Option<&'a SecretData>,
     /// What the gate's last OFREP probe remembered (`status.gates[].determinism`).
     pub memory: Option<&'a OfrepMemory>,
+    /// For a compare gate: the arms' default variants and the window its counts cover.
+    pub compare: Option<compare::CompareScope<'a>>,
 }
 
 /// A gate's observation, and what to keep for its next one.
@@ -316,8 +318,20 @@ async fn run(env: &GateEnv, input: &GateInput<'_>) -> GateOutput {
             }
         }
         Some(Provider::Http(gate)) => plain(http::check(&env.http, gate, ctx.namespace).await),
+        Some(Provider::Compare(gate)) => {
+            let Some(scope) = &input.compare else {
+                return plain(Observation::Error(
+                    "a compare gate needs the stage's start to count its arms".to_owned(),
+                ));
+            };
+            match env.prometheus_client(gate.into(), input.secret, env.scope(ctx)) {
+                Ok(client) => plain(compare::observe(&client, gate, ctx, scope).await),
+                Err(problem) => plain(Observation::Error(problem)),
+            }
+        }
         None => plain(Observation::Error(
-            "the gate must set exactly one of prometheus, alerts, ofrep and http".to_owned(),
+            "the gate must set exactly one of prometheus, alerts, ofrep, http and compare"
+                .to_owned(),
         )),
     }
 }

@@ -10,18 +10,38 @@ use super::GateContext;
 /// `template` (a PromQL query) with every variable replaced, text values escaped for a
 /// double-quoted PromQL string.
 pub fn fill_query(template: &str, ctx: &GateContext<'_>) -> Result<String, VarError> {
-    fill(template, ctx, escape_promql_string)
+    fill(template, ctx, None, escape_promql_string)
+}
+
+/// A compare gate's arm: the values of `{{variant}}` and `{{window}}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArmVars<'a> {
+    /// The arm's variant name.
+    pub variant: &'a str,
+    /// Whole seconds since the stage started; written as at least `1s`.
+    pub window_secs: u64,
+}
+
+/// A compare gate's query with every variable replaced, `{{variant}}` escaped like the other
+/// text values and `{{window}}` written as whole seconds (`5400s`, at least `1s`).
+pub fn fill_compare_query(
+    template: &str,
+    ctx: &GateContext<'_>,
+    arm: ArmVars<'_>,
+) -> Result<String, VarError> {
+    fill(template, ctx, Some(arm), escape_promql_string)
 }
 
 /// `template` (an alert matcher's value, already unquoted) with every variable replaced by its
 /// plain value; the matcher is re-quoted safely when printed.
 pub fn fill_text(template: &str, ctx: &GateContext<'_>) -> Result<String, VarError> {
-    fill(template, ctx, str::to_owned)
+    fill(template, ctx, None, str::to_owned)
 }
 
 fn fill(
     template: &str,
     ctx: &GateContext<'_>,
+    arm: Option<ArmVars<'_>>,
     text: impl Fn(&str) -> String,
 ) -> Result<String, VarError> {
     let mut out = String::with_capacity(template.len());
@@ -33,6 +53,11 @@ fn fill(
             Piece::Var(QueryVar::Flag) => out.push_str(&text(ctx.flag.ok_or(VarError::NoFlag)?)),
             Piece::Var(QueryVar::Percent) => out.push_str(&ctx.percent.to_string()),
             Piece::Var(QueryVar::Stage) => out.push_str(&ctx.stage.to_string()),
+            Piece::Var(var @ (QueryVar::Variant | QueryVar::Window)) => match (arm, var) {
+                (Some(arm), QueryVar::Variant) => out.push_str(&text(arm.variant)),
+                (Some(arm), _) => out.push_str(&format!("{}s", arm.window_secs.max(1))),
+                (None, _) => return Err(VarError::CompareOnly(var.name())),
+            },
         }
     }
     Ok(out)
@@ -82,6 +107,31 @@ mod tests {
             r#"x{rollout="checkout",ns="shop",flag="fav"} * 10 + 2"#
         );
         assert_eq!(fill_query("{{flag}}", &ctx(None)), Err(VarError::NoFlag));
+    }
+
+    #[test]
+    fn compare_arms_fill_variant_and_window() {
+        let query = r#"sum(increase(x{v="{{variant}}",f="{{flag}}"}[{{window}}]))"#;
+        let arm = ArmVars {
+            variant: "o\"n",
+            window_secs: 5400,
+        };
+        assert_eq!(
+            fill_compare_query(query, &ctx(Some("fav")), arm).unwrap(),
+            r#"sum(increase(x{v="o\"n",f="fav"}[5400s]))"#
+        );
+        let first = ArmVars {
+            variant: "off",
+            window_secs: 0,
+        };
+        assert_eq!(
+            fill_compare_query("x[{{window}}]", &ctx(None), first).unwrap(),
+            "x[1s]"
+        );
+        assert_eq!(
+            fill_query(query, &ctx(Some("fav"))),
+            Err(VarError::CompareOnly("variant"))
+        );
     }
 
     #[test]

@@ -19,12 +19,32 @@ pub use resolver::GuardedResolver;
 /// A client builder that enforces `policy` on every name it resolves, follows no redirect and
 /// uses no proxy from the environment (a proxy would resolve names where the policy cannot see).
 /// Callers still check each URL with [`AddressPolicy::admit`] (addresses written as IPs are
-/// not resolved).
+/// not resolved). It trusts the system's roots, the built-in web roots and the policy's extra
+/// CA bundle (`--ca-file`).
 pub fn guarded_builder(policy: &Arc<AddressPolicy>) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .dns_resolver(Arc::new(GuardedResolver::new(Arc::clone(policy))))
         .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
+        .no_proxy();
+    with_extra_roots(builder, policy.extra_ca_pem())
+}
+
+/// `builder` trusting the certificates of `pem` too (checked when the policy took it).
+pub fn with_extra_roots(
+    mut builder: reqwest::ClientBuilder,
+    pem: Option<&[u8]>,
+) -> reqwest::ClientBuilder {
+    if let Some(pem) = pem {
+        match reqwest::Certificate::from_pem_bundle(pem) {
+            Ok(certs) => {
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "the extra CA bundle cannot be read"),
+        }
+    }
+    builder
 }
 
 /// A reqwest client built with [`guarded_builder`] and the policy it enforces, so a caller

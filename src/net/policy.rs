@@ -160,6 +160,7 @@ pub struct AddressPolicy {
     cluster_domain: String,
     api_server: Vec<IpAddr>,
     insecure_credentials: bool,
+    extra_ca_pem: Option<std::sync::Arc<[u8]>>,
 }
 
 impl Default for AddressPolicy {
@@ -212,7 +213,27 @@ impl AddressPolicy {
             cluster_domain: DEFAULT_CLUSTER_DOMAIN.to_owned(),
             api_server: Vec::new(),
             insecure_credentials: false,
+            extra_ca_pem: None,
         }
+    }
+
+    /// Every client built from this policy ([`guarded_builder`](super::guarded_builder))
+    /// trusts the certificates of `pem` besides the system's and the built-in roots
+    /// (`--ca-file`). Refused when the bundle holds no PEM certificate.
+    pub fn with_extra_ca(mut self, pem: Vec<u8>) -> Result<Self, String> {
+        match reqwest::Certificate::from_pem_bundle(&pem) {
+            Ok(certs) if certs.is_empty() => Err("holds no PEM certificate".to_owned()),
+            Ok(_) => {
+                self.extra_ca_pem = Some(pem.into());
+                Ok(self)
+            }
+            Err(e) => Err(format!("is not a PEM certificate bundle ({e})")),
+        }
+    }
+
+    /// The extra CA bundle every client trusts (`--ca-file`), if any.
+    pub fn extra_ca_pem(&self) -> Option<&[u8]> {
+        self.extra_ca_pem.as_deref()
     }
 
     /// Also allows every URL under `address`, the default Prometheus the operator configured

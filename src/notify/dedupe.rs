@@ -35,6 +35,15 @@ impl Dedupe {
         true
     }
 
+    /// Forgets every key that starts with `prefix` (a deleted Rollout's uid and a `/`).
+    pub(super) fn forget_prefix(&mut self, prefix: &str) {
+        if !self.keys.iter().any(|k| k.starts_with(prefix)) {
+            return;
+        }
+        self.keys.retain(|k| !k.starts_with(prefix));
+        self.order.retain(|k| !k.starts_with(prefix));
+    }
+
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.order.len()
@@ -55,5 +64,17 @@ mod tests {
         assert_eq!(d.len(), 2);
         assert!(d.claim("a".into()), "a was forgotten");
         assert!(!d.claim("c".into()));
+    }
+
+    #[test]
+    fn forgets_a_prefix_only() {
+        let mut d = Dedupe::new(10);
+        for key in ["u1/1/start", "u1/1/advance", "u2/1/start"] {
+            assert!(d.claim(key.into()));
+        }
+        d.forget_prefix("u1/");
+        assert_eq!(d.len(), 1);
+        assert!(d.claim("u1/1/start".into()), "forgotten");
+        assert!(!d.claim("u2/1/start".into()), "kept");
     }
 }

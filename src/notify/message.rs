@@ -234,7 +234,8 @@ mod tests {
         };
         assert_eq!(half.webhook_body()["percent"], json!(0.5));
         assert!(
-            half.summary(false).contains("started: stage 1/3 at 0.5%"),
+            half.summary(false)
+                .contains("started: stage 1 of 3 at 0.5%"),
             "{}",
             half.summary(false)
         );
@@ -255,7 +256,7 @@ mod tests {
         };
         assert_eq!(
             advance.summary(true),
-            "rollgate: kaviar/pfm advanced to stage 3 of 3 at 10%: all gates passed &lt;@here&gt; &amp; more  [31m"
+            "rollgate: kaviar/pfm advanced to stage 3 of 3 at 10%: all gates passed &lt;@here&gt; &amp; more [31m"
         );
     }
 

@@ -41,6 +41,8 @@ pub struct NotifierSettings {
     /// Endpoints every notification goes to, besides the rollout's own: the controller's
     /// `--notify-webhook` and `--notify-slack` flags.
     pub global: Vec<Endpoint>,
+    /// A PEM CA bundle trusted besides the system's and the built-in roots (`--ca-file`).
+    pub extra_ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for NotifierSettings {
@@ -49,6 +51,7 @@ impl Default for NotifierSettings {
             timeout: Duration::from_secs(5),
             dedupe_capacity: 10_000,
             global: Vec::new(),
+            extra_ca_pem: None,
         }
     }
 }
@@ -107,12 +110,15 @@ impl std::fmt::Debug for Notifier {
 impl Notifier {
     /// A notifier with its own HTTP client: redirects off, `settings.timeout` per request.
     pub fn new(settings: NotifierSettings) -> Result<Notifier, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .user_agent(concat!("rollgate/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::net::with_extra_roots(
+            reqwest::Client::builder(),
+            settings.extra_ca_pem.as_deref(),
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout)
+        .user_agent(concat!("rollgate/", env!("CARGO_PKG_VERSION")))
+        .build()?;
         Ok(Notifier::with_client(http, settings))
     }
 
@@ -174,6 +180,18 @@ impl Notifier {
             endpoint: endpoint.label().to_owned(),
             outcome,
         }
+    }
+
+    /// Forgets what was sent for the Rollout with this uid (it was deleted), so its memory
+    /// does not outlive it.
+    pub fn forget(&self, uid: &str) {
+        if uid.is_empty() {
+            return;
+        }
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .forget_prefix(&format!("{uid}/"));
     }
 
     fn claim(&self, key: String) -> bool {

@@ -278,7 +278,7 @@ fn gate_panel(
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         }
     }
-    for (word, bound) in [("min", gate.min), ("max", gate.max)] {
+    for (word, bound) in [("min", gate.min), (gate.max_word, gate.max)] {
         let Some(bound) = bound.filter(|b| b.is_finite()) else {
             continue;
         };

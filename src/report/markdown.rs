@@ -173,6 +173,11 @@ fn plan(out: &mut String, report: &Report) {
 
 /// `value ≤ 0.01`, `0.5 ≤ value ≤ 1`, `value ≥ 1`, or `any value`.
 pub(super) fn bounds(gate: &GatePlan) -> String {
+    if gate.max_word == "maxRegression"
+        && let Some(max) = gate.max
+    {
+        return format!("harmful bound ≤ {} (maxRegression)", value(max));
+    }
     match (gate.min, gate.max) {
         (Some(min), Some(max)) => format!("{} ≤ value ≤ {}", value(min), value(max)),
         (Some(min), None) => format!("value ≥ {}", value(min)),
@@ -468,6 +473,7 @@ mod tests {
                     query: None,
                     min: Some(0.5),
                     max: Some(1.0),
+                    max_word: "max",
                     failure_limit: 1,
                 }],
                 rollback_percent: Percent::whole(0),

@@ -116,6 +116,9 @@ pub struct GatePlan {
     pub min: Option<f64>,
     /// Highest passing value (after the provider's defaults).
     pub max: Option<f64>,
+    /// What the upper bound is called: `max`, or `maxRegression` for a compare gate (whose
+    /// value is the harmful bound of treatment against control).
+    pub max_word: &'static str,
     /// Failing checkpoints in a row that roll back.
     pub failure_limit: u32,
 }

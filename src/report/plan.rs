@@ -68,6 +68,23 @@ fn gate_plan(gate: &Gate) -> GatePlan {
             format!("{} of the JSON answer from {}", h.json_path, h.url),
             None,
         ),
+        Some(Provider::Compare(c)) => (
+            format!(
+                "events per unit with the flag vs without ({} is better): the harmful bound of \
+                 the difference{} at {} %",
+                match c.better {
+                    crate::api::Better::Lower => "lower",
+                    crate::api::Better::Higher => "higher",
+                },
+                if c.relative {
+                    ", relative to the control's rate"
+                } else {
+                    ""
+                },
+                c.confidence * 100.0
+            ),
+            Some(format!("units: {}\nevents: {}", c.units, c.events)),
+        ),
         None => ("no single provider (the plan is invalid)".to_owned(), None),
     };
     GatePlan {
@@ -76,6 +93,11 @@ fn gate_plan(gate: &Gate) -> GatePlan {
         query,
         min,
         max,
+        max_word: if gate.compare.is_some() {
+            "maxRegression"
+        } else {
+            "max"
+        },
         failure_limit: gate.failure_limit,
     }
 }

@@ -52,12 +52,22 @@ impl ObservationSource for SeriesSource<'_> {
     fn observe(
         &mut self,
         at: Timestamp,
-        _status: &RolloutStatus,
+        status: &RolloutStatus,
         into: &mut Vec<Observation>,
     ) -> io::Result<()> {
         let offset = at.duration_since(self.start);
+        // A compare gate's counts run from the current stage's start, at the percent in force.
+        let stage_start = status
+            .stage_started_at
+            .as_ref()
+            .map_or(offset, |t| t.0.duration_since(self.start));
+        let percent = status.percent.map_or(0.0, crate::api::Percent::as_f64);
         into.clear();
-        into.extend(self.series.iter().map(|s| s.at(offset).clone()));
+        into.extend(
+            self.series
+                .iter()
+                .map(|s| s.observe(offset, stage_start, percent)),
+        );
         Ok(())
     }
 }

@@ -40,6 +40,15 @@ struct PointFile {
     nodata: Option<bool>,
     #[serde(default)]
     error: Option<String>,
+    /// A compare gate's units per minute over both arms.
+    #[serde(default)]
+    traffic: Option<f64>,
+    /// A compare gate's event rate with the flag (events per unit, 0 to 1).
+    #[serde(default)]
+    treatment: Option<f64>,
+    /// A compare gate's event rate without the flag (events per unit, 0 to 1).
+    #[serde(default)]
+    control: Option<f64>,
 }
 
 #[derive(Deserialize, Debug, schemars::JsonSchema)]
@@ -82,25 +91,92 @@ pub struct ScenarioEvent {
     pub action: ScenarioAction,
 }
 
+/// A compare gate's traffic: units per minute over both arms and each arm's event rate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Traffic {
+    /// Units per minute, both arms together.
+    pub per_minute: f64,
+    /// Events per unit with the flag.
+    pub treatment: f64,
+    /// Events per unit without it.
+    pub control: f64,
+}
+
+/// One entry of a series.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Point {
+    /// What the gate observes while the entry holds.
+    Observed(Observation),
+    /// A compare gate's traffic while the entry holds.
+    Traffic(Traffic),
+}
+
 /// One gate's values over time: each entry holds until the next one; before the first entry
 /// the gate has no data.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Series {
-    points: Vec<(SignedDuration, Observation)>,
+    points: Vec<(SignedDuration, Point)>,
 }
 
 impl Series {
     /// A series from (offset, observation) entries in increasing order of offset.
     pub fn new(points: Vec<(SignedDuration, Observation)>) -> Self {
+        Self {
+            points: points
+                .into_iter()
+                .map(|(at, o)| (at, Point::Observed(o)))
+                .collect(),
+        }
+    }
+
+    /// A series from (offset, entry) entries in increasing order of offset.
+    pub fn of_points(points: Vec<(SignedDuration, Point)>) -> Self {
         Self { points }
     }
 
-    /// The observation in force at `offset`: no data before the first entry.
-    pub fn at(&self, offset: SignedDuration) -> &Observation {
+    /// The entry in force at `offset`, if any.
+    fn point(&self, offset: SignedDuration) -> Option<&Point> {
         let index = self.points.partition_point(|(at, _)| *at <= offset);
-        match index.checked_sub(1) {
-            Some(i) => &self.points[i].1,
-            None => &Observation::NoData,
+        index.checked_sub(1).map(|i| &self.points[i].1)
+    }
+
+    /// The observation at `offset`: no data before the first entry; for traffic, each arm's
+    /// units and events integrated from `stage_start` (units_T = traffic/60 · seconds ·
+    /// percent/100, units_C the rest, events = units · rate; real numbers, no noise), counting
+    /// nothing while a `nodata` or `error` entry held.
+    pub fn observe(
+        &self,
+        offset: SignedDuration,
+        stage_start: SignedDuration,
+        percent: f64,
+    ) -> Observation {
+        match self.point(offset) {
+            None => Observation::NoData,
+            Some(Point::Observed(o)) => o.clone(),
+            Some(Point::Traffic(_)) => {
+                let share = (percent / 100.0).clamp(0.0, 1.0);
+                let (mut tu, mut te, mut cu, mut ce) = (0.0, 0.0, 0.0, 0.0);
+                for (i, (at, point)) in self.points.iter().enumerate() {
+                    let Point::Traffic(traffic) = point else {
+                        continue;
+                    };
+                    let end = self.points.get(i + 1).map_or(offset, |(next, _)| *next);
+                    let from = (*at).max(stage_start);
+                    let to = end.min(offset);
+                    if to <= from {
+                        continue;
+                    }
+                    let units = traffic.per_minute / 60.0 * (to - from).as_secs_f64();
+                    tu += units * share;
+                    te += units * share * traffic.treatment;
+                    cu += units * (1.0 - share);
+                    ce += units * (1.0 - share) * traffic.control;
+                }
+                Observation::Arms {
+                    treatment: crate::gates::compare::Counts::new(tu, te),
+                    control: crate::gates::compare::Counts::new(cu, ce),
+                }
+            }
         }
     }
 }
@@ -185,7 +261,14 @@ fn from_file(raw: ScenarioFile, spec: &RolloutSpec) -> Result<Scenario, Vec<Stri
                 ));
                 series.push(Series::default());
             }
-            Some(points) => series.push(parse_series(name, points, &mut problems)),
+            Some(points) => {
+                let compare = spec
+                    .analysis
+                    .gates
+                    .iter()
+                    .any(|g| g.name == *name && g.compare.is_some());
+                series.push(parse_series(name, points, compare, &mut problems))
+            }
         }
     }
 
@@ -295,8 +378,13 @@ pub fn check_budget(spec: &RolloutSpec, span: SignedDuration, budget: u64) -> Re
     Ok(())
 }
 
-fn parse_series(name: &str, points: &[PointFile], problems: &mut Vec<String>) -> Series {
-    let mut parsed: Vec<(SignedDuration, Observation)> = Vec::with_capacity(points.len());
+fn parse_series(
+    name: &str,
+    points: &[PointFile],
+    compare: bool,
+    problems: &mut Vec<String>,
+) -> Series {
+    let mut parsed: Vec<(SignedDuration, Point)> = Vec::with_capacity(points.len());
     for (i, point) in points.iter().enumerate() {
         let field = format!("{}[{i}]", child_path("gates", name));
         let at = offset(&point.at, &format!("{field}.at"), problems);
@@ -308,6 +396,53 @@ fn parse_series(name: &str, points: &[PointFile], problems: &mut Vec<String>) ->
                 point.at,
                 crate::engine::compact(previous.unsigned_abs())
             ));
+        }
+        let traffic = [point.traffic, point.treatment, point.control];
+        if traffic.iter().any(Option::is_some) {
+            match (compare, point.value, point.nodata, &point.error, traffic) {
+                (false, ..) => problems.push(format!(
+                    "{field}: traffic, treatment and control describe a compare gate's cohorts; \
+                     {name:?} is not a compare gate, give a value"
+                )),
+                (true, None, None, None, [Some(t), Some(a), Some(b)]) => {
+                    let mut fine = true;
+                    if !(t.is_finite() && t >= 0.0) {
+                        problems.push(format!(
+                            "{field}.traffic: {t} is not a number of units per minute (0 or more)"
+                        ));
+                        fine = false;
+                    }
+                    for (arm, rate) in [("treatment", a), ("control", b)] {
+                        if !(0.0..=1.0).contains(&rate) {
+                            problems.push(format!(
+                                "{field}.{arm}: {rate} is not an event rate between 0 and 1"
+                            ));
+                            fine = false;
+                        }
+                    }
+                    if fine {
+                        parsed.push((
+                            at,
+                            Point::Traffic(Traffic {
+                                per_minute: t,
+                                treatment: a,
+                                control: b,
+                            }),
+                        ));
+                    }
+                }
+                _ => problems.push(format!(
+                    "{field}: give traffic, treatment and control together, and nothing else"
+                )),
+            }
+            continue;
+        }
+        if compare && point.value.is_some() {
+            problems.push(format!(
+                "{field}.value: a compare gate's entries give traffic, treatment and control \
+                 (or nodata: true, or error)"
+            ));
+            continue;
         }
         let observation = match (point.value, point.nodata, &point.error) {
             (Some(v), None, None) => Observation::Value(v),
@@ -326,9 +461,9 @@ fn parse_series(name: &str, points: &[PointFile], problems: &mut Vec<String>) ->
                 continue;
             }
         };
-        parsed.push((at, observation));
+        parsed.push((at, Point::Observed(observation)));
     }
-    Series::new(parsed)
+    Series::of_points(parsed)
 }
 
 /// An offset from the start: a duration of Go's grammar or with days (`3d`), not negative.

@@ -203,12 +203,27 @@ impl Serialize for Gates<'_> {
 
 struct GateLine<'a>(&'a GateStatus);
 
+/// A compare gate's arm in a checkpoint line: `units`, `events`, `rate`.
+struct ArmLine<'a>(&'a crate::api::CompareArm);
+
+impl Serialize for ArmLine<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Arm", 3)?;
+        st.serialize_field("units", &Value(self.0.units))?;
+        st.serialize_field("events", &Value(self.0.events))?;
+        st.serialize_field("rate", &Value(self.0.rate))?;
+        st.end()
+    }
+}
+
 impl Serialize for GateLine<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let gate = self.0;
         let verdict = gate.last_verdict.map_or("inconclusive", |v| v.as_str());
-        let fields =
-            2 + usize::from(gate.last_value.is_some()) + usize::from(gate.last_message.is_some());
+        let fields = 2
+            + usize::from(gate.last_value.is_some())
+            + usize::from(gate.last_message.is_some())
+            + 4 * usize::from(gate.compare.is_some());
         let mut st = s.serialize_struct("Gate", fields)?;
         st.serialize_field("name", &capped(&gate.name, REMOTE))?;
         st.serialize_field("verdict", verdict)?;
@@ -221,6 +236,18 @@ impl Serialize for GateLine<'_> {
             st.serialize_field("message", &capped(m, REMOTE))?;
         } else {
             st.skip_field("message")?;
+        }
+        if let Some(c) = &gate.compare {
+            st.serialize_field("treatment", &ArmLine(&c.treatment))?;
+            st.serialize_field("control", &ArmLine(&c.control))?;
+            match c.difference {
+                Some(d) => st.serialize_field("difference", &Value(d))?,
+                None => st.skip_field("difference")?,
+            }
+            match c.half_width {
+                Some(h) => st.serialize_field("halfWidth", &Value(h))?,
+                None => st.skip_field("halfWidth")?,
+            }
         }
         st.end()
     }

@@ -17,10 +17,11 @@
 //! - a merge patch of a ConfigMap that was deleted fails with 404 instead of recreating it
 //!   half-filled.
 //!
-//! A plain key is a whole value that does not depend on the rest of the object, so its patch
-//! needs no resourceVersion. Both are idempotent: no request when the key already holds the
-//! percent and the label is set (except in [`WriteMode::DryRun`], which always asks the API
-//! server).
+//! A plain key carries the resourceVersion too (fencing, docs/design.md §8): a write based on a copy
+//! that is no longer current — a hand edit, or a replica that lost the Lease writing after
+//! another one — is refused with 409 instead of landing. Both are idempotent: no request when
+//! the key already holds the percent and the label is set (except in [`WriteMode::DryRun`],
+//! which always asks the API server).
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
@@ -139,24 +140,21 @@ pub async fn write_from(
     let place = || place(namespace, name, content);
     let key = content.key();
     let existing = value_of(current, key, &place)?;
-    let (new_text, metadata) = match content {
+    let Some(resource_version) = current.metadata.resource_version.as_deref() else {
+        return Err(TargetError::Unreadable {
+            place: place(),
+            reason: "the ConfigMap as read has no resourceVersion to write against".into(),
+        });
+    };
+    let metadata = json!({"resourceVersion": resource_version, "labels": {MANAGED_LABEL: "true"}});
+    let new_text = match content {
         ConfigMapContent::Flagd(target) => {
             let edit =
                 flagd::write_percent(existing, target, percent).map_err(|e| e.at(place()))?;
-            let Some(resource_version) = current.metadata.resource_version.as_deref() else {
-                return Err(TargetError::Unreadable {
-                    place: place(),
-                    reason: "the ConfigMap as read has no resourceVersion to write against".into(),
-                });
-            };
-            let text = match edit {
+            match edit {
                 DocumentEdit::Unchanged => None,
                 DocumentEdit::Changed(text) => Some(text),
-            };
-            (
-                text,
-                json!({"resourceVersion": resource_version, "labels": {MANAGED_LABEL: "true"}}),
-            )
+            }
         }
         ConfigMapContent::Percent { .. } => {
             if percent > Percent::HUNDRED {
@@ -166,8 +164,7 @@ pub async fn write_from(
                 });
             }
             let text = configmap::format_percent(percent);
-            let text = (existing != Some(text.as_str())).then_some(text);
-            (text, json!({"labels": {MANAGED_LABEL: "true"}}))
+            (existing != Some(text.as_str())).then_some(text)
         }
     };
     let managed = is_managed(&current.metadata);
@@ -194,7 +191,12 @@ pub async fn write_from(
     })
 }
 
-async fn get(api: &Api<ConfigMap>, namespace: &str, name: &str) -> Result<ConfigMap, TargetError> {
+/// Gets the ConfigMap `name` (its content and resourceVersion).
+pub async fn get(
+    api: &Api<ConfigMap>,
+    namespace: &str,
+    name: &str,
+) -> Result<ConfigMap, TargetError> {
     api.get(name)
         .await
         .map_err(|e| TargetError::from_kube("get", &object_name(namespace, name), e))

@@ -57,9 +57,7 @@ pub fn live_percent(
         reason,
     })? {
         None => Ok(None),
-        Some(flag) => flagd::percent_of_flag(flag, target)
-            .map(Some)
-            .map_err(|e| e.at(place())),
+        Some(flag) => flagd::flag_percent(flag, target).map_err(|e| e.at(place())),
     }
 }
 
@@ -137,7 +135,8 @@ pub async fn write_from(
     })
 }
 
-async fn get(
+/// Gets the `FeatureFlag` `name` (its content and resourceVersion).
+pub async fn get(
     api: &Api<DynamicObject>,
     namespace: &str,
     name: &str,

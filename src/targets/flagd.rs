@@ -19,13 +19,27 @@
 //! users. A flag that does not exist is created enabled, with variants `on: true` and
 //! `off: false` and `defaultVariant` off (the OpenFeature Operator requires one).
 //!
+//! A flag that already has a rule of its own (say "tier gold always gets `on`, everyone else
+//! by a fractional split") is *adopted*: when its targeting is not the shape above but
+//! contains exactly one `fractional` over the on and off variants, anywhere in the rule tree
+//! (inside `if`, `and`, nested rules; with or without a bucketing expression as its first
+//! argument, the two buckets in either order), rollgate changes only that fractional's two
+//! weights and reads the percent from it; every other byte of the flag stays as it was. A
+//! targeting with no such fractional, or more than one, is refused with the smallest edit
+//! that makes it adoptable, unless `replaceTargeting` says to replace the whole targeting
+//! with rollgate's rule (then such a targeting reads as "nothing of rollgate's yet", like an
+//! absent flag). The allowlist is part of rollgate's own rule: a target with an allowlist
+//! refuses to adopt a rule (the team keeps its own `in` rule instead).
+//!
 //! Writing a document replaces one value (or inserts one member) in the text: every other
-//! flag and field keeps its bytes. Reading accepts exactly the shape written above (with any
+//! flag and field keeps its bytes. Reading accepts the shape written above (with any
 //! allowlist and any non-negative integer weights, such as the whole-percent `[p, 100 − p]`
-//! rollgate wrote before: the on share is rounded to the nearest basis point), a flag without
-//! targeting (0 % when it serves `off`, 100 % when it serves
-//! `on`), and refuses everything else with a message, so a hand edit shows up as a drift the
-//! controller reports, never as a guess.
+//! rollgate wrote before: the on share is rounded to the nearest basis point), an adoptable
+//! rule (the percent of its one fractional), a flag without targeting (0 % when it serves
+//! `off`, 100 % when it serves `on`), and refuses everything else with a message, so a hand
+//! edit shows up as a drift the controller reports, never as a guess. With an empty
+//! allowlist, an allowlist `if` in the flag is the team's own `in` rule and is adopted (kept):
+//! removing the allowlist from a rollout leaves its `in` rule in the flag.
 //!
 //! Hostile input is bounded: a document above [`DOCUMENT_CAP`] bytes is refused unread,
 //! nesting deeper than [`MAX_DEPTH`](super::json_span::MAX_DEPTH) levels is refused, every
@@ -37,7 +51,7 @@ use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
 
 use super::TargetError;
-use super::json_span::{ObjectSpan, object_at, value_at};
+use super::json_span::{ObjectSpan, array_at, object_at, value_at};
 use crate::api::{FlagdTarget, Percent};
 
 /// Largest flag definition read: a ConfigMap holds at most 1 MiB.
@@ -162,7 +176,7 @@ pub fn read_percent(document: &str, target: &FlagdTarget) -> Result<Option<Perce
         Some(range) => {
             let flag: Value = serde_json::from_str(&document[range])
                 .map_err(|e| FlagdError::Unreadable(format!("flag is not JSON: {e}")))?;
-            percent_of_flag(&flag, target).map(Some)
+            flag_percent(&flag, target)
         }
     }
 }
@@ -204,10 +218,27 @@ pub fn write_percent(
             let flag: Value = serde_json::from_str(&document[range.clone()])
                 .map_err(|e| FlagdError::Unreadable(format!("flag is not JSON: {e}")))?;
             check_writable(&flag, target)?;
+            let object = object_at(document, range.start).map_err(FlagdError::Unreadable)?;
+            if let Rule::Adopted(found) = rule_for(&flag, target)? {
+                if found.split.holds(percent) {
+                    return Ok(DocumentEdit::Unchanged);
+                }
+                let member = object
+                    .member("targeting")
+                    .map_err(FlagdError::Unreadable)?
+                    .ok_or_else(|| FlagdError::Unreadable("the flag has no targeting".into()))?;
+                let edited = splice_weights(document, member.value.start, &found, percent)?;
+                if read_percent(&edited, target)? != Some(percent) {
+                    return Err(FlagdError::Unwritable(format!(
+                        "the fractional at {} does not read back as {percent}% after the edit",
+                        path_text(&found.path)
+                    )));
+                }
+                return Ok(DocumentEdit::Changed(edited));
+            }
             if already_written(flag.get("targeting"), target, percent) {
                 return Ok(DocumentEdit::Unchanged);
             }
-            let object = object_at(document, range.start).map_err(FlagdError::Unreadable)?;
             match object.member("targeting").map_err(FlagdError::Unreadable)? {
                 Some(member) => edited.replace_range(member.value.clone(), &desired.to_string()),
                 None => {
@@ -244,15 +275,44 @@ pub fn percent_of_flag(flag: &Value, target: &FlagdTarget) -> Result<Percent, Fl
     match object.get("targeting") {
         None => static_percent(object, target),
         Some(Value::Object(t)) if t.is_empty() => static_percent(object, target),
-        Some(targeting) => percent_of_targeting(targeting, target).ok_or_else(|| {
-            unreadable(format!(
-                "targeting is not the shape rollgate writes ({{\"fractional\": [[{on:?}, w], [{off:?}, w']]}} with integer weights, \
-                 optionally inside an allowlist \"if\"): {}",
-                excerpt(targeting),
-                on = target.on_variant,
-                off = target.off_variant,
-            ))
-        }),
+        Some(targeting) => {
+            if let Some(percent) = percent_of_targeting(targeting, target) {
+                return Ok(percent);
+            }
+            if !targeting.is_object() {
+                return Err(unreadable(format!(
+                    "targeting is not a JsonLogic rule (an object) but {}",
+                    excerpt(targeting)
+                )));
+            }
+            let found = adopt(flag, targeting, target).map_err(unreadable)?;
+            found.split.percent().ok_or_else(|| {
+                unreadable(format!(
+                    "the fractional at {} has weights that total 0 or more than 2^64",
+                    path_text(&found.path)
+                ))
+            })
+        }
+    }
+}
+
+/// The percent one flag (a parsed flag object) gives, as [`percent_of_flag`] reads it; with
+/// `replaceTargeting`, a targeting that is neither rollgate's rule nor adoptable reads as
+/// `None`: nothing of rollgate's is there yet, as for an absent flag, and the first write
+/// replaces it.
+pub fn flag_percent(flag: &Value, target: &FlagdTarget) -> Result<Option<Percent>, FlagdError> {
+    match percent_of_flag(flag, target) {
+        Ok(percent) => Ok(Some(percent)),
+        Err(FlagdError::Unreadable(_))
+            if target.replace_targeting
+                && flag.get("state").and_then(Value::as_str) == Some("ENABLED")
+                && flag
+                    .get("targeting")
+                    .is_some_and(|t| t.as_object().is_some_and(|t| !t.is_empty())) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -271,6 +331,20 @@ pub fn flag_merge_patch(
         return Ok(Some(new_flag(target, percent)));
     };
     check_writable(flag, target)?;
+    if let Rule::Adopted(found) = rule_for(flag, target)? {
+        if found.split.holds(percent) {
+            return Ok(None);
+        }
+        let mut adopted = flag.get("targeting").cloned().unwrap_or(Value::Null);
+        if let Some(key) = null_member(&adopted) {
+            return Err(FlagdError::Unwritable(format!(
+                "the targeting has a member {key:?} whose value is null, which a JSON merge \
+                 patch would delete; write it without the null member"
+            )));
+        }
+        set_weights(&mut adopted, &found, percent)?;
+        return Ok(Some(json!({"targeting": adopted})));
+    }
     if already_written(flag.get("targeting"), target, percent) {
         return Ok(None);
     }
@@ -458,11 +532,381 @@ fn percent_of_fractional(args: &Value, target: &FlagdTarget) -> Option<Percent> 
     };
     let p = weight(on, &target.on_variant)?;
     let q = weight(off, &target.off_variant)?;
-    let total = u128::from(p.checked_add(q)?);
+    share(p, q)
+}
+
+/// One step from a flag's targeting down to a value inside it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// `targeting.if[2].fractional`, for messages.
+fn path_text(path: &[Step]) -> String {
+    let mut text = "targeting".to_owned();
+    for step in path {
+        match step {
+            Step::Key(key) => {
+                text.push('.');
+                text.push_str(key);
+            }
+            Step::Index(i) => text.push_str(&format!("[{i}]")),
+        }
+    }
+    text
+}
+
+/// A `fractional` over exactly the on and off variants: which of its arguments are the on and
+/// off buckets, and their weights.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Split {
+    on_at: usize,
+    off_at: usize,
+    on: u64,
+    off: u64,
+}
+
+impl Split {
+    fn percent(&self) -> Option<Percent> {
+        share(self.on, self.off)
+    }
+
+    /// Whether the weights are already the ones rollgate writes for `percent` (basis points,
+    /// or the whole-percent form, which puts the same users in the cohort).
+    fn holds(&self, percent: Percent) -> bool {
+        let (on, off) = weights(percent);
+        (self.on, self.off) == (on, off)
+            || (percent.is_whole() && (self.on, self.off) == (on / 100, off / 100))
+    }
+}
+
+/// An adoptable `fractional`: where it is (the path ends at its `fractional` key) and its split.
+#[derive(Clone, Debug, PartialEq)]
+struct Found {
+    path: Vec<Step>,
+    split: Split,
+}
+
+/// How the controller writes an existing flag's targeting.
+enum Rule {
+    /// Rollgate's own rule: the whole targeting is written (absent, empty, rollgate's shape,
+    /// or `replaceTargeting`).
+    Own,
+    /// The team's rule: only this fractional's weights change.
+    Adopted(Found),
+}
+
+/// The rule for an existing (writable) flag; an error with the smallest edit when the
+/// targeting is the team's own but has no single fractional to adopt, or when the target's
+/// allowlist would have to be added to it.
+fn rule_for(flag: &Value, target: &FlagdTarget) -> Result<Rule, FlagdError> {
+    let Some(targeting) = flag.get("targeting") else {
+        return Ok(Rule::Own);
+    };
+    // Rollgate's own shape is its rule, except an allowlist `if` when the target has no
+    // allowlist: that is the team's own `in` rule (as the allowlist message advises), adopted.
+    let own_shape = percent_of_targeting(targeting, target).is_some()
+        && (!target.allowlist.is_empty()
+            || single_entry(targeting).is_some_and(|(op, _)| op == "fractional"));
+    if target.replace_targeting || targeting.as_object().is_some_and(Map::is_empty) || own_shape {
+        return Ok(Rule::Own);
+    }
+    let found = adopt(flag, targeting, target).map_err(FlagdError::Unwritable)?;
+    if !target.allowlist.is_empty() {
+        return Err(FlagdError::Unwritable(format!(
+            "the allowlist is part of rollgate's own rule and is not added to a rule rollgate \
+             adopts (the flag's targeting has its own rule, with the fractional at {}): keep \
+             the allowlist as your own \"in\" rule in the targeting, for example \
+             {{\"if\": [{{\"in\": [{{\"var\": \"targetingKey\"}}, [...]]}}, {on}, <your rule>]}}, \
+             and remove target.flagd.allowlist; or set target.flagd.replaceTargeting: true to \
+             replace the whole targeting with rollgate's rule",
+            path_text(&found.path),
+            on = Value::from(target.on_variant.as_str()),
+        )));
+    }
+    Ok(Rule::Adopted(found))
+}
+
+/// The one fractional over the on and off variants in a (foreign) targeting, or why there is
+/// not exactly one, with the smallest edit that makes the flag adoptable.
+fn adopt(flag: &Value, targeting: &Value, target: &FlagdTarget) -> Result<Found, String> {
+    let (mut found, others) = fractionals(targeting, target);
+    let replace = "; or set target.flagd.replaceTargeting: true to replace the whole targeting \
+                   with rollgate's own rule";
+    let on = Value::from(target.on_variant.as_str());
+    let off = Value::from(target.off_variant.as_str());
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => {
+            let others = if others.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (the fractional at {} is not one over {on} and {off} alone)",
+                    others
+                        .iter()
+                        .map(|p| path_text(p))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            Err(format!(
+                "the flag's targeting has its own rule and no fractional over {on} and {off} \
+                 for rollgate to adopt{others}: {}{replace}",
+                smallest_edit(flag, targeting, target)
+            ))
+        }
+        n => Err(format!(
+            "the flag's targeting has {n} fractionals over {on} and {off} (at {}); rollgate \
+             adopts exactly one and changes only its weights: merge them into one{replace}",
+            found
+                .iter()
+                .map(|f| path_text(&f.path))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// The smallest edit that gives a rule without a fractional one that serves every user the
+/// same variant as now: the variant the rollout's users get now becomes a fractional that
+/// gives it 100 %.
+fn smallest_edit(flag: &Value, targeting: &Value, target: &FlagdTarget) -> String {
+    let on = target.on_variant.as_str();
+    let serving = |variant: &str| {
+        let on_weight = if variant == on { 100 } else { 0 };
+        json!({"fractional": [[on, on_weight], [target.off_variant, 100 - on_weight]]}).to_string()
+    };
+    let is_variant = |v: &str| v == on || v == target.off_variant;
+    if let Some(("if", Value::Array(args))) = single_entry(targeting) {
+        let last = args.len().saturating_sub(1);
+        if args.len() >= 3 && args.len() % 2 == 1 {
+            if let Some(variant) = args[last].as_str().filter(|v| is_variant(v)) {
+                return format!(
+                    "replace the else-branch {} of its \"if\" (the last argument, \
+                     targeting.if[{last}]) with {}, which serves the same users the same \
+                     variant until the rollout raises it",
+                    Value::from(variant),
+                    serving(variant)
+                );
+            }
+        } else if args.len() >= 2 && args.len() % 2 == 0 {
+            let default = flag
+                .get("defaultVariant")
+                .and_then(Value::as_str)
+                .filter(|v| is_variant(v))
+                .unwrap_or(target.off_variant.as_str());
+            return format!(
+                "add {} as the else-branch of its \"if\" (a last argument, targeting.if[{}]), \
+                 which serves the users no condition matches the default variant {} until the \
+                 rollout raises it",
+                serving(default),
+                args.len(),
+                Value::from(default)
+            );
+        }
+    }
+    format!(
+        "put {} where the rule serves {} to the users the rollout should reach (for example \
+         wrap the rule as {{\"if\": [<condition>, <result>, {}]}}); rollgate then changes only its \
+         weights",
+        serving(&target.off_variant),
+        Value::from(target.off_variant.as_str()),
+        serving(&target.off_variant)
+    )
+}
+
+/// Every `fractional` in a rule tree: those over exactly the on and off variants, and the
+/// paths of the others; both in document-independent (path) order.
+fn fractionals(targeting: &Value, target: &FlagdTarget) -> (Vec<Found>, Vec<Vec<Step>>) {
+    let mut found = Vec::new();
+    let mut others = Vec::new();
+    let mut stack = vec![(targeting, Vec::new())];
+    while let Some((node, path)) = stack.pop() {
+        match node {
+            Value::Object(members) => {
+                for (key, value) in members {
+                    let mut inner = path.clone();
+                    inner.push(Step::Key(key.clone()));
+                    if key == "fractional" {
+                        match split_of(value, target).filter(|_| members.len() == 1) {
+                            Some(split) => found.push(Found {
+                                path: inner.clone(),
+                                split,
+                            }),
+                            None => others.push(inner.clone()),
+                        }
+                    }
+                    stack.push((value, inner));
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let mut inner = path.clone();
+                    inner.push(Step::Index(i));
+                    stack.push((item, inner));
+                }
+            }
+            _ => {}
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    others.sort();
+    (found, others)
+}
+
+/// A fractional's arguments as a [`Split`]: an optional bucketing expression (any first
+/// argument that is not an array), then exactly two `[variant, weight]` buckets, the on and
+/// off variants in either order, with non-negative integer weights.
+fn split_of(args: &Value, target: &FlagdTarget) -> Option<Split> {
+    let args = args.as_array()?;
+    let first = usize::from(!args.first()?.is_array());
+    let [a, b] = args.get(first..)? else {
+        return None;
+    };
+    let bucket = |bucket: &Value| -> Option<(String, u64)> {
+        match bucket.as_array()?.as_slice() {
+            [name, weight] => Some((name.as_str()?.to_owned(), weight.as_u64()?)),
+            _ => None,
+        }
+    };
+    let ((a_name, a_weight), (b_name, b_weight)) = (bucket(a)?, bucket(b)?);
+    let (on, off) = (target.on_variant.as_str(), target.off_variant.as_str());
+    if a_name == on && b_name == off {
+        Some(Split {
+            on_at: first,
+            off_at: first + 1,
+            on: a_weight,
+            off: b_weight,
+        })
+    } else if a_name == off && b_name == on {
+        Some(Split {
+            on_at: first + 1,
+            off_at: first,
+            on: b_weight,
+            off: a_weight,
+        })
+    } else {
+        None
+    }
+}
+
+/// The weights rollgate writes for `percent`: basis points of 10,000.
+fn weights(percent: Percent) -> (u64, u64) {
+    let on = u64::from(percent.min(Percent::HUNDRED).basis_points());
+    (on, 10_000 - on)
+}
+
+/// The document with the adopted fractional's two weights replaced, every other byte kept.
+/// `at` is where the flag's targeting value starts.
+fn splice_weights(
+    document: &str,
+    at: usize,
+    found: &Found,
+    percent: Percent,
+) -> Result<String, FlagdError> {
+    let unreadable = FlagdError::Unreadable;
+    let lost = || {
+        FlagdError::Unreadable(format!(
+            "{} is not where the parsed flag has it",
+            path_text(&found.path)
+        ))
+    };
+    let mut range = value_at(document, at).map_err(unreadable)?;
+    for step in &found.path {
+        range = match step {
+            Step::Key(key) => object_at(document, range.start)
+                .map_err(unreadable)?
+                .member(key)
+                .map_err(|e| unreadable(format!("in {}: {e}", path_text(&found.path))))?
+                .ok_or_else(lost)?
+                .value
+                .clone(),
+            Step::Index(i) => array_at(document, range.start)
+                .map_err(unreadable)?
+                .get(*i)
+                .cloned()
+                .ok_or_else(lost)?,
+        };
+    }
+    let args = array_at(document, range.start).map_err(unreadable)?;
+    let weight_at = |bucket: usize| -> Result<std::ops::Range<usize>, FlagdError> {
+        let bucket = args.get(bucket).ok_or_else(lost)?;
+        array_at(document, bucket.start)
+            .map_err(unreadable)?
+            .get(1)
+            .cloned()
+            .ok_or_else(lost)
+    };
+    let (on, off) = weights(percent);
+    let mut edits = [
+        (weight_at(found.split.on_at)?, on),
+        (weight_at(found.split.off_at)?, off),
+    ];
+    edits.sort_by_key(|edit| std::cmp::Reverse(edit.0.start));
+    let mut edited = document.to_owned();
+    for (span, weight) in edits {
+        edited.replace_range(span, &weight.to_string());
+    }
+    Ok(edited)
+}
+
+/// Sets the adopted fractional's two weights in a parsed targeting.
+fn set_weights(targeting: &mut Value, found: &Found, percent: Percent) -> Result<(), FlagdError> {
+    let lost = || {
+        FlagdError::Unreadable(format!(
+            "{} is not in the flag's targeting",
+            path_text(&found.path)
+        ))
+    };
+    let mut node = targeting;
+    for step in &found.path {
+        node = match step {
+            Step::Key(key) => node.get_mut(key.as_str()),
+            Step::Index(i) => node.get_mut(*i),
+        }
+        .ok_or_else(lost)?;
+    }
+    let (on, off) = weights(percent);
+    for (bucket, weight) in [(found.split.on_at, on), (found.split.off_at, off)] {
+        let slot = node
+            .get_mut(bucket)
+            .and_then(|b| b.get_mut(1))
+            .ok_or_else(lost)?;
+        *slot = Value::from(weight);
+    }
+    Ok(())
+}
+
+/// The key of an object member whose value is null, anywhere in `value`.
+fn null_member(value: &Value) -> Option<String> {
+    let mut stack = vec![value];
+    while let Some(node) = stack.pop() {
+        match node {
+            Value::Object(members) => {
+                for (key, value) in members {
+                    if value.is_null() {
+                        return Some(key.clone());
+                    }
+                    stack.push(value);
+                }
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The on share `on / (on + off)` rounded to the nearest basis point (halves up); `None`
+/// when the weights total 0 or overflow.
+fn share(on: u64, off: u64) -> Option<Percent> {
+    let total = u128::from(on.checked_add(off)?);
     if total == 0 {
         return None;
     }
-    let basis_points = (u128::from(p) * 20_000 + total) / (2 * total);
+    let basis_points = (u128::from(on) * 20_000 + total) / (2 * total);
     Percent::from_basis_points(u16::try_from(basis_points).ok()?)
 }
 

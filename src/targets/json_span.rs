@@ -121,6 +121,29 @@ pub fn object_at(text: &str, open: usize) -> Result<ObjectSpan, String> {
     }
 }
 
+/// The spans of the elements of the array that starts at `open` (which must be `[`).
+pub fn array_at(text: &str, open: usize) -> Result<Vec<Range<usize>>, String> {
+    let bytes = text.as_bytes();
+    if bytes.get(open) != Some(&b'[') {
+        return Err(format!("expected an array at byte {open}"));
+    }
+    let mut elements = Vec::new();
+    let mut i = skip_whitespace(bytes, open + 1);
+    if bytes.get(i) == Some(&b']') {
+        return Ok(elements);
+    }
+    loop {
+        let value = value_at(text, i)?;
+        let next = skip_whitespace(bytes, value.end);
+        elements.push(value);
+        match bytes.get(next) {
+            Some(b',') => i = skip_whitespace(bytes, next + 1),
+            Some(b']') => return Ok(elements),
+            _ => return Err(format!("expected ',' or ']' at byte {next}")),
+        }
+    }
+}
+
 fn skip_whitespace(bytes: &[u8], mut i: usize) -> usize {
     while bytes
         .get(i)
@@ -212,6 +235,18 @@ mod tests {
             .collect();
         assert_eq!(values, [r#"[1, {"}": "]"}]"#, r#""x\"y""#, "{}"]);
         assert_eq!(&text[object.close..=object.close], "}");
+    }
+
+    #[test]
+    fn array_elements_are_found_with_their_spans() {
+        let text = r#"[ ["on", 50] ,{"a": [1]}, "x,]" ,7 ]"#;
+        let elements = array_at(text, 0).expect("array");
+        let values: Vec<_> = elements.iter().map(|r| &text[r.clone()]).collect();
+        assert_eq!(values, [r#"["on", 50]"#, r#"{"a": [1]}"#, r#""x,]""#, "7"]);
+        assert_eq!(array_at("[ ]", 0), Ok(Vec::new()));
+        for text in ["[", "[1", "[1 2]", "[1,", "{}"] {
+            assert!(array_at(text, 0).is_err(), "{text:?}");
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ use kube::core::DynamicObject;
 
 pub use configmap_io::ConfigMapContent;
 pub use error::TargetError;
-pub use webhook::{UrlCheck, WebhookAccess, WebhookHeaders};
+pub use webhook::{UrlCheck, WebhookAccess, WebhookHeaders, WriteIdentity};
 
 use crate::api::{FlagdTarget, Percent, Target, TargetKind};
 
@@ -103,6 +103,26 @@ pub fn object_of(target: &Target) -> Option<TargetObject> {
         TargetKind::Webhook(w) => Some(TargetObject::Webhook { url: w.url.clone() }),
     }
 }
+
+/// What inside its object a target writes: the flag of a flagd target (`key/flag` for a
+/// flagd definition in a ConfigMap key other than the default), or the key of a plain
+/// ConfigMap target. Two targets in one object with different parts never touch each other's
+/// percent; `None` for a webhook target (nothing inside an object).
+pub fn part_of(target: &Target) -> Option<String> {
+    match target.kind()? {
+        TargetKind::Flagd(flagd)
+            if flagd.config_map.is_some() && flagd.key != DEFAULT_FLAGD_KEY =>
+        {
+            Some(format!("{}/{}", flagd.key, flagd.flag))
+        }
+        TargetKind::Flagd(flagd) => Some(flagd.flag.clone()),
+        TargetKind::ConfigMap(c) => Some(c.key.clone()),
+        TargetKind::Webhook(_) => None,
+    }
+}
+
+/// The ConfigMap key a flagd definition is read from when the spec names none.
+pub const DEFAULT_FLAGD_KEY: &str = "flags.flagd.json";
 
 /// The live percent of a ConfigMap target (flagd in a ConfigMap, or a plain key) from a
 /// ConfigMap as watched: `None` when the key or flag is absent. An error for a target that

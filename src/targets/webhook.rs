@@ -56,6 +56,19 @@ pub struct WebhookAccess {
     client: Option<Client>,
     check: Option<UrlCheck>,
     insecure_credentials: bool,
+    writer: Option<WriteIdentity>,
+}
+
+/// Who writes a webhook target, sent with every PUT so the receiver can tell writes apart and
+/// drop a stale one: `{"percent": N, "rollout": "NS/NAME", "uid": "…", "sequence": K}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteIdentity {
+    /// `namespace/name` of the Rollout.
+    pub rollout: String,
+    /// The Rollout's uid (a Rollout deleted and created again starts a new sequence).
+    pub uid: String,
+    /// `status.targetSequence`: grows with every new percent; a repair resends the same one.
+    pub sequence: u64,
 }
 
 /// The name the controller first used for [`WebhookAccess`].
@@ -68,6 +81,7 @@ impl fmt::Debug for WebhookAccess {
             .field("own_client", &self.client.is_some())
             .field("url_check", &self.check.is_some())
             .field("insecure_credentials", &self.insecure_credentials)
+            .field("writer", &self.writer)
             .finish()
     }
 }
@@ -121,6 +135,12 @@ impl WebhookAccess {
         self
     }
 
+    /// PUTs name `writer` (see [`WriteIdentity`]).
+    pub fn written_by(mut self, writer: WriteIdentity) -> Self {
+        self.writer = Some(writer);
+        self
+    }
+
     /// The header names, for diagnostics.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.headers.keys().map(HeaderName::as_str)
@@ -168,10 +188,24 @@ pub async fn write(
         debug!(url = %target.url, %percent, "webhook already holds the percent");
         return Ok(WriteOutcome::Unchanged);
     }
-    let body = json!({ "percent": percent.to_json() }).to_string();
+    let body = put_body(percent, access.writer.as_ref()).to_string();
     request(target, access, Method::PUT, Some(body)).await?;
     debug!(url = %target.url, %percent, "wrote webhook target");
     Ok(WriteOutcome::Written)
+}
+
+/// The body of a PUT: `{"percent": N}`, with the writer's `rollout`, `uid` and `sequence`
+/// when known.
+pub fn put_body(percent: Percent, writer: Option<&WriteIdentity>) -> Value {
+    match writer {
+        Some(w) => json!({
+            "percent": percent.to_json(),
+            "rollout": w.rollout,
+            "uid": w.uid,
+            "sequence": w.sequence,
+        }),
+        None => json!({ "percent": percent.to_json() }),
+    }
 }
 
 /// `{"percent": N}` → `N` (an integer or a number with up to two decimals, such as `0.5`);

@@ -12,7 +12,7 @@
 //! | `rollgate_checkpoints_total` | `namespace`, `name`, `verdict` | up to 3 per rollout |
 //! | `rollgate_transitions_total` | `namespace`, `name`, `kind` | up to one per rollout and transition kind (10 kinds) |
 //! | `rollgate_reconcile_duration_seconds` | `outcome` | one histogram per outcome |
-//! | `rollgate_errors_total` | `reason` | one per error reason |
+//! | `rollgate_reconcile_errors_total` | `reason` | one per error reason |
 //! | `rollgate_api_writes_total` | `kind` | 4 (`status`, `target`, `event`, `annotation`) |
 //! | `rollgate_leader` | none | 1 |
 //!
@@ -239,7 +239,10 @@ impl Metrics {
             &["outcome"],
         )?;
         let errors = IntCounterVec::new(
-            Opts::new("rollgate_errors_total", "Reconcile errors, by reason."),
+            Opts::new(
+                "rollgate_reconcile_errors_total",
+                "Reconciles that failed, by reason (timeout, fenced, status_write, target_write, annotation_write).",
+            ),
             &["reason"],
         )?;
         let writes = IntCounterVec::new(
@@ -379,6 +382,12 @@ impl Metrics {
                     .remove_label_values(&[namespace, name, gate]);
             }
         }
+    }
+
+    /// The (namespace, name) of every rollout with series, for forgetting those a relist no
+    /// longer shows.
+    pub fn known_rollouts(&self) -> Vec<(String, String)> {
+        self.lock().keys().cloned().collect()
     }
 
     /// Counts a rollout's checkpoint by its verdict.
@@ -538,7 +547,7 @@ mod tests {
             "rollgate_checkpoints_total",
             "rollgate_transitions_total",
             "rollgate_reconcile_duration_seconds",
-            "rollgate_errors_total",
+            "rollgate_reconcile_errors_total",
             "rollgate_api_writes_total",
             "rollgate_leader",
         ];
@@ -768,7 +777,10 @@ mod tests {
             c("rollgate_api_writes_total", "kind", "annotation"),
             Some(1.0)
         );
-        assert_eq!(c("rollgate_errors_total", "reason", "conflict"), Some(1.0));
+        assert_eq!(
+            c("rollgate_reconcile_errors_total", "reason", "conflict"),
+            Some(1.0)
+        );
         let h = "rollgate_reconcile_duration_seconds";
         assert_eq!(c(&format!("{h}_count"), "outcome", "success"), Some(2.0));
         let bucket = |le| {

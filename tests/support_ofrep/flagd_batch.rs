@@ -31,6 +31,15 @@ fn available() -> bool {
 /// The variant the real evaluator serves each key of each job (`None`: no variant), or `None`
 /// (after a loud message) when the evaluator is not installed and this is not CI.
 pub fn evaluate(jobs: &[Job<'_>]) -> Option<Vec<Vec<Option<String>>>> {
+    evaluate_in_contexts(jobs, &[])
+}
+
+/// As [`evaluate`], with each key's other context attributes (`attributes[i]` for `keys[i]`,
+/// an object such as `{"tier": "gold"}`; none when `attributes` is empty).
+pub fn evaluate_in_contexts(
+    jobs: &[Job<'_>],
+    attributes: &[Value],
+) -> Option<Vec<Vec<Option<String>>>> {
     if !available() {
         let message = "the real flagd evaluator is not installed: \
                        pip install -r tests/support_ofrep/requirements.txt";
@@ -42,7 +51,13 @@ pub fn evaluate(jobs: &[Job<'_>]) -> Option<Vec<Vec<Option<String>>>> {
     }
     let input: Vec<Value> = jobs
         .iter()
-        .map(|j| json!({"definition": j.definition, "flag": j.flag, "keys": j.keys}))
+        .map(|j| {
+            let mut job = json!({"definition": j.definition, "flag": j.flag, "keys": j.keys});
+            if !attributes.is_empty() {
+                job["attributes"] = Value::from(attributes.to_vec());
+            }
+            job
+        })
         .collect();
     let mut child = Command::new("python3")
         .arg(script())

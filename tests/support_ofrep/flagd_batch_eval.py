@@ -2,7 +2,9 @@
 of the OpenFeature Python contrib (`openfeature-flagd-core`), for rollgate's target tests.
 
 Usage: python3 flagd_batch_eval.py < JOBS.json
-Input: a JSON list of jobs {"definition": "<flagd JSON text>", "flag": "<key>", "keys": [...]}.
+Input: a JSON list of jobs {"definition": "<flagd JSON text>", "flag": "<key>", "keys": [...]},
+each optionally with "attributes": [{...}, ...], the evaluation context's other attributes for
+each key, in order.
 Output: one JSON list per job, on one line: the variant served to each key, in order (null
 when the evaluator served none). A definition the evaluator refuses is an error on stderr and
 exit status 1.
@@ -22,8 +24,10 @@ def main():
         core = FlagdCore()
         core.set_flags(job["definition"])
         variants = []
-        for key in job["keys"]:
-            details = core.resolve_boolean_value(job["flag"], False, EvaluationContext(targeting_key=key))
+        attributes = job.get("attributes") or [{}] * len(job["keys"])
+        for key, attrs in zip(job["keys"], attributes):
+            context = EvaluationContext(targeting_key=key, attributes=attrs)
+            details = core.resolve_boolean_value(job["flag"], False, context)
             variants.append(details.variant)
         results.append(variants)
     json.dump(results, sys.stdout)

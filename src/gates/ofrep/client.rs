@@ -231,6 +231,22 @@ pub fn parse_evaluation(url: &str, status: u16, bytes: &[u8]) -> Result<Answer, 
     })
 }
 
+/// Whether an observation's error message says the OFREP service answered with the error
+/// code `FLAG_NOT_FOUND` (as [`OfrepError::Status`] words it): the flag does not exist in
+/// the evaluator. Text the service sent in its details cannot make this true: only the code
+/// right after the status counts.
+pub fn says_flag_not_found(message: &str) -> bool {
+    const ANSWERED: &str = " answered HTTP ";
+    let Some(at) = message.find(ANSWERED) else {
+        return false;
+    };
+    let rest = message[at + ANSWERED.len()..].trim_start_matches(|c: char| c.is_ascii_digit());
+    let Some(rest) = rest.strip_prefix(": FLAG_NOT_FOUND") else {
+        return false;
+    };
+    rest.is_empty() || rest.starts_with(" (")
+}
+
 /// An OFREP error code as a message suffix, capped and stripped: the code is the structured
 /// field OFREP defines (`FLAG_NOT_FOUND`, `PARSE_ERROR`, …); `errorDetails` is free text from
 /// the service and never kept.

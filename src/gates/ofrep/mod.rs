@@ -227,18 +227,27 @@ async fn evaluate_all(
     flag: &str,
     keys: &[&str],
 ) -> Result<Vec<Answer>, ProbeError> {
-    stream::iter(keys.iter().copied())
-        .map(|key| async move {
-            client
-                .evaluate(key)
-                .await
-                .map_err(|source| ProbeError::Evaluation {
-                    flag: flag.to_string(),
-                    key: key.to_string(),
-                    source,
-                })
-        })
+    // The futures are built first and only then streamed: a stream that maps with a closure
+    // returning a borrowing future is not provably `Send` (a higher-ranked lifetime the
+    // compiler cannot generalise), and the gate's future must be, to run on the runtime.
+    let evaluations: Vec<_> = keys
+        .iter()
+        .map(|&key| evaluate_one(client, flag, key))
+        .collect();
+    stream::iter(evaluations)
         .buffered(CONCURRENCY)
         .try_collect()
         .await
+}
+
+/// Evaluates one key.
+async fn evaluate_one(client: &OfrepClient, flag: &str, key: &str) -> Result<Answer, ProbeError> {
+    client
+        .evaluate(key)
+        .await
+        .map_err(|source| ProbeError::Evaluation {
+            flag: flag.to_string(),
+            key: key.to_string(),
+            source,
+        })
 }

@@ -50,6 +50,15 @@ pub enum ClientError {
     /// A CA bundle that is not PEM.
     #[error("the CA bundle is not PEM certificates: {0}")]
     Ca(String),
+    /// A client certificate and key that cannot be used.
+    #[error("the client certificate and key cannot be used: {0}")]
+    Identity(String),
+    /// A TLS server name that is not a DNS name or an address.
+    #[error("TLS server name {0:?} is not a DNS name or an IP address")]
+    ServerName(String),
+    /// A token file that cannot be read.
+    #[error(transparent)]
+    TokenFile(#[from] super::settings::TokenFileError),
     /// The HTTP client itself.
     #[error("cannot build the HTTP client: {0}")]
     Build(String),
@@ -84,6 +93,10 @@ impl PrometheusClient {
                 HeaderValue::from_str(&format!("Bearer {}", token.expose()))
                     .map_err(|_| ClientError::Credentials("token"))?;
             }
+            PrometheusAuth::BearerFile(file) => {
+                // Read now so an unreadable file fails at start; read again when it changes.
+                file.token()?;
+            }
             PrometheusAuth::Basic { username, password } => {
                 let bad = |text: &str| text.chars().any(char::is_control);
                 if bad(username) || username.contains(':') {
@@ -98,14 +111,36 @@ impl PrometheusClient {
             .default_headers(headers)
             .connect_timeout(settings.timeout)
             .danger_accept_invalid_certs(settings.insecure_skip_verify);
-        if let Some(pem) = &settings.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|err| ClientError::Ca(err.to_string()))?;
-            if certs.is_empty() {
-                return Err(ClientError::Ca("no certificate in the bundle".into()));
+        if let Some(name) = &settings.tls_server_name {
+            let mut bundle = settings.ca_pem.clone().unwrap_or_default();
+            if let Some(extra) = policy.extra_ca_pem() {
+                bundle.push(b'\n');
+                bundle.extend_from_slice(extra);
             }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
+            let config = super::tls::named_config(
+                name,
+                (!bundle.is_empty()).then_some(bundle.as_slice()),
+                settings
+                    .client_identity_pem
+                    .as_ref()
+                    .map(|pem| pem.expose().as_slice()),
+            )?;
+            builder = builder.use_preconfigured_tls(config);
+        } else {
+            if let Some(pem) = &settings.ca_pem {
+                let certs = reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|err| ClientError::Ca(err.to_string()))?;
+                if certs.is_empty() {
+                    return Err(ClientError::Ca("no certificate in the bundle".into()));
+                }
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            if let Some(pem) = &settings.client_identity_pem {
+                let identity = reqwest::Identity::from_pem(pem.expose())
+                    .map_err(|err| ClientError::Identity(describe(&err)))?;
+                builder = builder.identity(identity);
             }
         }
         let http = builder
@@ -242,6 +277,12 @@ impl PrometheusClient {
         let request = match &self.auth {
             PrometheusAuth::None => request,
             PrometheusAuth::Bearer(token) => request.bearer_auth(token.expose()),
+            PrometheusAuth::BearerFile(file) => {
+                let token = file
+                    .token()
+                    .map_err(|err| self.unreachable(err.to_string()))?;
+                request.bearer_auth(token.expose())
+            }
             PrometheusAuth::Basic { username, password } => {
                 request.basic_auth(username, Some(password.expose()))
             }

@@ -15,6 +15,7 @@ mod error;
 mod range;
 mod rules;
 mod settings;
+mod tls;
 
 pub use answer::{Answer, parse as parse_answer};
 pub use client::{ClientError, MAX_ANSWER_BYTES, PrometheusClient};
@@ -23,7 +24,8 @@ pub use range::{Steps, parse_range};
 pub use rules::{AlertingRule, parse_rules};
 pub use settings::{
     ClientSettings, DEFAULT_TIMEOUT, GateConnection, PrometheusAuth, PrometheusEndpoint, SECRET_CA,
-    SECRET_HEADER_PREFIX, SECRET_PASSWORD, SECRET_TOKEN, SECRET_USERNAME, SettingsError,
+    SECRET_HEADER_PREFIX, SECRET_PASSWORD, SECRET_TOKEN, SECRET_USERNAME, SettingsError, TokenFile,
+    TokenFileError,
 };
 
 use crate::api::PrometheusGate;

@@ -3,7 +3,9 @@
 //! and environment variables; both hand it to [`PrometheusClient`](super::PrometheusClient).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use crate::api::{AlertsGate, PrometheusGate};
 use crate::gates::secret::Secret;
@@ -30,6 +32,9 @@ pub enum PrometheusAuth {
     None,
     /// `Authorization: Bearer <token>`.
     Bearer(Secret<String>),
+    /// `Authorization: Bearer <token>`, the token read from a file (`--prometheus-token-file`)
+    /// and read again whenever the file changes (projected ServiceAccount tokens rotate).
+    BearerFile(TokenFile),
     /// HTTP basic auth.
     Basic {
         /// User name.
@@ -61,6 +66,102 @@ impl PrometheusAuth {
     }
 }
 
+/// A bearer token kept in a file: read again when the file's modification time or length
+/// changes, so a rotated token is sent from the next request on. The token never shows in
+/// `Debug`.
+#[derive(Clone, Debug)]
+pub struct TokenFile {
+    path: PathBuf,
+    cache: Arc<Mutex<Option<CachedToken>>>,
+}
+
+#[derive(Debug)]
+struct CachedToken {
+    modified: Option<SystemTime>,
+    len: u64,
+    token: Secret<String>,
+}
+
+impl PartialEq for TokenFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+    }
+}
+
+impl Eq for TokenFile {}
+
+/// A token file that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--prometheus-token-file {path}: {reason}")]
+pub struct TokenFileError {
+    /// The file.
+    pub path: String,
+    /// Why (never the token).
+    pub reason: String,
+}
+
+impl TokenFile {
+    /// A token file at `path`, read on first use.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            cache: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The token: the cached one while the file's modification time and length are unchanged,
+    /// else the file read again (capped at
+    /// [`MAX_SMALL_FILE_BYTES`](crate::sim::read::MAX_SMALL_FILE_BYTES), trimmed, one line of
+    /// text an HTTP header can carry).
+    pub fn token(&self) -> Result<Secret<String>, TokenFileError> {
+        let error = |reason: String| TokenFileError {
+            path: self.path.display().to_string(),
+            reason,
+        };
+        let metadata = std::fs::metadata(&self.path)
+            .map_err(|e| error(format!("cannot read the file: {e}")))?;
+        let (modified, len) = (metadata.modified().ok(), metadata.len());
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cached) = cache.as_ref()
+            && cached.modified.is_some()
+            && cached.modified == modified
+            && cached.len == len
+        {
+            return Ok(cached.token.clone());
+        }
+        let bytes =
+            crate::sim::read::read_bytes(&self.path, crate::sim::read::MAX_SMALL_FILE_BYTES)
+                .map_err(|e| error(e.to_string()))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| error("the file is not UTF-8 text".to_owned()))?
+            .trim();
+        if text.is_empty() {
+            return Err(error("the file is empty".to_owned()));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(error(
+                "the token contains a character an HTTP header cannot carry (a line break?)"
+                    .to_owned(),
+            ));
+        }
+        let token = Secret::new(text.to_owned());
+        if modified.is_some() {
+            tracing::debug!(path = %self.path.display(), "Prometheus token file read");
+        }
+        *cache = Some(CachedToken {
+            modified,
+            len,
+            token: token.clone(),
+        });
+        Ok(token)
+    }
+}
+
 /// Everything but the address that shapes a connection to Prometheus.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientSettings {
@@ -73,6 +174,11 @@ pub struct ClientSettings {
     pub ca_pem: Option<Vec<u8>>,
     /// Accept any TLS certificate.
     pub insecure_skip_verify: bool,
+    /// PEM client certificate followed by its private key, for mutual TLS.
+    pub client_identity_pem: Option<Secret<Vec<u8>>>,
+    /// The name the server's certificate is checked against instead of the address' host
+    /// (`--prometheus-tls-server-name`).
+    pub tls_server_name: Option<String>,
     /// Time allowed for one query, from connecting to the last byte of the answer.
     pub timeout: Duration,
 }
@@ -84,6 +190,8 @@ impl Default for ClientSettings {
             headers: Vec::new(),
             ca_pem: None,
             insecure_skip_verify: false,
+            client_identity_pem: None,
+            tls_server_name: None,
             timeout: DEFAULT_TIMEOUT,
         }
     }
@@ -165,6 +273,18 @@ pub struct GateConnection<'a> {
 
 impl<'a> From<&'a PrometheusGate> for GateConnection<'a> {
     fn from(gate: &'a PrometheusGate) -> Self {
+        Self {
+            address: gate.address.as_deref(),
+            timeout: gate.timeout,
+            secret_name: gate.secret_ref.as_ref().map(|r| r.name.as_str()),
+            headers: &gate.headers,
+            insecure_skip_verify: gate.insecure_skip_verify,
+        }
+    }
+}
+
+impl<'a> From<&'a crate::api::CompareGate> for GateConnection<'a> {
+    fn from(gate: &'a crate::api::CompareGate) -> Self {
         Self {
             address: gate.address.as_deref(),
             timeout: gate.timeout,

@@ -30,6 +30,9 @@ pub struct Shared {
     pub unknown: Mutex<Vec<String>>,
     /// Who may do what when a request impersonates a user.
     pub rbac: Mutex<rbac::Rbac>,
+    /// For each request of `log`, in the same order: whether it asked for metadata only
+    /// (`Accept: …;as=PartialObjectMetadata…`).
+    pub metadata_only: Mutex<Vec<bool>>,
 }
 
 /// The single handler behind every path.
@@ -119,8 +122,15 @@ pub async fn handle(
         },
     };
     entry.status = response.status().as_u16();
+    let metadata_only = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("as=PartialObjectMetadata"));
     if let Ok(mut log) = shared.log.lock() {
         log.push(entry);
+        if let Ok(mut marks) = shared.metadata_only.lock() {
+            marks.push(metadata_only);
+        }
     }
     response
 }

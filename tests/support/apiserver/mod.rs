@@ -51,6 +51,7 @@ impl ApiServer {
             log: Mutex::new(Vec::new()),
             unknown: Mutex::new(Vec::new()),
             rbac: Mutex::new(rbac::Rbac::default()),
+            metadata_only: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .fallback(handler::handle)
@@ -107,6 +108,14 @@ impl ApiServer {
             .into_iter()
             .filter(Logged::is_write)
             .collect()
+    }
+
+    /// Every request answered so far, in order, each with whether it asked for metadata only
+    /// (`Accept: application/json;as=PartialObjectMetadata…;g=meta.k8s.io;v=v1`).
+    pub fn requests_with_accept(&self) -> Vec<(Logged, bool)> {
+        let log = self.shared.log.lock().expect("log lock");
+        let marks = self.shared.metadata_only.lock().expect("marks lock");
+        log.iter().cloned().zip(marks.iter().copied()).collect()
     }
 
     /// Number of requests logged so far (a mark for [`ApiServer::requests_since`]).
