@@ -38,7 +38,7 @@ fn kubeconfig() -> Option<PathBuf> {
             let _ = writeln!(
                 std::io::stderr(),
                 "SKIPPED (did not run): the real-cluster suite needs {VARIABLE}=<kubeconfig of a \
-                 kind/k3d cluster>; see README \"End-to-end tests\""
+                 kind/k3d cluster>; see \"End-to-end tests\" in docs/development.md"
             );
             None
         }

@@ -316,3 +316,86 @@ fn every_design_reference_in_the_code_names_a_section_of_docs_design_md() {
         assert!(design.contains(rule), "docs/design.md §4 lacks rule {rule}");
     }
 }
+
+/// The README stays short and every relative link in it and in docs/ reaches a file (and,
+/// for `#anchor` links into Markdown, a heading).
+#[test]
+fn readme_is_short_and_every_docs_link_resolves() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    assert!(
+        readme.lines().count() <= 250,
+        "README.md has {} lines",
+        readme.lines().count()
+    );
+    let mut files = vec![root.join("README.md")];
+    for dir in ["docs", "docs/reference"] {
+        for entry in std::fs::read_dir(root.join(dir)).expect("docs").flatten() {
+            if entry.path().extension().is_some_and(|e| e == "md") {
+                files.push(entry.path());
+            }
+        }
+    }
+    assert!(files.len() >= 10, "{files:?}");
+    let anchor = |heading: &str| -> String {
+        heading
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter_map(|c| match c {
+                ' ' => Some('-'),
+                c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut checked = 0;
+    for file in &files {
+        let raw = std::fs::read_to_string(file).expect("readable");
+        // Links live outside code: drop fenced blocks and inline code spans.
+        let mut fenced = false;
+        let text: String = raw
+            .lines()
+            .filter(|l| {
+                if l.trim_start().starts_with("```") {
+                    fenced = !fenced;
+                    return false;
+                }
+                !fenced
+            })
+            .map(|l| l.split('`').step_by(2).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let base = file.parent().expect("a directory");
+        for (at, _) in text.match_indices("](") {
+            let rest = &text[at + 2..];
+            let Some(end) = rest.find(')') else { continue };
+            let link = &rest[..end];
+            if link.starts_with("http://") || link.starts_with("https://") || link.contains(' ') {
+                continue;
+            }
+            let (path, fragment) = link.split_once('#').unwrap_or((link, ""));
+            let target = if path.is_empty() {
+                file.clone()
+            } else {
+                base.join(path)
+            };
+            assert!(
+                target.exists(),
+                "{}: link {link} reaches nothing",
+                file.display()
+            );
+            if !fragment.is_empty() && target.extension().is_some_and(|e| e == "md") {
+                let body = std::fs::read_to_string(&target).expect("readable");
+                let found = body
+                    .lines()
+                    .filter_map(|l| l.strip_prefix('#'))
+                    .map(|l| anchor(l.trim_start_matches('#')))
+                    .any(|a| a == fragment);
+                assert!(found, "{}: link {link}: no such heading", file.display());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "links checked: {checked}");
+}
