@@ -100,7 +100,7 @@ async fn compare_counts_both_arms_and_the_engine_judges_them() {
         unreachable!()
     };
     let conditions = Conditions {
-        percent: 50.0,
+        percent: rollgate::api::Percent::whole(50),
         ratio_settled: false,
     };
     // Five times the control's error rate: counted in both arms, and the gate fails.
@@ -208,7 +208,7 @@ async fn compare_counts_both_arms_and_the_engine_judges_them() {
     };
     let skipped = observe(&client, &broken, &full, &scope(window, false)).await;
     let at_full = Conditions {
-        percent: 100.0,
+        percent: rollgate::api::Percent::HUNDRED,
         ratio_settled: true,
     };
     assert_eq!(

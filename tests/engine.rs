@@ -3010,7 +3010,7 @@ fn judge_cannot_judge_counts_without_the_split() {
     };
     assert_eq!(judge(&g, &counts), GateVerdict::Error);
     let conditions = Conditions {
-        percent: 50.0,
+        percent: rollgate::api::Percent::whole(50),
         ratio_settled: true,
     };
     assert_eq!(assess(&g, &counts, &conditions).verdict, GateVerdict::Pass);

@@ -16,7 +16,7 @@ impl Decider<'_> {
         let stage = self.status.stage;
         let percent = self.status.percent.unwrap_or(Percent::ZERO);
         let conditions = Conditions {
-            percent: percent.as_f64(),
+            percent,
             ratio_settled: self.split_settled(),
         };
         let baked = self.bake_time_over();

@@ -25,8 +25,8 @@ pub enum Observation {
 /// What the engine knows at a checkpoint that a compare gate's verdict depends on.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Conditions {
-    /// The percent in force (the arms' expected split), 0 to 100.
-    pub percent: f64,
+    /// The percent in force (the arms' expected split).
+    pub percent: crate::api::Percent,
     /// Whether the split has had a whole interval to settle since the stage started, so the
     /// sample-ratio test may run.
     pub ratio_settled: bool,
@@ -105,7 +105,7 @@ pub fn assess(gate: &Gate, observation: &Observation, conditions: &Conditions) -
     let sample = Sample {
         treatment,
         control,
-        percent: conditions.percent,
+        percent: conditions.percent.as_f64(),
         ratio_settled: conditions.ratio_settled,
     };
     let settings = compare::Settings::from(spec);

@@ -61,7 +61,7 @@ impl ObservationSource for SeriesSource<'_> {
             .stage_started_at
             .as_ref()
             .map_or(offset, |t| t.0.duration_since(self.start));
-        let percent = status.percent.map_or(0.0, crate::api::Percent::as_f64);
+        let percent = status.percent.unwrap_or(crate::api::Percent::ZERO);
         into.clear();
         into.extend(
             self.series

@@ -148,13 +148,13 @@ impl Series {
         &self,
         offset: SignedDuration,
         stage_start: SignedDuration,
-        percent: f64,
+        percent: crate::api::Percent,
     ) -> Observation {
         match self.point(offset) {
             None => Observation::NoData,
             Some(Point::Observed(o)) => o.clone(),
             Some(Point::Traffic(_)) => {
-                let share = (percent / 100.0).clamp(0.0, 1.0);
+                let share = percent.fraction();
                 let (mut tu, mut te, mut cu, mut ce) = (0.0, 0.0, 0.0, 0.0);
                 for (i, (at, point)) in self.points.iter().enumerate() {
                     let Point::Traffic(traffic) = point else {
