@@ -44,6 +44,8 @@ enum Scope {
     /// The leader-election Lease's namespace (the release namespace); only the Lease named
     /// by `--leader-election-id`, except `create`, which RBAC cannot restrict by name.
     Lease,
+    /// Namespace `default`, where the `kubernetes` Service's EndpointSlices live.
+    ApiServer,
 }
 
 /// One API call of the controller.
@@ -187,9 +189,9 @@ const CALLS: &[Call] = &[
         scope: Scope::Watched,
         source: "src/controller/events.rs",
         evidence: "The Recorder folds repeats",
-        unreached: Some(
-            "the Recorder patches an Event only when the same event repeats within minutes (a series)",
-        ),
+        // The run pauses the rollout twice at the same stage: the second `Paused` Event is
+        // a repeat, which the Recorder patches into the first one's series.
+        unreached: None,
     },
     Call {
         group: "",
@@ -236,6 +238,15 @@ const CALLS: &[Call] = &[
         evidence: "LeaseManagerBuilder::new(",
         unreached: None,
     },
+    Call {
+        group: "discovery.k8s.io",
+        resource: "endpointslices",
+        verb: "list",
+        scope: Scope::ApiServer,
+        source: "src/net/endpoints.rs",
+        evidence: ".list(&ListParams::default().labels(API_SERVER_SLICES))",
+        unreached: None,
+    },
 ];
 
 /// The calls made as the Rollout's ServiceAccount (impersonating it) when a Rollout has one:
@@ -264,6 +275,7 @@ const API_TYPES: &[(&str, &[&str])] = &[
     ("Lease", &["leases"]),
     ("DynamicObject", &["featureflags"]),
     ("PartialObjectMeta", &["configmaps", "featureflags"]),
+    ("EndpointSlice", &["endpointslices"]),
 ];
 
 /// The code that runs in `rollgate controller`.
@@ -272,6 +284,7 @@ const CONTROLLER_SOURCES: &[&str] = &[
     "src/targets",
     "src/gates",
     "src/notify",
+    "src/net",
     "src/cli/controller.rs",
 ];
 
@@ -575,12 +588,31 @@ fn the_rendered_rbac_grants_exactly_the_calls_of_the_table() {
         let namespaces = rendered.flag_values("--namespace");
         let cluster_roles = rendered.of_kind("ClusterRole");
         let roles = rendered.of_kind("Role");
+        let (endpoint_roles, roles): (Vec<&Value>, Vec<&Value>) =
+            roles.into_iter().partition(|r| {
+                r["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("-api-server-endpoints"))
+            });
         let (lease_roles, watched_roles): (Vec<&Value>, Vec<&Value>) =
             roles.into_iter().partition(|r| {
                 r["name"]
                     .as_str()
                     .is_some_and(|n| n.ends_with("-leader-election"))
             });
+        // The API server's endpoints: one Role in `default`, listing EndpointSlices only.
+        assert_eq!(
+            endpoint_roles.len(),
+            1,
+            "{file}: one Role for the API server's endpoints"
+        );
+        assert_eq!(endpoint_roles[0]["namespace"], "default", "{file}");
+        assert_eq!(
+            grants(endpoint_roles[0]),
+            expected(Scope::ApiServer, feature_flags, lockdown),
+            "{file}: the endpoints Role"
+        );
+        assert_bound(&rendered, endpoint_roles[0], "RoleBinding");
 
         if text.contains("scope: namespace") {
             assert!(cluster_roles.is_empty(), "{file}: no ClusterRole");
@@ -831,8 +863,18 @@ impl Run {
         }
     }
 
+    /// Sets the action annotation to `action`.
+    async fn act(&self, action: &str) {
+        let patch = json!({"metadata": {"annotations": {"rollgate.dev/action": action}}});
+        self.api()
+            .patch(NAME, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("annotate the Rollout");
+    }
+
     /// Applies the plan, waits for the second stage, pauses it with the action annotation,
-    /// then stops the controller with SIGTERM; returns every request it sent.
+    /// resumes it and pauses it again at the same stage (the second `Paused` Event repeats
+    /// the first), then stops the controller with SIGTERM; returns every request it sent.
     async fn exercise(mut self, plan: &Value) -> Vec<Logged> {
         self.api()
             .patch(NAME, &PatchParams::apply("kubectl"), &Patch::Apply(plan))
@@ -840,16 +882,36 @@ impl Run {
             .expect("apply the Rollout");
         self.wait("the second stage", |r| r["status"]["stage"] == 1)
             .await;
-        let pause = json!({"metadata": {"annotations": {"rollgate.dev/action": "pause"}}});
-        self.api()
-            .patch(NAME, &PatchParams::default(), &Patch::Merge(&pause))
-            .await
-            .expect("annotate the Rollout");
+        self.act("pause").await;
         self.wait("Paused, the annotation removed", |r| {
             r["status"]["phase"] == "Paused"
                 && r["metadata"]["annotations"]["rollgate.dev/action"].is_null()
         })
         .await;
+        self.act("resume").await;
+        self.wait("resumed", |r| {
+            r["status"]["phase"] == "Progressing"
+                && r["metadata"]["annotations"]["rollgate.dev/action"].is_null()
+        })
+        .await;
+        self.act("pause").await;
+        self.wait("Paused again at the same stage", |r| {
+            r["status"]["phase"] == "Paused"
+                && r["status"]["stage"] == 1
+                && r["metadata"]["annotations"]["rollgate.dev/action"].is_null()
+        })
+        .await;
+        // The Recorder sends the repeat in the background: wait for its PATCH.
+        let start = Instant::now();
+        while !self
+            .server
+            .requests()
+            .iter()
+            .any(|r| r.on("events") && r.method == "PATCH")
+            && start.elapsed() < Duration::from_secs(10)
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let exit = self.controller.terminate(Duration::from_secs(30));
         assert!(
             exit.is_some_and(|s| s.success()),
@@ -1035,6 +1097,7 @@ async fn every_request_of_a_real_run_is_in_the_table_and_allowed_by_the_chart() 
                                     || request.name.as_deref() == Some(LEASE_ID))
                         }
                         Scope::Watched => !in_lease_namespace,
+                        Scope::ApiServer => request.namespace.as_deref() == Some("default"),
                     };
                     if !right_place {
                         unknown.push(format!("{label}: {request:?} is outside the row's scope"));
@@ -1051,6 +1114,48 @@ async fn every_request_of_a_real_run_is_in_the_table_and_allowed_by_the_chart() 
         "requests the table does not cover:\n{}",
         unknown.join("\n")
     );
+    // The Event PATCH is the repeat of an Event the same run created: the Recorder folds
+    // the second `Paused` into the first one's series, on the object it created.
+    for (label, log) in [
+        ("all namespaces", &all_log),
+        ("namespaced", &one_log),
+        ("lockdown", &lockdown_log),
+    ] {
+        let created: Vec<(String, String)> = log
+            .iter()
+            .filter(|r| r.on("events") && r.method == "POST" && r.status < 300)
+            .filter_map(|r| {
+                let body = r.body.as_ref()?;
+                Some((
+                    body["metadata"]["name"].as_str()?.to_owned(),
+                    body["reason"].as_str().unwrap_or_default().to_owned(),
+                ))
+            })
+            .collect();
+        let patched: Vec<&Logged> = log
+            .iter()
+            .filter(|r| r.on("events") && r.method == "PATCH" && r.status < 300)
+            .collect();
+        assert!(
+            !patched.is_empty(),
+            "{label}: the repeated Paused Event was never patched; Events created: {created:?}"
+        );
+        for patch in patched {
+            let name = patch.name.as_deref().unwrap_or_default();
+            assert!(
+                created
+                    .iter()
+                    .any(|(created, reason)| created == name && reason == "Paused"),
+                "{label}: PATCH of Event {name}, which is not the Paused Event the run created: \
+                 {created:?}"
+            );
+            assert!(
+                patch.body.as_ref().is_some_and(|b| !b["series"].is_null()),
+                "{label}: the PATCH records a series: {:?}",
+                patch.body
+            );
+        }
+    }
     for call in CALLS.iter().filter(|c| c.unreached.is_none()) {
         assert!(
             seen.contains(&(call.group, call.resource, call.verb)),

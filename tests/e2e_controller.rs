@@ -485,8 +485,21 @@ async fn killed_mid_rollout_and_restarted_it_ends_where_an_uninterrupted_run_end
         expected,
         "no transition lost or repeated across the kill"
     );
-    // Every write to the target set a percent of the plan: no stray value in between.
-    let target_writes = world
+    // The target's writes, in order, set exactly the plan's percents, each once: no stray
+    // value in between, and the restart repeats none (the restarted controller repairs from
+    // what the target holds, it does not write the stage's percent again).
+    assert_eq!(
+        target_percents_written(&world),
+        [1, 5, 10],
+        "the percents written to the flag, in order, across the kill"
+    );
+}
+
+/// The rollout flag's percent in each write the controller made to the flagd ConfigMap's
+/// content, in the order they reached the stand-in (writes of metadata only — the owner
+/// claim — are left out; a write that left the flag out would show as a failure here).
+fn target_percents_written(world: &World) -> Vec<u8> {
+    world
         .server
         .writes()
         .into_iter()
@@ -495,11 +508,15 @@ async fn killed_mid_rollout_and_restarted_it_ends_where_an_uninterrupted_run_end
                 && w.name.as_deref() == Some(CONFIG_MAP)
                 && w.field_manager.as_deref() != Some("kubectl")
         })
-        .count();
-    assert!(
-        target_writes >= 3,
-        "start, two advances: {target_writes} target writes"
-    );
+        .filter_map(|w| w.body)
+        .filter(|body| !body["data"].is_null())
+        .map(|body| {
+            let definition = flagd::definition(&body, KEY)
+                .unwrap_or_else(|| panic!("a write of the key that is not flagd JSON: {body:#}"));
+            flagd::percent(&definition, FLAG, "on")
+                .unwrap_or_else(|| panic!("a write without the rollout's flag: {body:#}"))
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -577,44 +594,138 @@ async fn two_replicas_with_leader_election_carry_a_rollout_out_once() {
         simulated(&plan, scenario),
         "one replica decided, as simulate did: no transition twice"
     );
-    let target_writes = world
-        .server
-        .writes()
-        .into_iter()
-        .filter(|w| w.on("configmaps") && w.name.as_deref() == Some(CONFIG_MAP))
-        .filter(|w| w.body.as_ref().is_some_and(|b| !b["data"].is_null()))
-        .count();
-    assert_eq!(target_writes, 3, "one write per percent: 1, 5, 10");
+    assert_eq!(
+        target_percents_written(&world),
+        [1, 5, 10],
+        "one write per percent, in order"
+    );
 }
 
 /// `--namespace` twice: each namespace has its own watches and caches, so the Rollouts of one
-/// are not lost when the other's first list arrives, and the controller is ready once both
-/// have synced, even one without any Rollout.
+/// are not lost when the other's first list arrives, and the controller is ready only once
+/// both have synced. The stand-in holds every LIST and WATCH of the second namespace for a
+/// while: `/readyz` answers not ready all that time, ready soon after the release, and the
+/// Rollouts of both namespaces then run to the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_namespaces_are_each_watched_and_readiness_waits_for_both() {
     let Some(world) = World::start().await else {
         return;
     };
-    let namespaces = ["--namespace", "quiet", "--namespace", NAMESPACE];
+    const SECOND: &str = "second";
+    let definition = format!(
+        r#"{{"$schema":"https://flagd.dev/schema/v0/flags.json","flags":{{"other_flag":{OTHER_FLAG}}}}}"#
+    );
+    world.server.put(
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": CONFIG_MAP, "namespace": SECOND},
+            "data": {KEY: definition}
+        }),
+        "kubectl",
+    );
+    let plan = plan(["3s", "3s", "3s"]);
+    let mut second_plan = plan.clone();
+    second_plan["metadata"]["namespace"] = json!(SECOND);
+    world.apply(&plan).await;
+    let gvk = GroupVersionKind::gvk("rollgate.dev", "v1alpha1", "Rollout");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "rollouts");
+    let api: Api<DynamicObject> = Api::namespaced_with(world.server.client(), SECOND, &resource);
+    api.patch(
+        NAME,
+        &PatchParams::apply("kubectl"),
+        &Patch::Apply(&second_plan),
+    )
+    .await
+    .expect("apply the second Rollout");
+
+    world.server.hold(SECOND);
+    let namespaces = ["--namespace", SECOND, "--namespace", NAMESPACE];
     let mut controller = Controller::start(&world.server, &world.prometheus.address, &namespaces);
-    world.apply(&plan(["3s", "3s", "3s"])).await;
-    let mut seen = Vec::new();
-    world.wait_percent(10, &controller, &mut seen).await;
+    let url = format!("http://{}/readyz", controller.health_address);
+    let http = reqwest::Client::new();
+    // While the second namespace cannot sync, the probe answers, and answers not ready.
+    let held_since = Instant::now();
+    let mut not_ready = 0;
+    while held_since.elapsed() < Duration::from_secs(4) {
+        controller.assert_running();
+        if let Some(status) = readyz(&http, &url).await {
+            assert!(
+                !status.is_success(),
+                "ready while {SECOND}'s lists and watches are held: {status}\n{}",
+                controller.log()
+            );
+            not_ready += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        not_ready >= 10,
+        "the probe answered (not ready) only {not_ready} times in 4 s\n{}",
+        controller.log()
+    );
+    let kaviar_synced = world
+        .server
+        .requests()
+        .iter()
+        .any(|r| r.on("rollouts") && r.namespace.as_deref() == Some(NAMESPACE));
+    assert!(kaviar_synced, "{NAMESPACE}'s Rollouts were read meanwhile");
+
+    world.server.release(SECOND);
+    let released = Instant::now();
+    loop {
+        if readyz(&http, &url).await.is_some_and(|s| s.is_success()) {
+            break;
+        }
+        assert!(
+            released.elapsed() < Duration::from_secs(20),
+            "not ready 20 s after both namespaces could sync\n{}",
+            controller.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     let status = world
         .wait_status("Succeeded", &controller, RUN_PATIENCE, |s| {
             phase(s) == "Succeeded"
         })
         .await;
-    assert_eq!(phase(&status), "Succeeded");
+    assert_eq!(status["percent"], 10);
+    let start = Instant::now();
+    let second = loop {
+        let status = world
+            .server
+            .object("rollouts", SECOND, NAME)
+            .map(|r| r["status"].clone())
+            .unwrap_or(Value::Null);
+        if phase(&status) == "Succeeded" {
+            break status;
+        }
+        assert!(
+            start.elapsed() < RUN_PATIENCE,
+            "the Rollout in {SECOND} never succeeded: {status:#}\n{}",
+            controller.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(second["percent"], 10);
+    let cm = world
+        .server
+        .object("configmaps", SECOND, CONFIG_MAP)
+        .expect("the second ConfigMap");
+    let flags = flagd::definition(&cm, KEY).expect("flagd JSON");
+    assert_eq!(flagd::percent(&flags, FLAG, "on"), Some(10), "{flags:#}");
+    assert_eq!(world.percent(), Some(10));
 
-    let url = format!("http://{}/readyz", controller.health_address);
-    let answer = reqwest::get(&url).await.expect("probe answers");
-    assert!(
-        answer.status().is_success(),
-        "readyz: {} ({})",
-        answer.status(),
-        controller.log()
-    );
     let status = controller.terminate(Duration::from_secs(20));
     assert_eq!(status.expect("exits").code(), Some(0));
+}
+
+/// The status `/readyz` answers at `url`, or None when it does not answer (yet).
+async fn readyz(http: &reqwest::Client, url: &str) -> Option<reqwest::StatusCode> {
+    http.get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()
+        .map(|a| a.status())
 }

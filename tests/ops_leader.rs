@@ -1,9 +1,13 @@
 //! Leader election against a stand-in for the Kubernetes Lease API: a `tower-test` mock
 //! service whose verifier checks each request (method, path, query, content type, body) and
 //! answers like an API server, keeping one Lease in memory.
+//!
+//! The election runs on a paused tokio clock (`start_paused`): time moves only when every task
+//! waits, and jumps straight to the next timer, so a 2 s lease and its renewals play out in
+//! milliseconds and the timing assertions are exact, not at the mercy of a loaded machine.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
 use kube::Client;
@@ -11,6 +15,7 @@ use kube::client::Body;
 use rollgate::controller::leader::{ElectionSettings, LeaderStatus, Leadership, spawn_election};
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 const NAMESPACE: &str = "rollgate-system";
 const LEASE: &str = "rollgate-controller";
@@ -24,6 +29,8 @@ struct FakeApi {
     resource_version: u64,
     /// Answer every request with 500.
     failing: bool,
+    /// Answer every write (POST, PATCH) with 500; reads still answer.
+    failing_writes: bool,
     /// `METHOD path content-type body` of every request, in order.
     log: Vec<String>,
     /// Requests the verifier refused: they fail the test.
@@ -75,7 +82,7 @@ impl FakeApi {
             "{method} {path} {kind} {}",
             String::from_utf8_lossy(body)
         ));
-        if self.failing {
+        if self.failing || (self.failing_writes && method != Method::GET) {
             return status(500, "InternalError", "etcd is having a bad day");
         }
         let item = format!("{LEASES}/{LEASE}");
@@ -259,7 +266,7 @@ fn assert_no_violations(api: &Shared) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn creates_the_lease_acquires_it_and_leads() {
     let api = Shared::default();
     let replica = start(&api, "replica-a");
@@ -296,7 +303,7 @@ async fn creates_the_lease_acquires_it_and_leads() {
     assert_no_violations(&api);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn renews_before_expiry_and_stays_leader() {
     let api = Shared::default();
     let replica = start(&api, "replica-a");
@@ -324,12 +331,15 @@ async fn renews_before_expiry_and_stays_leader() {
             })
             .count()
     };
-    assert!(renewals >= 3, "renewed about every second, saw {renewals}");
+    assert!(
+        (5..=7).contains(&renewals),
+        "renewed about every second over 6 s, saw {renewals}"
+    );
     replica.shut_down().await;
     assert_no_violations(&api);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn stands_by_while_another_replica_holds_the_lease() {
     let api = Shared::default();
     lock(&api).spec = Some(
@@ -365,7 +375,7 @@ async fn stands_by_while_another_replica_holds_the_lease() {
     assert_no_violations(&api);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn takes_over_a_lease_whose_holder_stopped_renewing() {
     let api = Shared::default();
     let stale =
@@ -383,7 +393,7 @@ async fn takes_over_a_lease_whose_holder_stopped_renewing() {
     assert_no_violations(&api);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn takes_over_at_once_when_the_holder_releases_the_lease() {
     let api = Shared::default();
     lock(&api).spec = Some(
@@ -418,7 +428,7 @@ async fn takes_over_at_once_when_the_holder_releases_the_lease() {
     assert_no_violations(&api);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn stops_leading_when_renewals_fail() {
     let api = Shared::default();
     let replica = start(&api, "replica-a");
@@ -430,7 +440,7 @@ async fn stops_leading_when_renewals_fail() {
     assert!(woke.is_ok(), "the handle reports the loss");
     // The last renewal was at most one lease duration (2 s) before the failure began.
     assert!(
-        failed_at.elapsed() <= Duration::from_millis(3000),
+        failed_at.elapsed() <= Duration::from_secs(2),
         "{:?}",
         failed_at.elapsed()
     );
@@ -445,7 +455,50 @@ async fn stops_leading_when_renewals_fail() {
     assert_no_violations(&api);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Renewals refused while reads still answer: every read shows this replica as holder, but
+/// the same old `renewTime`, so the deadline counted from the last renewal runs out anyway.
+#[tokio::test(start_paused = true)]
+async fn stops_leading_when_renewals_are_refused_though_reads_answer() {
+    let api = Shared::default();
+    let replica = start(&api, "replica-a");
+    assert!(eventually(Duration::from_secs(3), || replica.leadership.is_leader()).await);
+    let refused_at = Instant::now();
+    let logged_before = {
+        let mut api = lock(&api);
+        api.failing_writes = true;
+        api.log.len()
+    };
+    let mut watcher = replica.leadership.clone();
+    let woke = tokio::time::timeout(Duration::from_secs(4), watcher.until_not_leader()).await;
+    assert!(woke.is_ok(), "the handle reports the loss");
+    // The last renewal was at most one lease duration (2 s) before the refusals began.
+    assert!(
+        refused_at.elapsed() <= Duration::from_secs(2),
+        "{:?}",
+        refused_at.elapsed()
+    );
+    assert_eq!(
+        replica.leadership.status(),
+        LeaderStatus::Standby { holder: None }
+    );
+    {
+        let api = lock(&api);
+        assert_eq!(api.holder().as_deref(), Some("replica-a"));
+        let after = &api.log[logged_before..];
+        assert!(
+            after.iter().filter(|l| l.starts_with("GET")).count() >= 4,
+            "reads kept answering: {after:?}"
+        );
+        assert!(
+            after.iter().any(|l| l.starts_with("PATCH")),
+            "a renewal was tried: {after:?}"
+        );
+    }
+    replica.shut_down().await;
+    assert_no_violations(&api);
+}
+
+#[tokio::test(start_paused = true)]
 async fn loses_the_lease_to_another_holder() {
     let api = Shared::default();
     let replica = start(&api, "replica-a");
@@ -475,7 +528,7 @@ async fn loses_the_lease_to_another_holder() {
     assert_no_violations(&api);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn shutdown_stops_leading_first_and_releases_the_lease() {
     let api = Shared::default();
     let replica = start(&api, "replica-a");
@@ -491,7 +544,7 @@ async fn shutdown_stops_leading_first_and_releases_the_lease() {
     assert_no_violations(&api);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_stops() {
     let api = Shared::default();
     let a = start(&api, "replica-a");
@@ -526,7 +579,7 @@ async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_stops() {
     assert_no_violations(&api);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_deleted_lease_is_created_again() {
     let api = Shared::default();
     let replica = start(&api, "replica-a");
@@ -554,7 +607,7 @@ async fn a_deleted_lease_is_created_again() {
     assert_no_violations(&api);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn the_leader_metric_follows_the_leadership() {
     let api = Shared::default();
     let metrics = rollgate::telemetry::Metrics::new().expect("metrics");

@@ -322,6 +322,13 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
     let webhook_guard = address_guard(&env)?;
     let client = kube::Client::try_from(config.clone())
         .map_err(|e| Failure::Environment(format!("cannot build the Kubernetes client: {e}")))?;
+    // The API server's endpoints join the guarded addresses (docs/security.md).
+    let endpoints_guard = rollgate::net::guard_api_server_endpoints(
+        client.clone(),
+        env.policy().api_server_endpoints().clone(),
+        rollgate::net::REFRESH_PERIOD,
+    )
+    .await;
     let shutdown = shutdown_signal();
 
     let metrics = Metrics::new()
@@ -433,6 +440,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Failure> {
         let _ = task.await;
     }
     leader_metrics.abort();
+    endpoints_guard.abort();
     match serving.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => error!(%e, "the metrics and probe endpoints stopped with an error"),

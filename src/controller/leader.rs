@@ -15,6 +15,10 @@
 //! `renewTime`, which this replica wrote with its own clock: valid until `renewTime +
 //! leaseDurationSeconds`. The renewal happens `renew_grace` before that instant, so a poll
 //! interval shorter than the grace sees each renewal before the previous one lapses.
+//! The wall clock is read only to turn a renewal into time left; the deadline itself runs on
+//! tokio's clock ([`tokio::time::Instant`]), counted once per renewal from the read that first
+//! showed it, so a renewal read again later (renewals failing, reads still answering) does not
+//! extend it, and a paused test clock moves it.
 //!
 //! Starvation: the election uses a client of its own ([`dedicated_client`]): its own request
 //! queue and its own HTTP connection, so a burst of reconcile traffic (a relist of thousands
@@ -26,13 +30,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
 use kube_lease_manager::{LeaseCreateMode, LeaseManager, LeaseManagerBuilder, LeaseParams};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{Instrument as _, debug, info, warn};
 
 /// Where this replica stands.
@@ -67,8 +72,10 @@ impl LeaderStatus {
 #[derive(Clone, Debug)]
 struct State {
     status: LeaderStatus,
-    /// Until when a `Leading` status holds without a newer renewal.
+    /// Until when a `Leading` status holds without a newer renewal, on tokio's clock.
     valid_until: Option<Instant>,
+    /// The renewal (`renewTime + leaseDurationSeconds`, wall clock) `valid_until` counts from.
+    renewed: Option<SystemTime>,
 }
 
 impl State {
@@ -77,6 +84,19 @@ impl State {
             LeaderStatus::Unelected => true,
             LeaderStatus::Leading => self.valid_until.is_some_and(|until| now < until),
             LeaderStatus::Standby { .. } | LeaderStatus::Stopped => false,
+        }
+    }
+
+    /// This state at `now`: a `Leading` state whose renewal has run out is a standby with no
+    /// confirmed holder.
+    fn at(&self, now: Instant) -> State {
+        match self.status {
+            LeaderStatus::Leading if !self.is_leader(now) => State {
+                status: LeaderStatus::Standby { holder: None },
+                valid_until: None,
+                renewed: None,
+            },
+            _ => self.clone(),
         }
     }
 }
@@ -93,6 +113,7 @@ impl Leadership {
         let (_sender, state) = watch::channel(State {
             status: LeaderStatus::Unelected,
             valid_until: None,
+            renewed: None,
         });
         Leadership { state }
     }
@@ -292,6 +313,7 @@ where
     let (sender, receiver) = watch::channel(State {
         status: LeaderStatus::Standby { holder: None },
         valid_until: None,
+        renewed: None,
     });
     let span = tracing::info_span!(
         "leader_election",
@@ -319,6 +341,13 @@ async fn run<F>(
     let mut manager = Arc::new(manager);
     let api: Api<Lease> = Api::namespaced(client.clone(), &settings.namespace);
     let mut observed = Observation::default();
+    // The state as of the last successful read; a read that fails keeps it (its deadline on
+    // tokio's clock still runs out).
+    let mut current = State {
+        status: LeaderStatus::Standby { holder: None },
+        valid_until: None,
+        renewed: None,
+    };
     let mut wake_in = Duration::ZERO;
     let mut backoff = MIN_BACKOFF;
     // The lease manager's own loop: acquires the Lease when it is free or expired, renews
@@ -346,6 +375,7 @@ async fn run<F>(
             }
             () = tokio::time::sleep(wake_in) => {}
         }
+        let mut fresh_observation = None;
         if let Some(fresh) = read_lease(&api, &settings).await {
             // A standby's lease manager sleeps until the holder's Lease would expire; when the
             // holder releases it early (a clean shutdown), start a fresh manager, which sees
@@ -354,7 +384,8 @@ async fn run<F>(
             // Someone deleted the Lease: the lease manager cannot renew a Lease that does not
             // exist; a fresh one creates it again.
             let deleted = !fresh.exists;
-            observed = fresh;
+            observed = fresh.clone();
+            fresh_observation = Some(fresh);
             if released || deleted {
                 match try_build(&client, &settings).await {
                     Ok(fresh_manager) => {
@@ -367,7 +398,10 @@ async fn run<F>(
             }
         }
         let now = Instant::now();
-        let state = observed.state(now, SystemTime::now());
+        if let Some(fresh) = fresh_observation.take() {
+            current = fresh.state(now, SystemTime::now(), &current);
+        }
+        let state = current.at(now);
         publish(&sender, state.clone());
         wake_in = match state.valid_until {
             Some(until) if state.status == LeaderStatus::Leading => settings
@@ -441,6 +475,7 @@ fn stopped() -> State {
     State {
         status: LeaderStatus::Stopped,
         valid_until: None,
+        renewed: None,
     }
 }
 
@@ -550,21 +585,37 @@ impl Observation {
         }
     }
 
-    fn state(&self, now: Instant, wall: SystemTime) -> State {
+    /// The state this observation gives, read at `now` (tokio's clock) and `wall` (the wall
+    /// clock the Lease's `renewTime` is written in). The deadline is set on tokio's clock once
+    /// per renewal: a later read that shows the same `renewTime` keeps the deadline it had,
+    /// so leadership runs out one lease duration after the last renewal this replica saw,
+    /// even when the wall clock stands still or jumps.
+    fn state(&self, now: Instant, wall: SystemTime, previous: &State) -> State {
         let remaining = self
             .expires
             .and_then(|expires| expires.duration_since(wall).ok())
             .filter(|left| !left.is_zero());
         match remaining {
-            Some(left) if self.ours => State {
-                status: LeaderStatus::Leading,
-                valid_until: Some(now + left),
-            },
+            Some(left) if self.ours => {
+                let fresh = now + left;
+                let valid_until = match (previous.renewed, previous.valid_until) {
+                    (Some(renewed), Some(until)) if Some(renewed) == self.expires => {
+                        until.min(fresh)
+                    }
+                    _ => fresh,
+                };
+                State {
+                    status: LeaderStatus::Leading,
+                    valid_until: Some(valid_until),
+                    renewed: self.expires,
+                }
+            }
             _ => State {
                 status: LeaderStatus::Standby {
                     holder: self.holder.clone().filter(|_| !self.ours),
                 },
                 valid_until: None,
+                renewed: None,
             },
         }
     }

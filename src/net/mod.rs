@@ -4,12 +4,17 @@
 //! [`crate::text`].
 
 mod body;
+mod endpoints;
 mod policy;
 mod resolver;
 
 use std::sync::Arc;
 
 pub use body::{BodyError, DEFAULT_TIMEOUT, describe, read_capped, timeout_of};
+pub use endpoints::{
+    API_SERVER_NAMESPACE, API_SERVER_SLICES, ApiServerEndpoints, REFRESH_PERIOD,
+    guard_api_server_endpoints, read_api_server_endpoints,
+};
 pub use policy::{
     AddressError, AddressPolicy, AllowRule, AllowRuleError, DEFAULT_CLUSTER_DOMAIN,
     InsecureCredentials, Lookup, Trust, api_server_from_env, url_origin,

@@ -28,8 +28,10 @@
 //!
 //! Loopback, link-local (169.254.0.0/16, fe80::/10), the cloud metadata addresses
 //! 100.100.100.200 and fd00:ec2::/64, unspecified, multicast and broadcast addresses, and the
-//! API server (the `kubernetes` Service of `default`, and the address the controller itself
-//! uses, `KUBERNETES_SERVICE_HOST`) are reached only when an allow rule names the address
+//! API server (the `kubernetes` Service of `default`, the address the controller itself
+//! uses, `KUBERNETES_SERVICE_HOST`, and the Service's endpoints, read from its EndpointSlices
+//! and kept current: [`guard_api_server_endpoints`](super::guard_api_server_endpoints)) are
+//! reached only when an allow rule names the address
 //! literally: a CIDR range that lies inside the guarded range (`127.0.0.1`, `169.254.0.0/16`;
 //! `10.0.0.0/8` does not open the API server at 10.96.0.1), or a URL prefix with the address
 //! in it. A host-name rule is not enough: `--allow-address localhost` does not open loopback.
@@ -159,6 +161,7 @@ pub struct AddressPolicy {
     default_prometheus: Option<Url>,
     cluster_domain: String,
     api_server: Vec<IpAddr>,
+    api_endpoints: super::ApiServerEndpoints,
     insecure_credentials: bool,
     extra_ca_pem: Option<std::sync::Arc<[u8]>>,
 }
@@ -212,6 +215,7 @@ impl AddressPolicy {
             default_prometheus: None,
             cluster_domain: DEFAULT_CLUSTER_DOMAIN.to_owned(),
             api_server: Vec::new(),
+            api_endpoints: super::ApiServerEndpoints::default(),
             insecure_credentials: false,
             extra_ca_pem: None,
         }
@@ -261,6 +265,20 @@ impl AddressPolicy {
         self.api_server
             .extend(addresses.into_iter().map(|ip| ip.to_canonical()));
         self
+    }
+
+    /// Guards the addresses of `endpoints` like the API server's own, as they are at each
+    /// check: the endpoints of the `kubernetes` Service, kept current by
+    /// [`guard_api_server_endpoints`](super::guard_api_server_endpoints).
+    pub fn with_api_server_endpoints(mut self, endpoints: super::ApiServerEndpoints) -> Self {
+        self.api_endpoints = endpoints;
+        self
+    }
+
+    /// The API server's endpoint addresses this policy guards (shared: replacing them here
+    /// changes what every clone of the policy refuses).
+    pub fn api_server_endpoints(&self) -> &super::ApiServerEndpoints {
+        &self.api_endpoints
     }
 
     /// Lets credentials from a Rollout's Secret travel over plain `http://`
@@ -521,6 +539,12 @@ impl AddressPolicy {
                     name: "the API server",
                 });
             }
+        }
+        if self.api_endpoints.contains(ip) {
+            return Some(Guarded {
+                net: IpNet::from(ip),
+                name: "an endpoint of the API server (Service default/kubernetes)",
+            });
         }
         fixed.iter().find_map(|(net, name)| {
             let net: IpNet = net.parse().ok()?;
@@ -966,6 +990,58 @@ mod tests {
                 .check_resolved("localhost", [sock("127.0.0.1")])
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn an_endpoint_of_the_kubernetes_service_is_refused_until_named_literally() {
+        let endpoints = crate::net::ApiServerEndpoints::default();
+        // A range rule that would open the address if it were not the API server's.
+        let p = policy(&["10.0.0.0/8"]).with_api_server_endpoints(endpoints.clone());
+        let gate = url("https://10.255.0.7:6443/api/v1/query");
+        assert_eq!(p.check_url(&gate, NS), Ok(()), "not an endpoint yet");
+        // The refresher reads the EndpointSlices: every clone of the policy sees them.
+        endpoints.replace(vec!["10.255.0.7".parse().unwrap()]);
+        let shared = p.clone();
+        for p in [&p, &shared] {
+            let err = p.check_url(&gate, NS).unwrap_err();
+            assert!(
+                err.reason.contains("an endpoint of the API server"),
+                "{err}"
+            );
+            assert_eq!(err.suggestion, "10.255.0.7/32");
+            assert!(
+                err.to_string()
+                    .ends_with("an operator can allow it with --allow-address 10.255.0.7/32"),
+                "{err}"
+            );
+            // A name that resolves to it is refused after resolution too.
+            let err = p
+                .check_resolved("api.example.com", [sock("10.255.0.7")])
+                .unwrap_err();
+            assert_eq!(err.suggestion, "10.255.0.7/32", "{err}");
+            assert!(err.target.contains("resolved to 10.255.0.7"), "{err}");
+        }
+        // IPv6 endpoints, and an IPv4-mapped form of an IPv4 one.
+        endpoints.replace(vec![
+            "10.255.0.7".parse().unwrap(),
+            "fd12::7".parse().unwrap(),
+        ]);
+        let v6 =
+            policy(&["fc00::/7", "::ffff:0:0/96"]).with_api_server_endpoints(endpoints.clone());
+        let err = v6.check_url(&url("https://[fd12::7]/"), NS).unwrap_err();
+        assert_eq!(err.suggestion, "fd12::7/128");
+        assert!(
+            v6.check_resolved("x.example.com", [sock("::ffff:10.255.0.7")])
+                .is_err()
+        );
+        // Named literally, it is allowed; a neighbour stays as the range rule says.
+        let literal =
+            policy(&["10.0.0.0/8", "10.255.0.7/32"]).with_api_server_endpoints(endpoints.clone());
+        assert_eq!(literal.check_url(&gate, NS), Ok(()));
+        assert_eq!(p.check_url(&url("https://10.255.0.8/"), NS), Ok(()));
+        // An endpoint that went away is no longer guarded.
+        endpoints.replace(Vec::new());
+        assert_eq!(p.check_url(&gate, NS), Ok(()));
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct Shared {
     /// For each request of `log`, in the same order: whether it asked for metadata only
     /// (`Accept: …;as=PartialObjectMetadata…`).
     pub metadata_only: Mutex<Vec<bool>>,
+    /// Namespaces whose LIST and WATCH requests wait (unanswered) until released, to show
+    /// what a client does while one namespace's caches have not synced.
+    pub held: Mutex<Vec<String>>,
 }
 
 /// The single handler behind every path.
@@ -70,6 +73,9 @@ pub async fn handle(
     entry.impersonated_groups = groups;
     let response = match parse_path(&path) {
         Ok(target) => {
+            if method == Method::GET && target.name.is_none() {
+                hold(&shared, target.namespace.as_deref()).await;
+            }
             entry.plural = Some(target.resource.plural.to_owned());
             entry.namespace = target.namespace.clone();
             entry.name = target.name.clone();
@@ -133,6 +139,20 @@ pub async fn handle(
         }
     }
     response
+}
+
+/// Waits while `namespace` is held (see [`Shared::held`]).
+async fn hold(shared: &Shared, namespace: Option<&str>) {
+    let Some(namespace) = namespace else { return };
+    while shared
+        .held
+        .lock()
+        .expect("held lock")
+        .iter()
+        .any(|n| n == namespace)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn loud(shared: &Shared, message: &str) {

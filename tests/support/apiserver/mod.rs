@@ -52,6 +52,7 @@ impl ApiServer {
             unknown: Mutex::new(Vec::new()),
             rbac: Mutex::new(rbac::Rbac::default()),
             metadata_only: Mutex::new(Vec::new()),
+            held: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .fallback(handler::handle)
@@ -165,6 +166,25 @@ impl ApiServer {
             .lock()
             .expect("rbac lock")
             .impersonation_denied = true;
+    }
+
+    /// Holds every LIST and WATCH request in `namespace` unanswered until
+    /// [`ApiServer::release`]: that namespace's caches cannot sync meanwhile.
+    pub fn hold(&self, namespace: &str) {
+        self.shared
+            .held
+            .lock()
+            .expect("held lock")
+            .push(namespace.to_owned());
+    }
+
+    /// Answers `namespace`'s LIST and WATCH requests again (those held, and any new ones).
+    pub fn release(&self, namespace: &str) {
+        self.shared
+            .held
+            .lock()
+            .expect("held lock")
+            .retain(|n| n != namespace);
     }
 
     /// Forgets the change history: a watch resuming from any earlier resourceVersion gets 410.

@@ -80,6 +80,14 @@ pub const SERVED: &[Resource] = &[
         status_subresource: true,
     },
     Resource {
+        group: "discovery.k8s.io",
+        version: "v1",
+        plural: "endpointslices",
+        kind: "EndpointSlice",
+        namespaced: true,
+        status_subresource: false,
+    },
+    Resource {
         group: "apps",
         version: "v1",
         plural: "deployments",
