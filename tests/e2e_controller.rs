@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use support::apiserver::controller::Controller;
 use support::apiserver::{ApiServer, flagd};
 use support::app::App;
+use support::fake::{Canned, Fake};
 use support::prometheus::Prometheus;
 
 const NAMESPACE: &str = "kaviar";
@@ -728,4 +729,246 @@ async fn readyz(http: &reqwest::Client, url: &str) -> Option<reqwest::StatusCode
         .await
         .ok()
         .map(|a| a.status())
+}
+
+/// Applies `rollout` (a whole Rollout object) as `kubectl apply --server-side` would.
+async fn apply_rollout(server: &ApiServer, rollout: &Value) {
+    let gvk = GroupVersionKind::gvk("rollgate.dev", "v1alpha1", "Rollout");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "rollouts");
+    let namespace = rollout["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or(NAMESPACE);
+    let name = rollout["metadata"]["name"].as_str().unwrap_or(NAME);
+    let api: Api<DynamicObject> = Api::namespaced_with(server.client(), namespace, &resource);
+    api.patch(name, &PatchParams::apply("kubectl"), &Patch::Apply(rollout))
+        .await
+        .expect("apply the Rollout");
+}
+
+/// docs/design.md §8, fencing on SIGTERM: a reconcile in flight when SIGTERM arrives (its
+/// webhook target answers after 3 s) finishes its writes; only then is the Lease released;
+/// nothing is written after the release; the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_reconcile_in_flight_write_then_releases_the_lease_and_nothing_after() {
+    const LEASE: &str = "rollgate-sigterm";
+    const SLOW: Duration = Duration::from_secs(3);
+    let server = ApiServer::start().await;
+    let hook = Fake::start(Canned {
+        delay: SLOW,
+        ..Canned::ok(r#"{"percent": 0}"#)
+    });
+    let url = format!("{}/percent", hook.address());
+    let mut controller = Controller::start(
+        &server,
+        "http://127.0.0.1:9",
+        &[
+            "--allow-address",
+            &hook.address(),
+            "--namespace",
+            NAMESPACE,
+            "--leader-elect",
+            "--leader-election-namespace",
+            NAMESPACE,
+            "--leader-election-id",
+            LEASE,
+        ],
+    );
+    apply_rollout(
+        &server,
+        &json!({
+            "apiVersion": "rollgate.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "slow-hook", "namespace": NAMESPACE},
+            "spec": {
+                "target": {"webhook": {"url": url}},
+                "stages": [{"percent": 1, "duration": "1h"}, {"percent": 100}]
+            }
+        }),
+    )
+    .await;
+    // The start's PUT has reached the webhook, which answers 3 s later: SIGTERM now.
+    let start = Instant::now();
+    while !hook.requests().iter().any(|r| r.line.starts_with("PUT ")) {
+        controller.assert_running();
+        assert!(
+            start.elapsed() < RUN_PATIENCE,
+            "the webhook never got a PUT: {:?}\n{}",
+            hook.requests(),
+            controller.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mark = server.mark();
+    let signalled = std::time::Instant::now();
+    let exit = controller.terminate(Duration::from_secs(30));
+    let exit = exit.unwrap_or_else(|| panic!("exits within 30 s of SIGTERM\n{}", controller.log()));
+    assert_eq!(exit.code(), Some(0), "{}", controller.log());
+
+    let after = server.requests_since(mark);
+    let releases: Vec<usize> = after
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.on("leases")
+                && r.name.as_deref() == Some(LEASE)
+                && r.is_write()
+                && r.body
+                    .as_ref()
+                    .is_some_and(|b| b["spec"].get("holderIdentity") == Some(&Value::Null))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let [release] = releases[..] else {
+        panic!(
+            "one release of the Lease after SIGTERM, saw {releases:?} in {after:#?}\n{}",
+            controller.log()
+        );
+    };
+    // The reconcile in flight finished after SIGTERM: the webhook's answer came (the
+    // controller logged the write) and its Event was posted, all before the release. (Its
+    // status, recording the start at 1 % with the target write pending, went out before the
+    // PUT, as the write order wants.)
+    let log = controller.log();
+    let wrote = log
+        .find("wrote webhook target")
+        .unwrap_or_else(|| panic!("the webhook write completed\n{log}"));
+    let releasing = log
+        .find("releasing the Lease")
+        .unwrap_or_else(|| panic!("the Lease release is logged\n{log}"));
+    assert!(
+        wrote < releasing,
+        "the write completed before the release\n{log}"
+    );
+    let before = server.requests();
+    assert!(
+        before[..mark].iter().any(|r| r.is_write()
+            && r.on("rollouts")
+            && r.body.as_ref().is_some_and(|b| b["status"]["percent"] == 1)),
+        "the start at 1 % was recorded before the PUT"
+    );
+    let in_flight: Vec<_> = after[..release]
+        .iter()
+        .filter(|r| r.is_write() && !r.on("leases"))
+        .collect();
+    assert!(
+        in_flight.iter().any(|r| r.on("events")),
+        "the reconcile in flight posted its Event before the release: {after:#?}"
+    );
+    for write in &in_flight {
+        assert!(
+            write.at.duration_since(signalled) + Duration::from_millis(500) >= SLOW,
+            "a write {:?} after SIGTERM, before the webhook answered: {write:?}",
+            write.at.duration_since(signalled)
+        );
+    }
+    assert!(
+        after[release].at.duration_since(signalled) + Duration::from_millis(500) >= SLOW,
+        "released {:?} after SIGTERM, before the webhook (answering after {SLOW:?}) could answer",
+        after[release].at.duration_since(signalled)
+    );
+    // Nothing after the release.
+    let late: Vec<_> = after[release + 1..]
+        .iter()
+        .filter(|r| r.is_write())
+        .collect();
+    assert!(late.is_empty(), "writes after the release: {late:#?}");
+    // The webhook got the one PUT in flight, and no other.
+    let puts: Vec<_> = hook
+        .requests()
+        .into_iter()
+        .filter(|r| r.line.starts_with("PUT "))
+        .collect();
+    assert_eq!(puts.len(), 1, "{puts:#?}");
+    let body: Value = serde_json::from_str(&puts[0].body).expect("a JSON PUT");
+    assert_eq!(body["percent"], 1, "{body}");
+}
+
+/// Issue 11 rule 2: an address that is one of the API server's endpoints (the EndpointSlices
+/// of `default/kubernetes`, which the controller reads at the start) is refused even when a
+/// range rule covers it, and the message names the `--allow-address` entry that would allow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_at_an_endpoint_of_the_api_server_is_refused_naming_the_rule_that_allows_it() {
+    let server = ApiServer::start().await;
+    server.put(
+        json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.255.0.7"]}],
+            "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]
+        }),
+        "kube-apiserver",
+    );
+    server.put(
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "plain", "namespace": NAMESPACE},
+            "data": {"percent": "0"}
+        }),
+        "kubectl",
+    );
+    let mut controller = Controller::start(
+        &server,
+        "http://127.0.0.1:9",
+        &["--allow-address", "10.0.0.0/8", "--namespace", NAMESPACE],
+    );
+    apply_rollout(
+        &server,
+        &json!({
+            "apiVersion": "rollgate.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "to-the-api-server", "namespace": NAMESPACE},
+            "spec": {
+                "target": {"configMap": {"name": "plain", "key": "percent"}},
+                "stages": [{"percent": 1, "duration": "1h"}, {"percent": 100}],
+                "analysis": {"interval": "1s", "gates": [{
+                    "name": "sneaky",
+                    "prometheus": {"address": "http://10.255.0.7:6443", "query": "up"},
+                    "max": 1
+                }]}
+            }
+        }),
+    )
+    .await;
+    let start = Instant::now();
+    let status = loop {
+        controller.assert_running();
+        let status = server
+            .object("rollouts", NAMESPACE, "to-the-api-server")
+            .map(|r| r["status"].clone())
+            .unwrap_or(Value::Null);
+        if status.to_string().contains("--allow-address 10.255.0.7/32") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < RUN_PATIENCE,
+            "never refused naming the rule: {status:#}\n{}",
+            controller.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(phase(&status), "Pending", "{status:#}");
+    assert!(
+        status.to_string().contains("an endpoint of the API server"),
+        "{status:#}"
+    );
+    let cm = server
+        .object("configmaps", NAMESPACE, "plain")
+        .expect("the ConfigMap");
+    assert_eq!(cm["data"]["percent"], "0", "the target is untouched");
+    // The endpoints were read as the chart's Role allows: a list in default, by label.
+    let reads: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.on("endpointslices"))
+        .collect();
+    assert!(!reads.is_empty(), "the EndpointSlices were read");
+    for read in &reads {
+        assert_eq!(read.namespace.as_deref(), Some("default"), "{read:?}");
+        assert!(
+            read.query
+                .contains("labelSelector=kubernetes.io%2Fservice-name%3Dkubernetes"),
+            "{read:?}"
+        );
+    }
+    let _ = controller.terminate(Duration::from_secs(20));
 }
