@@ -169,11 +169,7 @@ fn action(verb: &str, name: &str) -> String {
 /// Publishes each notice about `rollout`; a failure is logged, not returned (the decision is
 /// already written).
 pub(super) async fn publish(ctx: &Context, rollout: &Rollout, notices: &[Notice]) {
-    let mut reference = rollout.object_ref(&());
-    // The Recorder folds a repeat into a series only when the reference compares equal; the
-    // Rollout's resourceVersion changes with every status write, so leave it out (as
-    // client-go's event aggregation keys on kind, namespace, name and uid alone).
-    reference.resource_version = None;
+    let reference = rollout.object_ref(&());
     for notice in notices {
         let event = Event {
             type_: if notice.warning {
