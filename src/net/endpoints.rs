@@ -168,3 +168,134 @@ impl Refresher {
         self.failing = true;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::json;
+
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    fn mock() -> (Client, Handle) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        (Client::new(service, "default"), handle)
+    }
+
+    /// Answers the next request, which must be the EndpointSlice list, with `code` and `body`.
+    async fn answer_list(handle: &mut Handle, code: u16, body: serde_json::Value) {
+        let (request, respond) = handle.next_request().await.expect("a request");
+        assert_eq!(request.method(), http::Method::GET);
+        assert_eq!(
+            request.uri().path(),
+            "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
+        );
+        let query = request.uri().query().unwrap_or_default();
+        assert!(
+            query.contains("labelSelector=kubernetes.io%2Fservice-name%3Dkubernetes"),
+            "{query}"
+        );
+        respond.send_response(
+            Response::builder()
+                .status(code)
+                .body(Body::from(serde_json::to_vec(&body).expect("json")))
+                .expect("response"),
+        );
+    }
+
+    fn slices(addresses: &[&[&str]]) -> serde_json::Value {
+        let items: Vec<_> = addresses
+            .iter()
+            .enumerate()
+            .map(|(i, addresses)| {
+                json!({
+                    "metadata": {"name": format!("kubernetes-{i}"), "namespace": "default"},
+                    "addressType": "IPv4",
+                    "endpoints": [{"addresses": addresses}],
+                })
+            })
+            .collect();
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSliceList",
+               "metadata": {"resourceVersion": "1"}, "items": items})
+    }
+
+    fn forbidden() -> serde_json::Value {
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "reason": "Forbidden", "code": 403,
+               "message": "endpointslices.discovery.k8s.io is forbidden"})
+    }
+
+    fn ips(text: &[&str]) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = text.iter().map(|t| t.parse().expect("an IP")).collect();
+        out.sort();
+        out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_endpoints_are_read_at_the_start_and_kept_current_and_a_refusal_keeps_the_last() {
+        let (client, mut handle) = mock();
+        let endpoints = ApiServerEndpoints::default();
+        let period = Duration::from_secs(60);
+        let server = tokio::spawn(async move {
+            // At the start: two slices, one address not an IP (left out).
+            answer_list(
+                &mut handle,
+                200,
+                slices(&[&["10.255.0.7", "10.255.0.8"], &["fd12::7", "not-an-ip"]]),
+            )
+            .await;
+            // A minute later: the control plane moved.
+            answer_list(&mut handle, 200, slices(&[&["10.255.0.9"]])).await;
+            // Then the Role is gone: refused, twice.
+            answer_list(&mut handle, 403, forbidden()).await;
+            answer_list(&mut handle, 403, forbidden()).await;
+            // And back.
+            answer_list(&mut handle, 200, slices(&[&["10.255.0.10"]])).await;
+            handle
+        });
+        let task = guard_api_server_endpoints(client, endpoints.clone(), period).await;
+        // Read before the guard returns: the controller starts with them guarded.
+        assert_eq!(
+            endpoints.addresses(),
+            ips(&["10.255.0.7", "10.255.0.8", "fd12::7"])
+        );
+        tokio::time::sleep(period + Duration::from_secs(1)).await;
+        assert_eq!(endpoints.addresses(), ips(&["10.255.0.9"]));
+        tokio::time::sleep(period * 2).await;
+        assert_eq!(
+            endpoints.addresses(),
+            ips(&["10.255.0.9"]),
+            "a refused read keeps the addresses read last"
+        );
+        tokio::time::sleep(period).await;
+        assert_eq!(endpoints.addresses(), ips(&["10.255.0.10"]));
+        task.abort();
+        let _handle = server.await.expect("the fake API answered every read");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_controller_that_may_not_read_them_starts_anyway_with_none() {
+        let (client, mut handle) = mock();
+        let endpoints = ApiServerEndpoints::default();
+        let server = tokio::spawn(async move {
+            answer_list(&mut handle, 403, forbidden()).await;
+            handle
+        });
+        let task = guard_api_server_endpoints(client, endpoints.clone(), REFRESH_PERIOD).await;
+        assert!(endpoints.addresses().is_empty());
+        task.abort();
+        let _handle = server.await.expect("answered");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_api_server_that_does_not_answer_delays_the_start_by_a_few_seconds_only() {
+        let (client, _handle) = mock();
+        let endpoints = ApiServerEndpoints::default();
+        let started = tokio::time::Instant::now();
+        let task = guard_api_server_endpoints(client, endpoints.clone(), REFRESH_PERIOD).await;
+        assert_eq!(started.elapsed(), READ_TIMEOUT);
+        assert!(endpoints.addresses().is_empty());
+        task.abort();
+    }
+}
