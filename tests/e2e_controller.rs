@@ -972,3 +972,134 @@ async fn a_gate_at_an_endpoint_of_the_api_server_is_refused_naming_the_rule_that
     }
     let _ = controller.terminate(Duration::from_secs(20));
 }
+
+/// A webhook target that answers GET at once with `{"percent": 0}` and lets every PUT hang
+/// for a minute; it records when each PUT arrived.
+struct HangingHook {
+    address: std::net::SocketAddr,
+    puts: std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
+}
+
+impl HangingHook {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the hook");
+        let address = listener.local_addr().expect("address");
+        let puts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = puts.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let Ok(request) = support::wire::read_request(&stream) else {
+                        return;
+                    };
+                    if request.line.starts_with("PUT ") {
+                        if let Ok(mut puts) = seen.lock() {
+                            puts.push(std::time::Instant::now());
+                        }
+                        std::thread::sleep(Duration::from_secs(60));
+                    }
+                    let _ = support::wire::write_response(
+                        &stream,
+                        200,
+                        "application/json",
+                        br#"{"percent": 0}"#,
+                        true,
+                    );
+                });
+            }
+        });
+        Self { address, puts }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    fn puts(&self) -> Vec<std::time::Instant> {
+        self.puts.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+/// docs/design.md §8, fencing on SIGTERM, the other branch: a reconcile in flight whose
+/// webhook never answers is abandoned at the reconcile deadline (`--reconcile-timeout 6s`)
+/// with nothing written after SIGTERM; only then is the Lease released; the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_abandons_a_hanging_reconcile_at_its_deadline_before_releasing_the_lease() {
+    const LEASE: &str = "rollgate-abandon";
+    const DEADLINE: Duration = Duration::from_secs(6);
+    let server = ApiServer::start().await;
+    let hook = HangingHook::start();
+    let mut controller = Controller::start(
+        &server,
+        "http://127.0.0.1:9",
+        &[
+            "--allow-address",
+            &hook.url(),
+            "--namespace",
+            NAMESPACE,
+            "--reconcile-timeout",
+            "6s",
+            "--leader-elect",
+            "--leader-election-namespace",
+            NAMESPACE,
+            "--leader-election-id",
+            LEASE,
+        ],
+    );
+    apply_rollout(
+        &server,
+        &json!({
+            "apiVersion": "rollgate.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "hanging-hook", "namespace": NAMESPACE},
+            "spec": {
+                "target": {"webhook": {"url": format!("{}/percent", hook.url())}},
+                "stages": [{"percent": 1, "duration": "1h"}, {"percent": 100}]
+            }
+        }),
+    )
+    .await;
+    let start = Instant::now();
+    while hook.puts().is_empty() {
+        controller.assert_running();
+        assert!(
+            start.elapsed() < RUN_PATIENCE,
+            "the webhook never got a PUT\n{}",
+            controller.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mark = server.mark();
+    let exit = controller.terminate(Duration::from_secs(30));
+    let exit = exit.unwrap_or_else(|| panic!("exits within 30 s of SIGTERM\n{}", controller.log()));
+    assert_eq!(exit.code(), Some(0), "{}", controller.log());
+    let put_at = hook.puts()[0];
+
+    let after = server.requests_since(mark);
+    let writes: Vec<_> = after.iter().filter(|r| r.is_write()).collect();
+    let [release] = writes[..] else {
+        panic!(
+            "after SIGTERM, one write only, the Lease's release: {writes:#?}\n{}",
+            controller.log()
+        );
+    };
+    assert!(
+        release.on("leases")
+            && release.name.as_deref() == Some(LEASE)
+            && release
+                .body
+                .as_ref()
+                .is_some_and(|b| b["spec"].get("holderIdentity") == Some(&Value::Null)),
+        "{release:?}"
+    );
+    // Released once the reconcile's deadline passed (it began before the PUT), not before,
+    // and without waiting for the hanging webhook.
+    let waited = release.at.duration_since(put_at);
+    assert!(
+        waited + Duration::from_secs(2) >= DEADLINE && waited < Duration::from_secs(20),
+        "released {waited:?} after the PUT began (deadline {DEADLINE:?})\n{}",
+        controller.log()
+    );
+    assert_eq!(hook.puts().len(), 1, "no second PUT");
+}
