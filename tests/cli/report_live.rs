@@ -1,0 +1,201 @@
+//! `rollgate report NAME` for a Rollout in a cluster, the kube-rs way: a `tower-test` mock
+//! API server answers the one GET with a fixed Rollout, and the report renders the expected
+//! Markdown (a reviewed snapshot) and a chart with each gate's last value.
+
+use http::{Request, Response};
+use kube::Client;
+use kube::client::Body;
+use rollgate::report::chart::{PERCENT_COLOR, gate_color, hex};
+use rollgate::report::live::{FetchError, load_report};
+use rollgate::report::{Report, chart, markdown};
+use serde_json::{Value, json};
+
+const PATH: &str =
+    "/apis/rollgate.dev/v1alpha1/namespaces/kaviar/rollouts/passenger-favorites-matching";
+
+/// The Rollout as the API server returns it: the example plan, mid-way through stage 1 after
+/// a failed pre-check, a reverted drift and a warning checkpoint.
+fn rollout() -> Value {
+    json!({
+        "apiVersion": "rollgate.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {
+            "name": "passenger-favorites-matching",
+            "namespace": "kaviar",
+            "generation": 2,
+            "resourceVersion": "4711",
+            "uid": "6f1c1f5e-0000-4000-8000-000000000001"
+        },
+        "spec": {
+            "target": {"flagd": {
+                "configMap": "feature-flags",
+                "flag": "passenger_favorites_matching",
+                "allowlist": ["u-1001", "u-1002"]
+            }},
+            "stages": [
+                {"percent": 1, "duration": "2h"},
+                {"percent": 5, "duration": "2h"},
+                {"percent": 10, "duration": "4h"}
+            ],
+            "analysis": {
+                "interval": "1h",
+                "gates": [
+                    {"name": "error-rate", "max": 0.01, "failureLimit": 2,
+                     "prometheus": {"query": "sum(rate(http_requests_total{code=~\"5..\"}[5m])) / sum(rate(http_requests_total[5m]))"}},
+                    {"name": "critical-alerts", "alerts": {"matchers": ["severity=\"critical\""]}},
+                    {"name": "determinism", "ofrep": {"address": "http://flagd.kaviar:8016", "sample": 1000}}
+                ]
+            },
+            "onDrift": "Revert",
+            "preChecks": {"minAllowlist": 2}
+        },
+        "status": {
+            "phase": "Progressing",
+            "stage": 1,
+            "percent": 5,
+            "startedAt": "2026-02-01T19:20:00Z",
+            "stageStartedAt": "2026-02-01T21:20:00Z",
+            "nextCheckpointAt": "2026-02-01T23:20:00Z",
+            "lastCheckpoint": {"at": "2026-02-01T22:20:00Z", "stage": 1, "percent": 5, "verdict": "warn"},
+            "message": "gate error-rate failed (0.012 > 0.01), 1 of 2",
+            "gates": [
+                {"name": "error-rate", "failures": 1, "misses": 0, "lastVerdict": "fail", "lastValue": 0.012},
+                {"name": "critical-alerts", "failures": 0, "misses": 0, "lastVerdict": "pass", "lastValue": 0.0},
+                {"name": "determinism", "failures": 0, "misses": 1, "lastVerdict": "error",
+                 "lastMessage": "flagd.kaviar:8016: connection refused | <retry>"}
+            ],
+            "history": [
+                {"at": "2026-02-01T19:18:00Z", "kind": "pending", "stage": 0, "percent": 0,
+                 "message": "the target holds 3%, not the rollback percent 0%"},
+                {"at": "2026-02-01T19:20:00Z", "kind": "start", "stage": 0, "percent": 1},
+                {"at": "2026-02-01T20:05:00Z", "kind": "drift", "stage": 0, "percent": 1,
+                 "message": "target drifted to 3% (expected 1%): reverted"},
+                {"at": "2026-02-01T20:20:00Z", "kind": "checkpoint", "stage": 0, "percent": 1, "verdict": "pass"},
+                {"at": "2026-02-01T21:20:00Z", "kind": "checkpoint", "stage": 0, "percent": 1, "verdict": "pass"},
+                {"at": "2026-02-01T21:20:00Z", "kind": "advance", "stage": 1, "percent": 5,
+                 "message": "all gates passed and the bake time of 2h ended"},
+                {"at": "2026-02-01T22:20:00Z", "kind": "checkpoint", "stage": 1, "percent": 5, "verdict": "warn"}
+            ],
+            "observedGeneration": 2,
+            "conditions": [
+                {"type": "Ready", "status": "False", "reason": "Progressing",
+                 "message": "gate error-rate failed", "lastTransitionTime": "2026-02-01T19:20:00Z", "observedGeneration": 2},
+                {"type": "Reconciling", "status": "True", "reason": "Progressing",
+                 "message": "gate error-rate failed", "lastTransitionTime": "2026-02-01T19:20:00Z", "observedGeneration": 2},
+                {"type": "Stalled", "status": "False", "reason": "Progressing",
+                 "message": "gate error-rate failed", "lastTransitionTime": "2026-02-01T19:20:00Z", "observedGeneration": 2}
+            ]
+        }
+    })
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": message, "reason": reason, "code": code})
+}
+
+/// Runs `load_report` for kaviar/passenger-favorites-matching against a mock API server that
+/// expects exactly one GET of the Rollout and answers `code` with `answer`.
+async fn report_with(code: u16, answer: Value) -> Result<Report, FetchError> {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let verifier = tokio::spawn(async move {
+        let (request, send) = handle.next_request().await.expect("the GET came");
+        assert_eq!(request.method().as_str(), "GET");
+        assert_eq!(request.uri().path(), PATH);
+        assert_eq!(request.uri().query(), None, "a plain GET");
+        let body = request.into_body().collect_bytes().await.expect("body");
+        assert!(body.is_empty(), "a GET has no body");
+        send.send_response(
+            Response::builder()
+                .status(code)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&answer).expect("json")))
+                .expect("response"),
+        );
+        assert!(
+            handle.next_request().await.is_none(),
+            "an unexpected extra request"
+        );
+    });
+    let client = Client::new(service, "default");
+    let result = load_report(client, "kaviar", "passenger-favorites-matching").await;
+    verifier.await.expect("the API server saw what it expected");
+    result
+}
+
+#[tokio::test]
+async fn a_live_rollout_renders_the_expected_markdown() {
+    let report = report_with(200, rollout()).await.expect("a report");
+    let text = markdown::render(&report, None);
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/snapshots/report-live.md");
+    if std::env::var_os("ROLLGATE_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &text).expect("snapshot written");
+    }
+    let expected = std::fs::read_to_string(&path).expect("the snapshot");
+    assert_eq!(
+        text, expected,
+        "differs from tests/cli/snapshots/report-live.md"
+    );
+}
+
+#[tokio::test]
+async fn a_live_chart_shows_the_percent_steps_and_each_gate_last_value() {
+    let report = report_with(200, rollout()).await.expect("a report");
+    let svg = chart::render(&report).expect("a chart");
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let with_stroke = |color: String| {
+        doc.descendants()
+            .filter(|n| n.attribute("stroke") == Some(color.as_str()))
+            .count()
+    };
+    assert!(
+        with_stroke(hex(PERCENT_COLOR)) >= 2,
+        "a percent line and its legend"
+    );
+    // error-rate and critical-alerts have a last value: one point each; determinism had an
+    // error, so no value to draw.
+    assert!(with_stroke(hex(gate_color(0))) >= 2, "{svg}");
+    assert!(with_stroke(hex(gate_color(1))) >= 2);
+    assert_eq!(with_stroke(hex(gate_color(2))), 0);
+}
+
+#[tokio::test]
+async fn a_missing_rollout_is_not_found() {
+    let error = report_with(
+        404,
+        status(
+            404,
+            "NotFound",
+            "rollouts \"passenger-favorites-matching\" not found",
+        ),
+    )
+    .await
+    .expect_err("no such rollout");
+    assert!(matches!(error, FetchError::NotFound { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "no Rollout \"passenger-favorites-matching\" in namespace \"kaviar\""
+    );
+}
+
+#[tokio::test]
+async fn a_forbidden_read_is_an_api_error_naming_the_rollout() {
+    let error = report_with(
+        403,
+        status(
+            403,
+            "Forbidden",
+            "rollouts is forbidden: User \"dev\" cannot get resource",
+        ),
+    )
+    .await
+    .expect_err("forbidden");
+    assert!(matches!(error, FetchError::Api { .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.starts_with("cannot read Rollout kaviar/passenger-favorites-matching:")
+            && text.contains("forbidden"),
+        "{text}"
+    );
+}
