@@ -19,15 +19,13 @@ mod status;
 #[path = "../../src/cli/table.rs"]
 mod table;
 
-use std::collections::BTreeSet;
-
-use http::{Request, Response};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::client::Body;
 use rollgate::api::Rollout;
 use rollgate::engine::ManualAction;
 use serde_json::{Value, json};
+
+use crate::support::verifier::{Expect, scenario};
 
 use action::{Via, act};
 use kube_client::{OpsError, Target};
@@ -78,70 +76,30 @@ fn api_status(code: u16, reason: &str, message: &str) -> Value {
            "message": message, "reason": reason, "code": code})
 }
 
+impl Exchange {
+    /// What the verifier asserts of this request: method, path, exact query, a JSON merge
+    /// patch's content type, the exact body (none for a GET), and the answer.
+    fn expect(self) -> Expect {
+        let mut expect = Expect::new(self.method.parse().expect("a method"), self.path)
+            .query_exactly(&self.query)
+            .answer_bytes(self.status, self.answer);
+        if self.method == "PATCH" {
+            expect = expect.content_type("application/merge-patch+json");
+        }
+        match self.body {
+            None => expect.no_body(),
+            Some(body) => expect.body(body),
+        }
+    }
+}
+
 /// Runs `op` against a mock API server that expects exactly `exchanges`, in order, and no
 /// other request.
 async fn run<T, F>(exchanges: Vec<Exchange>, op: impl FnOnce(Client) -> F) -> T
 where
     F: std::future::Future<Output = T>,
 {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let verifier = tokio::spawn(async move {
-        for (i, expected) in exchanges.into_iter().enumerate() {
-            let (request, send) = handle.next_request().await.unwrap_or_else(|| {
-                panic!(
-                    "request {i} ({} {}) never came",
-                    expected.method, expected.path
-                )
-            });
-            assert_eq!(request.method().as_str(), expected.method, "request {i}");
-            assert_eq!(request.uri().path(), expected.path, "request {i}");
-            let url =
-                reqwest::Url::parse(&format!("http://api{}", request.uri())).expect("request uri");
-            let query: BTreeSet<(String, String)> = url
-                .query_pairs()
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            let wanted: BTreeSet<(String, String)> = expected
-                .query
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect();
-            assert_eq!(query, wanted, "request {i} query");
-            if expected.method == "PATCH" {
-                assert_eq!(
-                    request
-                        .headers()
-                        .get("content-type")
-                        .map(|v| v.to_str().expect("ascii")),
-                    Some("application/merge-patch+json"),
-                    "request {i} is a JSON merge patch"
-                );
-            }
-            let bytes = request.into_body().collect_bytes().await.expect("body");
-            match expected.body {
-                None => assert!(bytes.is_empty(), "request {i} has no body"),
-                Some(body) => {
-                    let sent: Value = serde_json::from_slice(&bytes).expect("json body");
-                    assert_eq!(sent, body, "request {i} body");
-                }
-            }
-            send.send_response(
-                Response::builder()
-                    .status(expected.status)
-                    .header("content-type", "application/json")
-                    .body(Body::from(expected.answer))
-                    .expect("response"),
-            );
-        }
-        assert!(
-            handle.next_request().await.is_none(),
-            "an unexpected extra request"
-        );
-    });
-    let client = Client::new(service, "default");
-    let result = op(client).await;
-    verifier.await.expect("the API server saw what it expected");
-    result
+    scenario(exchanges.into_iter().map(Exchange::expect).collect(), op).await
 }
 
 fn at(text: &str) -> Timestamp {

@@ -2,13 +2,12 @@
 //! API server answers the one GET with a fixed Rollout, and the report renders the expected
 //! Markdown (a reviewed snapshot) and a chart with each gate's last value.
 
-use http::{Request, Response};
-use kube::Client;
-use kube::client::Body;
 use rollgate::report::chart::{PERCENT_COLOR, gate_color, hex};
 use rollgate::report::live::{FetchError, load_report};
 use rollgate::report::{Report, chart, markdown};
 use serde_json::{Value, json};
+
+use crate::support::verifier::{Expect, scenario};
 
 const PATH: &str =
     "/apis/rollgate.dev/v1alpha1/namespaces/kaviar/rollouts/passenger-favorites-matching";
@@ -97,30 +96,14 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
 /// Runs `load_report` for kaviar/passenger-favorites-matching against a mock API server that
 /// expects exactly one GET of the Rollout and answers `code` with `answer`.
 async fn report_with(code: u16, answer: Value) -> Result<Report, FetchError> {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let verifier = tokio::spawn(async move {
-        let (request, send) = handle.next_request().await.expect("the GET came");
-        assert_eq!(request.method().as_str(), "GET");
-        assert_eq!(request.uri().path(), PATH);
-        assert_eq!(request.uri().query(), None, "a plain GET");
-        let body = request.into_body().collect_bytes().await.expect("body");
-        assert!(body.is_empty(), "a GET has no body");
-        send.send_response(
-            Response::builder()
-                .status(code)
-                .header("content-type", "application/json")
-                .body(Body::from(serde_json::to_vec(&answer).expect("json")))
-                .expect("response"),
-        );
-        assert!(
-            handle.next_request().await.is_none(),
-            "an unexpected extra request"
-        );
-    });
-    let client = Client::new(service, "default");
-    let result = load_report(client, "kaviar", "passenger-favorites-matching").await;
-    verifier.await.expect("the API server saw what it expected");
-    result
+    let get = Expect::get(PATH)
+        .query_exactly::<&str, &str>(&[])
+        .no_body()
+        .answer(code, answer);
+    scenario(vec![get], |client| {
+        load_report(client, "kaviar", "passenger-favorites-matching")
+    })
+    .await
 }
 
 #[tokio::test]

@@ -8,10 +8,9 @@ use rollgate::api::Percent;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::{Method, Request, Response};
+use http::Method;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::client::Body;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
@@ -25,7 +24,8 @@ use rollgate::controller::{
 use rollgate::engine::{self, Inputs, Observation};
 use rollgate::telemetry::Metrics;
 use serde_json::{Value, json};
-use tower_test::mock::{self, Handle};
+
+use crate::support::verifier::{ApiServerVerifier, Expect};
 
 const NS: &str = "kaviar";
 const ROLLOUT_PATH: &str = "/apis/rollgate.dev/v1alpha1/namespaces/kaviar/rollouts/demo";
@@ -184,66 +184,24 @@ fn metadata_of(cm: &ConfigMap) -> PartialObjectMeta<ConfigMap> {
 
 // ── the mock API server ──────────────────────────────────────────────────────────────────────
 
-type ApiHandle = Handle<Request<Body>, Response<Body>>;
-
-type Respond = Box<dyn FnOnce(&Value) -> (u16, Value) + Send>;
-
-/// One request the reconcile must send, and the answer.
-struct Step {
-    method: Method,
-    path: &'static str,
-    query: &'static [&'static str],
-    check: Box<dyn FnOnce(&Value) + Send>,
-    respond: Respond,
-}
+/// The reconcile's requests are scripted with the shared verifier (`tests/support/verifier.rs`).
+type Step = Expect;
 
 fn step(method: Method, path: &'static str) -> Step {
-    Step {
-        method,
-        path,
-        query: &[],
-        check: Box::new(|_| {}),
-        respond: Box::new(|body| (200, body.clone())),
-    }
-}
-
-impl Step {
-    fn query(mut self, query: &'static [&'static str]) -> Self {
-        self.query = query;
-        self
-    }
-    fn check(mut self, check: impl FnOnce(&Value) + Send + 'static) -> Self {
-        self.check = Box::new(check);
-        self
-    }
-    fn respond(mut self, respond: impl FnOnce(&Value) -> (u16, Value) + Send + 'static) -> Self {
-        self.respond = Box::new(respond);
-        self
-    }
-    fn fail(self, code: u16) -> Self {
-        self.respond(move |_| {
-            let reason = if code == 409 {
-                "Conflict"
-            } else {
-                "InternalError"
-            };
-            (
-                code,
-                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                       "message": format!("mock answer {code}"), "reason": reason, "code": code}),
-            )
-        })
-    }
+    Expect::new(method, path)
 }
 
 /// The status a server-side apply of the status carried, as the Rollout it returns.
-fn status_applied(rollout: &Rollout, version: &'static str) -> Respond {
+fn status_applied(
+    rollout: &Rollout,
+    version: &'static str,
+) -> impl FnOnce(&Value) -> (u16, Value) + Send + 'static {
     let mut base = serde_json::to_value(rollout).expect("json");
-    Box::new(move |body: &Value| {
+    move |body: &Value| {
         base["status"] = body["status"].clone();
         base["metadata"]["resourceVersion"] = json!(version);
         (200, base)
-    })
+    }
 }
 
 fn status_of(body: &Value) -> RolloutStatus {
@@ -254,7 +212,7 @@ fn status_apply(rollout: &Rollout, version: &'static str) -> Step {
     let respond = status_applied(rollout, version);
     let expected_version = rollout.metadata.resource_version.clone();
     step(Method::PATCH, STATUS_PATH)
-        .query(&["fieldManager=rollgate", "force=true"])
+        .query_has(&["fieldManager=rollgate", "force=true"])
         .check(move |body| {
             assert_eq!(body["apiVersion"], "rollgate.dev/v1alpha1");
             assert_eq!(body["kind"], "Rollout");
@@ -279,7 +237,7 @@ fn cm_get(percent: &'static str) -> Step {
 
 fn cm_patch(percent: &'static str) -> Step {
     step(Method::PATCH, CM_PATH)
-        .query(&["fieldManager=rollgate"])
+        .query_has(&["fieldManager=rollgate"])
         .check(move |body| {
             assert_eq!(body["data"]["percent"], percent, "{body}");
             assert_eq!(body["metadata"]["labels"]["rollgate.dev/managed"], "true");
@@ -319,7 +277,7 @@ fn cm_unclaimed() -> Step {
 /// The claim on the target: the owner annotation, guarded by the version read (100).
 fn cm_claim() -> Step {
     step(Method::PATCH, CM_PATH)
-        .query(&["fieldManager=rollgate"])
+        .query_has(&["fieldManager=rollgate"])
         .check(|body| {
             assert_eq!(
                 body["metadata"]["annotations"]["rollgate.dev/owner.percent"], "kaviar/demo/uid-1",
@@ -341,7 +299,7 @@ fn cm_claim() -> Step {
 
 fn cm_dry_run() -> Step {
     step(Method::PATCH, CM_PATH)
-        .query(&["dryRun=All", "fieldManager=rollgate"])
+        .query_has(&["dryRun=All", "fieldManager=rollgate"])
         .respond(|_| {
             (
                 200,
@@ -370,49 +328,8 @@ fn event(reason: &'static str, action: &'static str) -> Step {
 
 /// Answers the script in order; any other request, or one missing, fails. Returns the
 /// bodies, in order.
-async fn verify(
-    mut handle: Handle<Request<Body>, Response<Body>>,
-    script: Vec<Step>,
-) -> Vec<Value> {
-    let mut bodies = Vec::new();
-    for (i, step) in script.into_iter().enumerate() {
-        let Some((request, send)) = handle.next_request().await else {
-            panic!("request {i} ({} {}) was never sent", step.method, step.path);
-        };
-        let (method, uri) = (request.method().clone(), request.uri().clone());
-        assert_eq!(
-            (&method, uri.path()),
-            (&step.method, step.path),
-            "request {i}"
-        );
-        let query = uri.query().unwrap_or_default();
-        for part in step.query {
-            assert!(
-                query.split('&').any(|q| q == *part),
-                "request {i} {method} {}: query {query:?} lacks {part}",
-                uri.path()
-            );
-        }
-        let bytes = request.into_body().collect_bytes().await.expect("a body");
-        let body: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("a JSON body")
-        };
-        (step.check)(&body);
-        let (code, answer) = (step.respond)(&body);
-        bodies.push(body);
-        send.send_response(
-            Response::builder()
-                .status(code)
-                .body(Body::from(serde_json::to_vec(&answer).expect("json")))
-                .expect("a response"),
-        );
-    }
-    if let Some((request, _)) = handle.next_request().await {
-        panic!("unexpected request: {} {}", request.method(), request.uri());
-    }
-    bodies
+async fn verify(verifier: ApiServerVerifier, script: Vec<Step>) -> Vec<Value> {
+    verifier.run(script).await
 }
 
 struct World {
@@ -477,9 +394,8 @@ impl World {
         self
     }
 
-    fn context(self) -> (Arc<Context>, ApiHandle, Arc<ScriptedGates>) {
-        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-        let client = kube::Client::new(service, "default");
+    fn context(self) -> (Arc<Context>, ApiServerVerifier, Arc<ScriptedGates>) {
+        let (client, handle) = ApiServerVerifier::new();
         // The controller watches managed ConfigMaps as metadata only; the percent it read
         // at that resourceVersion is remembered, as after an earlier reconcile's GET.
         let mut writer: Writer<PartialObjectMeta<ConfigMap>> = Writer::default();
@@ -546,7 +462,7 @@ async fn run(
 
 async fn run_with(
     ctx: Arc<Context>,
-    handle: Handle<Request<Body>, Response<Body>>,
+    handle: ApiServerVerifier,
     rollout: &Rollout,
     script: Vec<Step>,
 ) -> (Result<Action, ReconcileError>, Vec<Value>) {
@@ -718,7 +634,7 @@ fn flagd_cm_get(flags: String) -> Step {
 /// the version read (100); the answer is the ConfigMap at the next version.
 fn flagd_claim(flags: String) -> Step {
     step(Method::PATCH, CM_PATH)
-        .query(&["fieldManager=rollgate"])
+        .query_has(&["fieldManager=rollgate"])
         .check(|body| {
             assert_eq!(
                 body["metadata"]["annotations"]["rollgate.dev/owner.favorites"],
@@ -801,7 +717,7 @@ async fn an_adopted_rule_starts_and_only_its_fractional_changes() {
         cm_unclaimed(),
         flagd_cm_get(flags.clone()),
         step(Method::PATCH, CM_PATH)
-            .query(&["dryRun=All", "fieldManager=rollgate"])
+            .query_has(&["dryRun=All", "fieldManager=rollgate"])
             .respond(|body| (200, body.clone())),
         flagd_claim(flags.clone()),
         status_apply(&r, "11").check(|body| {
@@ -810,7 +726,7 @@ async fn an_adopted_rule_starts_and_only_its_fractional_changes() {
         }),
         flagd_cm_get(flags.clone()),
         step(Method::PATCH, CM_PATH)
-            .query(&["fieldManager=rollgate"])
+            .query_has(&["fieldManager=rollgate"])
             .check(move |body| {
                 assert_eq!(
                     body["data"]["flags.flagd.json"],

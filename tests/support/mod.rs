@@ -1,5 +1,6 @@
 //! Test support shared by the integration tests: a real Prometheus started per test, a small
-//! app it scrapes, a fake Prometheus for answers a real one never gives, and polling helpers.
+//! app it scrapes, a fake Prometheus for answers a real one never gives, the stand-in API
+//! server, the one verifier for Kubernetes calls (`verifier`), and polling helpers.
 
 #![allow(dead_code)]
 
@@ -7,6 +8,7 @@ pub mod apiserver;
 pub mod app;
 pub mod fake;
 pub mod prometheus;
+pub mod verifier;
 pub mod wire;
 
 use std::future::Future;

@@ -3,12 +3,8 @@
 //! answers like an API server (including 404, 409 and 403).
 
 use rollgate::api::Percent;
-use std::collections::BTreeSet;
 
-use http::{Request, Response};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Client;
-use kube::client::Body;
 use kube::core::DynamicObject;
 use rollgate::api::{ConfigMapTarget, FlagdTarget, Target, WebhookTarget};
 use rollgate::targets::{
@@ -17,125 +13,37 @@ use rollgate::targets::{
 };
 use serde_json::{Value, json};
 
+use crate::support::verifier::{Expect, api_status as status, scenario as run};
+
 const NS: &str = "kaviar";
 const FLAG: &str = "passenger_favorites_matching";
 const CM_PATH: &str = "/api/v1/namespaces/kaviar/configmaps/feature-flags";
 const FF_PATH: &str = "/apis/core.openfeature.dev/v1beta1/namespaces/kaviar/featureflags/flags";
 
-/// One request the test expects and the answer it gets.
-struct Exchange {
-    method: &'static str,
-    path: &'static str,
-    query: &'static [(&'static str, &'static str)],
-    /// The exact JSON body expected (none for a GET).
-    body: Option<Value>,
-    status: u16,
-    answer: Value,
+fn get(path: &'static str, status: u16, answer: Value) -> Expect {
+    Expect::get(path)
+        .query_exactly::<&str, &str>(&[])
+        .no_body()
+        .answer(status, answer)
 }
 
-fn get(path: &'static str, status: u16, answer: Value) -> Exchange {
-    Exchange {
-        method: "GET",
-        path,
-        query: &[],
-        body: None,
-        status,
-        answer,
-    }
-}
-
+/// A JSON merge patch of `path` with exactly `body` and `query`.
 fn patch(
     path: &'static str,
     query: &'static [(&'static str, &'static str)],
     body: Value,
     status: u16,
     answer: Value,
-) -> Exchange {
-    Exchange {
-        method: "PATCH",
-        path,
-        query,
-        body: Some(body),
-        status,
-        answer,
-    }
+) -> Expect {
+    Expect::patch(path)
+        .query_exactly(query)
+        .content_type("application/merge-patch+json")
+        .body(body)
+        .answer(status, answer)
 }
 
 const APPLY: &[(&str, &str)] = &[("fieldManager", "rollgate")];
 const DRY_RUN: &[(&str, &str)] = &[("fieldManager", "rollgate"), ("dryRun", "All")];
-
-fn status(code: u16, reason: &str, message: &str) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-           "message": message, "reason": reason, "code": code})
-}
-
-/// Runs `op` against a mock API server that expects exactly `exchanges`, in order, and no
-/// other request.
-async fn run<T, F>(exchanges: Vec<Exchange>, op: impl FnOnce(Client) -> F) -> T
-where
-    F: std::future::Future<Output = T>,
-{
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let verifier = tokio::spawn(async move {
-        for (i, expected) in exchanges.into_iter().enumerate() {
-            let (request, send) = handle.next_request().await.unwrap_or_else(|| {
-                panic!(
-                    "request {i} ({} {}) never came",
-                    expected.method, expected.path
-                )
-            });
-            assert_eq!(request.method().as_str(), expected.method, "request {i}");
-            assert_eq!(request.uri().path(), expected.path, "request {i}");
-            let url =
-                reqwest::Url::parse(&format!("http://api{}", request.uri())).expect("request uri");
-            let query: BTreeSet<(String, String)> = url
-                .query_pairs()
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            let wanted: BTreeSet<(String, String)> = expected
-                .query
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            assert_eq!(query, wanted, "request {i} query");
-            if expected.method == "PATCH" {
-                assert_eq!(
-                    request
-                        .headers()
-                        .get("content-type")
-                        .map(|v| v.to_str().expect("ascii")),
-                    Some("application/merge-patch+json"),
-                    "request {i} is a JSON merge patch"
-                );
-            }
-            let bytes = request.into_body().collect_bytes().await.expect("body");
-            match expected.body {
-                None => assert!(bytes.is_empty(), "request {i} has no body"),
-                Some(body) => {
-                    let sent: Value = serde_json::from_slice(&bytes).expect("json body");
-                    assert_eq!(sent, body, "request {i} body");
-                }
-            }
-            send.send_response(
-                Response::builder()
-                    .status(expected.status)
-                    .header("content-type", "application/json")
-                    .body(Body::from(
-                        serde_json::to_vec(&expected.answer).expect("json"),
-                    ))
-                    .expect("response"),
-            );
-        }
-        assert!(
-            handle.next_request().await.is_none(),
-            "an unexpected extra request"
-        );
-    });
-    let client = Client::new(service, "default");
-    let result = op(client).await;
-    verifier.await.expect("the API server saw what it expected");
-    result
-}
 
 fn flagd_target(allowlist: &[&str]) -> Target {
     Target {
