@@ -8,10 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::client::Body;
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
@@ -24,7 +22,8 @@ use rollgate::controller::{
 use rollgate::engine::{self, Inputs, Observation};
 use rollgate::gates::GateEnv;
 use serde_json::{Value, json};
-use tower_test::mock::{self, Handle};
+
+use crate::support::verifier::{self, ApiServerVerifier, Reply, Responder};
 
 const NS: &str = "kaviar";
 const USER: &str = "system:serviceaccount:kaviar:deployer";
@@ -129,26 +128,18 @@ fn forbidden(resource: &str, name: &str, verb: &str) -> (u16, Value) {
     )
 }
 
-type Respond = tower_test::mock::SendResponse<Response<Body>>;
-
 /// Answers one request by its path; returns what it was.
-async fn answer(request: Request<Body>, send: Respond, refuse: Refuse, base: &Value) -> Seen {
+async fn answer(request: verifier::Seen, send: Responder, refuse: Refuse, base: &Value) -> Seen {
     {
-        let headers = request.headers();
-        let user = headers
-            .get("impersonate-user")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let groups = headers.get_all("impersonate-group").iter().count();
-        let method = request.method().to_string();
-        let path = request.uri().path().to_owned();
-        let query = request.uri().query().unwrap_or_default().to_owned();
-        let bytes = request.into_body().collect_bytes().await.expect("a body");
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let user = request.header("impersonate-user").map(str::to_owned);
+        let groups = request.headers.get_all("impersonate-group").iter().count();
+        let method = request.method.to_string();
+        let path = request.path.clone();
+        let body = request.body.clone();
         let entry = Seen {
             method: method.clone(),
             path: path.clone(),
-            query,
+            query: request.query.clone(),
             user,
             groups,
             body: body.clone(),
@@ -187,12 +178,7 @@ async fn answer(request: Request<Body>, send: Respond, refuse: Refuse, base: &Va
                          "reason": "NotFound", "message": format!("{path} not found")}),
             )
         };
-        send.send_response(
-            Response::builder()
-                .status(code)
-                .body(Body::from(serde_json::to_vec(&answer).expect("json")))
-                .expect("a response"),
-        );
+        send.send(Reply::json(code, &answer));
         entry
     }
 }
@@ -203,9 +189,8 @@ fn context(
     now: Timestamp,
     cached: Option<&str>,
     default_account: Option<&str>,
-) -> (Arc<Context>, Handle<Request<Body>, Response<Body>>) {
-    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
+) -> (Arc<Context>, ApiServerVerifier) {
+    let (client, handle) = ApiServerVerifier::new();
     let identities = Arc::new(
         Identities::new(client.clone()).with_default_account(default_account.map(str::to_owned)),
     );
@@ -245,7 +230,7 @@ fn context(
 /// and what the mock saw.
 async fn reconcile_once(
     ctx: &Arc<Context>,
-    handle: &mut Handle<Request<Body>, Response<Body>>,
+    handle: &mut ApiServerVerifier,
     rollout: &Rollout,
     refuse: Refuse,
 ) -> (Result<(), String>, Vec<Seen>) {
@@ -257,7 +242,7 @@ async fn reconcile_once(
         loop {
             tokio::select! {
                 result = &mut run => break result,
-                Some((request, send)) = handle.next_request() => {
+                Some((request, send)) = handle.next() => {
                     seen.push(answer(request, send, refuse, &base).await);
                 }
             }
@@ -496,8 +481,7 @@ analysis:
 "#,
     );
     let r = rollout(plan, None);
-    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
+    let (client, handle) = ApiServerVerifier::new();
     let identities = Arc::new(Identities::new(client.clone()));
     let env = GateEnv::new(None, Vec::new()).expect("an environment");
     let observer = ProviderObserver::new(client, env, Duration::from_secs(2))
@@ -514,7 +498,7 @@ analysis:
     let readings = loop {
         tokio::select! {
             readings = &mut observe => break readings,
-            Some((request, send)) = handle.next_request() => {
+            Some((request, send)) = handle.next() => {
                 seen.push(answer(request, send, refuse, &Value::Null).await);
             }
         }
@@ -602,8 +586,7 @@ notifications:
 
 #[tokio::test]
 async fn impersonating_clients_are_made_once_per_service_account_and_dropped_when_idle() {
-    let (service, _handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
+    let (client, _handle) = ApiServerVerifier::new();
     let account = |name: &str| ServiceAccount {
         namespace: NS.into(),
         name: name.into(),

@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod api_verifier;
 mod controller_flags;
 mod controller_identity;
 mod controller_reconcile;

@@ -5,12 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, StatusCode};
 use kube::Client;
-use kube::client::Body;
 use rollgate::controller::leader::{ElectionSettings, LeaderStatus, Leadership, spawn_election};
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
+
+use crate::support::verifier::{ApiServerVerifier, Reply};
 
 const NAMESPACE: &str = "rollgate-system";
 const LEASE: &str = "rollgate-controller";
@@ -163,34 +164,20 @@ impl FakeApi {
 
 /// A kube client whose every request is answered by the fake API.
 fn client_for(api: &Shared) -> Client {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let (client, verifier) = ApiServerVerifier::new();
     let api = api.clone();
-    tokio::spawn(async move {
-        while let Some((request, respond)) = handle.next_request().await {
-            let (parts, body) = request.into_parts();
-            let bytes = body.collect_bytes().await.expect("request body");
-            let kind = parts
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned();
-            let (code, answer) = lock(&api).answer(
-                &parts.method,
-                parts.uri.path(),
-                parts.uri.query().unwrap_or(""),
-                &kind,
-                &bytes,
-            );
-            let response = Response::builder()
-                .status(code)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(Body::from(serde_json::to_vec(&answer).expect("json")))
-                .expect("response");
-            respond.send_response(response);
-        }
+    verifier.serve(move |request| {
+        let kind = request.header("content-type").unwrap_or("").to_owned();
+        let (code, answer) = lock(&api).answer(
+            &request.method,
+            &request.path,
+            &request.query,
+            &kind,
+            &request.bytes,
+        );
+        Reply::json(code.as_u16(), &answer)
     });
-    Client::new(service, "default")
+    client
 }
 
 fn settings(identity: &str) -> ElectionSettings {

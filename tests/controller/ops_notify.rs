@@ -11,10 +11,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
-use http::{Request, Response as HttpResponse};
 use k8s_openapi::api::core::v1::Secret;
-use kube::client::Body;
-use kube::{Api, Client};
+use kube::Api;
 use rollgate::api::{NotificationSpec, Percent, Phase, TransitionKind};
 use rollgate::net::{AddressPolicy, GuardedClient};
 use rollgate::notify::{
@@ -22,6 +20,8 @@ use rollgate::notify::{
     endpoints_from_spec,
 };
 use serde_json::{Value, json};
+
+use crate::support::verifier::{ApiServerVerifier, Reply};
 
 /// What the server received: path, content type, body.
 type Received = Arc<Mutex<Vec<(String, String, Value)>>>;
@@ -357,37 +357,29 @@ async fn a_refused_connection_is_reported_without_the_url() {
 
 /// A client whose Secrets API holds `secrets` (name → data) and counts reads per name.
 fn secrets_api(secrets: Value, reads: Arc<Mutex<Vec<String>>>) -> Api<Secret> {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, HttpResponse<Body>>();
-    tokio::spawn(async move {
-        while let Some((request, respond)) = handle.next_request().await {
-            assert_eq!(request.method(), http::Method::GET, "Secrets are only read");
-            let path = request.uri().path().to_owned();
-            let name = path
-                .strip_prefix("/api/v1/namespaces/kaviar/secrets/")
-                .unwrap_or_else(|| panic!("unexpected path {path}"))
-                .to_owned();
-            reads.lock().expect("lock").push(name.clone());
-            let (code, body) = match secrets.get(&name) {
-                Some(data) => (
-                    200,
-                    json!({"apiVersion": "v1", "kind": "Secret",
-                    "metadata": {"name": name, "namespace": "kaviar"}, "data": data}),
-                ),
-                None => (
-                    404,
-                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                    "reason": "NotFound", "code": 404, "message": format!("secrets \"{name}\" not found")}),
-                ),
-            };
-            let response = HttpResponse::builder()
-                .status(code)
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string().into_bytes()))
-                .expect("response");
-            respond.send_response(response);
+    let (client, verifier) = ApiServerVerifier::new();
+    verifier.serve(move |request| {
+        assert_eq!(request.method, http::Method::GET, "Secrets are only read");
+        let path = &request.path;
+        let name = path
+            .strip_prefix("/api/v1/namespaces/kaviar/secrets/")
+            .unwrap_or_else(|| panic!("unexpected path {path}"))
+            .to_owned();
+        reads.lock().expect("lock").push(name.clone());
+        match secrets.get(&name) {
+            Some(data) => Reply::json(
+                200,
+                &json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": "kaviar"}, "data": data}),
+            ),
+            None => Reply::json(
+                404,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "reason": "NotFound", "code": 404, "message": format!("secrets \"{name}\" not found")}),
+            ),
         }
     });
-    Api::namespaced(Client::new(service, "default"), "kaviar")
+    Api::namespaced(client, "kaviar")
 }
 
 fn base64(text: &str) -> String {

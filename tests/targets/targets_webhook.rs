@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
-use kube::Client;
 use rollgate::api::{Target, WebhookTarget};
 use rollgate::targets::webhook::{self, BODY_CAP, WebhookHeaders, parse_answer};
 use rollgate::targets::{self, TargetError, WriteIdentity, WriteMode, WriteOutcome};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use crate::support::verifier::scenario;
 
 /// A request the server received.
 #[derive(Clone, Debug)]
@@ -329,38 +330,37 @@ async fn the_dispatch_surface_reaches_the_webhook() {
         webhook: Some(target(&server.url)),
         ..Target::default()
     };
-    // A client that would fail any request: the webhook target never talks to Kubernetes.
-    let (service, _handle) = tower_test::mock::pair::<
-        http::Request<kube::client::Body>,
-        http::Response<kube::client::Body>,
-    >();
-    let client = Client::new(service, "default");
-    let headers = WebhookHeaders::none();
-    assert_eq!(
-        targets::read(&client, "kaviar", &t, &headers)
+    // A client whose API server expects no request: the webhook target never talks to
+    // Kubernetes.
+    scenario(vec![], |client| async move {
+        let headers = WebhookHeaders::none();
+        assert_eq!(
+            targets::read(&client, "kaviar", &t, &headers)
+                .await
+                .expect("read"),
+            Some(Percent::whole(0))
+        );
+        assert_eq!(
+            targets::write(
+                &client,
+                "kaviar",
+                &t,
+                Percent::whole(10),
+                WriteMode::Apply,
+                &headers
+            )
             .await
-            .expect("read"),
-        Some(Percent::whole(0))
-    );
-    assert_eq!(
-        targets::write(
-            &client,
-            "kaviar",
-            &t,
-            Percent::whole(10),
-            WriteMode::Apply,
-            &headers
-        )
-        .await
-        .expect("write"),
-        WriteOutcome::Written
-    );
-    assert_eq!(
-        targets::read(&client, "kaviar", &t, &headers)
-            .await
-            .expect("read"),
-        Some(Percent::whole(10))
-    );
+            .expect("write"),
+            WriteOutcome::Written
+        );
+        assert_eq!(
+            targets::read(&client, "kaviar", &t, &headers)
+                .await
+                .expect("read"),
+            Some(Percent::whole(10))
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
