@@ -479,7 +479,7 @@ async fn request_timeout_takes_kubectls_forms() {
         stderr(&out)
     );
     // A server that accepts the connection and never answers: the timeout ends the wait.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent = support::loopback::silent();
     let config = clusters.dir.path().join("silent");
     std::fs::write(
         &config,
@@ -487,7 +487,7 @@ async fn request_timeout_takes_kubectls_forms() {
             "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: \
              http://{}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: s\n  context:\n    \
              cluster: s\n    user: u\ncurrent-context: s\n",
-            silent.local_addr().expect("address")
+            silent.addr
         ),
     )
     .expect("write");
@@ -609,10 +609,7 @@ async fn status_watch_times_out_with_4_also_when_paused() {
 async fn status_exits_3_when_the_cluster_cannot_be_reached() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     // A port nobody listens on.
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("address").port()
-    };
+    let port = support::loopback::unused_address().port();
     let config = dir.path().join("config");
     std::fs::write(
         &config,

@@ -5,12 +5,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::post;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use rollgate::api::{NotificationSpec, Percent, Phase, TransitionKind};
@@ -21,52 +15,42 @@ use rollgate::notify::{
 };
 use serde_json::{Value, json};
 
+use crate::support::loopback::{Response, TestServer};
 use crate::support::verifier::{ApiServerVerifier, Reply};
 
 /// What the server received: path, content type, body.
 type Received = Arc<Mutex<Vec<(String, String, Value)>>>;
 
-async fn record(
-    State(received): State<Received>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let kind = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    received
-        .lock()
-        .expect("lock")
-        .push((uri.path().to_owned(), kind, value));
-    match uri.path() {
-        "/fail" => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
-        "/slow" => {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            StatusCode::OK.into_response()
-        }
-        "/redirect" => Redirect::temporary("/hook").into_response(),
-        _ => StatusCode::OK.into_response(),
-    }
-}
-
-/// Starts the recording server on a free loopback port.
+/// Starts the recording server on a free loopback port: it takes POSTs only and answers by
+/// path (`/fail` 500, `/slow` after 5 s, `/redirect` a 307 to `/hook`, anything else 200).
 async fn server() -> (SocketAddr, Received) {
     let received = Received::default();
-    let app = Router::new()
-        .route("/{*path}", post(record))
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (address, received)
+    let record = Arc::clone(&received);
+    let server = TestServer::start(move |request| {
+        if request.method != "POST" {
+            return Response::json(405, "");
+        }
+        let path = request
+            .path
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let kind = request.header("content-type").unwrap_or("").to_owned();
+        let value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        record
+            .lock()
+            .expect("lock")
+            .push((path.clone(), kind, value));
+        match path.as_str() {
+            "/fail" => Response::json(500, "boom").header("Content-Type", "text/plain"),
+            "/slow" => Response::json(200, "").after(Duration::from_secs(5)),
+            "/redirect" => Response::json(307, "").header("Location", "/hook"),
+            _ => Response::json(200, ""),
+        }
+    })
+    .await;
+    (server.detach(), received)
 }
 
 fn paths(received: &Received) -> Vec<String> {
@@ -334,10 +318,7 @@ async fn global_endpoints_hear_every_rollout() {
 #[tokio::test]
 async fn a_refused_connection_is_reported_without_the_url() {
     // A port that was free a moment ago: nothing listens there.
-    let address = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("address")
-    };
+    let address = crate::support::loopback::unused_address();
     let secret_path = "/services/T000/B000/very-secret-token";
     let deliveries = notifier()
         .notify(

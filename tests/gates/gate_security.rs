@@ -5,13 +5,13 @@
 //! refuses: tests that need it allow it explicitly.
 
 use crate::support;
-use crate::support_ofrep;
 
 use rollgate::api::Percent;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::loopback::{Response, TestServer};
 use k8s_openapi::jiff::Timestamp;
 use rollgate::api::{AlertsGate, Gate, HttpGate, OfrepGate, PrometheusGate};
 use rollgate::engine::Observation;
@@ -19,7 +19,6 @@ use rollgate::gates::prometheus::{ClientSettings, PrometheusAuth, PrometheusEndp
 use rollgate::gates::{GateContext, GateEnv, GateInput, SecretData, observe, observe_all, ofrep};
 use rollgate::net::{AddressPolicy, AllowRule, GuardedClient, guarded_builder};
 use support::fake::{Canned, Fake};
-use support_ofrep::http_server::{Response, TestServer};
 
 fn ctx() -> GateContext<'static> {
     GateContext {
@@ -169,21 +168,9 @@ async fn redirects_are_not_followed() {
         Response::json(200, r#"{"ok": true}"#)
     })
     .await;
-    // A raw server: the tiny test server cannot send a Location header.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
     let location = format!("{}/health", target.url());
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf).await;
-            let answer = format!(
-                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-            let _ = stream.write_all(answer.as_bytes()).await;
-        }
-    });
+    let redirect = TestServer::canned(Response::json(302, "").header("Location", location)).await;
+    let address = redirect.addr;
     let env = GateEnv::new(None, loopback()).unwrap();
     let observation = observe_one(&env, &http_gate(format!("http://{address}/")), None).await;
     let message = error(&observation);
@@ -663,12 +650,7 @@ async fn an_ofrep_services_text_never_reaches_the_observation() {
     ];
     for (status, body, expected) in answers {
         let answer = body.clone();
-        let server = TestServer::start(move |_| Response {
-            status,
-            body: answer.clone().into_bytes(),
-            delay: None,
-        })
-        .await;
+        let server = TestServer::start(move |_| Response::json(status, answer.clone())).await;
         let env = GateEnv::new(None, loopback()).unwrap();
         let gate = Gate {
             name: "determinism".into(),

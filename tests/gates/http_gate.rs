@@ -7,10 +7,10 @@ use crate::support_ofrep;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::loopback::{Response, TestServer};
 use rollgate::api::{Gate, GateVerdict, HttpGate, HttpMethod};
 use rollgate::engine::{Observation, judge};
 use rollgate::gates::http::{BODY_CAP, check};
-use support_ofrep::http_server::{Response, TestServer};
 
 /// The namespace of the Rollout the checks are made for.
 const NS: &str = "shop";
@@ -203,12 +203,7 @@ async fn a_hostile_servers_text_never_reaches_the_observation() {
     ];
     for (status, body, path, expected) in bodies {
         let answer = body.clone();
-        let server = TestServer::start(move |_| Response {
-            status,
-            body: answer.clone().into_bytes(),
-            delay: None,
-        })
-        .await;
+        let server = TestServer::start(move |_| Response::json(status, answer.clone())).await;
         let observation = check(
             &support_ofrep::loopback_client(),
             &gate(server.url(), path),
@@ -225,9 +220,8 @@ async fn a_hostile_servers_text_never_reaches_the_observation() {
 #[tokio::test]
 async fn an_oversized_body_is_an_error() {
     let server = TestServer::start(|_| Response {
-        status: 200,
         body: vec![b' '; BODY_CAP + 1],
-        delay: None,
+        ..Response::json(200, "")
     })
     .await;
     let observation = check(
@@ -260,11 +254,7 @@ async fn a_slow_answer_times_out() {
 
 #[tokio::test]
 async fn an_unreachable_url_is_an_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::loopback::unused_address().port();
     let observation = check(
         &support_ofrep::loopback_client(),
         &gate(format!("http://127.0.0.1:{port}/health"), "$.ok"),

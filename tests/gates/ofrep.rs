@@ -290,10 +290,7 @@ async fn raising_the_percent_keeps_everyone_who_had_the_flag() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_service_is_an_error() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = crate::support::loopback::unused_address().port();
     let result = check(
         &gate(&format!("http://127.0.0.1:{port}"), None),
         10,

@@ -20,6 +20,8 @@ use rollgate::gates::prometheus::{
 };
 use tempfile::TempDir;
 
+use crate::support::loopback::{Response, TestServer};
+
 /// A bcrypt hash (cost 10) of `carol123`, from the exporter-toolkit's examples.
 const CAROL_HASH: &str = "$2y$10$qRTBuFoULoYNA7AQ/F3ck.trZBPyjV64.oA4ZsSBCIWvXuvQlQTuu";
 const CAROL_PASSWORD: &str = "carol123";
@@ -407,68 +409,24 @@ async fn backtest_reads_through_the_ca_and_credentials_and_refuses_without() {
 
 /// A loopback HTTP server answering every request with an empty vector and recording each
 /// `Authorization` header.
-async fn recording_server() -> (String, Arc<Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = format!("http://{}", listener.local_addr().expect("address"));
+async fn recording_server() -> (String, Arc<Mutex<Vec<String>>>, TestServer) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let record = Arc::clone(&record);
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 4096];
-                loop {
-                    let Ok(n) = stream.read(&mut buffer).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    request.extend_from_slice(&buffer[..n]);
-                    let text = String::from_utf8_lossy(&request).to_string();
-                    if let Some(head_end) = text.find("\r\n\r\n") {
-                        let length = text[..head_end]
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if request.len() < head_end + 4 + length {
-                            continue;
-                        }
-                        let auth = text[..head_end]
-                            .lines()
-                            .find_map(|l| {
-                                l.split_once(':')
-                                    .filter(|(name, _)| name.eq_ignore_ascii_case("authorization"))
-                                    .map(|(_, v)| v.trim().to_owned())
-                            })
-                            .unwrap_or_default();
-                        record.lock().expect("lock").push(auth);
-                        let body = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"1"]}]}}"#;
-                        let response = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                            body.len()
-                        );
-                        let _ = stream.write_all(response.as_bytes()).await;
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (address, seen)
+    let server = TestServer::start(move |request| {
+        let auth = request.header("authorization").unwrap_or_default().to_owned();
+        record.lock().expect("lock").push(auth);
+        Response::json(
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"1"]}]}}"#,
+        )
+    })
+    .await;
+    (server.url(), seen, server)
 }
 
 #[tokio::test]
 async fn a_rotated_token_file_is_sent_from_the_next_request_on() {
-    let (address, seen) = recording_server().await;
+    let (address, seen, _server) = recording_server().await;
     let dir = tempfile::tempdir().expect("temporary directory");
     let token = dir.path().join("token");
     fs::write(&token, "first-token\n").expect("token");

@@ -11,9 +11,8 @@ use rollgate::api::{Target, WebhookTarget};
 use rollgate::targets::webhook::{self, BODY_CAP, WebhookHeaders, parse_answer};
 use rollgate::targets::{self, TargetError, WriteIdentity, WriteMode, WriteOutcome};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
+use crate::support::loopback::{self, TestServer};
 use crate::support::verifier::scenario;
 
 /// A request the server received.
@@ -52,105 +51,43 @@ fn answer(status: u16, body: impl Into<String>) -> Answer {
     }
 }
 
-type Handler = Arc<dyn Fn(&Seen) -> Answer + Send + Sync>;
-
-/// A loopback HTTP/1.1 server answering one request per connection.
+/// The shared loopback server (`tests/support/loopback.rs`), its requests seen as [`Seen`] and
+/// answered with an [`Answer`]; its URL is the flag's path.
 struct Server {
     url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    task: tokio::task::JoinHandle<()>,
+    server: TestServer,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
+fn seen_of(request: &loopback::Request) -> Seen {
+    Seen {
+        method: request.method.clone(),
+        path: request.path.clone(),
+        headers: request.headers.clone(),
+        body: request.text(),
     }
 }
 
 impl Server {
     async fn start(handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let url = format!(
-            "http://{}/flags/passenger",
-            listener.local_addr().expect("addr")
-        );
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let handler: Handler = Arc::new(handler);
-        let log = seen.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let handler = handler.clone();
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    let head_end = loop {
-                        let Ok(n) = stream.read(&mut chunk).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break p + 4;
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                    let mut lines = head.lines();
-                    let mut first = lines.next().unwrap_or_default().split_whitespace();
-                    let method = first.next().unwrap_or_default().to_owned();
-                    let path = first.next().unwrap_or_default().to_owned();
-                    let headers: Vec<(String, String)> = lines
-                        .filter_map(|l| l.split_once(':'))
-                        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-                        .collect();
-                    let length: usize = headers
-                        .iter()
-                        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                        .and_then(|(_, v)| v.parse().ok())
-                        .unwrap_or(0);
-                    let mut body = buf[head_end..].to_vec();
-                    while body.len() < length {
-                        let Ok(n) = stream.read(&mut chunk).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            break;
-                        }
-                        body.extend_from_slice(&chunk[..n]);
-                    }
-                    let seen = Seen {
-                        method,
-                        path,
-                        headers,
-                        body: String::from_utf8_lossy(&body).into_owned(),
-                    };
-                    let answer = handler(&seen);
-                    log.lock().expect("log").push(seen);
-                    tokio::time::sleep(answer.delay).await;
-                    let mut head = format!(
-                        "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-                        answer.status,
-                        answer.body.len()
-                    );
-                    for (name, value) in &answer.headers {
-                        head.push_str(&format!("{name}: {value}\r\n"));
-                    }
-                    head.push_str("\r\n");
-                    let _ = stream.write_all(head.as_bytes()).await;
-                    let _ = stream.write_all(&answer.body).await;
-                    let _ = stream.shutdown().await;
-                });
+        let server = TestServer::start(move |request| {
+            let answer = handler(&seen_of(request));
+            let mut response = loopback::Response {
+                body: answer.body,
+                ..loopback::Response::json(answer.status, "")
             }
-        });
-        Server { url, seen, task }
+            .after(answer.delay);
+            for (name, value) in answer.headers {
+                response = response.header(name, value);
+            }
+            response
+        })
+        .await;
+        let url = format!("{}/flags/passenger", server.url());
+        Server { url, server }
     }
 
     fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().expect("log").clone()
+        self.server.requests().iter().map(seen_of).collect()
     }
 }
 
@@ -557,9 +494,7 @@ async fn a_huge_answer_is_refused() {
 
 #[tokio::test]
 async fn an_unreachable_webhook_is_an_error() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/p", listener.local_addr().expect("addr"));
-    drop(listener);
+    let url = format!("http://{}/p", loopback::unused_address());
     let err = webhook::read(&target(&url), &WebhookHeaders::none())
         .await
         .expect_err("refused");
