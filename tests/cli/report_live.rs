@@ -7,6 +7,7 @@ use rollgate::report::live::{FetchError, load_report};
 use rollgate::report::{Report, chart, markdown};
 use serde_json::{Value, json};
 
+use crate::support::example_json;
 use crate::support::verifier::{Expect, scenario};
 
 const PATH: &str =
@@ -15,40 +16,18 @@ const PATH: &str =
 /// The Rollout as the API server returns it: the example plan, mid-way through stage 1 after
 /// a failed pre-check, a reverted drift and a warning checkpoint.
 fn rollout() -> Value {
+    let mut rollout = example_json("passenger-favorites-matching");
+    rollout["metadata"]["generation"] = json!(2);
+    rollout["metadata"]["resourceVersion"] = json!("4711");
+    rollout["metadata"]["uid"] = json!("6f1c1f5e-0000-4000-8000-000000000001");
+    rollout["spec"]["preChecks"] = json!({"minAllowlist": 2});
+    rollout["status"] = progress();
+    rollout
+}
+
+/// Mid-way through stage 1 after a failed pre-check, a reverted drift and a warning checkpoint.
+fn progress() -> Value {
     json!({
-        "apiVersion": "rollgate.dev/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {
-            "name": "passenger-favorites-matching",
-            "namespace": "kaviar",
-            "generation": 2,
-            "resourceVersion": "4711",
-            "uid": "6f1c1f5e-0000-4000-8000-000000000001"
-        },
-        "spec": {
-            "target": {"flagd": {
-                "configMap": "feature-flags",
-                "flag": "passenger_favorites_matching",
-                "allowlist": ["u-1001", "u-1002"]
-            }},
-            "stages": [
-                {"percent": 1, "duration": "2h"},
-                {"percent": 5, "duration": "2h"},
-                {"percent": 10, "duration": "4h"}
-            ],
-            "analysis": {
-                "interval": "1h",
-                "gates": [
-                    {"name": "error-rate", "max": 0.01, "failureLimit": 2,
-                     "prometheus": {"query": "sum(rate(http_requests_total{code=~\"5..\"}[5m])) / sum(rate(http_requests_total[5m]))"}},
-                    {"name": "critical-alerts", "alerts": {"matchers": ["severity=\"critical\""]}},
-                    {"name": "determinism", "ofrep": {"address": "http://flagd.kaviar:8016", "sample": 1000}}
-                ]
-            },
-            "onDrift": "Revert",
-            "preChecks": {"minAllowlist": 2}
-        },
-        "status": {
             "phase": "Progressing",
             "stage": 1,
             "percent": 5,
@@ -84,7 +63,6 @@ fn rollout() -> Value {
                 {"type": "Stalled", "status": "False", "reason": "Progressing",
                  "message": "gate error-rate failed", "lastTransitionTime": "2026-02-01T19:20:00Z", "observedGeneration": 2}
             ]
-        }
     })
 }
 

@@ -29,31 +29,9 @@ mod support {
     }
     pub const H: i64 = 3600;
 
-    /// The plan of docs/design.md §1: 1% → 5% → 10% (2h, 2h, 4h), hourly checkpoints, three gates.
-    pub const PLAN: &str = r#"
-target:
-  flagd:
-    configMap: feature-flags
-    flag: passenger_favorites_matching
-    allowlist: [u-1001, u-1002]
-stages:
-  - {percent: 1, duration: 2h}
-  - {percent: 5, duration: 2h}
-  - {percent: 10, duration: 4h}
-analysis:
-  interval: 1h
-  errorLimit: 3
-  gates:
-    - name: error-rate
-      prometheus:
-        query: 'sum(rate(http_requests_total{code=~"5.."}[5m])) / sum(rate(http_requests_total[5m]))'
-      max: 0.01
-      failureLimit: 2
-    - name: critical-alerts
-      alerts: {matchers: ['severity="critical"']}
-    - name: determinism
-      ofrep: {address: "http://flagd.kaviar:8016", sample: 1000}
-"#;
+    /// The plan of docs/design.md §1: 1% → 5% → 10% (2h, 2h, 4h), hourly checkpoints, three
+    /// gates, as `examples/passenger-favorites-matching.yaml` writes it.
+    pub const EXAMPLE: &str = "passenger-favorites-matching";
 
     pub fn parse_spec(yaml: &str) -> RolloutSpec {
         serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("bad test plan: {e}\n{yaml}"))
@@ -61,7 +39,7 @@ analysis:
 
     /// The example plan (docs/design.md §1).
     pub fn plan() -> RolloutSpec {
-        parse_spec(PLAN)
+        crate::support::example_rollout(EXAMPLE).spec
     }
 
     /// The example plan (docs/design.md §1), changed by `f`.
@@ -2589,11 +2567,12 @@ fn bp(basis_points: u16) -> rollgate::api::Percent {
 
 /// 0.5 % → 2.25 % → 10 %, read from YAML as a user writes it.
 fn decimal_plan() -> RolloutSpec {
-    parse_spec(
-        &PLAN
-            .replace("percent: 1,", "percent: 0.5,")
-            .replace("percent: 5,", "percent: 2.25,"),
-    )
+    let text = crate::support::example_text(EXAMPLE)
+        .replace("percent: 1,", "percent: 0.5,")
+        .replace("percent: 5,", "percent: 2.25,");
+    crate::support::examples::rollout_from_yaml(&text)
+        .expect("the example with decimal percents")
+        .spec
 }
 
 #[test]

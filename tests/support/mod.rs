@@ -7,11 +7,15 @@
 
 pub mod apiserver;
 pub mod app;
+pub mod examples;
 pub mod fake;
 pub mod loopback;
 pub mod prometheus;
 pub mod verifier;
 pub mod wire;
+
+#[allow(unused_imports)]
+pub use examples::{example_json, example_rollout, example_text};
 
 use std::future::Future;
 use std::time::{Duration, Instant};
