@@ -25,6 +25,7 @@ use rollgate::api::Rollout;
 use rollgate::engine::ManualAction;
 use serde_json::{Value, json};
 
+use crate::support::example_json;
 use crate::support::verifier::{Expect, scenario};
 
 use action::{Via, act};
@@ -113,34 +114,19 @@ fn now() -> Timestamp {
 
 /// The design's plan, at stage 1 (5%) of three, one gate erroring.
 fn rollout() -> Value {
+    let mut rollout = example_json(NAME);
+    rollout["metadata"] = json!({
+        "name": NAME, "namespace": NS, "resourceVersion": "41", "generation": 1,
+        "creationTimestamp": "2026-02-01T19:17:00Z",
+        "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+    });
+    rollout["status"] = progress();
+    rollout
+}
+
+/// Stage 1 (5%) of three, one gate erroring.
+fn progress() -> Value {
     json!({
-        "apiVersion": "rollgate.dev/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {
-            "name": NAME, "namespace": NS, "resourceVersion": "41", "generation": 1,
-            "creationTimestamp": "2026-02-01T19:17:00Z",
-            "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
-        },
-        "spec": {
-            "target": {"flagd": {"configMap": "feature-flags", "flag": "passenger_favorites_matching"}},
-            "stages": [
-                {"percent": 1, "duration": "2h"},
-                {"percent": 5, "duration": "2h"},
-                {"percent": 10, "duration": "4h"}
-            ],
-            "analysis": {
-                "interval": "1h",
-                "errorLimit": 3,
-                "gates": [
-                    {"name": "error-rate", "prometheus": {"query": "sum(rate(errors[5m]))"},
-                     "max": 0.01, "failureLimit": 2},
-                    {"name": "critical-alerts", "alerts": {"matchers": ["severity=\"critical\""]}},
-                    {"name": "determinism", "ofrep": {"address": "http://flagd.kaviar:8016", "sample": 1000}}
-                ]
-            },
-            "rollback": {"percent": 0}
-        },
-        "status": {
             "phase": "Progressing",
             "stage": 1,
             "stageNumber": 2,
@@ -164,7 +150,6 @@ fn rollout() -> Value {
                  "message": "all gates passed for 2h at stage 1 of 3"},
                 {"at": "2026-02-01T22:18:00Z", "kind": "checkpoint", "stage": 1, "percent": 5, "verdict": "warn"}
             ]
-        }
     })
 }
 
