@@ -13,64 +13,37 @@ use kube::CustomResourceExt;
 use rollgate::api::{Rollout, RolloutSpec, SpecError, validate_spec};
 use serde_json::{Value, json};
 
-/// A plan that uses every field with a rule: a flagd target and one gate of each provider.
+use crate::support::example_json;
+
+/// A plan that uses every field with a rule: the example plan (a flagd target and three
+/// gates) with every gate's address and timeout set, and an HTTP check and a compare gate.
 fn plan() -> Value {
-    json!({
-        "apiVersion": "rollgate.dev/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": "passenger-favorites-matching", "namespace": "kaviar"},
-        "spec": {
-            "target": {
-                "flagd": {"configMap": "feature-flags", "flag": "passenger_favorites_matching"}
-            },
-            "stages": [
-                {"percent": 1, "duration": "2h"},
-                {"percent": 5, "duration": "2h"},
-                {"percent": 10, "duration": "4h"}
-            ],
-            "analysis": {
-                "interval": "1h",
-                "errorLimit": 3,
-                "gates": [
-                    {
-                        "name": "error-rate",
-                        "prometheus": {
-                            "address": "http://prometheus:9090",
-                            "query": "sum(rate(http_requests_total{code=~\"5..\"}[5m]))",
-                            "sampleQuery": "sum(increase(http_requests_total[1h]))",
-                            "minSample": 100.0,
-                            "timeout": "10s"
-                        },
-                        "max": 0.01,
-                        "failureLimit": 2
-                    },
-                    {
-                        "name": "critical-alerts",
-                        "alerts": {"address": "https://prometheus:9090", "timeout": "5s"}
-                    },
-                    {
-                        "name": "determinism",
-                        "ofrep": {"address": "http://flagd:8016", "sample": 1000, "timeout": "2s"}
-                    },
-                    {
-                        "name": "health",
-                        "http": {"url": "https://status.example/health", "jsonPath": "$.ok", "timeout": "3s"}
-                    },
-                    {
-                        "name": "errors-vs-control",
-                        "compare": {
-                            "address": "http://prometheus:9090",
-                            "units": "sum(increase(http_requests_total{feature_flag_variant=\"{{variant}}\"}[{{window}}]))",
-                            "events": "sum(increase(http_requests_total{code=~\"5..\",feature_flag_variant=\"{{variant}}\"}[{{window}}]))",
-                            "maxRegression": 0.002,
-                            "timeout": "10s"
-                        }
-                    }
-                ]
-            },
-            "rollback": {"percent": 0}
+    let mut plan = example_json("passenger-favorites-matching");
+    let gates = &mut plan["spec"]["analysis"]["gates"];
+    let prometheus = &mut gates[0]["prometheus"];
+    prometheus["address"] = json!("http://prometheus:9090");
+    prometheus["sampleQuery"] = json!("sum(increase(http_requests_total[1h]))");
+    prometheus["minSample"] = json!(100.0);
+    prometheus["timeout"] = json!("10s");
+    gates[1]["alerts"]["address"] = json!("https://prometheus:9090");
+    gates[1]["alerts"]["timeout"] = json!("5s");
+    gates[2]["ofrep"]["timeout"] = json!("2s");
+    let gates = gates.as_array_mut().expect("the example's gates");
+    gates.push(json!({
+        "name": "health",
+        "http": {"url": "https://status.example/health", "jsonPath": "$.ok", "timeout": "3s"}
+    }));
+    gates.push(json!({
+        "name": "errors-vs-control",
+        "compare": {
+            "address": "http://prometheus:9090",
+            "units": "sum(increase(http_requests_total{feature_flag_variant=\"{{variant}}\"}[{{window}}]))",
+            "events": "sum(increase(http_requests_total{code=~\"5..\",feature_flag_variant=\"{{variant}}\"}[{{window}}]))",
+            "maxRegression": 0.002,
+            "timeout": "10s"
         }
-    })
+    }));
+    plan
 }
 
 fn changed(change: impl FnOnce(&mut Value)) -> Value {
