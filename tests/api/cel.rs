@@ -10,79 +10,42 @@ use kube::core::cel::{ErrorKind, ScopeContext, ValidationError, Validator, Warni
 use rollgate::api::Rollout;
 use serde_json::{Value, json};
 
-/// A plan that uses every field with a rule: a flagd target and one gate of each provider.
+use crate::support::{example_json, example_rollout};
+
+/// A plan that uses every field with a rule: the example plan (a flagd target and three
+/// gates) with every gate's address and timeout set, an HTTP check and a compare gate.
 fn plan() -> Value {
-    json!({
-        "apiVersion": "rollgate.dev/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": "passenger-favorites-matching", "namespace": "kaviar"},
-        "spec": {
-            "target": {
-                "flagd": {
-                    "configMap": "feature-flags",
-                    "key": "flags.flagd.json",
-                    "flag": "passenger_favorites_matching",
-                    "allowlist": ["u-1001", "u-1002"]
-                }
-            },
-            "stages": [
-                {"percent": 1, "duration": "2h"},
-                {"percent": 5, "duration": "2h"},
-                {"percent": 10, "duration": "4h"}
-            ],
-            "analysis": {
-                "interval": "1h",
-                "errorLimit": 3,
-                "gates": [
-                    {
-                        "name": "error-rate",
-                        "prometheus": {
-                            "address": "http://prometheus:9090",
-                            "query": "sum(rate(http_requests_total{code=~\"5..\"}[5m])) / sum(rate(http_requests_total[5m]))",
-                            "sampleQuery": "sum(increase(http_requests_total[1h]))",
-                            "minSample": 100.0,
-                            "timeout": "10s"
-                        },
-                        "max": 0.01,
-                        "failureLimit": 2
-                    },
-                    {
-                        "name": "critical-alerts",
-                        "alerts": {
-                            "address": "https://alertmanager.example:9090",
-                            "matchers": ["severity=\"critical\""],
-                            "timeout": "5s"
-                        }
-                    },
-                    {
-                        "name": "determinism",
-                        "ofrep": {"address": "http://flagd.kaviar:8016", "sample": 1000, "timeout": "2s"}
-                    },
-                    {
-                        "name": "health",
-                        "http": {"url": "https://status.example/health", "jsonPath": "$.ok", "timeout": "3s"}
-                    },
-                    {
-                        "name": "errors-vs-control",
-                        "compare": {
-                            "address": "http://prometheus:9090",
-                            "units": "sum(increase(http_requests_total{feature_flag_variant=\"{{variant}}\"}[{{window}}]))",
-                            "events": "sum(increase(http_requests_total{code=~\"5..\",feature_flag_variant=\"{{variant}}\"}[{{window}}]))",
-                            "better": "lower",
-                            "maxRegression": 0.002,
-                            "confidence": 0.95,
-                            "minUnits": 500,
-                            "expectedUnits": 5000,
-                            "timeout": "10s"
-                        }
-                    }
-                ]
-            },
-            "rollback": {"percent": 0},
-            "onDrift": "Revert",
-            "paused": false
+    let mut plan = example_json("passenger-favorites-matching");
+    plan["spec"]["paused"] = json!(false);
+    let gates = &mut plan["spec"]["analysis"]["gates"];
+    let prometheus = &mut gates[0]["prometheus"];
+    prometheus["address"] = json!("http://prometheus:9090");
+    prometheus["sampleQuery"] = json!("sum(increase(http_requests_total[1h]))");
+    prometheus["minSample"] = json!(100.0);
+    prometheus["timeout"] = json!("10s");
+    gates[1]["alerts"]["address"] = json!("https://alertmanager.example:9090");
+    gates[1]["alerts"]["timeout"] = json!("5s");
+    gates[2]["ofrep"]["timeout"] = json!("2s");
+    let gates = gates.as_array_mut().expect("the example's gates");
+    gates.push(json!({
+        "name": "health",
+        "http": {"url": "https://status.example/health", "jsonPath": "$.ok", "timeout": "3s"}
+    }));
+    gates.push(json!({
+        "name": "errors-vs-control",
+        "compare": {
+            "address": "http://prometheus:9090",
+            "units": "sum(increase(http_requests_total{feature_flag_variant=\"{{variant}}\"}[{{window}}]))",
+            "events": "sum(increase(http_requests_total{code=~\"5..\",feature_flag_variant=\"{{variant}}\"}[{{window}}]))",
+            "better": "lower",
+            "maxRegression": 0.002,
+            "confidence": 0.95,
+            "minUnits": 500,
+            "expectedUnits": 5000,
+            "timeout": "10s"
         }
-    })
+    }));
+    plan
 }
 
 /// The plan with one change applied to it.
@@ -161,43 +124,7 @@ fn the_full_plan_passes() {
 
 #[test]
 fn the_design_example_passes() {
-    let yaml = r#"
-apiVersion: rollgate.dev/v1alpha1
-kind: Rollout
-metadata:
-  name: passenger-favorites-matching
-  namespace: kaviar
-spec:
-  target:
-    flagd:
-      configMap: feature-flags
-      key: flags.flagd.json
-      flag: passenger_favorites_matching
-      allowlist: [u-1001, u-1002]
-  stages:
-    - {percent: 1,  duration: 2h}
-    - {percent: 5,  duration: 2h}
-    - {percent: 10, duration: 4h}
-  analysis:
-    interval: 1h
-    errorLimit: 3
-    gates:
-      - name: error-rate
-        prometheus:
-          query: |
-            sum(rate(http_requests_total{job="backend",code=~"5.."}[5m]))
-              / sum(rate(http_requests_total{job="backend"}[5m]))
-        max: 0.01
-        failureLimit: 2
-      - name: critical-alerts
-        alerts: {matchers: ['severity="critical"']}
-      - name: determinism
-        ofrep: {address: http://flagd.kaviar:8016, sample: 1000}
-  rollback: {percent: 0}
-  onDrift: Revert
-  paused: false
-"#;
-    let rollout: Rollout = serde_saphyr::from_str(yaml).expect("the design's example reads");
+    let rollout = example_rollout("passenger-favorites-matching");
     if let Err(errors) = rollout.validate_cel() {
         panic!("the design's example was rejected: {errors}");
     }
