@@ -584,7 +584,7 @@ const READ_RULES: &[(&str, &str, &str)] = &[
 
 /// The CEL percent rules' mirror: [`rollgate::api::Percent`] reads only numbers from 0 to 100
 /// with at most two decimals, so a spec that breaks them never reaches `validate_spec`; the
-/// error names the value (and `lint`/`simulate` name the field, see `tests/simulate.rs`).
+/// error names the value (and `lint`/`simulate` name the field, see `tests/engine/simulate.rs`).
 const PERCENT_FIELDS: &[(&str, &str)] = &[
     ("/spec/stages/2/percent", "spec.stages[2].percent"),
     ("/spec/rollback/percent", "spec.rollback.percent"),

@@ -1,7 +1,7 @@
 //! The Helm chart ships the CRD of `crds/` unchanged. The chart installs and upgrades it as a
 //! template (`templates/crd.yaml`, so that `helm upgrade` updates it) that includes
 //! `charts/rollgate/files/rollout-crd.yaml`; a stale copy there would install an old schema.
-//! `tests/chart_render.rs` checks what the template renders.
+//! `tests/chart/chart_render.rs` checks what the template renders.
 
 use std::path::Path;
 

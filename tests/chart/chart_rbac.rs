@@ -59,7 +59,7 @@ struct Call {
     unreached: Option<&'static str>,
 }
 
-const FEATURE_FLAGS_UNSERVED: &str = "the stand-in serves no FeatureFlag CRD; tests/targets_kube.rs checks these requests against a verifier";
+const FEATURE_FLAGS_UNSERVED: &str = "the stand-in serves no FeatureFlag CRD; tests/targets/targets_kube.rs checks these requests against a verifier";
 
 /// Every call the controller makes. Keep in step with the code (the tests below say when not).
 const CALLS: &[Call] = &[
@@ -310,7 +310,7 @@ fn every_call_of_the_table_is_in_its_source_file() {
             .unwrap_or_else(|e| panic!("read {}: {e}", call.source));
         assert!(
             text.contains(call.evidence),
-            "{} {} {}: {} no longer contains {:?}; update the table in tests/chart_rbac.rs \
+            "{} {} {}: {} no longer contains {:?}; update the table in tests/chart/chart_rbac.rs \
              and the chart's RBAC",
             call.verb,
             call.group,
@@ -347,7 +347,7 @@ fn every_api_the_controller_opens_is_covered_by_the_table() {
     for (kind, file) in &kinds {
         let Some((_, resources)) = API_TYPES.iter().find(|(k, _)| k == kind) else {
             panic!(
-                "{} opens Api<{kind}>, which tests/chart_rbac.rs does not know: add its calls \
+                "{} opens Api<{kind}>, which tests/chart/chart_rbac.rs does not know: add its calls \
                  to CALLS and API_TYPES, and to the chart's RBAC",
                 file.display()
             );
