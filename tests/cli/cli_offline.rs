@@ -4,8 +4,6 @@
 
 #![allow(dead_code)]
 
-#[path = "../../src/cli/kube_client.rs"]
-mod kube_client;
 use rollgate::lint;
 
 use std::path::{Path, PathBuf};
