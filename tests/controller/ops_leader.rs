@@ -635,16 +635,8 @@ async fn the_default_settings_are_consistent() {
 #[tokio::test]
 async fn the_dedicated_client_gives_up_on_a_hung_api_server() {
     // A server that accepts connections and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    let hold = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            open.push(socket);
-        }
-    });
+    let silent = crate::support::loopback::silent();
+    let address = silent.addr;
     let config = kube::Config::new(format!("http://{address}").parse().expect("uri"));
     let settings = settings("replica-a");
     let client = rollgate::controller::leader::dedicated_client(config, &settings).expect("client");
@@ -661,5 +653,4 @@ async fn the_dedicated_client_gives_up_on_a_hung_api_server() {
         "{:?}",
         started.elapsed()
     );
-    hold.abort();
 }
