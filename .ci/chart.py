@@ -5,11 +5,11 @@ package (no helm binary) and kubernetes-validate.
     chart.py check            lint + render + validate the default values and every
                               charts/rollgate/ci/*.yaml; exit 1 on any finding
     chart.py rbac VALUES.yaml print the controller's rendered RBAC of one values file as
-                              JSON, for tests/chart_rbac.rs (the ClusterRoles aggregated
+                              JSON, for tests/chart/chart_rbac.rs (the ClusterRoles aggregated
                               into view/edit/admin are people's, listed apart)
     chart.py render VALUES.yaml
                               print every rendered object of one values file as JSON, for
-                              tests/chart_render.rs
+                              tests/chart/chart_render.rs
 
 The ServiceMonitor (monitoring.coreos.com/v1) is a custom resource kubernetes-validate has no
 schema for: it is checked here instead (its apiVersion, that it selects the metrics Service's

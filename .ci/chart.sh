@@ -2,7 +2,7 @@
 # CI for the Helm chart: install the tools (PyPI; no helm binary), then lint and render the
 # chart for its default values and every charts/rollgate/ci/*.yaml, validate each rendered
 # object with kubernetes-validate (strict), and hadolint the Dockerfile. Called from .ci/run;
-# tests/chart_*.rs (run by cargo test) use the same tools.
+# tests/chart/chart_*.rs (run by cargo test) use the same tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

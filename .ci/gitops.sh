@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's `lua5.1` and `lua5.4` packages, the real Lua interpreters that
-# tests/argocd_health.rs runs the Argo CD health check (gitops/argocd/health.lua) with, unless
+# tests/chart/argocd_health.rs runs the Argo CD health check (gitops/argocd/health.lua) with, unless
 # both are already on PATH. Argo CD runs health checks in gopher-lua, a Lua 5.1; 5.4 is the
 # current language, so the script is held to what both accept. Idempotent.
 set -euo pipefail

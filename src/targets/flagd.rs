@@ -13,7 +13,7 @@
 //! buckets `[on, 100·p]`, `[off, 10000 − 100·p]` exactly as the whole-percent weights
 //! `[on, p]`, `[off, 100 − p]` rollgate wrote before (every bucketing version compares
 //! `hash·total` against the cumulative weights, and both sides scale by 100), so moving to
-//! this writer flips no user (`tests/flagd_bucketing.rs`). There is no explicit bucketing
+//! this writer flips no user (`tests/targets/flagd_bucketing.rs`). There is no explicit bucketing
 //! expression, so flagd hashes the flag key with the targeting key
 //! and each flag gets its own cohort; `on` comes first, so raising the percent only adds
 //! users. A flag that does not exist is created enabled, with variants `on: true` and

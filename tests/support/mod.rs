@@ -1,13 +1,21 @@
 //! Test support shared by the integration tests: a real Prometheus started per test, a small
-//! app it scrapes, a fake Prometheus for answers a real one never gives, and polling helpers.
+//! app it scrapes, a fake Prometheus for answers a real one never gives, the stand-in API
+//! server, the one verifier for Kubernetes calls (`verifier`), the one loopback HTTP server
+//! (`loopback`), and polling helpers.
 
 #![allow(dead_code)]
 
 pub mod apiserver;
 pub mod app;
+pub mod examples;
 pub mod fake;
+pub mod loopback;
 pub mod prometheus;
+pub mod verifier;
 pub mod wire;
+
+#[allow(unused_imports)]
+pub use examples::{example_json, example_rollout, example_text};
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -1,9 +1,9 @@
-//! Test servers for the OFREP and HTTP-check gates.
+//! Test servers for the OFREP gate (on the shared loopback server, `tests/support/loopback.rs`)
+//! and the real flagd evaluator.
 
 #![allow(dead_code)]
 
 pub mod flagd_eval;
-pub mod http_server;
 pub mod ofrep_server;
 pub mod real_flagd;
 

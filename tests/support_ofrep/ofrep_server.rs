@@ -9,7 +9,7 @@ use rollgate::api::FlagdBucketing;
 use serde_json::{Value, json};
 
 use super::flagd_eval::{Evaluation, evaluate};
-use super::http_server::{Request, Response, TestServer};
+use crate::support::loopback::{Request, Response, TestServer};
 
 const PREFIX: &str = "/ofrep/v1/evaluate/flags/";
 

@@ -65,7 +65,7 @@ The API calls the controller makes on objects in the namespaces it reconciles: R
 (watched; the one-shot action annotation patched; status written by server-side apply),
 target ConfigMaps and FeatureFlags (watched by label, read, merge-patched), Events
 (events.k8s.io, created and patched as a series), Secrets read by name (gate credentials,
-webhook target headers) and never listed. tests/chart_rbac.rs checks these rules against
+webhook target headers) and never listed. tests/chart/chart_rbac.rs checks these rules against
 the calls the controller makes.
 */}}
 {{- define "rollgate.rules" -}}

@@ -109,7 +109,7 @@ pub fn fractional(
 /// Whether a key has the flag under the rule rollgate's flagd target writes for a percent:
 /// `fractional` over the targeting key with weights in basis points, `[on, 100 · percent]`,
 /// `[off, 10000 - 100 · percent]` (for a whole percent the same users as the weights
-/// `[on, percent]`, `[off, 100 - percent]` written before: `tests/flagd_bucketing.rs` proves
+/// `[on, percent]`, `[off, 100 - percent]` written before: `tests/targets/flagd_bucketing.rs` proves
 /// it for every version).
 pub fn rollout_has_flag(
     version: FlagdBucketing,
