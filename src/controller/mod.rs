@@ -18,6 +18,8 @@ pub mod leader;
 mod notifications;
 mod observe;
 mod ownership;
+mod parked;
+mod plan;
 mod prechecks;
 mod reconcile;
 mod run;
