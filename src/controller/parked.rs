@@ -67,7 +67,7 @@ pub(super) enum Taken {
     /// Nothing parked: decide from the cached status.
     Nothing,
     /// This status is parked: decide from it (and give it back unless it is superseded).
-    Entry(Entry),
+    Entry(Box<Entry>),
     /// The flusher is writing its status right now: come again in a moment.
     Writing,
 }
@@ -146,7 +146,7 @@ impl Parked {
             );
             return Taken::Nothing;
         }
-        Taken::Entry(entry)
+        Taken::Entry(Box::new(entry))
     }
 
     /// Gives an entry back at its place (a reconcile that wrote nothing, a refused write).
@@ -376,7 +376,7 @@ mod tests {
         let Taken::Entry(a1) = parked.take(&key("a"), 7) else {
             panic!("a is parked");
         };
-        parked.park(&key("a"), status("a2"), Some("2".into()), 0, Some(a1), now);
+        parked.park(&key("a"), status("a2"), Some("2".into()), 0, Some(*a1), now);
         assert_eq!(parked.len(), 2);
         assert_eq!(parked.folded(), 1);
         let (first, entry) = parked.pop_oldest().expect("parked");
@@ -413,3 +413,7 @@ mod tests {
         assert!(parked.pop_oldest().is_none());
     }
 }
+
+#[cfg(test)]
+#[path = "coalesce_tests.rs"]
+mod coalesce;

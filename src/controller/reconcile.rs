@@ -43,6 +43,9 @@ use crate::targets::{TargetError, WriteMode};
 /// The wait before a reconcile whose cached copy was stale.
 const STALE_REQUEUE: Duration = Duration::from_secs(1);
 
+/// The longest a routine checkpoint's Event waits for an API token before it is skipped.
+const ROUTINE_EVENT_WAIT: Duration = Duration::from_secs(1);
+
 /// The wait before a reconcile whose parked status the flusher is writing right now.
 const PARKED_WRITING_REQUEUE: Duration = Duration::from_millis(100);
 
@@ -267,7 +270,7 @@ impl Reconcile<'_> {
             Taken::Writing => None,
             Taken::Nothing => Some(parked::Guard::new(self.ctx, self.key.clone(), None)),
             Taken::Entry(entry) => {
-                Some(parked::Guard::new(self.ctx, self.key.clone(), Some(entry)))
+                Some(parked::Guard::new(self.ctx, self.key.clone(), Some(*entry)))
             }
         }
     }
@@ -322,7 +325,7 @@ impl Reconcile<'_> {
     }
 
     /// Records what this reconcile did in the controller's metrics.
-    fn count(&self, rollout: &Rollout, plan: &Plan) {
+    fn count(&self, rollout: &Rollout, plan: &Plan, events: usize) {
         let Some(metrics) = &self.ctx.metrics else {
             return;
         };
@@ -345,7 +348,7 @@ impl Reconcile<'_> {
         for transition in &plan.outcome.transitions {
             metrics.count_transition(namespace, name, transition.kind.as_str());
         }
-        for _ in 0..plan.notices.len() {
+        for _ in 0..events {
             metrics.count_write("event");
         }
     }
@@ -536,13 +539,32 @@ impl Reconcile<'_> {
         Ok(())
     }
 
-    /// The plan's Events (routine writes of the budget), and the metrics.
+    /// The plan's Events, and the metrics. A transition's Events are part of it and take
+    /// transition tokens; a routine checkpoint's (a gate error, a compare gate waiting) wait
+    /// at most [`ROUTINE_EVENT_WAIT`] for a routine token and are skipped otherwise: the
+    /// status carries the same text, and the reconcile never waits behind the budget.
     async fn publish(&self, rollout: &Rollout, plan: &Plan) {
+        let mut granted = 0;
         for _ in &plan.notices {
-            self.ctx.budget.acquire(Priority::Routine).await;
+            if plan.outcome.transitions.is_empty() {
+                let token = self.ctx.budget.acquire(Priority::Routine);
+                if tokio::time::timeout(ROUTINE_EVENT_WAIT, token)
+                    .await
+                    .is_err()
+                {
+                    debug!(
+                        skipped = plan.notices.len() - granted,
+                        "no API token for a routine Event: skipped (the status says the same)"
+                    );
+                    break;
+                }
+            } else {
+                self.ctx.budget.acquire(Priority::Transition).await;
+            }
+            granted += 1;
         }
-        events::publish(self.ctx, rollout, &plan.notices).await;
-        self.count(rollout, plan);
+        events::publish(self.ctx, rollout, &plan.notices[..granted]).await;
+        self.count(rollout, plan, granted);
     }
 
     fn requeue(&self, wake: Wake) -> Action {
