@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -34,6 +35,7 @@ use super::budget::Priority;
 use super::context::{Context, RolloutKey};
 use super::fence;
 use super::status;
+use super::trigger::status_digest;
 use crate::api::{Rollout, RolloutStatus};
 
 /// How long a shutting-down controller keeps writing parked statuses before it releases the
@@ -284,6 +286,29 @@ async fn write(ctx: &Context, key: RolloutKey, mut entry: Entry) {
         memory.parked.written(&key);
         memory.parked.restore(&key, entry);
         return;
+    }
+    // The Rollout may have changed since the status was parked (an annotation, a spec edit):
+    // write over its latest version, as long as its status is still the one the parked status
+    // was decided from.
+    if let Some(rollouts) = &ctx.rollouts
+        && let Some(cached) = rollouts.get(&ObjectRef::new(&key.1).within(&key.0))
+    {
+        if status_digest(cached.status.as_ref()) != entry.base {
+            let mut memory = ctx.memory();
+            memory.parked.written(&key);
+            if !memory.is_stale(&key, cached.metadata.resource_version.as_deref()) {
+                debug!(
+                    namespace = %key.0,
+                    name = %key.1,
+                    "the status changed in the API under a parked status: dropped"
+                );
+                return;
+            }
+            // The cache has not caught up with this controller's own last write yet.
+            memory.parked.restore(&key, entry);
+            return;
+        }
+        entry.version = cached.metadata.resource_version.clone();
     }
     let age = entry.since.elapsed();
     ctx.memory().triggers.writing_status(&key, &entry.status);
