@@ -199,9 +199,11 @@ async fn checkpoint_costs(prometheus: &Prometheus) {
         .iter()
         .filter(|w| w.on("rollouts") && w.field_manager.as_deref() != Some("seed"))
         .collect();
+    // Percent writes only: the owner claim (an annotation patch, before the start) is not one.
     let target_writes: Vec<&Logged> = writes
         .iter()
         .filter(|w| w.on("configmaps") && w.field_manager.as_deref() != Some("seed"))
+        .filter(|w| w.body.as_ref().is_some_and(|b| !b["data"].is_null()))
         .collect();
     let mut checkpoints: Vec<String> = status_writes
         .iter()
