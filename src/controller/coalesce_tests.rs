@@ -117,11 +117,18 @@ struct Stored {
     rollout: Rollout,
     version: u64,
     status_writes: Vec<RolloutStatus>,
+    /// Status writes get no answer while set.
+    hang: bool,
 }
 
 async fn serve(mut handle: Handle<Request<Body>, Response<Body>>, stored: Arc<Mutex<Stored>>) {
+    let mut unanswered = Vec::new();
     while let Some((request, send)) = handle.next_request().await {
         let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+        if stored.lock().expect("lock").hang {
+            unanswered.push(send);
+            continue;
+        }
         let bytes = request.into_body().collect_bytes().await.expect("a body");
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let (code, answer) = if method == Method::PATCH && path.ends_with("/demo/status") {
@@ -156,6 +163,7 @@ async fn serve(mut handle: Handle<Request<Body>, Response<Body>>, stored: Arc<Mu
 }
 
 struct World {
+    flusher: tokio::task::JoinHandle<()>,
     ctx: Arc<Context>,
     stored: Arc<Mutex<Stored>>,
     gates: Arc<Gates>,
@@ -184,6 +192,7 @@ fn world(budget: ApiBudget) -> World {
         rollout,
         version: 1,
         status_writes: Vec::new(),
+        hang: false,
     }));
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     tokio::spawn(serve(handle, Arc::clone(&stored)));
@@ -210,8 +219,9 @@ fn world(budget: ApiBudget) -> World {
     )
     .with_budget(budget);
     let ctx = Arc::new(ctx);
-    tokio::spawn(flusher(Arc::clone(&ctx)));
+    let flusher = tokio::spawn(flusher(Arc::clone(&ctx)));
     World {
+        flusher,
         ctx,
         stored,
         gates,
@@ -357,4 +367,34 @@ async fn shutdown_writes_what_is_parked_before_the_lease_goes() {
     assert_eq!(flush(&busy.ctx, SHUTDOWN_FLUSH).await, 0);
     assert_eq!(busy.parked(), 0);
     assert_eq!(busy.api_status(), free.api_status());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parked_write_cut_off_at_shutdown_goes_back_and_the_shutdown_flush_writes_it() {
+    let budget = ApiBudget::new(1, 1);
+    let others = saturate(&budget, 500);
+    let busy = world(budget);
+    busy.checkpoints(1, 3).await;
+    assert_eq!(busy.parked(), 1);
+    busy.stored.lock().expect("lock").hang = true;
+    for task in others {
+        task.abort();
+    }
+    // The flusher gets a token and its write hangs (within its 5 s request timeout).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(busy.parked(), 0, "taken by the flusher, in flight");
+    let World {
+        flusher: writing,
+        ctx,
+        stored,
+        ..
+    } = busy;
+    writing.abort();
+    assert!(writing.await.is_err(), "stopped mid-write");
+    let parked = || ctx.memory().parked.len();
+    assert_eq!(parked(), 1, "the cut-off write's status is parked again");
+    stored.lock().expect("lock").hang = false;
+    assert_eq!(flush(&ctx, SHUTDOWN_FLUSH).await, 0);
+    assert_eq!(stored.lock().expect("lock").status_writes.len(), 1);
+    assert_eq!(parked(), 0);
 }

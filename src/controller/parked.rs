@@ -314,7 +314,15 @@ async fn write(ctx: &Context, key: RolloutKey, mut entry: Entry) {
     ctx.memory().triggers.writing_status(&key, &entry.status);
     let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &key.0);
     let apply = status::apply_at(&api, &key.1, entry.version.as_deref(), &entry.status);
+    // Dropped mid-request (the flusher stopped at shutdown): the entry goes back, so the
+    // shutdown flush writes it.
+    let in_flight = InFlight {
+        ctx,
+        key: key.clone(),
+        entry: Some(entry.clone()),
+    };
     let result = fence::within(fence::WRITE_TIMEOUT, apply).await;
+    in_flight.disarm();
     let mut memory = ctx.memory();
     memory.parked.written(&key);
     match result {
@@ -341,6 +349,29 @@ async fn write(ctx: &Context, key: RolloutKey, mut entry: Entry) {
                      from the API's status"
                 );
             }
+        }
+    }
+}
+
+/// A parked status whose write is in flight: given back if the write is dropped.
+struct InFlight<'a> {
+    ctx: &'a Context,
+    key: RolloutKey,
+    entry: Option<Entry>,
+}
+
+impl InFlight<'_> {
+    fn disarm(mut self) {
+        self.entry = None;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            let mut memory = self.ctx.memory();
+            memory.parked.written(&self.key);
+            memory.parked.restore(&self.key, entry);
         }
     }
 }
