@@ -1,4 +1,4 @@
-//! Routine status writes folded under the API budget (docs/design.md §8, rule 5 of issue 11).
+//! Routine status writes folded under the API budget (docs/design.md §6).
 //!
 //! A routine checkpoint's status write (no transition, no target write, no action) that finds
 //! no token free at once is *parked* here, one entry per Rollout, instead of waiting: a newer

@@ -1,5 +1,5 @@
-//! The pure half of a reconcile (docs/design.md §8, the controller pipeline): from the Rollout,
-//! what [`gather`](super::reconcile) read for it ([`Gathered`]) and the time, [`plan`] returns
+//! The pure half of a reconcile (docs/design.md §6, the controller pipeline): from the Rollout,
+//! what the reconcile's `gather` read for it ([`Gathered`]) and the time, [`plan`] returns
 //! what to write — the new status, the target's percent, the Events, when to come back. No
 //! client, no clock, no memory: every case the pipeline handles is tested here without an API
 //! mock (`plan_tests.rs`).

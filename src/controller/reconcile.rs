@@ -1,5 +1,5 @@
 //! One reconcile of one Rollout, as a pipeline of small steps, one function each
-//! (docs/design.md §8):
+//! (docs/design.md §6):
 //!
 //! 1. dereference: skip a cached copy older than the status this controller last wrote, and
 //!    decide from this Rollout's parked routine status when one is (see `parked.rs`);
