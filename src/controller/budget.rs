@@ -9,7 +9,9 @@
 //! [`Priority::Routine`] — a checkpoint's status update without a transition, an Event —
 //! waits for a token no transition wants: under sustained overload routine writes are
 //! deferred (by at most the routine writes queued ahead of them divided by `qps`), never
-//! dropped.
+//! dropped. A routine *checkpoint status* write does not wait here at all: when
+//! [`ApiBudget::try_acquire`] finds no token free at once, it is parked and folded (see
+//! `parked.rs`).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -94,6 +96,29 @@ impl ApiBudget {
     /// No limit (tests, and contexts built without flags).
     pub fn unlimited() -> ApiBudget {
         ApiBudget { shared: None }
+    }
+
+    /// Takes a token for a write of `priority` only if it may go out at once: a token is there
+    /// and no write that goes before it waits (for a routine write: no transition and no
+    /// routine write). A routine status write that cannot go at once is parked instead (see
+    /// `parked.rs`).
+    pub fn try_acquire(&self, priority: Priority) -> bool {
+        let Some(shared) = &self.shared else {
+            return true;
+        };
+        let mut bucket = shared.lock();
+        shared.refill(&mut bucket);
+        let turn = match priority {
+            Priority::Transition => true,
+            Priority::Routine => {
+                bucket.transitions_waiting == 0 && bucket.routine_waiting.is_empty()
+            }
+        };
+        if bucket.tokens >= 1.0 && turn {
+            bucket.tokens -= 1.0;
+            return true;
+        }
+        false
     }
 
     /// Waits until a write of `priority` may go out, and takes its token.
@@ -204,6 +229,28 @@ mod tests {
         for task in tasks {
             task.await.expect("ran");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn try_acquire_takes_a_free_token_only_when_nothing_waits() {
+        let budget = ApiBudget::new(1, 1);
+        assert!(budget.try_acquire(Priority::Routine));
+        assert!(
+            !budget.try_acquire(Priority::Routine),
+            "the bucket is empty"
+        );
+        let waiting = {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.acquire(Priority::Routine).await })
+        };
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_millis(1000)).await;
+        // A token came, but a routine write waits before this one.
+        assert!(!budget.try_acquire(Priority::Routine));
+        waiting.await.expect("ran");
+        tokio::time::advance(Duration::from_millis(1000)).await;
+        assert!(budget.try_acquire(Priority::Transition));
+        assert!(ApiBudget::unlimited().try_acquire(Priority::Routine));
     }
 
     #[tokio::test]

@@ -225,6 +225,8 @@ pub(super) struct WriteMemory {
     failures: HashMap<RolloutKey, u32>,
     /// Which watch events start a reconcile.
     pub(super) triggers: super::trigger::Triggers,
+    /// Routine status writes parked under the API budget (see `parked.rs`).
+    pub(super) parked: super::parked::Parked,
 }
 
 impl WriteMemory {
@@ -308,6 +310,7 @@ impl WriteMemory {
         self.pending.remove(key);
         self.failures.remove(key);
         self.triggers.forget(key);
+        self.parked.forget(key);
         if let Some(uid) = uid {
             self.confirmed.remove(uid);
         }

@@ -1,10 +1,12 @@
 //! `rollgate controller`: carries Rollouts out in a cluster. A kube-runtime `Controller` runs
 //! [`reconcile`] for each Rollout; the engine decides, this module reads, writes and reports.
 //!
-//! One reconcile is a pipeline (see `reconcile.rs`): read the Rollout and its target's live
-//! percent → validate → pre-checks while not started → gates when a checkpoint is due →
-//! `engine::decide` → status, then target → annotation clean-up → Events → requeue at the next
-//! checkpoint.
+//! One reconcile is a pipeline (see `reconcile.rs`): triage (deleted, not leading, stale) →
+//! the parked routine status, if any → claim an action → gather (async reads: the live
+//! percent, the owner claim and pre-checks while not started, the gates when a checkpoint is
+//! due) → plan (pure, `plan.rs`: `engine::decide` and what to write) → fenced writes: status,
+//! then target → annotation clean-up → Events → requeue at the next checkpoint. Routine
+//! status writes the API budget cannot take at once are parked and folded (`parked.rs`).
 
 mod action;
 mod budget;
@@ -18,6 +20,8 @@ pub mod leader;
 mod notifications;
 mod observe;
 mod ownership;
+mod parked;
+mod plan;
 mod prechecks;
 mod reconcile;
 mod run;

@@ -1,12 +1,15 @@
-//! One reconcile of one Rollout, as a pipeline of small steps:
+//! One reconcile of one Rollout, as a pipeline of small steps, one function each
+//! (docs/design.md §6):
 //!
-//! 1. skip a cached copy older than the status this controller last wrote;
+//! 1. dereference: skip a cached copy older than the status this controller last wrote, and
+//!    decide from this Rollout's parked routine status when one is (see `parked.rs`);
 //! 2. claim a one-shot action annotation (see `action.rs`);
-//! 3. read the target's live percent (watch cache first);
-//! 4. pre-checks while not started; gates when a checkpoint is due;
-//! 5. `engine::decide`, the only decider;
-//! 6. write the status (only when it changed), *then* the target, then release the claim;
-//! 7. publish Events; requeue at the next checkpoint.
+//! 3. gather (async): the target's live percent (watch cache first), the owner claim and the
+//!    pre-checks while not started, the gates when a checkpoint is due;
+//! 4. plan (pure, `plan.rs`): `engine::decide`, the only decider, and what to write;
+//! 5. fence and write the status (only when it changed; a routine one may be parked), *then*
+//!    the target, then release the claim;
+//! 6. publish Events; requeue at the next checkpoint.
 //!
 //! Status before target: a controller stopped between the two finds a status whose
 //! `targetPending` says the write was not confirmed, and finishes it instead of reading the
@@ -20,30 +23,31 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use tracing::{Instrument, debug, info, warn};
 
-use super::action::{self, Claim};
+use super::action;
 use super::budget::Priority;
 use super::context::{Context, RolloutKey};
-use super::events::{self, Notice, cap};
+use super::events;
 use super::fence;
 use super::finished;
 use super::notifications;
-use super::observe::GateReading;
-use super::ownership::TARGET_OWNED;
+use super::parked::{self, Taken};
+use super::plan::{self, Gathered, MAX_REQUEUE, Plan, Triage, Wake, started};
 use super::prechecks::{self, BeforeStart};
 use super::status;
 use super::target::namespace_of;
-use crate::api::{Percent, Phase, REASON_FORBIDDEN, Rollout, RolloutStatus, validate_spec};
-use crate::engine::{self, Inputs, Observation, Outcome, PreChecks};
+use super::trigger::status_digest;
+use crate::api::{Percent, Phase, Rollout, RolloutStatus, validate_spec};
+use crate::engine;
 use crate::targets::{TargetError, WriteMode};
-
-/// The longest wait between two reconciles of a Rollout: a lost watch event never strands it.
-const MAX_REQUEUE: Duration = Duration::from_secs(300);
 
 /// The wait before a reconcile whose cached copy was stale.
 const STALE_REQUEUE: Duration = Duration::from_secs(1);
 
-/// The most text a remote answer may put into status.
-const STATUS_TEXT_LIMIT: usize = 400;
+/// The longest a routine checkpoint's Event waits for an API token before it is skipped.
+const ROUTINE_EVENT_WAIT: Duration = Duration::from_secs(1);
+
+/// The wait before a reconcile whose parked status the flusher is writing right now.
+const PARKED_WRITING_REQUEUE: Duration = Duration::from_millis(100);
 
 /// Why a reconcile stopped; the error policy requeues it with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +111,17 @@ impl ReconcileError {
     }
 }
 
+/// Writes parked routine statuses for as long as the controller runs (see `parked.rs`).
+pub(super) async fn flush_parked(ctx: Arc<Context>) {
+    parked::flusher(ctx).await;
+}
+
+/// At shutdown, before the Lease is released: writes what is parked, for at most
+/// `parked::SHUTDOWN_FLUSH`.
+pub(super) async fn flush_parked_at_shutdown(ctx: &Context) {
+    parked::flush(ctx, parked::SHUTDOWN_FLUSH).await;
+}
+
 /// Reconciles one Rollout; see the module documentation.
 pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let namespace = namespace_of(&rollout);
@@ -166,26 +181,6 @@ struct Reconcile<'a> {
     ctx: &'a Context,
 }
 
-/// What the reconcile decided to write.
-struct Plan {
-    status: RolloutStatus,
-    outcome: Outcome,
-    target: Option<Percent>,
-    claim: Option<Claim>,
-}
-
-impl Plan {
-    /// A status write that carries a transition or comes with a target write goes first;
-    /// a routine checkpoint's does not (see `budget.rs`).
-    fn priority(&self) -> Priority {
-        if self.outcome.transitions.is_empty() && self.target.is_none() && self.claim.is_none() {
-            Priority::Routine
-        } else {
-            Priority::Transition
-        }
-    }
-}
-
 impl Reconcile<'_> {
     fn api(&self) -> Api<Rollout> {
         Api::namespaced(self.ctx.client.clone(), &self.key.0)
@@ -196,20 +191,24 @@ impl Reconcile<'_> {
     }
 
     async fn run(&self, cached: Arc<Rollout>) -> Result<Action, ReconcileError> {
-        if cached.metadata.deletion_timestamp.is_some() {
-            self.ctx
-                .memory()
-                .forget(&self.key, cached.metadata.uid.as_deref());
-            self.ctx.identities.forget(&cached);
-            return Ok(Action::await_change());
-        }
-        if !self.ctx.leader.is_leader() {
-            debug!("not the leader: nothing is written");
-            return Ok(Action::requeue(Duration::from_secs(5)));
-        }
-        if self.is_stale(&cached) {
-            debug!("the cached Rollout predates this controller's last status write");
-            return Ok(Action::requeue(STALE_REQUEUE));
+        let leader = self.ctx.leader.is_leader();
+        match plan::triage(&cached, leader, leader && self.is_stale(&cached)) {
+            Triage::Forget => {
+                self.ctx
+                    .memory()
+                    .forget(&self.key, cached.metadata.uid.as_deref());
+                self.ctx.identities.forget(&cached);
+                return Ok(Action::await_change());
+            }
+            Triage::NotLeader => {
+                debug!("not the leader: nothing is written");
+                return Ok(Action::requeue(Duration::from_secs(5)));
+            }
+            Triage::Stale => {
+                debug!("the cached Rollout predates this controller's last status write");
+                return Ok(Action::requeue(STALE_REQUEUE));
+            }
+            Triage::Reconcile => {}
         }
         let Ok(_slot) = tokio::time::timeout(SLOT_WAIT, self.ctx.slots.acquire(&self.key.0)).await
         else {
@@ -238,22 +237,91 @@ impl Reconcile<'_> {
         result
     }
 
+    /// dereference → claim action → gather → plan → (fence +) write status → (fence +) write
+    /// target and release → events → requeue.
     async fn pipeline(&self, cached: Arc<Rollout>) -> Result<Action, ReconcileError> {
-        let rollout = self.claim_action(cached).await?;
-        let now = self.ctx.clock.now();
-        let live = self.ctx.targets.read(&rollout).await;
-        let plan = self.decide(&rollout, &live, now).await;
-        self.write_status(&rollout, &plan).await?;
-        let rest = self.write_target_and_release(&rollout, &plan).await;
-        let notices = self.notices(&rollout, &plan, &live);
-        for _ in &notices {
-            self.ctx.budget.acquire(Priority::Routine).await;
+        let Some(mut parked) = self.dereference(&cached) else {
+            debug!("the flusher is writing this Rollout's parked status: coming again");
+            return Ok(Action::requeue(PARKED_WRITING_REQUEUE));
+        };
+        let api_status = status_digest(cached.status.as_ref());
+        let mut rollout = self.claim_action(cached).await?;
+        if let Some(status) = parked.status() {
+            rollout.status = Some(status.clone());
         }
-        events::publish(self.ctx, &rollout, &notices).await;
-        self.count(&rollout, &plan, notices.len());
+        let now = self.ctx.clock.now();
+        let gathered = self.gather(&rollout, now).await;
+        let plan = plan::plan(&rollout, &gathered, now);
+        self.write_status(&rollout, &plan, &mut parked, api_status)
+            .await?;
+        let rest = self.write_target_and_release(&rollout, &plan).await;
+        self.publish(&rollout, &plan).await;
         notifications::send(self.ctx, &rollout, &plan.status, now).await;
         rest?;
-        Ok(self.requeue(&plan.status, now))
+        Ok(self.requeue(plan.wake))
+    }
+
+    /// The status to decide from: this Rollout's parked routine status when one is (it is
+    /// newer than the cached one), else the cached one. `None` while the flusher writes it.
+    fn dereference(&self, cached: &Rollout) -> Option<parked::Guard<'_>> {
+        let api_status = status_digest(cached.status.as_ref());
+        let taken = self.ctx.memory().parked.take(&self.key, api_status);
+        match taken {
+            Taken::Writing => None,
+            Taken::Nothing => Some(parked::Guard::new(self.ctx, self.key.clone(), None)),
+            Taken::Entry(entry) => {
+                Some(parked::Guard::new(self.ctx, self.key.clone(), Some(*entry)))
+            }
+        }
+    }
+
+    /// Reads everything the plan needs: the live percent, the owner claim and pre-checks
+    /// before the start, the gates at a due checkpoint, a refusal met as the ServiceAccount.
+    async fn gather(&self, rollout: &Rollout, now: Timestamp) -> Gathered {
+        let live = self.ctx.targets.read(rollout).await;
+        let before = rollout.status.clone().unwrap_or_default();
+        let valid = validate_spec(&rollout.spec).is_ok();
+        let uid = rollout.metadata.uid.clone().unwrap_or_default();
+        let claim = action::claimed(rollout);
+        let action = plan::pending_action(claim.as_ref(), &before);
+        let generation = rollout.metadata.generation;
+        let start = engine::pending_start(&rollout.spec, &before, generation, action);
+        let before_start = match start {
+            Some(start) if valid => {
+                prechecks::before_start(rollout, &before, start, &live, self.ctx, now).await
+            }
+            _ => BeforeStart::Failed(Vec::new()),
+        };
+        let readings = if valid && engine::checkpoint_due(&before, now) {
+            self.ctx.observer.observe(rollout, &before, now).await
+        } else {
+            Vec::new()
+        };
+        let denial = self
+            .ctx
+            .identities
+            .take_denial(rollout)
+            .map(|d| d.to_string());
+        let finished = before.phase.is_some_and(Phase::is_terminal);
+        let (live_input, repair, settled) = if finished {
+            finished::live_input(self.ctx, rollout, &before, &live, &uid).await
+        } else {
+            let (input, repair) = self.live_input(&before, &live, &uid);
+            (input, repair, false)
+        };
+        // Recorded with a final write (rule 8): a cached version or the live answer, no call.
+        let target_token = finished::target_token(self.ctx, rollout, &live).await;
+        Gathered {
+            claim,
+            before_start,
+            readings,
+            denial,
+            live,
+            live_input,
+            repair,
+            settled,
+            target_token,
+        }
     }
 
     /// Records what this reconcile did in the controller's metrics.
@@ -337,128 +405,6 @@ impl Reconcile<'_> {
         Ok(claimed)
     }
 
-    async fn decide(
-        &self,
-        rollout: &Rollout,
-        live: &Result<Option<Percent>, TargetError>,
-        now: Timestamp,
-    ) -> Plan {
-        let spec = &rollout.spec;
-        let before = rollout.status.clone().unwrap_or_default();
-        let mut status = before.clone();
-        let valid = validate_spec(spec).is_ok();
-        let uid = rollout.metadata.uid.clone().unwrap_or_default();
-
-        let claim = action::claimed(rollout);
-        let pending_action = claim
-            .as_ref()
-            .filter(|c| before.last_action.as_deref() != Some(c.token.as_str()))
-            .and_then(|c| c.action);
-        let generation = rollout.metadata.generation;
-        let start = engine::pending_start(spec, &before, generation, pending_action);
-        let mut before_start = match start {
-            Some(start) if valid => {
-                prechecks::before_start(rollout, &before, start, live, self.ctx, now).await
-            }
-            _ => BeforeStart::Failed(Vec::new()),
-        };
-        let readings = if valid && engine::checkpoint_due(&before, now) {
-            self.ctx.observer.observe(rollout, &before, now).await
-        } else {
-            Vec::new()
-        };
-        // A refusal met as the rollout's ServiceAccount, here or by the last target write.
-        let denial = self
-            .ctx
-            .identities
-            .take_denial(rollout)
-            .map(|d| d.to_string());
-        if let Some(denial) = &denial
-            && start.is_some()
-            && let BeforeStart::Failed(failures) = &mut before_start
-        {
-            failures.insert(0, denial.clone());
-        }
-        let observations: Vec<Observation> = readings
-            .iter()
-            .map(|r| match &r.observation {
-                Observation::Error(m) => Observation::Error(cap(m, STATUS_TEXT_LIMIT)),
-                other => other.clone(),
-            })
-            .collect();
-
-        let finished = before.phase.is_some_and(Phase::is_terminal);
-        let (live_input, repair, settled) = if finished {
-            finished::live_input(self.ctx, rollout, &before, live, &uid).await
-        } else {
-            let (input, repair) = self.live_input(&before, live, &uid);
-            (input, repair, false)
-        };
-
-        let mut inputs =
-            Inputs::at(now)
-                .with_generation(generation)
-                .with_prechecks(match &before_start {
-                    BeforeStart::Failed(failures) => PreChecks::Failed(failures),
-                    BeforeStart::Owned(message) => PreChecks::Blocked {
-                        reason: TARGET_OWNED,
-                        message,
-                    },
-                });
-        if let Some(percent) = live_input {
-            inputs = inputs.with_live_percent(percent);
-        }
-        if let Some(action) = pending_action {
-            inputs = inputs.with_action(action);
-        }
-        if let Some(denial) = &denial {
-            inputs = inputs.with_forbidden(denial);
-        }
-        if !readings.is_empty() || spec.analysis.gates.is_empty() {
-            inputs = inputs.with_observations(&observations);
-        }
-        let outcome = engine::decide(spec, &mut status, &inputs);
-        if status.percent.is_some() && status.percent != before.percent {
-            status.target_sequence = Some(before.target_sequence.unwrap_or(0).saturating_add(1));
-        }
-        keep_determinism_memory(&mut status, rollout, &readings, &outcome);
-
-        // Paused because the ServiceAccount was refused: no repair is tried until a resume,
-        // and the write stays unconfirmed (so the old percent is not taken for a drift).
-        let held = repair.is_some() && paused_forbidden(&status);
-        let repair = repair.filter(|_| !held);
-        let mut target = outcome.write.or(repair);
-        if target.is_some() && matches!(live, Ok(Some(p)) if Some(*p) == target) {
-            target = None;
-        }
-        if let Some(claim) = &claim {
-            status.last_action = Some(claim.token.clone());
-        }
-        status.target_pending = if held {
-            true
-        } else if changed(&before, &status) || target.is_some() {
-            target.is_some()
-        } else {
-            before.target_pending && !settled
-        };
-        if target.is_some() && outcome.write.is_some() {
-            // A final write records the target's version before it: after a restart, the
-            // write is finished only while nobody changed the target since (rule 8).
-            status.target_version = if status.phase.is_some_and(Phase::is_terminal) {
-                finished::target_token(self.ctx, rollout, live).await
-            } else {
-                None
-            };
-        }
-        status.update_conditions(now);
-        Plan {
-            status,
-            outcome,
-            target,
-            claim,
-        }
-    }
-
     /// The live percent to give the engine, and a write to finish: a status whose target
     /// write was never confirmed is repaired (not read as drift) when the target still holds
     /// something else.
@@ -494,13 +440,39 @@ impl Reconcile<'_> {
         (Some(live), None)
     }
 
-    /// The status first, and only when it changed.
-    async fn write_status(&self, rollout: &Rollout, plan: &Plan) -> Result<(), ReconcileError> {
+    /// The status first, and only when it changed. A routine checkpoint's status that finds no
+    /// token free at once is parked (folding any parked before it) instead of waiting; any
+    /// other write supersedes what is parked.
+    async fn write_status(
+        &self,
+        rollout: &Rollout,
+        plan: &Plan,
+        parked: &mut parked::Guard<'_>,
+        api_status: u64,
+    ) -> Result<(), ReconcileError> {
         let before = rollout.status.clone().unwrap_or_default();
         if plan.status == before {
+            // Nothing new; a parked status stays parked (the guard gives it back).
             return Ok(());
         }
-        self.ctx.budget.acquire(plan.priority()).await;
+        let priority = plan.priority();
+        if priority == Priority::Routine && !self.ctx.budget.try_acquire(priority) {
+            let earlier = parked.supersede();
+            let folded = earlier.is_some();
+            self.ctx.memory().parked.park(
+                &self.key,
+                plan.status.clone(),
+                rollout.metadata.resource_version.clone(),
+                api_status,
+                earlier,
+                tokio::time::Instant::now(),
+            );
+            debug!(folded, "no API token free: the routine status is parked");
+            return Ok(());
+        }
+        if priority == Priority::Transition {
+            self.ctx.budget.acquire(priority).await;
+        }
         self.fence("status", fence::WRITE_TIMEOUT)?;
         self.ctx
             .memory()
@@ -514,6 +486,8 @@ impl Reconcile<'_> {
                 rollout: self.label(),
                 source,
             })?;
+        // Written: it includes what was parked, which is now superseded.
+        parked.supersede();
         self.count_write("status");
         self.ctx
             .memory()
@@ -565,102 +539,45 @@ impl Reconcile<'_> {
         Ok(())
     }
 
-    fn notices(
-        &self,
-        rollout: &Rollout,
-        plan: &Plan,
-        live: &Result<Option<Percent>, TargetError>,
-    ) -> Vec<Notice> {
-        let mut notices = events::notices(&plan.outcome, &plan.status, rollout.spec.stages.len());
-        let before = rollout.status.as_ref();
-        if let Some(claim) = &plan.claim
-            && claim.action.is_none()
-            && before.and_then(|s| s.last_action.as_deref()) != Some(claim.token.as_str())
-        {
-            notices.push(Notice {
-                warning: true,
-                reason: "InvalidAction",
-                action: "Annotate".into(),
-                note: format!(
-                    "{} {:?} is not pause, resume, promote, abort or retry; it was removed",
-                    action::ACTION_ANNOTATION,
-                    cap(claim.word(), 64)
-                ),
-            });
+    /// The plan's Events, and the metrics. A transition's Events are part of it and take
+    /// transition tokens; a routine checkpoint's (a gate error, a compare gate waiting) wait
+    /// at most [`ROUTINE_EVENT_WAIT`] for a routine token and are skipped otherwise: the
+    /// status carries the same text, and the reconcile never waits behind the budget.
+    async fn publish(&self, rollout: &Rollout, plan: &Plan) {
+        let mut granted = 0;
+        for _ in &plan.notices {
+            if plan.outcome.transitions.is_empty() {
+                let token = self.ctx.budget.acquire(Priority::Routine);
+                if tokio::time::timeout(ROUTINE_EVENT_WAIT, token)
+                    .await
+                    .is_err()
+                {
+                    debug!(
+                        skipped = plan.notices.len() - granted,
+                        "no API token for a routine Event: skipped (the status says the same)"
+                    );
+                    break;
+                }
+            } else {
+                self.ctx.budget.acquire(Priority::Transition).await;
+            }
+            granted += 1;
         }
-        if let Err(error) = live
-            && started(rollout)
-        {
-            notices.push(Notice {
-                warning: true,
-                reason: "TargetUnreadable",
-                action: "ReadTarget".into(),
-                note: error.to_string(),
-            });
-        }
-        notices
+        events::publish(self.ctx, rollout, &plan.notices[..granted]).await;
+        self.count(rollout, plan, granted);
     }
 
-    fn requeue(&self, status: &RolloutStatus, now: Timestamp) -> Action {
-        let wait = match status.phase {
-            Some(Phase::Pending) => {
+    fn requeue(&self, wake: Wake) -> Action {
+        let wait = match wake {
+            Wake::Backoff => {
                 let attempts = self.ctx.memory().pending_attempt(&self.key);
                 backoff(self.ctx.pending_backoff, attempts)
             }
-            _ => {
+            Wake::After(wait) => {
                 self.ctx.memory().clear_pending(&self.key);
-                match &status.next_checkpoint_at {
-                    Some(next) => {
-                        let until = next.0.duration_since(now);
-                        Duration::try_from(until).unwrap_or(Duration::ZERO)
-                    }
-                    None => MAX_REQUEUE,
-                }
+                wait
             }
         };
         Action::requeue(wait.min(MAX_REQUEUE))
-    }
-}
-
-/// Whether the rollout has started (it is neither new nor Pending).
-fn started(rollout: &Rollout) -> bool {
-    rollout
-        .status
-        .as_ref()
-        .and_then(|s| s.phase)
-        .is_some_and(|p| p != Phase::Pending)
-}
-
-/// Whether the rollout is paused because its ServiceAccount was refused.
-fn paused_forbidden(status: &RolloutStatus) -> bool {
-    status.phase == Some(Phase::Paused) && status.reason.as_deref() == Some(REASON_FORBIDDEN)
-}
-
-/// Whether anything but the bookkeeping fields (`targetPending`, conditions) changed.
-fn changed(before: &RolloutStatus, after: &RolloutStatus) -> bool {
-    let strip = |s: &RolloutStatus| RolloutStatus {
-        target_pending: false,
-        conditions: Vec::new(),
-        ..s.clone()
-    };
-    strip(before) != strip(after)
-}
-
-/// Stores each OFREP probe's new memory in its gate's status after a checkpoint.
-fn keep_determinism_memory(
-    status: &mut RolloutStatus,
-    rollout: &Rollout,
-    readings: &[GateReading],
-    outcome: &Outcome,
-) {
-    if outcome.checkpoint.is_none() {
-        return;
-    }
-    for (gate, reading) in rollout.spec.analysis.gates.iter().zip(readings) {
-        if let Some(memory) = &reading.memory
-            && let Some(entry) = status.gates.iter_mut().find(|g| g.name == gate.name)
-        {
-            entry.determinism = Some(memory.clone());
-        }
     }
 }

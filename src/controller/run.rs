@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use super::context::Context;
 use super::deleted;
-use super::reconcile::{error_policy, reconcile};
+use super::reconcile::{error_policy, flush_parked, flush_parked_at_shutdown, reconcile};
 use crate::api::Rollout;
 use crate::targets::{self, MANAGED_SELECTOR, TargetObject, featureflag};
 use crate::telemetry::Readiness;
@@ -229,6 +229,9 @@ async fn run_scope(
             .with_rollouts(rollout_reader.clone()),
     );
 
+    // Parked routine status writes go out as the API budget allows (see `parked.rs`).
+    let flusher = tokio::spawn(flush_parked(Arc::clone(&ctx)));
+
     let rollout_apis = apis(namespaces, |ns| match ns {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -281,6 +284,7 @@ async fn run_scope(
             }
         });
     }
+    let flushed = Arc::clone(&ctx);
     let mut controller = Controller::for_stream(rollout_stream, rollout_reader.clone())
         .with_config(controller::Config::default().concurrency(concurrency));
     let for_cm = rollout_reader.clone();
@@ -323,4 +327,7 @@ async fn run_scope(
             }
         })
         .await;
+    // Reconciles are done; the Lease is still held: write what is parked.
+    flusher.abort();
+    flush_parked_at_shutdown(&flushed).await;
 }

@@ -15,8 +15,19 @@ pub(super) async fn apply(
     status: &RolloutStatus,
 ) -> Result<Rollout, kube::Error> {
     let name = rollout.metadata.name.as_deref().unwrap_or_default();
+    let version = rollout.metadata.resource_version.as_deref();
+    apply_at(api, name, version, status).await
+}
+
+/// Applies `status` to the Rollout `name`, guarded by its resourceVersion `version`.
+pub(super) async fn apply_at(
+    api: &Api<Rollout>,
+    name: &str,
+    version: Option<&str>,
+    status: &RolloutStatus,
+) -> Result<Rollout, kube::Error> {
     let mut metadata = json!({ "name": name });
-    if let Some(version) = &rollout.metadata.resource_version {
+    if let Some(version) = version {
         metadata["resourceVersion"] = json!(version);
     }
     let patch = json!({

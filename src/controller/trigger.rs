@@ -48,7 +48,7 @@ impl Triggers {
     }
 }
 
-fn status_digest(status: Option<&RolloutStatus>) -> u64 {
+pub(super) fn status_digest(status: Option<&RolloutStatus>) -> u64 {
     let mut hasher = DefaultHasher::new();
     // Serialising a status cannot fail (plain data); an empty digest input would only make
     // every status look foreign, which reconciles once too often, never too rarely.
