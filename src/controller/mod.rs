@@ -20,6 +20,7 @@ mod observe;
 mod ownership;
 mod prechecks;
 mod reconcile;
+mod recorder;
 mod run;
 mod slots;
 mod status;
@@ -37,6 +38,7 @@ pub use identity::{Denial, Identities, ServiceAccount};
 pub use observe::{GateObserver, GateReading, ProviderObserver, reading};
 pub use ownership::{OWNER_ANNOTATION_PREFIX, TARGET_OWNED, owner_annotation, owner_value};
 pub use reconcile::{ReconcileError, error_policy, reconcile};
+pub use recorder::Recorder;
 pub use run::{ControllerConfig, feature_flags_installed, run};
 pub use slots::{Permit, Slots};
 
