@@ -7,7 +7,11 @@
 //! `ROLLGATE_SCALE=1000,10000` to choose the sizes. `ROLLGATE_BUDGET_SCALE=10000` adds the API
 //! budget run (issue 11): that many Rollouts at `interval: 1m` under `--kube-api-qps 50`, API
 //! writes per second, how late routine status updates land, and the time from a deciding
-//! checkpoint to a rollback's target write.
+//! checkpoint to a rollback's target write. `ROLLGATE_KUBECTL_APPLY=1` seeds the memory runs'
+//! Rollouts and ConfigMaps as a client-side `kubectl apply` leaves them: with the
+//! `kubectl.kubernetes.io/last-applied-configuration` annotation (a JSON copy of the object)
+//! and `managedFields` of the manager `kubectl-client-side-apply` (every run has
+//! `managedFields`: the stand-in records them as an API server does).
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports)]
@@ -114,14 +118,29 @@ fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
+/// `object` as a client-side `kubectl apply` sends it: its JSON copy in the
+/// `last-applied-configuration` annotation.
+fn kubectl_applied(mut object: Value) -> Value {
+    let copy = object.to_string();
+    object["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+        json!(copy);
+    object
+}
+
 async fn memory_at(n: usize, prometheus: &Prometheus) {
     let server = ApiServer::start().await;
+    let applied = std::env::var("ROLLGATE_KUBECTL_APPLY").is_ok_and(|v| v == "1");
+    let (shape, manager): (fn(Value) -> Value, &str) = if applied {
+        (kubectl_applied, "kubectl-client-side-apply")
+    } else {
+        (|object| object, "seed")
+    };
     for i in 0..n {
         let name = format!("r-{i:05}");
-        server.put(config_map(&name), "seed");
+        server.put(shape(config_map(&name)), manager);
         server.put(
-            rollout(&name, [(1, "2h"), (5, "2h"), (10, "2h")], "1h"),
-            "seed",
+            shape(rollout(&name, [(1, "2h"), (5, "2h"), (10, "2h")], "1h")),
+            manager,
         );
     }
     let started = Instant::now();
@@ -154,7 +173,8 @@ async fn memory_at(n: usize, prometheus: &Prometheus) {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (rss, hwm) = controller.memory_kib();
     println!(
-        "| {n} | {:.1} s | {:.1} MiB | {:.1} MiB |",
+        "| {n}{} | {:.1} s | {:.1} MiB | {:.1} MiB |",
+        if applied { " (kubectl apply)" } else { "" },
         all_started.as_secs_f64(),
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
