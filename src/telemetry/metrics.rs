@@ -77,7 +77,35 @@ struct Known {
     /// Checkpoints by verdict (pass, warn, fail), all three exported from the first sight.
     verdicts: [u64; 3],
     /// Transitions by kind; `rollback` exported at 0 from the first sight.
-    transitions: BTreeMap<String, u64>,
+    transitions: Transitions,
+}
+
+/// Transition counts by kind, sorted by kind: a rollout has a few kinds, so a small vector
+/// (one allocation) rather than a map node of eleven slots.
+#[derive(Default)]
+struct Transitions(Vec<(Box<str>, u64)>);
+
+impl Transitions {
+    /// The count of `kind`, from 0 when it was not counted yet.
+    fn entry(&mut self, kind: &str) -> &mut u64 {
+        let at = match self.0.binary_search_by(|(k, _)| (**k).cmp(kind)) {
+            Ok(at) => at,
+            Err(at) => {
+                self.0.insert(at, (kind.into(), 0));
+                at
+            }
+        };
+        &mut self.0[at].1
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Kind and count, by kind.
+    fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.0.iter().map(|(k, n)| (&**k, *n))
+    }
 }
 
 /// The checkpoint verdicts in the order of [`Known::verdicts`].
@@ -207,14 +235,14 @@ impl Collector for RolloutSeries {
                     ));
                 }
             }
-            for (kind, count) in &entry.transitions {
+            for (kind, count) in entry.transitions.iter() {
                 transitions.push(counter_sample(
                     vec![
                         label("kind", kind),
                         label("name", name),
                         label("namespace", namespace),
                     ],
-                    *count,
+                    count,
                 ));
             }
         }
@@ -347,7 +375,7 @@ impl Metrics {
         // The decision counters a dashboard or an alert reads through `increase()` start at 0
         // as soon as the rollout is known: a series born at 1 shows no increase, so the first
         // rollback (or failing checkpoint) of a rollout would go unseen.
-        entry.transitions.entry(ROLLBACK.to_owned()).or_insert(0);
+        entry.transitions.entry(ROLLBACK);
     }
 
     /// Records the value a gate returned at the last checkpoint. `None` (no data, or an
@@ -398,7 +426,7 @@ impl Metrics {
         let entry = known
             .entry((namespace.to_owned(), name.to_owned()))
             .or_default();
-        entry.transitions.entry(ROLLBACK.to_owned()).or_insert(0);
+        entry.transitions.entry(ROLLBACK);
         entry.verdicts[verdict_index(verdict)] += 1;
     }
 
@@ -409,8 +437,8 @@ impl Metrics {
         let entry = known
             .entry((namespace.to_owned(), name.to_owned()))
             .or_default();
-        entry.transitions.entry(ROLLBACK.to_owned()).or_insert(0);
-        *entry.transitions.entry(kind.to_owned()).or_insert(0) += 1;
+        entry.transitions.entry(ROLLBACK);
+        *entry.transitions.entry(kind) += 1;
     }
 
     /// Records how long a reconcile took; `outcome` is a word from a fixed set such as
