@@ -9,6 +9,11 @@
 //! writes per second, how late routine status updates land, and the time from a deciding
 //! checkpoint to a rollback's target write, and how many routine checkpoint statuses were
 //! folded (parked under the budget and replaced by a newer one before they were written).
+//! `ROLLGATE_KUBECTL_APPLY=1` seeds the memory runs'
+//! Rollouts and ConfigMaps as a client-side `kubectl apply` leaves them: with the
+//! `kubectl.kubernetes.io/last-applied-configuration` annotation (a JSON copy of the object)
+//! and `managedFields` of the manager `kubectl-client-side-apply` (every run has
+//! `managedFields`: the stand-in records them as an API server does).
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports)]
@@ -115,14 +120,29 @@ fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
+/// `object` as a client-side `kubectl apply` sends it: its JSON copy in the
+/// `last-applied-configuration` annotation.
+fn kubectl_applied(mut object: Value) -> Value {
+    let copy = object.to_string();
+    object["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+        json!(copy);
+    object
+}
+
 async fn memory_at(n: usize, prometheus: &Prometheus) {
     let server = ApiServer::start().await;
+    let applied = std::env::var("ROLLGATE_KUBECTL_APPLY").is_ok_and(|v| v == "1");
+    let (shape, manager): (fn(Value) -> Value, &str) = if applied {
+        (kubectl_applied, "kubectl-client-side-apply")
+    } else {
+        (|object| object, "seed")
+    };
     for i in 0..n {
         let name = format!("r-{i:05}");
-        server.put(config_map(&name), "seed");
+        server.put(shape(config_map(&name)), manager);
         server.put(
-            rollout(&name, [(1, "2h"), (5, "2h"), (10, "2h")], "1h"),
-            "seed",
+            shape(rollout(&name, [(1, "2h"), (5, "2h"), (10, "2h")], "1h")),
+            manager,
         );
     }
     let started = Instant::now();
@@ -155,7 +175,8 @@ async fn memory_at(n: usize, prometheus: &Prometheus) {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (rss, hwm) = controller.memory_kib();
     println!(
-        "| {n} | {:.1} s | {:.1} MiB | {:.1} MiB |",
+        "| {n}{} | {:.1} s | {:.1} MiB | {:.1} MiB |",
+        if applied { " (kubectl apply)" } else { "" },
         all_started.as_secs_f64(),
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0

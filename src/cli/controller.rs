@@ -11,11 +11,11 @@ use std::time::Duration;
 use clap::{ArgAction, Args};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use rollgate::controller::leader::{self, ElectionSettings, Leadership};
 use rollgate::controller::{
-    ApiBudget, Context, ControllerConfig, Identities, KubeTargets, ProviderObserver, Slots,
-    SystemClock, run,
+    ApiBudget, Context, ControllerConfig, Identities, KubeTargets, ProviderObserver, Recorder,
+    Slots, SystemClock, run,
 };
 use rollgate::gates::GateEnv;
 use rollgate::gates::prometheus::{ClientSettings, PrometheusEndpoint};

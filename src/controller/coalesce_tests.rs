@@ -5,11 +5,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::controller::Recorder;
 use futures_util::future::BoxFuture;
 use http::{Method, Request, Response};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tower_test::mock::{self, Handle};

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
 use super::budget::ApiBudget;
 use super::identity::Identities;
 use super::observe::GateObserver;
+use super::recorder::Recorder;
 use super::slots::Slots;
 use super::target::TargetIo;
 use crate::api::{Percent, Rollout};

@@ -80,13 +80,14 @@ mod tests {
 
     use futures_util::future::BoxFuture;
     use k8s_openapi::jiff::Timestamp;
-    use kube::runtime::events::{Recorder, Reporter};
+    use kube::runtime::events::Reporter;
     use kube::runtime::reflector::store::Writer;
 
     use super::*;
     use crate::api::{Phase, RolloutStatus};
     use crate::controller::context::{AlwaysLeader, SystemClock};
     use crate::controller::observe::{GateObserver, GateReading};
+    use crate::controller::recorder::Recorder;
     use crate::controller::target::KubeTargets;
     use crate::telemetry::Metrics;
 

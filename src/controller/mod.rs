@@ -24,6 +24,7 @@ mod parked;
 mod plan;
 mod prechecks;
 mod reconcile;
+mod recorder;
 mod run;
 mod slots;
 mod status;
@@ -41,6 +42,7 @@ pub use identity::{Denial, Identities, ServiceAccount};
 pub use observe::{GateObserver, GateReading, ProviderObserver, reading};
 pub use ownership::{OWNER_ANNOTATION_PREFIX, TARGET_OWNED, owner_annotation, owner_value};
 pub use reconcile::{ReconcileError, error_policy, reconcile};
+pub use recorder::Recorder;
 pub use run::{ControllerConfig, feature_flags_installed, run};
 pub use slots::{Permit, Slots};
 

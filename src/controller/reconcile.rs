@@ -164,6 +164,13 @@ pub fn error_policy(rollout: Arc<Rollout>, error: &ReconcileError, ctx: Arc<Cont
 /// The wait after a write was fenced (the Lease had too little time left).
 const FENCED_REQUEUE: Duration = Duration::from_secs(5);
 
+/// How long a leader's write waits for the renewal that gives it enough lease (one lease
+/// duration at the default timings; the reconcile's own deadline may end it sooner).
+const FENCE_WAIT: Duration = Duration::from_secs(15);
+
+/// How often a write waiting on the fence looks at the lease again.
+const FENCE_POLL: Duration = Duration::from_millis(200);
+
 /// The first wait after a failed reconcile.
 const ERROR_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -360,16 +367,25 @@ impl Reconcile<'_> {
     }
 
     /// Confirms, immediately before a write, that this replica holds the Lease for longer
-    /// than the write's own request timeout `margin`.
-    fn fence(&self, write: &'static str, margin: Duration) -> Result<(), ReconcileError> {
-        if self.ctx.leader.held_for(margin) {
-            return Ok(());
+    /// than the write's own request timeout `margin`. A leader whose last renewal leaves less
+    /// than `margin` waits for its next renewal (at most [`FENCE_WAIT`], within the reconcile's
+    /// deadline) instead of failing: the Lease is renewed only `renew_grace` (5 s) before it
+    /// runs out, so a write longer than that (a webhook's 10 s) would otherwise find enough
+    /// time left only in the seconds after each renewal, and retries that keep missing them
+    /// could starve it. A replica that does not lead fails at once.
+    async fn fence(&self, write: &'static str, margin: Duration) -> Result<(), ReconcileError> {
+        let give_up = tokio::time::Instant::now() + FENCE_WAIT;
+        while !self.ctx.leader.held_for(margin) {
+            if !self.ctx.leader.is_leader() || tokio::time::Instant::now() >= give_up {
+                return Err(ReconcileError::Fenced {
+                    rollout: self.label(),
+                    write,
+                    margin,
+                });
+            }
+            tokio::time::sleep(FENCE_POLL).await;
         }
-        Err(ReconcileError::Fenced {
-            rollout: self.label(),
-            write,
-            margin,
-        })
+        Ok(())
     }
 
     fn is_stale(&self, rollout: &Rollout) -> bool {
@@ -394,7 +410,7 @@ impl Reconcile<'_> {
             "claiming the action annotation"
         );
         self.ctx.budget.acquire(Priority::Transition).await;
-        self.fence("annotation", fence::WRITE_TIMEOUT)?;
+        self.fence("annotation", fence::WRITE_TIMEOUT).await?;
         let claimed = fence::within(fence::WRITE_TIMEOUT, action::claim(&self.api(), &rollout))
             .await
             .map_err(|source| ReconcileError::Annotation {
@@ -473,7 +489,7 @@ impl Reconcile<'_> {
         if priority == Priority::Transition {
             self.ctx.budget.acquire(priority).await;
         }
-        self.fence("status", fence::WRITE_TIMEOUT)?;
+        self.fence("status", fence::WRITE_TIMEOUT).await?;
         self.ctx
             .memory()
             .triggers
@@ -505,7 +521,7 @@ impl Reconcile<'_> {
         if let Some(percent) = plan.target {
             let timeout = fence::target_timeout(rollout);
             self.ctx.budget.acquire(Priority::Transition).await;
-            self.fence("target", timeout)?;
+            self.fence("target", timeout).await?;
             info!(%percent, "writing the target");
             // The target is written as the status just recorded it (its `targetSequence`).
             let mut recorded = rollout.clone();
@@ -527,7 +543,7 @@ impl Reconcile<'_> {
         }
         if plan.claim.is_some() {
             self.ctx.budget.acquire(Priority::Transition).await;
-            self.fence("annotation", fence::WRITE_TIMEOUT)?;
+            self.fence("annotation", fence::WRITE_TIMEOUT).await?;
             fence::within(fence::WRITE_TIMEOUT, action::release(&api, rollout))
                 .await
                 .map_err(|source| ReconcileError::Annotation {

@@ -331,3 +331,53 @@ async fn run_scope(
     flusher.abort();
     flush_parked_at_shutdown(&flushed).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+
+    use super::*;
+    use crate::api::RolloutSpec;
+
+    #[test]
+    fn slim_drops_managed_fields_and_the_last_applied_copy_and_nothing_else() {
+        let spec: RolloutSpec = serde_saphyr::from_str(
+            "target: {configMap: {name: c, key: k}}\nstages: [{percent: 1}]\n",
+        )
+        .expect("a plan");
+        let mut rollout = Rollout::new("r", spec.clone());
+        rollout.metadata.namespace = Some("ns".into());
+        rollout.metadata.uid = Some("u-1".into());
+        rollout.metadata.generation = Some(3);
+        rollout.metadata.resource_version = Some("42".into());
+        rollout.metadata.labels = Some(BTreeMap::from([("app".into(), "a".into())]));
+        rollout.metadata.annotations = Some(BTreeMap::from([
+            (LAST_APPLIED.into(), "{\"kind\":\"Rollout\"}".into()),
+            ("rollgate.dev/action".into(), "pause".into()),
+        ]));
+        rollout.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some("kubectl-client-side-apply".into()),
+            operation: Some("Update".into()),
+            ..ManagedFieldsEntry::default()
+        }]);
+        let mut slimmed = rollout.clone();
+        slim(&mut slimmed);
+
+        assert_eq!(slimmed.metadata.managed_fields, None);
+        let annotations = slimmed.metadata.annotations.clone().unwrap_or_default();
+        assert!(!annotations.contains_key(LAST_APPLIED));
+        assert_eq!(
+            annotations.get("rollgate.dev/action").map(String::as_str),
+            Some("pause"),
+            "the annotations the controller reads stay"
+        );
+        // Everything else is as it was.
+        let mut expected = rollout;
+        expected.metadata.managed_fields = None;
+        expected.metadata.annotations = Some(annotations);
+        assert_eq!(slimmed.metadata, expected.metadata);
+        assert_eq!(slimmed.spec, spec);
+    }
+}

@@ -26,14 +26,13 @@
 //! (`benches/metrics.rs`). The other label values come from fixed sets the controller chooses
 //! (never from user input), so they are bounded by the code.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
 use prometheus::{
-    Encoder as _, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 use crate::api::{CheckpointVerdict, Percent, Phase};
@@ -55,9 +54,6 @@ const RECONCILE_BUCKETS: [f64; 13] = [
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    rollout_percent: GaugeVec,
-    rollout_phase: GaugeVec,
-    gate_value: GaugeVec,
     reconcile_duration: HistogramVec,
     errors: IntCounterVec,
     writes: IntCounterVec,
@@ -68,15 +64,48 @@ pub struct Metrics {
 
 type RolloutKey = (String, String);
 
-/// The label values exported for one rollout.
+/// What is exported for one rollout: plain values, turned into samples only while a scrape
+/// encodes them (a labelled `GaugeVec` keeps an object of about a kilobyte per series).
 #[derive(Default)]
 struct Known {
-    phases: BTreeSet<String>,
-    gates: BTreeSet<String>,
+    /// `rollgate_rollout_percent`; `None` before the start (no series).
+    percent: Option<Percent>,
+    /// `rollgate_rollout_phase`: the current phase's series only; `None` before the first.
+    phase: Option<Phase>,
+    /// `rollgate_gate_value` per gate; a gate without data or with an error has no entry.
+    gates: BTreeMap<String, f64>,
     /// Checkpoints by verdict (pass, warn, fail), all three exported from the first sight.
     verdicts: [u64; 3],
     /// Transitions by kind; `rollback` exported at 0 from the first sight.
-    transitions: BTreeMap<String, u64>,
+    transitions: Transitions,
+}
+
+/// Transition counts by kind, sorted by kind: a rollout has a few kinds, so a small vector
+/// (one allocation) rather than a map node of eleven slots.
+#[derive(Default)]
+struct Transitions(Vec<(Box<str>, u64)>);
+
+impl Transitions {
+    /// The count of `kind`, from 0 when it was not counted yet.
+    fn entry(&mut self, kind: &str) -> &mut u64 {
+        let at = match self.0.binary_search_by(|(k, _)| (**k).cmp(kind)) {
+            Ok(at) => at,
+            Err(at) => {
+                self.0.insert(at, (kind.into(), 0));
+                at
+            }
+        };
+        &mut self.0[at].1
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Kind and count, by kind.
+    fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.0.iter().map(|(k, n)| (&**k, *n))
+    }
 }
 
 /// The checkpoint verdicts in the order of [`Known::verdicts`].
@@ -94,13 +123,17 @@ fn verdict_index(verdict: CheckpointVerdict) -> usize {
     }
 }
 
-/// The per-rollout decision counters, `rollgate_checkpoints_total` and
-/// `rollgate_transitions_total`, exported from the counts kept in [`Known`]: plain integers
-/// per rollout, turned into samples only while a scrape encodes them. A labelled
-/// `IntCounterVec` would keep an object of about a kilobyte per series, some 70 MB more at
-/// 10,000 rollouts.
-struct DecisionCounters {
+/// The per-rollout series: the gauges `rollgate_rollout_percent`, `rollgate_rollout_phase`
+/// and `rollgate_gate_value`, and the decision counters `rollgate_checkpoints_total` and
+/// `rollgate_transitions_total`, exported from the values kept in [`Known`]: plain numbers
+/// per rollout, turned into samples only while a scrape encodes them. Labelled
+/// `GaugeVec`/`IntCounterVec` series would keep an object of about a kilobyte each, some
+/// 70 MB more at 10,000 rollouts for the counters and 15 MB for the gauges.
+struct RolloutSeries {
     known: Arc<Mutex<HashMap<RolloutKey, Known>>>,
+    percent: Desc,
+    phase: Desc,
+    gate_value: Desc,
     checkpoints: Desc,
     transitions: Desc,
 }
@@ -121,24 +154,41 @@ fn counter_sample(labels: Vec<LabelPair>, value: u64) -> proto::Metric {
     metric
 }
 
-fn family(desc: &Desc, metrics: Vec<proto::Metric>) -> MetricFamily {
+fn gauge_sample(labels: Vec<LabelPair>, value: f64) -> proto::Metric {
+    let mut gauge = proto::Gauge::default();
+    gauge.set_value(value);
+    let mut metric = proto::Metric::from_label(labels);
+    metric.set_gauge(gauge);
+    metric
+}
+
+fn family(desc: &Desc, kind: MetricType, metrics: Vec<proto::Metric>) -> MetricFamily {
     let mut family = MetricFamily::default();
     family.set_name(desc.fq_name.clone());
     family.set_help(desc.help.clone());
-    family.set_field_type(MetricType::COUNTER);
+    family.set_field_type(kind);
     family.set_metric(metrics);
     family
 }
 
-impl Collector for DecisionCounters {
+impl Collector for RolloutSeries {
     fn desc(&self) -> Vec<&Desc> {
-        vec![&self.checkpoints, &self.transitions]
+        vec![
+            &self.percent,
+            &self.phase,
+            &self.gate_value,
+            &self.checkpoints,
+            &self.transitions,
+        ]
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
         let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
         let mut keys: Vec<&RolloutKey> = known.keys().collect();
         keys.sort();
+        let mut percents = Vec::new();
+        let mut phases = Vec::new();
+        let mut gate_values = Vec::new();
         let mut checkpoints = Vec::new();
         let mut transitions = Vec::new();
         for key in keys {
@@ -147,6 +197,32 @@ impl Collector for DecisionCounters {
             };
             let (namespace, name) = (key.0.as_str(), key.1.as_str());
             // Labels in name order, as the text format's other series have them.
+            if let Some(percent) = entry.percent {
+                percents.push(gauge_sample(
+                    vec![label("name", name), label("namespace", namespace)],
+                    percent.as_f64(),
+                ));
+            }
+            if let Some(phase) = entry.phase {
+                phases.push(gauge_sample(
+                    vec![
+                        label("name", name),
+                        label("namespace", namespace),
+                        label("phase", phase.as_str()),
+                    ],
+                    1.0,
+                ));
+            }
+            for (gate, value) in &entry.gates {
+                gate_values.push(gauge_sample(
+                    vec![
+                        label("gate", gate),
+                        label("name", name),
+                        label("namespace", namespace),
+                    ],
+                    *value,
+                ));
+            }
             if entry.verdicts_seen() {
                 for verdict in VERDICTS {
                     checkpoints.push(counter_sample(
@@ -159,23 +235,28 @@ impl Collector for DecisionCounters {
                     ));
                 }
             }
-            for (kind, count) in &entry.transitions {
+            for (kind, count) in entry.transitions.iter() {
                 transitions.push(counter_sample(
                     vec![
                         label("kind", kind),
                         label("name", name),
                         label("namespace", namespace),
                     ],
-                    *count,
+                    count,
                 ));
             }
         }
         let mut out = Vec::new();
-        if !checkpoints.is_empty() {
-            out.push(family(&self.checkpoints, checkpoints));
-        }
-        if !transitions.is_empty() {
-            out.push(family(&self.transitions, transitions));
+        for (desc, kind, metrics) in [
+            (&self.percent, MetricType::GAUGE, percents),
+            (&self.phase, MetricType::GAUGE, phases),
+            (&self.gate_value, MetricType::GAUGE, gate_values),
+            (&self.checkpoints, MetricType::COUNTER, checkpoints),
+            (&self.transitions, MetricType::COUNTER, transitions),
+        ] {
+            if !metrics.is_empty() {
+                out.push(family(desc, kind, metrics));
+            }
         }
         out
     }
@@ -193,26 +274,23 @@ impl Metrics {
     /// Creates the metrics in a new registry. Fails only if two metrics clash, which is a bug.
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
-        let rollout_percent = GaugeVec::new(
-            Opts::new(
-                "rollgate_rollout_percent",
-                "The percent the controller last wrote to the rollout's target (absent before the start).",
-            ),
-            &["namespace", "name"],
+        let percent_desc = Desc::new(
+            "rollgate_rollout_percent".to_owned(),
+            "The percent the controller last wrote to the rollout's target (absent before the start).".to_owned(),
+            vec!["namespace".to_owned(), "name".to_owned()],
+            HashMap::new(),
         )?;
-        let rollout_phase = GaugeVec::new(
-            Opts::new(
-                "rollgate_rollout_phase",
-                "1, labelled with the rollout's current phase (Pending, Progressing, Paused, Succeeded, RolledBack or Failed); one series per rollout.",
-            ),
-            &["namespace", "name", "phase"],
+        let phase_desc = Desc::new(
+            "rollgate_rollout_phase".to_owned(),
+            "1, labelled with the rollout's current phase (Pending, Progressing, Paused, Succeeded, RolledBack or Failed); one series per rollout.".to_owned(),
+            vec!["namespace".to_owned(), "name".to_owned(), "phase".to_owned()],
+            HashMap::new(),
         )?;
-        let gate_value = GaugeVec::new(
-            Opts::new(
-                "rollgate_gate_value",
-                "The value a gate returned at its last checkpoint; absent when it returned no data or an error.",
-            ),
-            &["namespace", "name", "gate"],
+        let gate_value_desc = Desc::new(
+            "rollgate_gate_value".to_owned(),
+            "The value a gate returned at its last checkpoint; absent when it returned no data or an error.".to_owned(),
+            vec!["namespace".to_owned(), "name".to_owned(), "gate".to_owned()],
+            HashMap::new(),
         )?;
         let checkpoints_desc = Desc::new(
             "rollgate_checkpoints_total".to_owned(),
@@ -256,24 +334,21 @@ impl Metrics {
             "rollgate_leader",
             "1 while this replica holds the leader lease (or runs without leader election), else 0.",
         )?;
-        registry.register(Box::new(rollout_percent.clone()))?;
-        registry.register(Box::new(rollout_phase.clone()))?;
-        registry.register(Box::new(gate_value.clone()))?;
         registry.register(Box::new(reconcile_duration.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(writes.clone()))?;
         registry.register(Box::new(leader.clone()))?;
         let known: Arc<Mutex<HashMap<RolloutKey, Known>>> = Arc::default();
-        registry.register(Box::new(DecisionCounters {
+        registry.register(Box::new(RolloutSeries {
             known: Arc::clone(&known),
+            percent: percent_desc,
+            phase: phase_desc,
+            gate_value: gate_value_desc,
             checkpoints: checkpoints_desc,
             transitions: transitions_desc,
         }))?;
         Ok(Metrics {
             registry,
-            rollout_percent,
-            rollout_phase,
-            gate_value,
             reconcile_duration,
             errors,
             writes,
@@ -291,39 +366,16 @@ impl Metrics {
         percent: Option<Percent>,
         phase: Option<Phase>,
     ) {
-        match percent {
-            Some(p) => self
-                .rollout_percent
-                .with_label_values(&[namespace, name])
-                .set(p.as_f64()),
-            None => {
-                let _absent = self.rollout_percent.remove_label_values(&[namespace, name]);
-            }
-        }
-        let current = phase.map(Phase::as_str);
         let mut known = self.lock();
         let entry = known
             .entry((namespace.to_owned(), name.to_owned()))
             .or_default();
-        entry.phases.retain(|p| {
-            let keep = Some(p.as_str()) == current;
-            if !keep {
-                let _absent =
-                    self.rollout_phase
-                        .remove_label_values(&[namespace, name, p.as_str()]);
-            }
-            keep
-        });
-        if let Some(current) = current {
-            entry.phases.insert(current.to_owned());
-            self.rollout_phase
-                .with_label_values(&[namespace, name, current])
-                .set(1.0);
-        }
+        entry.percent = percent;
+        entry.phase = phase;
         // The decision counters a dashboard or an alert reads through `increase()` start at 0
         // as soon as the rollout is known: a series born at 1 shows no increase, so the first
         // rollback (or failing checkpoint) of a rollout would go unseen.
-        entry.transitions.entry(ROLLBACK.to_owned()).or_insert(0);
+        entry.transitions.entry(ROLLBACK);
     }
 
     /// Records the value a gate returned at the last checkpoint. `None` (no data, or an
@@ -335,17 +387,14 @@ impl Metrics {
             .entry((namespace.to_owned(), name.to_owned()))
             .or_default();
         match value {
-            Some(v) => {
-                entry.gates.insert(gate.to_owned());
-                self.gate_value
-                    .with_label_values(&[namespace, name, gate])
-                    .set(v);
-            }
+            Some(v) => match entry.gates.get_mut(gate) {
+                Some(slot) => *slot = v,
+                None => {
+                    entry.gates.insert(gate.to_owned(), v);
+                }
+            },
             None => {
                 entry.gates.remove(gate);
-                let _absent = self
-                    .gate_value
-                    .remove_label_values(&[namespace, name, gate]);
             }
         }
     }
@@ -357,31 +406,12 @@ impl Metrics {
         let Some(entry) = known.get_mut(&(namespace.to_owned(), name.to_owned())) else {
             return;
         };
-        entry.gates.retain(|g| {
-            let keep = gates.contains(&g.as_str());
-            if !keep {
-                let _absent = self.gate_value.remove_label_values(&[namespace, name, g]);
-            }
-            keep
-        });
+        entry.gates.retain(|g, _| gates.contains(&g.as_str()));
     }
 
     /// Removes every series of a rollout (it was deleted).
     pub fn forget_rollout(&self, namespace: &str, name: &str) {
-        let _absent = self.rollout_percent.remove_label_values(&[namespace, name]);
-        let removed = self.lock().remove(&(namespace.to_owned(), name.to_owned()));
-        if let Some(known) = removed {
-            for phase in &known.phases {
-                let _absent = self
-                    .rollout_phase
-                    .remove_label_values(&[namespace, name, phase]);
-            }
-            for gate in &known.gates {
-                let _absent = self
-                    .gate_value
-                    .remove_label_values(&[namespace, name, gate]);
-            }
-        }
+        self.lock().remove(&(namespace.to_owned(), name.to_owned()));
     }
 
     /// The (namespace, name) of every rollout with series, for forgetting those a relist no
@@ -396,7 +426,7 @@ impl Metrics {
         let entry = known
             .entry((namespace.to_owned(), name.to_owned()))
             .or_default();
-        entry.transitions.entry(ROLLBACK.to_owned()).or_insert(0);
+        entry.transitions.entry(ROLLBACK);
         entry.verdicts[verdict_index(verdict)] += 1;
     }
 
@@ -407,8 +437,8 @@ impl Metrics {
         let entry = known
             .entry((namespace.to_owned(), name.to_owned()))
             .or_default();
-        entry.transitions.entry(ROLLBACK.to_owned()).or_insert(0);
-        *entry.transitions.entry(kind.to_owned()).or_insert(0) += 1;
+        entry.transitions.entry(ROLLBACK);
+        *entry.transitions.entry(kind) += 1;
     }
 
     /// Records how long a reconcile took; `outcome` is a word from a fixed set such as

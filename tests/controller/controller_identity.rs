@@ -11,10 +11,11 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::core::PartialObjectMeta;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use rollgate::api::{Phase, REASON_FORBIDDEN, Rollout, RolloutSpec, RolloutStatus};
+use rollgate::controller::Recorder;
 use rollgate::controller::{
     AlwaysLeader, Clock, Context, GateObserver, GateReading, Identities, KubeTargets,
     ProviderObserver, ServiceAccount, reading, reconcile,

@@ -13,10 +13,11 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use rollgate::api::{GateVerdict, Phase, Rollout, RolloutSpec, RolloutStatus};
+use rollgate::controller::Recorder;
 use rollgate::controller::{
     AlwaysLeader, ApiBudget, CLAIMED_ANNOTATION, Clock, Context, GateObserver, GateReading,
     KubeTargets, LeaderCheck, Priority, ReconcileError, error_policy, reading, reconcile,

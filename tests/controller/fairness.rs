@@ -17,8 +17,9 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use rollgate::api::{Rollout, RolloutStatus};
+use rollgate::controller::Recorder;
 use rollgate::controller::{
     AlwaysLeader, Context, ControllerConfig, GateObserver, GateReading, KubeTargets, Slots,
     SystemClock, reading, run,

@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod controller_memory;
 mod e2e_apiserver;
 mod e2e_compare;
 mod e2e_controller;
