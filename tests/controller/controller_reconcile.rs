@@ -108,6 +108,27 @@ impl LeaderCheck for LeaseLeft {
     }
 }
 
+/// Leads with `left` on the Lease until a renewal at `renewed_at` (tokio's clock) leaves
+/// `then`.
+struct LeaseRenewed {
+    left: Duration,
+    renewed_at: tokio::time::Instant,
+    then: Duration,
+}
+
+impl LeaderCheck for LeaseRenewed {
+    fn is_leader(&self) -> bool {
+        true
+    }
+    fn held_for(&self, margin: Duration) -> bool {
+        if tokio::time::Instant::now() >= self.renewed_at {
+            margin < self.then
+        } else {
+            margin < self.left
+        }
+    }
+}
+
 struct NeverLeader;
 
 impl LeaderCheck for NeverLeader {
@@ -341,6 +362,7 @@ struct World {
     rollouts: Vec<Rollout>,
     hang: bool,
     lease_left: Option<Duration>,
+    renewal: Option<(Duration, Duration)>,
     metrics: Option<Metrics>,
     budget: Option<ApiBudget>,
 }
@@ -354,6 +376,7 @@ impl World {
             leader: true,
             hang: false,
             lease_left: None,
+            renewal: None,
             metrics: None,
             budget: None,
             rollouts: Vec::new(),
@@ -371,6 +394,12 @@ impl World {
     /// The leader, with `left` before its Lease runs out.
     fn lease_left(mut self, left: Duration) -> Self {
         self.lease_left = Some(left);
+        self
+    }
+    /// The leader, with `left` on its Lease until a renewal `after` from now leaves `then`.
+    fn lease_renewed(mut self, left: Duration, after: Duration, then: Duration) -> Self {
+        self.lease_left = Some(left);
+        self.renewal = Some((after, then));
         self
     }
     fn metrics(mut self, metrics: Metrics) -> Self {
@@ -408,13 +437,20 @@ impl World {
             calls: Mutex::new(0),
             hang: self.hang,
         });
-        let leader: Arc<dyn LeaderCheck> = if let Some(left) = self.lease_left {
-            Arc::new(LeaseLeft(left))
-        } else if self.leader {
-            Arc::new(AlwaysLeader)
-        } else {
-            Arc::new(NeverLeader)
-        };
+        let leader: Arc<dyn LeaderCheck> =
+            if let (Some(left), Some((after, then))) = (self.lease_left, self.renewal) {
+                Arc::new(LeaseRenewed {
+                    left,
+                    renewed_at: tokio::time::Instant::now() + after,
+                    then,
+                })
+            } else if let Some(left) = self.lease_left {
+                Arc::new(LeaseLeft(left))
+            } else if self.leader {
+                Arc::new(AlwaysLeader)
+            } else {
+                Arc::new(NeverLeader)
+            };
         let targets = KubeTargets::new(client.clone(), Some(writer.as_reader()), None);
         if let Some(cm) = &self.config_map {
             targets.remember_config_map(&rollout(spec(PLAN), None), cm);
@@ -468,8 +504,9 @@ async fn run_with(
     script: Vec<Step>,
 ) -> (Result<Action, ReconcileError>, Vec<Value>) {
     let verifier = tokio::spawn(verify(handle, script));
+    // Longer than a write's wait for a Lease renewal (15 s), which paused-clock tests skip.
     let result = tokio::time::timeout(
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         reconcile(Arc::new(rollout.clone()), ctx),
     )
     .await
@@ -1172,7 +1209,8 @@ async fn a_reconcile_past_its_deadline_is_abandoned_counted_and_retried_with_bac
     verifier.await.expect("nothing was written");
 }
 
-#[tokio::test]
+/// On a paused clock: the write first waits (in vain) for a renewal.
+#[tokio::test(start_paused = true)]
 async fn a_status_write_needs_more_lease_than_its_timeout() {
     let plan = spec(PLAN);
     let r = rollout(plan.clone(), Some(started(&plan)));
@@ -1203,7 +1241,8 @@ async fn a_status_write_needs_more_lease_than_its_timeout() {
     }
 }
 
-#[tokio::test]
+/// On a paused clock: the write first waits (in vain) for a renewal.
+#[tokio::test(start_paused = true)]
 async fn a_webhook_write_needs_more_lease_than_the_webhooks_timeout() {
     let mut plan = spec(PLAN);
     plan.target = serde_json::from_value(json!({
@@ -1226,6 +1265,44 @@ async fn a_webhook_write_needs_more_lease_than_the_webhooks_timeout() {
     assert!(
         matches!(error, ReconcileError::Fenced { write: "target", margin, .. } if margin == Duration::from_secs(8)),
         "{error}"
+    );
+}
+
+/// A leader whose Lease is short of a write's timeout waits for its next renewal instead of
+/// failing (the Lease is renewed 5 s before it runs out, so a webhook's 8 s would otherwise
+/// fit only in the seconds after each renewal): the webhook PUT goes out once the renewal
+/// leaves enough, and fails here only because nothing listens at its address.
+#[tokio::test]
+async fn a_write_short_of_lease_waits_for_the_renewal_then_goes_out() {
+    let mut plan = spec(PLAN);
+    plan.target = serde_json::from_value(json!({
+        "webhook": {"url": "http://127.0.0.1:9/percent", "timeout": "8s"}
+    }))
+    .expect("a webhook target");
+    let r = rollout(plan.clone(), Some(started(&plan)));
+    let world = World::at(t(H)).lease_renewed(
+        Duration::from_secs(6),
+        Duration::from_secs(1),
+        Duration::from_secs(15),
+    );
+    let script = vec![
+        status_apply(&r, "11").check(|body| {
+            assert_eq!(status_of(body).percent, Some(Percent::whole(5)));
+        }),
+        event("Advanced", "AdvanceToStage1"),
+        event("TargetUnreadable", "ReadTarget"),
+    ];
+    let began = tokio::time::Instant::now();
+    let (result, _) = run(world, &r, script).await;
+    let error = result.expect_err("nothing listens at the webhook");
+    assert!(
+        !matches!(error, ReconcileError::Fenced { .. }),
+        "the write waited for the renewal, it was not fenced: {error}"
+    );
+    assert!(
+        began.elapsed() >= Duration::from_secs(1),
+        "the target write waited for the renewal ({:?})",
+        began.elapsed()
     );
 }
 
