@@ -1,17 +1,15 @@
 //! Gates: the checks made at every checkpoint.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::LocalObjectReference;
 use kube::KubeSchema;
 use kube::core::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::duration::{DURATION_AT_MOST_30S_RULE, DURATION_FORMAT_RULE, DURATION_POSITIVE_RULE};
+pub use super::prometheus_connection::PrometheusConnection;
 
 /// CEL rule on a gate's `secretRef` (a core `LocalObjectReference`, whose schema has no
 /// format of its own): its name is a Kubernetes object name.
-const SECRET_REF_NAME_RULE: &str = "has(self.name) && size(self.name) <= 253 && self.name.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')";
+pub(super) const SECRET_REF_NAME_RULE: &str = "has(self.name) && size(self.name) <= 253 && self.name.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')";
 
 /// A check made at every checkpoint. It passes while `min <= value <= max` (both optional,
 /// inclusive); no data is never a pass. Set exactly one provider.
@@ -124,12 +122,6 @@ impl Gate {
 #[x_kube(validation = Rule::new("has(self.sampleQuery) == has(self.minSample)")
     .message("sampleQuery and minSample must be set together"))]
 pub struct PrometheusGate {
-    /// Base URL of the Prometheus HTTP API; defaults to the controller's `--prometheus`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')")
-        .message("address must start with http:// or https://"))]
-    #[schemars(length(max = super::limits::MAX_URL))]
-    pub address: Option<String>,
     /// The PromQL query; it must return a scalar or a vector with exactly one sample (an empty
     /// answer or NaN is no data). `{{rollout}}`, `{{namespace}}`, `{{flag}}`, `{{percent}}` and
     /// `{{stage}}` are replaced by the rollout's name, namespace, flag, current percent and stage
@@ -147,47 +139,16 @@ pub struct PrometheusGate {
     /// The least value of `sampleQuery` that makes `query` count; set both or neither.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_sample: Option<f64>,
-    /// Time allowed for the query, as a Go duration (default 10s, at most 30s).
-    #[serde(
-        default,
-        deserialize_with = "super::duration::deserialize_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    #[schemars(length(max = 64))]
-    #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
-        .message("timeout must be a Go duration such as 10s"))]
-    #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
-    #[x_kube(validation = Rule::new(DURATION_AT_MOST_30S_RULE).message("timeout must be at most 30s"))]
-    pub timeout: Option<Duration>,
-    /// A Secret in the rollout's namespace holding credentials: `token` (bearer token), or
-    /// `username` and `password` (basic auth); `ca.crt` (PEM CA bundle that signs Prometheus'
-    /// certificate); and `header.<Name>` keys, each sent as the header `<Name>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(SECRET_REF_NAME_RULE).message(
-        "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
-    ))]
-    pub secret_ref: Option<LocalObjectReference>,
-    /// Extra HTTP headers sent with every query, for example `X-Scope-OrgID: tenant-a` for
-    /// Mimir, Cortex or Thanos; put secret values in `secretRef` instead.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = super::limits::MAX_HEADERS))]
-    pub headers: BTreeMap<String, String>,
-    /// Accept any TLS certificate from Prometheus. Only for tests; prefer `ca.crt` in
-    /// `secretRef`.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub insecure_skip_verify: bool,
+    /// Where the Prometheus is and how to reach it: `address`, `timeout`, `secretRef`,
+    /// `headers`, `insecureSkipVerify`.
+    #[serde(flatten)]
+    pub connection: PrometheusConnection,
 }
 
 /// Counts firing alerts from Prometheus' `ALERTS` series.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertsGate {
-    /// Base URL of the Prometheus HTTP API; defaults to the controller's `--prometheus`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')")
-        .message("address must start with http:// or https://"))]
-    #[schemars(length(max = super::limits::MAX_URL))]
-    pub address: Option<String>,
     /// PromQL label matchers that select the alerts, each `label op "value"` with op one of
     /// `=`, `!=`, `=~`, `!~`, for example `severity="critical"`. None counts every firing alert.
     #[serde(default)]
@@ -197,35 +158,10 @@ pub struct AlertsGate {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = super::limits::MAX_MATCHERS), inner(length(max = super::limits::MAX_MATCHER)))]
     pub ignore: Vec<String>,
-    /// Time allowed for the query, as a Go duration (default 10s, at most 30s).
-    #[serde(
-        default,
-        deserialize_with = "super::duration::deserialize_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    #[schemars(length(max = 64))]
-    #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
-        .message("timeout must be a Go duration such as 10s"))]
-    #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
-    #[x_kube(validation = Rule::new(DURATION_AT_MOST_30S_RULE).message("timeout must be at most 30s"))]
-    pub timeout: Option<Duration>,
-    /// A Secret in the rollout's namespace holding credentials: `token` (bearer token), or
-    /// `username` and `password` (basic auth); `ca.crt` (PEM CA bundle that signs Prometheus'
-    /// certificate); and `header.<Name>` keys, each sent as the header `<Name>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(SECRET_REF_NAME_RULE).message(
-        "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
-    ))]
-    pub secret_ref: Option<LocalObjectReference>,
-    /// Extra HTTP headers sent with every query, for example `X-Scope-OrgID: tenant-a` for
-    /// Mimir, Cortex or Thanos; put secret values in `secretRef` instead.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = super::limits::MAX_HEADERS))]
-    pub headers: BTreeMap<String, String>,
-    /// Accept any TLS certificate from Prometheus. Only for tests; prefer `ca.crt` in
-    /// `secretRef`.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub insecure_skip_verify: bool,
+    /// Where the Prometheus is and how to reach it: `address`, `timeout`, `secretRef`,
+    /// `headers`, `insecureSkipVerify`.
+    #[serde(flatten)]
+    pub connection: PrometheusConnection,
 }
 
 /// Probes flag evaluation over the OpenFeature Remote Evaluation Protocol for determinism.
@@ -364,12 +300,6 @@ pub enum Better {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CompareGate {
-    /// Base URL of the Prometheus HTTP API; defaults to the controller's `--prometheus`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')")
-        .message("address must start with http:// or https://"))]
-    #[schemars(length(max = super::limits::MAX_URL))]
-    pub address: Option<String>,
     /// PromQL counting one arm's units (requests, or better users) since the stage started,
     /// for example `sum(increase(http_requests_total{feature_flag_variant="{{variant}}"}[{{window}}]))`.
     /// `{{variant}}` is the arm's variant and `{{window}}` the time since the stage started in
@@ -422,41 +352,15 @@ pub struct CompareGate {
     /// mismatch"). Coarse when units are requests rather than users.
     #[serde(default, skip_serializing_if = "is_false")]
     pub sample_ratio: bool,
-    /// Time allowed for the queries, as a Go duration (default 10s).
-    #[serde(
-        default,
-        deserialize_with = "super::duration::deserialize_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    #[schemars(length(max = 64))]
-    #[x_kube(validation = Rule::new(DURATION_FORMAT_RULE)
-        .message("timeout must be a Go duration such as 10s"))]
-    #[x_kube(validation = Rule::new(DURATION_POSITIVE_RULE).message("timeout must be positive"))]
-    #[x_kube(validation = Rule::new(DURATION_AT_MOST_30S_RULE).message("timeout must be at most 30s"))]
-    pub timeout: Option<Duration>,
-    /// A Secret in the rollout's namespace holding credentials: `token` (bearer token), or
-    /// `username` and `password` (basic auth); `ca.crt` (PEM CA bundle that signs Prometheus'
-    /// certificate); and `header.<Name>` keys, each sent as the header `<Name>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(SECRET_REF_NAME_RULE).message(
-        "secretRef must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
-    ))]
-    pub secret_ref: Option<LocalObjectReference>,
-    /// Extra HTTP headers sent with every query, for example `X-Scope-OrgID: tenant-a` for
-    /// Mimir, Cortex or Thanos; put secret values in `secretRef` instead.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = super::limits::MAX_HEADERS))]
-    pub headers: BTreeMap<String, String>,
-    /// Accept any TLS certificate from Prometheus. Only for tests; prefer `ca.crt` in
-    /// `secretRef`.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub insecure_skip_verify: bool,
+    /// Where the Prometheus is and how to reach it: `address`, `timeout`, `secretRef`,
+    /// `headers`, `insecureSkipVerify`.
+    #[serde(flatten)]
+    pub connection: PrometheusConnection,
 }
 
 impl Default for CompareGate {
     fn default() -> Self {
         Self {
-            address: None,
             units: String::new(),
             events: String::new(),
             better: Better::Lower,
@@ -468,10 +372,7 @@ impl Default for CompareGate {
             treatment: None,
             control: None,
             sample_ratio: false,
-            timeout: None,
-            secret_ref: None,
-            headers: BTreeMap::new(),
-            insecure_skip_verify: false,
+            connection: PrometheusConnection::default(),
         }
     }
 }
@@ -499,7 +400,7 @@ fn default_sample() -> u32 {
     1000
 }
 
-fn is_false(value: &bool) -> bool {
+pub(super) fn is_false(value: &bool) -> bool {
     !*value
 }
 

@@ -8,6 +8,7 @@ mod matcher;
 mod notifications;
 mod ofrep_memory;
 mod percent;
+mod prometheus_connection;
 mod query_vars;
 mod spec;
 mod stage_label;
@@ -20,7 +21,7 @@ pub use crd::crd_yaml;
 pub use duration::{DURATION_PATTERN, parse as parse_duration};
 pub use gate::{
     AlertsGate, Better, COMPARE_CONFIDENCE, CompareGate, FlagdBucketing, Gate, HttpGate,
-    HttpMethod, OfrepGate, PrometheusGate, Provider,
+    HttpMethod, OfrepGate, PrometheusConnection, PrometheusGate, Provider,
 };
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use notifications::{

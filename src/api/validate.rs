@@ -103,6 +103,18 @@ impl Errors {
         }
     }
 
+    /// A Prometheus connection's address is an http(s) URL and its timeout within the cap.
+    fn connection(&mut self, field: &str, connection: &super::PrometheusConnection) {
+        if let Some(address) = &connection.address {
+            self.http_url(format!("{field}.address"), address);
+        }
+        self.timeout(
+            format!("{field}.timeout"),
+            connection.timeout,
+            duration::MAX_GATE_TIMEOUT,
+        );
+    }
+
     fn percent(&mut self, field: impl Into<String>, percent: Percent) {
         if percent > Percent::HUNDRED {
             self.push(field, "must be between 0 and 100");
@@ -312,9 +324,7 @@ fn check_gate(field: &str, gate: &Gate, errors: &mut Errors) {
     }
     if let Some(prometheus) = &gate.prometheus {
         let field = format!("{field}.prometheus");
-        if let Some(address) = &prometheus.address {
-            errors.http_url(format!("{field}.address"), address);
-        }
+        errors.connection(&field, &prometheus.connection);
         if prometheus.query.trim().is_empty() {
             errors.push(format!("{field}.query"), "must not be empty");
         }
@@ -324,21 +334,9 @@ fn check_gate(field: &str, gate: &Gate, errors: &mut Errors) {
                 "sampleQuery and minSample must be set together",
             );
         }
-        errors.timeout(
-            format!("{field}.timeout"),
-            prometheus.timeout,
-            duration::MAX_GATE_TIMEOUT,
-        );
     }
     if let Some(alerts) = &gate.alerts {
-        if let Some(address) = &alerts.address {
-            errors.http_url(format!("{field}.alerts.address"), address);
-        }
-        errors.timeout(
-            format!("{field}.alerts.timeout"),
-            alerts.timeout,
-            duration::MAX_GATE_TIMEOUT,
-        );
+        errors.connection(&format!("{field}.alerts"), &alerts.connection);
     }
     if let Some(ofrep) = &gate.ofrep {
         errors.http_url(format!("{field}.ofrep.address"), &ofrep.address);
@@ -362,9 +360,7 @@ fn check_gate(field: &str, gate: &Gate, errors: &mut Errors) {
                 "min and max do not apply to a compare gate; its limit is compare.maxRegression",
             );
         }
-        if let Some(address) = &compare.address {
-            errors.http_url(format!("{field}.address"), address);
-        }
+        errors.connection(&field, &compare.connection);
         for (name, query) in [("units", &compare.units), ("events", &compare.events)] {
             if query.trim().is_empty() {
                 errors.push(format!("{field}.{name}"), "must not be empty");
@@ -388,11 +384,6 @@ fn check_gate(field: &str, gate: &Gate, errors: &mut Errors) {
         if compare.expected_units < 1 {
             errors.push(format!("{field}.expectedUnits"), "must be at least 1");
         }
-        errors.timeout(
-            format!("{field}.timeout"),
-            compare.timeout,
-            duration::MAX_GATE_TIMEOUT,
-        );
     }
     if let Some(http) = &gate.http {
         errors.http_url(format!("{field}.http.url"), &http.url);

@@ -3,12 +3,9 @@
 //! variables, alert matchers, addresses that parse as URLs, JSONPath expressions, header names,
 //! and connection settings that need the gate's own address.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::LocalObjectReference;
 use serde_json_path::JsonPath;
 
-use super::gate::Gate;
+use super::gate::{Gate, PrometheusConnection};
 use super::matcher::Matcher;
 use super::query_vars::{check_compare_query, check_query, check_text};
 use super::spec::RolloutSpec;
@@ -42,13 +39,7 @@ fn check_gate(field: &str, gate: &Gate, has_flag: bool, errors: &mut Vec<SpecErr
         {
             push(format!("{field}.sampleQuery"), e.to_string());
         }
-        let own = Connection {
-            address: p.address.as_deref(),
-            headers: &p.headers,
-            secret_ref: p.secret_ref.as_ref(),
-            insecure_skip_verify: p.insecure_skip_verify,
-        };
-        own.check(&field, &mut push);
+        check_connection(&p.connection, &field, &mut push);
     }
     if let Some(a) = &gate.alerts {
         let field = format!("{field}.alerts");
@@ -67,13 +58,7 @@ fn check_gate(field: &str, gate: &Gate, has_flag: bool, errors: &mut Vec<SpecErr
                 }
             }
         }
-        let own = Connection {
-            address: a.address.as_deref(),
-            headers: &a.headers,
-            secret_ref: a.secret_ref.as_ref(),
-            insecure_skip_verify: a.insecure_skip_verify,
-        };
-        own.check(&field, &mut push);
+        check_connection(&a.connection, &field, &mut push);
     }
     if let Some(c) = &gate.compare {
         let field = format!("{field}.compare");
@@ -82,13 +67,7 @@ fn check_gate(field: &str, gate: &Gate, has_flag: bool, errors: &mut Vec<SpecErr
                 push(format!("{field}.{name}"), e.to_string());
             }
         }
-        let own = Connection {
-            address: c.address.as_deref(),
-            headers: &c.headers,
-            secret_ref: c.secret_ref.as_ref(),
-            insecure_skip_verify: c.insecure_skip_verify,
-        };
-        own.check(&field, &mut push);
+        check_connection(&c.connection, &field, &mut push);
     }
     if let Some(o) = &gate.ofrep
         && let Some(problem) = url_problem(&o.address)
@@ -111,63 +90,58 @@ fn check_gate(field: &str, gate: &Gate, has_flag: bool, errors: &mut Vec<SpecErr
     }
 }
 
-/// The connection fields of a Prometheus or alerts gate.
-struct Connection<'a> {
-    address: Option<&'a str>,
-    headers: &'a BTreeMap<String, String>,
-    secret_ref: Option<&'a LocalObjectReference>,
-    insecure_skip_verify: bool,
-}
-
-impl Connection<'_> {
-    fn check(&self, field: &str, push: &mut impl FnMut(String, String)) {
-        if let Some(address) = self.address
-            && let Some(problem) = url_problem(address)
-        {
-            push(format!("{field}.address"), problem);
-        }
-        if let Some(secret) = self.secret_ref
-            && !super::limits::is_object_name(&secret.name)
-        {
-            push(
-                format!("{field}.secretRef.name"),
-                format!(
-                    "{:?} is not a Kubernetes object name: at most {} lowercase letters, digits, \
+/// Checks a Prometheus, alerts or compare gate's connection fields.
+fn check_connection(
+    connection: &PrometheusConnection,
+    field: &str,
+    push: &mut impl FnMut(String, String),
+) {
+    if let Some(address) = connection.address.as_deref()
+        && let Some(problem) = url_problem(address)
+    {
+        push(format!("{field}.address"), problem);
+    }
+    if let Some(secret) = &connection.secret_ref
+        && !super::limits::is_object_name(&secret.name)
+    {
+        push(
+            format!("{field}.secretRef.name"),
+            format!(
+                "{:?} is not a Kubernetes object name: at most {} lowercase letters, digits, \
                      '-' and '.', starting and ending with a letter or digit",
-                    secret.name,
-                    super::limits::MAX_OBJECT_NAME
-                ),
+                secret.name,
+                super::limits::MAX_OBJECT_NAME
+            ),
+        );
+    }
+    for (name, value) in &connection.headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            push(
+                format!("{field}.headers"),
+                format!("{name:?} is not a valid HTTP header name"),
+            );
+        } else if http::HeaderValue::from_str(value).is_err() {
+            push(
+                format!("{field}.headers.{name}"),
+                "is not a valid HTTP header value (control characters or non-ASCII)".into(),
             );
         }
-        for (name, value) in self.headers {
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                push(
-                    format!("{field}.headers"),
-                    format!("{name:?} is not a valid HTTP header name"),
-                );
-            } else if http::HeaderValue::from_str(value).is_err() {
-                push(
-                    format!("{field}.headers.{name}"),
-                    "is not a valid HTTP header value (control characters or non-ASCII)".into(),
-                );
-            }
-        }
-        if self.address.is_none() {
-            let own = [
-                (!self.headers.is_empty(), "headers"),
-                (self.secret_ref.is_some(), "secretRef"),
-                (self.insecure_skip_verify, "insecureSkipVerify"),
-            ];
-            for (_, name) in own.iter().filter(|(set, _)| *set) {
-                push(
-                    format!("{field}.{name}"),
-                    format!(
-                        "{name} applies only to the gate's own Prometheus: set {field}.address \
+    }
+    if connection.address.is_none() {
+        let own = [
+            (!connection.headers.is_empty(), "headers"),
+            (connection.secret_ref.is_some(), "secretRef"),
+            (connection.insecure_skip_verify, "insecureSkipVerify"),
+        ];
+        for (_, name) in own.iter().filter(|(set, _)| *set) {
+            push(
+                format!("{field}.{name}"),
+                format!(
+                    "{name} applies only to the gate's own Prometheus: set {field}.address \
                          too (the controller's default Prometheus is only ever called with its \
                          own credentials and TLS settings)"
-                    ),
-                );
-            }
+                ),
+            );
         }
     }
 }

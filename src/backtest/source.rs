@@ -157,7 +157,7 @@ impl<'a> PrometheusHistory<'a> {
             }
             if let Some(Provider::Compare(c)) = gate.provider() {
                 let client = env
-                    .prometheus_client(c.into(), None, None)
+                    .prometheus_client((&c.connection).into(), None, None)
                     .map_err(|problem| BacktestError::Connection {
                         gate: gate.name.clone(),
                         problem,
@@ -172,8 +172,8 @@ impl<'a> PrometheusHistory<'a> {
                 continue;
             }
             let connection = match gate.provider() {
-                Some(Provider::Prometheus(p)) => p.into(),
-                Some(Provider::Alerts(a)) => a.into(),
+                Some(Provider::Prometheus(p)) => (&p.connection).into(),
+                Some(Provider::Alerts(a)) => (&a.connection).into(),
                 _ => {
                     not_replayable.push(gate.name.clone());
                     continue;

@@ -84,9 +84,9 @@ impl ProviderObserver {
         gate: &Gate,
     ) -> Option<Result<SecretData, String>> {
         let connection: GateConnection<'_> = match gate.provider()? {
-            Provider::Prometheus(p) => p.into(),
-            Provider::Alerts(a) => a.into(),
-            Provider::Compare(c) => c.into(),
+            Provider::Prometheus(p) => (&p.connection).into(),
+            Provider::Alerts(a) => (&a.connection).into(),
+            Provider::Compare(c) => (&c.connection).into(),
             _ => return None,
         };
         let name = connection.secret_name?;

@@ -277,7 +277,11 @@ pub async fn alert_rules_problem(env: &GateEnv, input: GateInput<'_>) -> Option<
         return None;
     };
     let check = async {
-        let client = env.prometheus_client(gate.into(), input.secret, env.scope(&input.ctx))?;
+        let client = env.prometheus_client(
+            (&gate.connection).into(),
+            input.secret,
+            env.scope(&input.ctx),
+        )?;
         alerts::known_rules(&client, gate, &input.ctx).await
     };
     match tokio::time::timeout(env.gate_deadline + GRACE, check).await {
@@ -299,13 +303,13 @@ async fn run(env: &GateEnv, input: &GateInput<'_>) -> GateOutput {
     };
     match input.gate.provider() {
         Some(Provider::Prometheus(gate)) => {
-            match env.prometheus_client(gate.into(), input.secret, scope) {
+            match env.prometheus_client((&gate.connection).into(), input.secret, scope) {
                 Ok(client) => plain(prometheus::observe(&client, gate, ctx).await),
                 Err(problem) => plain(Observation::Error(problem)),
             }
         }
         Some(Provider::Alerts(gate)) => {
-            match env.prometheus_client(gate.into(), input.secret, scope) {
+            match env.prometheus_client((&gate.connection).into(), input.secret, scope) {
                 Ok(client) => plain(alerts::observe(&client, gate, ctx).await),
                 Err(problem) => plain(Observation::Error(problem)),
             }
@@ -324,7 +328,7 @@ async fn run(env: &GateEnv, input: &GateInput<'_>) -> GateOutput {
                     "a compare gate needs the stage's start to count its arms".to_owned(),
                 ));
             };
-            match env.prometheus_client(gate.into(), input.secret, env.scope(ctx)) {
+            match env.prometheus_client((&gate.connection).into(), input.secret, env.scope(ctx)) {
                 Ok(client) => plain(compare::observe(&client, gate, ctx, scope).await),
                 Err(problem) => plain(Observation::Error(problem)),
             }

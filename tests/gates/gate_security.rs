@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::support::loopback::{Response, TestServer};
 use k8s_openapi::jiff::Timestamp;
-use rollgate::api::{AlertsGate, Gate, HttpGate, OfrepGate, PrometheusGate};
+use rollgate::api::{AlertsGate, Gate, HttpGate, OfrepGate, PrometheusConnection, PrometheusGate};
 use rollgate::engine::Observation;
 use rollgate::gates::prometheus::{ClientSettings, PrometheusAuth, PrometheusEndpoint};
 use rollgate::gates::{GateContext, GateEnv, GateInput, SecretData, observe, observe_all, ofrep};
@@ -123,8 +123,11 @@ async fn the_default_policy_refuses_loopback_and_an_allow_rule_opens_it() {
             ..Gate::default()
         },
         prometheus_gate(PrometheusGate {
-            address: Some(server.url()),
             query: "up".into(),
+            connection: PrometheusConnection {
+                address: Some(server.url()),
+                ..PrometheusConnection::default()
+            },
             ..PrometheusGate::default()
         }),
     ] {
@@ -240,9 +243,12 @@ async fn the_default_token_goes_only_to_the_default_prometheus() {
     .into_iter()
     .collect();
     let own = prometheus_gate(PrometheusGate {
-        address: Some(other.address()),
         query: "up".into(),
-        secret_ref: Some(Default::default()),
+        connection: PrometheusConnection {
+            address: Some(other.address()),
+            secret_ref: Some(Default::default()),
+            ..PrometheusConnection::default()
+        },
         ..PrometheusGate::default()
     });
     assert_eq!(
@@ -250,8 +256,11 @@ async fn the_default_token_goes_only_to_the_default_prometheus() {
         Observation::Value(0.25)
     );
     let bare = prometheus_gate(PrometheusGate {
-        address: Some(other.address()),
         query: "up".into(),
+        connection: PrometheusConnection {
+            address: Some(other.address()),
+            ..PrometheusConnection::default()
+        },
         ..PrometheusGate::default()
     });
     assert_eq!(
@@ -265,6 +274,7 @@ async fn the_default_token_goes_only_to_the_default_prometheus() {
         ..PrometheusGate::default()
     };
     tenant
+        .connection
         .headers
         .insert("X-Scope-OrgID".into(), "other-tenant".into());
     let message = error(&observe_one(&env, &prometheus_gate(tenant), None).await).to_owned();
@@ -275,7 +285,10 @@ async fn the_default_token_goes_only_to_the_default_prometheus() {
     let insecure = Gate {
         name: "alerts".into(),
         alerts: Some(AlertsGate {
-            insecure_skip_verify: true,
+            connection: PrometheusConnection {
+                insecure_skip_verify: true,
+                ..PrometheusConnection::default()
+            },
             ..AlertsGate::default()
         }),
         failure_limit: 1,
@@ -544,9 +557,12 @@ async fn a_gates_secret_never_travels_over_plain_http_unless_the_operator_allows
         .into_iter()
         .collect();
     let gate = prometheus_gate(PrometheusGate {
-        address: Some(own.address()),
         query: "up".into(),
-        secret_ref: Some(Default::default()),
+        connection: PrometheusConnection {
+            address: Some(own.address()),
+            secret_ref: Some(Default::default()),
+            ..PrometheusConnection::default()
+        },
         ..PrometheusGate::default()
     });
     let message = error(&observe_one(&env, &gate, Some(&secret)).await).to_owned();
@@ -558,8 +574,11 @@ async fn a_gates_secret_never_travels_over_plain_http_unless_the_operator_allows
     assert!(own.requests().is_empty(), "the token was sent");
     // Without a Secret there is nothing to protect.
     let bare = prometheus_gate(PrometheusGate {
-        address: Some(own.address()),
         query: "up".into(),
+        connection: PrometheusConnection {
+            address: Some(own.address()),
+            ..PrometheusConnection::default()
+        },
         ..PrometheusGate::default()
     });
     assert_eq!(
@@ -607,8 +626,11 @@ async fn a_gates_own_prometheus_keeps_no_text_of_its_answers() {
         });
         let env = GateEnv::new(None, loopback()).unwrap();
         let gate = prometheus_gate(PrometheusGate {
-            address: Some(fake.address()),
             query: "up".into(),
+            connection: PrometheusConnection {
+                address: Some(fake.address()),
+                ..PrometheusConnection::default()
+            },
             ..PrometheusGate::default()
         });
         let message = error(&observe_one(&env, &gate, None).await).to_owned();
@@ -678,8 +700,11 @@ async fn gates_reach_their_own_namespaces_services_only() {
         ("http://attacker.com", "attacker.com"),
     ] {
         let gate = prometheus_gate(PrometheusGate {
-            address: Some(url.into()),
             query: "up".into(),
+            connection: PrometheusConnection {
+                address: Some(url.into()),
+                ..PrometheusConnection::default()
+            },
             ..PrometheusGate::default()
         });
         let message = error(&observe_one(&env, &gate, None).await).to_owned();

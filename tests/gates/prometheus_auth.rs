@@ -480,7 +480,7 @@ async fn a_rotated_token_file_is_sent_from_the_next_request_on() {
 /// not authenticate).
 #[tokio::test]
 async fn gates_read_the_default_prometheus_with_its_credentials_and_only_it() {
-    use rollgate::api::{Gate, Percent, PrometheusGate};
+    use rollgate::api::{Gate, Percent, PrometheusConnection, PrometheusGate};
     use rollgate::engine::Observation;
     use rollgate::gates::{GateContext, GateEnv, GateInput, observe};
     use rollgate::net::AddressPolicy;
@@ -507,7 +507,10 @@ async fn gates_read_the_default_prometheus_with_its_credentials_and_only_it() {
             name: "always-one".into(),
             prometheus: Some(PrometheusGate {
                 query: "vector(1)".into(),
-                address,
+                connection: PrometheusConnection {
+                    address,
+                    ..PrometheusConnection::default()
+                },
                 ..PrometheusGate::default()
             }),
             failure_limit: 1,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::api::{AlertsGate, PrometheusGate};
+use crate::api::PrometheusConnection;
 use crate::gates::secret::Secret;
 use crate::net::timeout_of;
 
@@ -255,7 +255,7 @@ pub struct PrometheusEndpoint {
     pub settings: ClientSettings,
 }
 
-/// The connection fields the Prometheus and alerts gates share.
+/// A gate's connection fields ([`PrometheusConnection`]) as the client reads them.
 #[derive(Clone, Copy, Debug)]
 pub struct GateConnection<'a> {
     /// The gate's own address, if any.
@@ -271,38 +271,14 @@ pub struct GateConnection<'a> {
     pub insecure_skip_verify: bool,
 }
 
-impl<'a> From<&'a PrometheusGate> for GateConnection<'a> {
-    fn from(gate: &'a PrometheusGate) -> Self {
+impl<'a> From<&'a PrometheusConnection> for GateConnection<'a> {
+    fn from(connection: &'a PrometheusConnection) -> Self {
         Self {
-            address: gate.address.as_deref(),
-            timeout: gate.timeout,
-            secret_name: gate.secret_ref.as_ref().map(|r| r.name.as_str()),
-            headers: &gate.headers,
-            insecure_skip_verify: gate.insecure_skip_verify,
-        }
-    }
-}
-
-impl<'a> From<&'a crate::api::CompareGate> for GateConnection<'a> {
-    fn from(gate: &'a crate::api::CompareGate) -> Self {
-        Self {
-            address: gate.address.as_deref(),
-            timeout: gate.timeout,
-            secret_name: gate.secret_ref.as_ref().map(|r| r.name.as_str()),
-            headers: &gate.headers,
-            insecure_skip_verify: gate.insecure_skip_verify,
-        }
-    }
-}
-
-impl<'a> From<&'a AlertsGate> for GateConnection<'a> {
-    fn from(gate: &'a AlertsGate) -> Self {
-        Self {
-            address: gate.address.as_deref(),
-            timeout: gate.timeout,
-            secret_name: gate.secret_ref.as_ref().map(|r| r.name.as_str()),
-            headers: &gate.headers,
-            insecure_skip_verify: gate.insecure_skip_verify,
+            address: connection.address.as_deref(),
+            timeout: connection.timeout,
+            secret_name: connection.secret_ref.as_ref().map(|r| r.name.as_str()),
+            headers: &connection.headers,
+            insecure_skip_verify: connection.insecure_skip_verify,
         }
     }
 }
@@ -442,10 +418,9 @@ mod tests {
                 ..ClientSettings::default()
             },
         };
-        let mut gate = PrometheusGate {
-            query: "up".into(),
+        let mut gate = PrometheusConnection {
             timeout: Some("2s".parse().unwrap()),
-            ..PrometheusGate::default()
+            ..PrometheusConnection::default()
         };
         let inherited = GateConnection::from(&gate)
             .endpoint(Some(&default))
@@ -484,17 +459,17 @@ mod tests {
             Err(SettingsError::NeedsOwnAddress("secretRef"))
         );
         assert_eq!(
-            GateConnection::from(&PrometheusGate::default()).endpoint(None),
+            GateConnection::from(&PrometheusConnection::default()).endpoint(None),
             Err(SettingsError::NoAddress)
         );
     }
 
     #[test]
     fn zero_timeout_is_refused() {
-        let gate = AlertsGate {
+        let gate = PrometheusConnection {
             address: Some("http://p".into()),
             timeout: Some("0s".parse().unwrap()),
-            ..AlertsGate::default()
+            ..PrometheusConnection::default()
         };
         assert!(matches!(
             GateConnection::from(&gate).endpoint(None),
