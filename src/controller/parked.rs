@@ -213,6 +213,15 @@ pub(super) async fn flusher(ctx: Arc<Context>) {
     let wake = ctx.memory().parked.notify();
     let mut reported = Instant::now();
     loop {
+        if let Some(metrics) = &ctx.metrics {
+            let memory = ctx.memory();
+            let parked = &memory.parked;
+            metrics.set_parked(
+                parked.len(),
+                parked.oldest_age(Instant::now()),
+                parked.folded(),
+            );
+        }
         if reported.elapsed() >= REPORT_EVERY {
             reported = Instant::now();
             report(&ctx.memory().parked, reported);

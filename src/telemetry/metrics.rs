@@ -32,7 +32,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
 use prometheus::{
-    Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder as _, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::api::{CheckpointVerdict, Percent, Phase};
@@ -58,6 +59,9 @@ pub struct Metrics {
     errors: IntCounterVec,
     writes: IntCounterVec,
     leader: IntGauge,
+    parked: IntGauge,
+    parked_oldest: Gauge,
+    folded: IntCounter,
     /// Which per-rollout series exist, so a deleted rollout or gate leaves none behind.
     known: Arc<Mutex<HashMap<RolloutKey, Known>>>,
 }
@@ -338,6 +342,21 @@ impl Metrics {
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(writes.clone()))?;
         registry.register(Box::new(leader.clone()))?;
+        let parked = IntGauge::new(
+            "rollgate_status_parked",
+            "Routine checkpoint statuses parked under --kube-api-qps, waiting for a token (one per rollout at most).",
+        )?;
+        let parked_oldest = Gauge::new(
+            "rollgate_status_parked_oldest_seconds",
+            "How long the oldest parked routine status has waited; 0 when none is parked.",
+        )?;
+        let folded = IntCounter::new(
+            "rollgate_status_folded_total",
+            "Routine checkpoint statuses folded: replaced by a newer status of the same rollout before they were written.",
+        )?;
+        registry.register(Box::new(parked.clone()))?;
+        registry.register(Box::new(parked_oldest.clone()))?;
+        registry.register(Box::new(folded.clone()))?;
         let known: Arc<Mutex<HashMap<RolloutKey, Known>>> = Arc::default();
         registry.register(Box::new(RolloutSeries {
             known: Arc::clone(&known),
@@ -353,6 +372,9 @@ impl Metrics {
             errors,
             writes,
             leader,
+            parked,
+            parked_oldest,
+            folded,
             known,
         })
     }
@@ -459,6 +481,23 @@ impl Metrics {
     /// `annotation`.
     pub fn count_write(&self, kind: &str) {
         self.writes.with_label_values(&[kind]).inc();
+    }
+
+    /// Records the routine statuses parked under the API budget: how many, the oldest one's
+    /// wait, and how many were folded since the start (`folded_total` only grows).
+    pub fn set_parked(
+        &self,
+        parked: usize,
+        oldest: Option<std::time::Duration>,
+        folded_total: u64,
+    ) {
+        self.parked.set(i64::try_from(parked).unwrap_or(i64::MAX));
+        self.parked_oldest
+            .set(oldest.map_or(0.0, |age| age.as_secs_f64()));
+        let counted = self.folded.get();
+        if folded_total > counted {
+            self.folded.inc_by(folded_total - counted);
+        }
     }
 
     /// Records whether this replica leads (see `controller::leader`).
@@ -580,6 +619,9 @@ mod tests {
             "rollgate_reconcile_errors_total",
             "rollgate_api_writes_total",
             "rollgate_leader",
+            "rollgate_status_parked",
+            "rollgate_status_parked_oldest_seconds",
+            "rollgate_status_folded_total",
         ];
         for name in names {
             assert!(
@@ -597,6 +639,36 @@ mod tests {
         assert!(text.contains("# TYPE rollgate_reconcile_duration_seconds histogram"));
         assert!(text.contains("# TYPE rollgate_checkpoints_total counter"));
         assert!(text.contains("# TYPE rollgate_rollout_phase gauge"));
+    }
+
+    #[test]
+    fn parked_statuses_their_oldest_wait_and_the_folds_that_only_grow() {
+        let m = Metrics::new().expect("metrics");
+        let value = |text: &str, name: &str| {
+            parse(text)
+                .into_iter()
+                .find(|s| s.name == name)
+                .map(|s| s.value)
+        };
+        m.set_parked(3, Some(std::time::Duration::from_millis(2500)), 7);
+        let text = m.encode().expect("encode");
+        assert_eq!(value(&text, "rollgate_status_parked"), Some(3.0));
+        assert_eq!(
+            value(&text, "rollgate_status_parked_oldest_seconds"),
+            Some(2.5)
+        );
+        assert_eq!(value(&text, "rollgate_status_folded_total"), Some(7.0));
+        // Nothing parked any more; the fold count is a total and never goes back.
+        m.set_parked(0, None, 9);
+        m.set_parked(0, None, 4);
+        let text = m.encode().expect("encode");
+        assert_eq!(value(&text, "rollgate_status_parked"), Some(0.0));
+        assert_eq!(
+            value(&text, "rollgate_status_parked_oldest_seconds"),
+            Some(0.0)
+        );
+        assert_eq!(value(&text, "rollgate_status_folded_total"), Some(9.0));
+        assert!(text.contains("# TYPE rollgate_status_folded_total counter"));
     }
 
     #[test]

@@ -276,6 +276,8 @@ const API_TYPES: &[(&str, &[&str])] = &[
     ("DynamicObject", &["featureflags"]),
     ("PartialObjectMeta", &["configmaps", "featureflags"]),
     ("EndpointSlice", &["endpointslices"]),
+    // The Event recorder (`src/controller/recorder.rs`, events.k8s.io/v1).
+    ("K8sEvent", &["events"]),
 ];
 
 /// The code that runs in `rollgate controller`.
