@@ -72,6 +72,7 @@ pub(super) fn forget(ctx: &Context, rollout: &Rollout) {
         notifier.forget(uid);
     }
     ctx.memory().forget(&(namespace, name), uid);
+    ctx.identities.forget(rollout);
 }
 
 #[cfg(test)]

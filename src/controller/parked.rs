@@ -235,6 +235,12 @@ pub(super) async fn flusher(ctx: Arc<Context>) {
             ctx.memory().parked.clear();
             continue;
         }
+        if !ctx.leader.held_for(fence::WRITE_TIMEOUT) {
+            // Leading, but short of lease until the next renewal: a token taken now would
+            // buy a write the fence refuses.
+            tokio::time::sleep(SHORT_OF_LEASE).await;
+            continue;
+        }
         ctx.budget.acquire(Priority::Routine).await;
         let popped = ctx.memory().parked.pop_oldest();
         if let Some((key, entry)) = popped {
@@ -242,6 +248,9 @@ pub(super) async fn flusher(ctx: Arc<Context>) {
         }
     }
 }
+
+/// How long the flusher waits while the Lease is too short for a status write.
+const SHORT_OF_LEASE: Duration = Duration::from_millis(200);
 
 /// How often the flusher says how much is parked.
 const REPORT_EVERY: Duration = Duration::from_secs(60);

@@ -10,6 +10,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 
+use super::budget::Priority;
 use super::context::Context;
 use super::observe::GateReading;
 use super::ownership::{self, Ownership};
@@ -46,7 +47,7 @@ pub(super) async fn before_start(
     let ownership = match ownership::check(&client, ctx.rollouts.as_ref(), rollout).await {
         Ok(Ownership::Owned(message)) => return BeforeStart::Owned(message),
         Ok(found) => Ok(found),
-        Err(error) => Err(error.to_string()),
+        Err(error) => Err(refused(ctx, rollout, error)),
     };
     let mut failed = failures(rollout, status, start, live, ctx, now).await;
     match ownership {
@@ -77,6 +78,8 @@ async fn claim(
 ) -> Result<Option<String>, String> {
     let mut attempt = 1;
     loop {
+        // A write like any other: it takes its token from the API budget.
+        ctx.budget.acquire(Priority::Transition).await;
         match ownership::claim(client, rollout, version.as_deref()).await {
             Ok(()) => {
                 if let Some(metrics) = &ctx.metrics {
@@ -90,12 +93,20 @@ async fn claim(
                     Ok(Ownership::Free { version: now }) => version = now,
                     Ok(Ownership::Owned(message)) => return Ok(Some(message)),
                     Ok(Ownership::Ours | Ownership::NotClaimable) => return Ok(None),
-                    Err(error) => return Err(error.to_string()),
+                    Err(error) => return Err(refused(ctx, rollout, error)),
                 }
             }
-            Err(error) => return Err(error.to_string()),
+            Err(error) => return Err(refused(ctx, rollout, error)),
         }
     }
+}
+
+/// A claim's failure in words; a 403 met as the ServiceAccount is also recorded, so the
+/// rollout says `Forbidden` as for any other refused read or write of its target.
+fn refused(ctx: &Context, rollout: &Rollout, error: ownership::ClaimError) -> String {
+    let ownership::ClaimError::Api { verb, source, .. } = &error;
+    ctx.identities.record(rollout, verb, source);
+    error.to_string()
 }
 
 /// The pre-checks that failed, each in words, for the start the engine will make; empty

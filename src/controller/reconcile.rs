@@ -201,10 +201,7 @@ impl Reconcile<'_> {
         let leader = self.ctx.leader.is_leader();
         match plan::triage(&cached, leader, leader && self.is_stale(&cached)) {
             Triage::Forget => {
-                self.ctx
-                    .memory()
-                    .forget(&self.key, cached.metadata.uid.as_deref());
-                self.ctx.identities.forget(&cached);
+                super::deleted::forget(self.ctx, &cached);
                 return Ok(Action::await_change());
             }
             Triage::NotLeader => {
@@ -247,11 +244,11 @@ impl Reconcile<'_> {
     /// dereference → claim action → gather → plan → (fence +) write status → (fence +) write
     /// target and release → events → requeue.
     async fn pipeline(&self, cached: Arc<Rollout>) -> Result<Action, ReconcileError> {
-        let Some(mut parked) = self.dereference(&cached) else {
+        let api_status = status_digest(cached.status.as_ref());
+        let Some(mut parked) = self.dereference(api_status) else {
             debug!("the flusher is writing this Rollout's parked status: coming again");
             return Ok(Action::requeue(PARKED_WRITING_REQUEUE));
         };
-        let api_status = status_digest(cached.status.as_ref());
         let mut rollout = self.claim_action(cached).await?;
         if let Some(status) = parked.status() {
             rollout.status = Some(status.clone());
@@ -269,9 +266,9 @@ impl Reconcile<'_> {
     }
 
     /// The status to decide from: this Rollout's parked routine status when one is (it is
-    /// newer than the cached one), else the cached one. `None` while the flusher writes it.
-    fn dereference(&self, cached: &Rollout) -> Option<parked::Guard<'_>> {
-        let api_status = status_digest(cached.status.as_ref());
+    /// newer than the cached one), else the cached one (whose status digests to
+    /// `api_status`). `None` while the flusher writes it.
+    fn dereference(&self, api_status: u64) -> Option<parked::Guard<'_>> {
         let taken = self.ctx.memory().parked.take(&self.key, api_status);
         match taken {
             Taken::Writing => None,

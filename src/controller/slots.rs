@@ -68,12 +68,8 @@ impl Slots {
         self.shared.total
     }
 
-    /// The most slots one namespace holds at once.
-    pub fn per_namespace(&self) -> usize {
-        self.shared.per_namespace
-    }
-
     /// Slots held now, in all and by `namespace`.
+    #[cfg(test)]
     pub fn held(&self, namespace: &str) -> (usize, usize) {
         let state = self.shared.lock();
         (

@@ -302,7 +302,6 @@ impl Decider<'_> {
         status.reason = None;
         status.target_version = None;
         status.paused_by_spec = false;
-        status.reason = None;
     }
 
     fn start(&mut self) {

@@ -207,6 +207,29 @@ struct Guarded {
     name: &'static str,
 }
 
+/// The ranges no Rollout reaches unless an `--allow-address` rule names them literally, with
+/// what they are; parsed once.
+static FIXED_GUARDS: std::sync::LazyLock<Vec<(IpNet, &'static str)>> =
+    std::sync::LazyLock::new(|| {
+        [
+            ("127.0.0.0/8", "a loopback address"),
+            ("::1/128", "a loopback address"),
+            ("169.254.0.0/16", "a link-local address"),
+            ("fe80::/10", "a link-local address"),
+            ("100.100.100.200/32", "a cloud metadata address"),
+            ("fd00:ec2::/64", "a cloud metadata address"),
+            ("0.0.0.0/32", "the unspecified address"),
+            ("::/128", "the unspecified address"),
+            ("224.0.0.0/4", "a multicast address"),
+            ("ff00::/8", "a multicast address"),
+            ("255.255.255.255/32", "the broadcast address"),
+            ("0.0.0.0/8", "a reserved address"),
+        ]
+        .into_iter()
+        .filter_map(|(net, name)| Some((net.parse().ok()?, name)))
+        .collect()
+    });
+
 impl AddressPolicy {
     /// The default policy plus the operator's `rules`, cluster domain `cluster.local`.
     pub fn new(rules: Vec<AllowRule>) -> Self {
@@ -441,6 +464,7 @@ impl AddressPolicy {
 
     /// The addresses `host` resolved to (through its first [`Self::lookups`] entry) that may be
     /// connected to, or an error when none.
+    #[cfg(test)]
     pub fn check_resolved(
         &self,
         host: &str,
@@ -518,20 +542,6 @@ impl AddressPolicy {
 
     /// The guarded range `ip` is in, if any.
     fn guarded(&self, ip: IpAddr) -> Option<Guarded> {
-        let fixed: [(&str, &'static str); 12] = [
-            ("127.0.0.0/8", "a loopback address"),
-            ("::1/128", "a loopback address"),
-            ("169.254.0.0/16", "a link-local address"),
-            ("fe80::/10", "a link-local address"),
-            ("100.100.100.200/32", "a cloud metadata address"),
-            ("fd00:ec2::/64", "a cloud metadata address"),
-            ("0.0.0.0/32", "the unspecified address"),
-            ("::/128", "the unspecified address"),
-            ("224.0.0.0/4", "a multicast address"),
-            ("ff00::/8", "a multicast address"),
-            ("255.255.255.255/32", "the broadcast address"),
-            ("0.0.0.0/8", "a reserved address"),
-        ];
         for api in &self.api_server {
             if *api == ip {
                 return Some(Guarded {
@@ -546,10 +556,10 @@ impl AddressPolicy {
                 name: "an endpoint of the API server (Service default/kubernetes)",
             });
         }
-        fixed.iter().find_map(|(net, name)| {
-            let net: IpNet = net.parse().ok()?;
-            net.contains(&ip).then_some(Guarded { net, name })
-        })
+        FIXED_GUARDS
+            .iter()
+            .find(|(net, _)| net.contains(&ip))
+            .map(|&(net, name)| Guarded { net, name })
     }
 
     /// Whether a CIDR rule names `ip` literally: a range holding it inside its guarded range

@@ -96,10 +96,10 @@ pub enum DocumentEdit {
 
 /// The targeting that serves `on` to the allowlist and to `percent` % of everyone else.
 pub fn targeting(target: &FlagdTarget, percent: Percent) -> Value {
-    let percent = u64::from(percent.min(Percent::HUNDRED).basis_points());
+    let (on, off) = weights(percent);
     let fractional = json!({"fractional": [
-        [target.on_variant, percent],
-        [target.off_variant, 10_000 - percent],
+        [target.on_variant, on],
+        [target.off_variant, off],
     ]});
     if target.allowlist.is_empty() {
         fractional
@@ -794,8 +794,11 @@ fn split_of(args: &Value, target: &FlagdTarget) -> Option<Split> {
 
 /// The weights rollgate writes for `percent`: basis points of 10,000.
 fn weights(percent: Percent) -> (u64, u64) {
-    let on = u64::from(percent.min(Percent::HUNDRED).basis_points());
-    (on, 10_000 - on)
+    let on = percent.min(Percent::HUNDRED);
+    (
+        u64::from(on.basis_points()),
+        u64::from(on.complement().basis_points()),
+    )
 }
 
 /// The document with the adopted fractional's two weights replaced, every other byte kept.

@@ -117,11 +117,7 @@ pub fn rollout_has_flag(
     targeting_key: &str,
     percent: Percent,
 ) -> bool {
-    let basis_points = i64::from(percent.min(Percent::HUNDRED).basis_points());
-    fractional(
-        version,
-        flag_key,
-        targeting_key,
-        &[basis_points, 10_000 - basis_points],
-    ) == Some(0)
+    let on = percent.min(Percent::HUNDRED);
+    let weights = [on, on.complement()].map(|p| i64::from(p.basis_points()));
+    fractional(version, flag_key, targeting_key, &weights) == Some(0)
 }

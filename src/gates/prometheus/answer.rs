@@ -191,7 +191,7 @@ fn shape(err: serde_json::Error, body: &[u8]) -> QueryError {
 pub(super) fn snippet(body: &[u8]) -> String {
     const LIMIT: usize = 200;
     let head = &body[..body.len().min(LIMIT * 4)];
-    text::remote(&String::from_utf8_lossy(head), LIMIT).replace(['\n', '\r'], " ")
+    text::remote(&String::from_utf8_lossy(head), LIMIT)
 }
 
 #[cfg(test)]
